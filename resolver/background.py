@@ -1,0 +1,76 @@
+"""A blocking face for the async index client: its event loop runs in a background thread.
+
+The resolver (resolvelib is synchronous) calls `project()` and `metadata()` from its own threads, while
+prefetches and crawls keep the network busy in the loop. Requests are coalesced in the client, so a
+prefetch and a later blocking call for the same thing make one request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from .client import IndexClient
+from .models import CoreMetadata, DistFile, Project, Release
+
+T = TypeVar("T")
+
+
+class BlockingIndex:
+    """Implements `MetadataSource` on top of an `IndexClient` created inside the background loop."""
+
+    def __init__(self, make_client: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="cuda-constraints-index", daemon=True)
+        self._thread.start()
+        self._submitted: list[concurrent.futures.Future[Any]] = []
+        self.client: IndexClient = self.run(_call(make_client))
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine in the loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Start a coroutine in the loop without waiting for it."""
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        future.add_done_callback(_ignore_result)
+        self._submitted = [f for f in self._submitted if not f.done()]
+        self._submitted.append(future)
+        return future
+
+    def project(self, name: str) -> Project:
+        return self.run(self.client.project(name))
+
+    def metadata(self, release: Release, file: DistFile) -> CoreMetadata:
+        return self.run(self.client.metadata(release, file))
+
+    def prefetch_metadata(self, release: Release, file: DistFile) -> None:
+        self.submit(self.client.metadata(release, file))
+
+    def close(self) -> None:
+        for future in self._submitted:
+            future.cancel()
+        try:
+            self.run(self.client.close())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+            self._loop.close()
+
+    def __enter__(self) -> BlockingIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+async def _call(factory: Any) -> Any:
+    return factory()
+
+
+def _ignore_result(future: concurrent.futures.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -1,0 +1,289 @@
+"""The PyPI metadata client (DESIGN §4): project pages and per-file dependencies, cached and coalesced.
+
+Dependencies of a file come from the first source that works: PEP 658 `core-metadata` when advertised,
+the per-version JSON page when the index serves one, an HTTP Range read of the wheel's METADATA, and a
+full download only for files under 1 MB. What was read is cross-checked against the expected name and
+version. Every fetch is coalesced: asking twice for one project or one file's metadata makes one request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+from packaging.utils import canonicalize_name
+
+from .cache import Cache, CachedPage
+from .errors import IndexUnavailable, MetadataMismatch, MetadataUnavailable, OfflineCacheMiss, ProjectNotFound
+from .http import Http, RangeNotSupported, Response
+from .models import CoreMetadata, DistFile, Project, Release
+from .pypi_json import PageError, project_from_slim, slim_project, version_page_requires_dist
+from .wheel_metadata import (
+    CentralDirectory,
+    Span,
+    ZipEntry,
+    ZipReadError,
+    entries_from_tail,
+    extract_member,
+    find_metadata_entry,
+    local_bytes_needed,
+    locate_central_directory,
+    metadata_from_sdist,
+    metadata_from_wheel,
+    parse_central_entries,
+    parse_metadata,
+    parse_zip64_record,
+)
+
+T = TypeVar("T")
+DEFAULT_INDEX_URL = "https://pypi.org/simple"
+FULL_DOWNLOAD_LIMIT = 1024 * 1024
+TAIL_SIZE = 64 * 1024
+# A project page without validators or Cache-Control is reused this long (seconds); --refresh overrides.
+DEFAULT_PAGE_MAX_AGE = 600.0
+_MAX_AGE = re.compile(r"max-age=(\d+)")
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    index_url: str = DEFAULT_INDEX_URL
+    offline: bool = False
+    refresh: bool = False
+    concurrency: int = 16
+    timeout: float = 30.0
+    retries: int = 4
+    backoff: float = 0.5
+
+
+def json_api_root(index_url: str) -> str:
+    """`https://host/simple` -> `https://host/`: the JSON API lives at the same root (`/pypi/<name>/json`)."""
+    root = index_url.rstrip("/")
+    if root.endswith("/simple"):
+        root = root[: -len("/simple")]
+    return root + "/"
+
+
+class IndexClient:
+    """Async access to one index; use it from one event loop."""
+
+    def __init__(
+        self,
+        options: ClientOptions,
+        cache: Cache,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.options = options
+        self.cache = cache
+        self.root = json_api_root(options.index_url)
+        self.http = Http(options.concurrency, options.timeout, options.retries, options.backoff, transport, sleep)
+        self._tasks: dict[tuple[str, str], asyncio.Task[Any]] = {}
+        self._version_pages = True  # until the index shows it has none
+
+    @property
+    def stats(self):  # noqa: ANN201 - the Stats of the underlying Http
+        return self.http.stats
+
+    async def close(self) -> None:
+        """Cancel what is still in flight (prefetches nobody waits for) and close connections."""
+        pending = [task for task in self._tasks.values() if not task.done()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        await self.http.close()
+
+    def project_url(self, name: str) -> str:
+        return f"{self.root}pypi/{canonicalize_name(name)}/json"
+
+    # -- coalescing -------------------------------------------------------------------------------------
+
+    def _once(self, key: tuple[str, str], make: Callable[[], Coroutine[Any, Any, T]]) -> asyncio.Task[T]:
+        task = self._tasks.get(key)
+        if task is None:
+            task = asyncio.ensure_future(make())
+            task.add_done_callback(_retrieve_exception)
+            self._tasks[key] = task
+        return task
+
+    async def project(self, name: str) -> Project:
+        name = canonicalize_name(name)
+        return await asyncio.shield(self._once(("project", name), lambda: self._load_project(name)))
+
+    async def metadata(self, release: Release, file: DistFile) -> CoreMetadata:
+        key = ("metadata", file.cache_key)
+        return await asyncio.shield(self._once(key, lambda: self._load_metadata(release, file)))
+
+    # -- project pages ----------------------------------------------------------------------------------
+
+    async def _load_project(self, name: str) -> Project:
+        url = self.project_url(name)
+        page = self.cache.load_page(self.options.index_url, name)
+        if page is not None and (self.options.offline or (not self.options.refresh and page.is_fresh(time.time(), DEFAULT_PAGE_MAX_AGE))):
+            return project_from_slim(page.project, name, page.url)
+        if self.options.offline:
+            raise OfflineCacheMiss(url)
+        headers = {"Accept": "application/json"}
+        if page is not None and page.etag:
+            headers["If-None-Match"] = page.etag
+        if page is not None and page.last_modified:
+            headers["If-Modified-Since"] = page.last_modified
+        response = await self.http.get(url, "project", headers, accept=frozenset({200, 304, 404, 410}))
+        if response.status in (404, 410):
+            raise ProjectNotFound(name, url)
+        if response.status == 304 and page is not None:
+            page = self.cache.touch_page(self.options.index_url, name, page)
+            return project_from_slim(page.project, name, page.url)
+        slim = self._parse_page(response, name)
+        etag, last_modified = response.headers.get("etag"), response.headers.get("last-modified")
+        page = CachedPage(response.url, slim, etag, last_modified, time.time(), _max_age(response, etag or last_modified))
+        self.cache.store_page(self.options.index_url, name, page)
+        return project_from_slim(slim, name, response.url)
+
+    def _parse_page(self, response: Response, name: str) -> dict[str, Any]:
+        content_type = response.headers.get("content-type", "")
+        try:
+            document = json.loads(response.body)
+        except ValueError:
+            what = "HTML" if "html" in content_type or response.body.lstrip()[:1] == b"<" else "invalid or truncated JSON"
+            raise IndexUnavailable(response.url, f"answered {what} where the PyPI JSON API was expected", response.status) from None
+        try:
+            slim = slim_project(document)
+        except PageError as error:
+            raise IndexUnavailable(response.url, str(error), response.status) from None
+        if slim["name"] and canonicalize_name(slim["name"]) != name:
+            raise IndexUnavailable(response.url, f"answered the page of {slim['name']!r} for {name!r}", response.status)
+        return slim
+
+    # -- metadata ---------------------------------------------------------------------------------------
+
+    async def _load_metadata(self, release: Release, file: DistFile) -> CoreMetadata:
+        cached = self.cache.load_metadata(file.cache_key)
+        if cached is not None and cached.name == release.name and cached.version == release.version:
+            return cached
+        if self.options.offline:
+            raise OfflineCacheMiss(file.url)
+        metadata = await self._fetch_metadata(release, file)
+        if metadata.name != release.name or metadata.version != release.version:
+            raise MetadataMismatch(file.url, f"{release.name} {release.version}", f"{metadata.name} {metadata.version}")
+        self.cache.store_metadata(file.cache_key, metadata)
+        return metadata
+
+    async def _fetch_metadata(self, release: Release, file: DistFile) -> CoreMetadata:
+        if file.core_metadata:
+            metadata = await self._pep658(file)
+            if metadata is not None:
+                return metadata
+        if self._version_pages:
+            metadata = await self._version_page(release)
+            if metadata is not None:
+                return metadata
+        problem = "the index serves no PEP 658 metadata or per-version page for it"
+        if file.is_wheel:
+            try:
+                return parse_metadata(await self._range_read(file, release.name), "range")
+            except RangeNotSupported as refused:
+                if refused.body is not None:
+                    return self._parse_download(refused.body, file, release.name)
+                problem = f"the server ignores Range requests (HTTP {refused.status})"
+            except ZipReadError as error:
+                problem = f"its zip structure cannot be read by ranges ({error})"
+        if file.size is not None and file.size <= FULL_DOWNLOAD_LIMIT:
+            response = await self.http.get(file.url, "download")
+            return self._parse_download(response.body, file, release.name)
+        size = f"{file.size / 1e6:.1f} MB" if file.size else "of unknown size"
+        raise MetadataUnavailable(
+            file.url,
+            f"cannot read the dependencies of {file.filename}: {problem}, and the file is {size} "
+            f"(only files under {FULL_DOWNLOAD_LIMIT // 1024} KiB are downloaded whole)",
+        )
+
+    async def _pep658(self, file: DistFile) -> CoreMetadata | None:
+        response = await self.http.get(file.url + ".metadata", "pep658", accept=frozenset({200, 404}))
+        if response.status != 200:
+            return None
+        if file.core_metadata_sha256 and hashlib.sha256(response.body).hexdigest() != file.core_metadata_sha256:
+            return None
+        try:
+            return parse_metadata(response.body, "pep658")
+        except ZipReadError:
+            return None
+
+    async def _version_page(self, release: Release) -> CoreMetadata | None:
+        url = f"{self.root}pypi/{release.name}/{release.version}/json"
+        response = await self.http.get(url, "version-page", {"Accept": "application/json"}, accept=frozenset({200, 404}))
+        if response.status == 404:
+            self._version_pages = False  # the project exists, so the index has no per-version pages
+            return None
+        try:
+            found = version_page_requires_dist(json.loads(response.body), release.version)
+        except ValueError:
+            found = None
+        if found is None:
+            return None
+        requires_dist, requires_python = found
+        extras = tuple(sorted({_extra_of(r) for r in requires_dist} - {None}))  # type: ignore[arg-type]
+        return CoreMetadata(release.name, release.version, requires_dist, requires_python, extras, "version-json")
+
+    async def _range_read(self, file: DistFile, project: str) -> bytes:
+        """METADATA of a wheel from byte ranges: tail, central directory if needed, the member."""
+        tail_size = min(TAIL_SIZE, file.size) if file.size else TAIL_SIZE
+        tail, total = await self.http.get_range(file.url, None, tail_size, "range", FULL_DOWNLOAD_LIMIT)
+        tail_start = total - len(tail)
+        location = locate_central_directory(tail, tail_start)
+        if isinstance(location, Span):
+            record, _ = await self.http.get_range(file.url, location.start, location.end, "range")
+            location = parse_zip64_record(record)
+        entry = find_metadata_entry(_entries_in_tail(tail, tail_start, location), project)
+        if entry is None and location.offset < tail_start:
+            directory, _ = await self.http.get_range(file.url, location.offset, location.offset + location.size, "range")
+            entry = find_metadata_entry(parse_central_entries(directory), project)
+        if entry is None:
+            raise ZipReadError("no .dist-info/METADATA entry")
+        span = entry.data_span()
+        if span.start >= tail_start:
+            data = tail[span.start - tail_start :]
+        else:
+            data, _ = await self.http.get_range(file.url, span.start, min(span.end, total), "range")
+        needed = local_bytes_needed(entry, data) if len(data) >= 30 else span.end - span.start
+        if needed > len(data):
+            data, _ = await self.http.get_range(file.url, span.start, span.start + needed, "range")
+        return extract_member(data, entry)
+
+    def _parse_download(self, body: bytes, file: DistFile, project: str) -> CoreMetadata:
+        try:
+            if file.is_wheel:
+                return parse_metadata(metadata_from_wheel(body, project), "download")
+            return parse_metadata(metadata_from_sdist(body, file.filename), "download", require_static=True)
+        except ZipReadError as error:
+            raise IndexUnavailable(file.url, f"cannot read the metadata of {file.filename}: {error}") from None
+
+
+def _entries_in_tail(tail: bytes, tail_start: int, location: CentralDirectory) -> list[ZipEntry]:
+    if location.offset >= tail_start:
+        start = location.offset - tail_start
+        return parse_central_entries(tail[start : start + location.size])
+    return entries_from_tail(tail, tail_start, location)
+
+
+def _max_age(response: Response, has_validator: str | None) -> float | None:
+    match = _MAX_AGE.search(response.headers.get("cache-control", ""))
+    if match:
+        return float(match.group(1))
+    return 0.0 if has_validator else None
+
+
+def _extra_of(requirement: str) -> str | None:
+    match = re.search(r"extra\s*==\s*['\"]([^'\"]+)['\"]", requirement)
+    return canonicalize_name(match.group(1)) if match else None
+
+
+def _retrieve_exception(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()

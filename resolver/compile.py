@@ -1,0 +1,291 @@
+"""`compile`: resolve every CUDA major and write one constraints file per major (DESIGN §5, §6).
+
+Orchestration only: read the input, swap per major, start the prefetch crawl, resolve every target
+(majors in parallel; the platforms of a major one after another, each preferring the pins of the first
+so a major's file agrees across platforms wherever it can), merge, and write at the edge. Nothing is
+written unless every major resolved; unchanged files are not rewritten; writes are atomic.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+from resolvelib import BaseReporter
+
+from .background import BlockingIndex
+from .candidates import SelectionOptions
+from .config import Config
+from .constraints_file import ConstraintsDocument, parse, render
+from .errors import CudaConstraintsError, ProjectNotFound, UsageError, WriteFailed
+from .families import FamilyTable
+from .locking import output_lock
+from .merge import merge
+from .prefetch import crawl
+from .provider import CudaProvider, Req
+from .requirements import RequirementsInput, input_digest, load_requirements
+from .resolution import TargetResolution, resolve_target
+from .swaps import MajorInput, roots_for, swap_for_major
+from .candidates import Selector
+from .targets import Environment, Platform, PythonVersion, Target, describe_environments
+
+Progress = Callable[[str], None]
+DISCOVERY_MAJORS = range(11, 20)
+
+
+@dataclass(frozen=True)
+class CompileRequest:
+    config: Config
+    requirement_files: tuple[Path, ...]
+    majors: tuple[int, ...] | str
+    python_versions: tuple[PythonVersion, ...]
+    platforms: tuple[Platform, ...]
+    output_dir: Path
+    selection: SelectionOptions
+    index_url: str
+    command: str
+    generate_hashes: bool = False
+    upgrade: bool = False
+    upgrade_packages: Mapping[str, Version | None] = field(default_factory=dict)
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class MajorOutcome:
+    major: int
+    path: Path
+    old: ConstraintsDocument | None
+    new: ConstraintsDocument
+    text: str
+    changed: bool
+
+
+@dataclass
+class CompileResult:
+    outcomes: list[MajorOutcome]
+    skipped_majors: dict[int, str]
+    seconds: float
+
+
+def read_input(request: CompileRequest) -> RequirementsInput:
+    return load_requirements(list(request.requirement_files), root=request.config.root)
+
+
+def compile_constraints(
+    request: CompileRequest,
+    requirements_input: RequirementsInput,
+    index: BlockingIndex,
+    progress: Progress = lambda message: None,
+    reporter_for: Callable[[Target], BaseReporter] | None = None,
+) -> CompileResult:
+    started = time.monotonic()
+    families = request.config.family_table()
+    digest_files = requirements_input.files
+    if request.config.families_text:
+        digest_files = (*digest_files, ("[tool.cuda-constraints.families]", request.config.families_text))
+    digest = input_digest(digest_files)
+    skipped: dict[int, str] = {}
+    if request.majors == "auto":
+        majors, skipped = discover_majors(index, requirements_input, families)
+        progress(f"CUDA majors on the index: {', '.join(map(str, majors)) or 'none'}")
+        if not majors:
+            raise UsageError("--cuda auto found no CUDA major for which every variant family of the input has a member")
+    else:
+        majors = list(request.majors)  # type: ignore[arg-type]
+    environments = tuple(Environment(p, q) for p in request.python_versions for q in request.platforms)
+    plans = {major: _plan(request, requirements_input, families, major, environments) for major in majors}
+    index.submit(crawl(index.client, [(p.crawler(env), p.roots[env]) for p in plans.values() for env in environments]))
+    with output_lock(request.output_dir, enabled=not request.dry_run):
+        with ThreadPoolExecutor(max_workers=len(majors)) as pool:
+            futures = {major: pool.submit(_resolve_major, index, plans[major], environments, progress, reporter_for) for major in majors}
+            results: dict[int, list[TargetResolution]] = {}
+            errors: list[CudaConstraintsError] = []
+            for major, future in futures.items():
+                try:
+                    results[major] = future.result()
+                except CudaConstraintsError as error:
+                    errors.append(error)
+        if errors:
+            raise errors[0]
+        header_options = describe_options(request)
+        outcomes = []
+        for major in majors:
+            plan = plans[major]
+            header = ConstraintsDocument(
+                cuda_major=major,
+                command=request.command,
+                inputs=requirements_input.top_level_files,
+                digest=digest,
+                targets=describe_environments(environments),
+                options=header_options,
+            )
+            document = merge(major, results[major], header, plan.major_input.swaps, request.generate_hashes)
+            text = render(document)
+            outcomes.append(MajorOutcome(major, plan.path, plan.old, document, text, text != plan.old_text))
+        if not request.dry_run:
+            write_atomically({o.path: o.text for o in outcomes if o.changed})
+    return CompileResult(outcomes, skipped, time.monotonic() - started)
+
+
+@dataclass
+class _MajorPlan:
+    major: int
+    major_input: MajorInput
+    path: Path
+    old: ConstraintsDocument | None
+    old_text: str | None
+    families: FamilyTable
+    selection: SelectionOptions
+    roots: dict[Environment, list[Req]]
+    constraints: dict[Environment, dict[str, list[Req]]]
+    preferred: dict[Environment, dict[str, Version]]
+    environments: tuple[Environment, ...] = ()
+
+    def siblings(self, environment: Environment) -> tuple[Environment, ...]:
+        return tuple(e for e in self.environments if e.python == environment.python)
+
+    def provider(self, source, environment: Environment, preferred: Mapping[str, Version]) -> CudaProvider:  # noqa: ANN001
+        selector = Selector(self.major, environment, self.siblings(environment), self.families, self.selection)
+        return CudaProvider(source, selector, self.constraints[environment], preferred, pre=self.selection.pre)
+
+    def crawler(self, environment: Environment) -> CudaProvider:
+        return self.provider(None, environment, self.preferred[environment])
+
+
+def _plan(
+    request: CompileRequest,
+    requirements_input: RequirementsInput,
+    families: FamilyTable,
+    major: int,
+    environments: tuple[Environment, ...],
+) -> _MajorPlan:
+    major_input = swap_for_major(requirements_input, families, major)
+    path = request.output_dir / f"cu{major}.txt"
+    old_text = path.read_text(encoding="utf-8") if path.is_file() else None
+    old = None
+    if old_text is not None:
+        try:
+            old = parse(old_text, str(path))
+        except CudaConstraintsError:
+            old = None  # unreadable pins are not kept; the file is regenerated from scratch
+    roots, constraints, preferred = {}, {}, {}
+    for environment in environments:
+        roots[environment], constraints[environment] = roots_for(major_input, environment)
+        for name, version in request.upgrade_packages.items():
+            if version is not None:
+                pinned = Req(name, SpecifierSet(f"=={version}"), origin="--upgrade-package")
+                constraints[environment] = {**constraints[environment], name: [*constraints[environment].get(name, []), pinned]}
+        kept = {} if (old is None or request.upgrade) else old.pins_for(environment.markers)
+        preferred[environment] = {n: v for n, v in kept.items() if n not in request.upgrade_packages}
+    selection = request.selection if not requirements_input.pre else SelectionOptions(
+        True, request.selection.allow_sdist, request.selection.allow_sdist_packages, request.selection.exclude_newer
+    )
+    return _MajorPlan(major, major_input, path, old, old_text, families, selection, roots, constraints, preferred, environments)
+
+
+def _resolve_major(
+    index: BlockingIndex,
+    plan: _MajorPlan,
+    environments: Sequence[Environment],
+    progress: Progress,
+    reporter_for: Callable[[Target], BaseReporter] | None,
+) -> list[TargetResolution]:
+    resolutions: list[TargetResolution] = []
+    for environment in environments:
+        target = Target(plan.major, environment)
+        preferred = dict(plan.preferred[environment])
+        if resolutions:
+            first = {name: pin.version for name, pin in resolutions[0].pins.items()}
+            preferred = {**first, **preferred}
+        progress(f"Resolving CUDA {plan.major} for {environment}")
+        provider = plan.provider(index, environment, preferred)
+        resolution = resolve_target(
+            provider, target, plan.roots[environment], reporter_for(target) if reporter_for else None
+        )
+        resolutions.append(resolution)
+    return resolutions
+
+
+def discover_majors(
+    index: BlockingIndex, requirements_input: RequirementsInput, families: FamilyTable
+) -> tuple[list[int], dict[int, str]]:
+    """Majors for which every variant family named by the input has a member on the index."""
+    names = [r.requirement.name for r in requirements_input.requirements]
+    named = families.families_named_by(names)
+    if not named:
+        raise UsageError("--cuda auto: the input names no CUDA variant family; give --cuda 12,13")
+    available: dict[int, set[str]] = {major: set() for major in DISCOVERY_MAJORS}
+    probes = {(family.name, major): family.member_name(major) for family in named for major in DISCOVERY_MAJORS}
+    found = index.run(_probe({member for member in probes.values() if member}, index))
+    for (family_name, major), member in probes.items():
+        if member in found:
+            available[major].add(family_name)
+    majors, skipped = [], {}
+    for major, present in available.items():
+        missing = sorted({f.name for f in named} - present)
+        if not present:
+            continue
+        if missing:
+            skipped[major] = f"no CUDA {major} member of {', '.join(missing)}"
+        else:
+            majors.append(major)
+    return majors, skipped
+
+
+async def _probe(names: set[str], index: BlockingIndex) -> set[str]:
+    import asyncio
+
+    async def exists(name: str) -> str | None:
+        try:
+            project = await index.client.project(name)
+        except ProjectNotFound:
+            return None
+        return name if project.releases else None
+
+    return {n for n in await asyncio.gather(*(exists(n) for n in sorted(names))) if n}
+
+
+def describe_options(request: CompileRequest) -> str:
+    """Resolution options that shape the output, as flags (the header's `options:` line)."""
+    selection = request.selection
+    parts = []
+    if request.index_url.rstrip("/") != "https://pypi.org/simple":
+        parts.append(f"--index-url {request.index_url}")
+    if selection.pre:
+        parts.append("--pre")
+    if selection.allow_sdist:
+        parts.append("--allow-sdist")
+    parts.extend(f"--allow-sdist-package {name}" for name in sorted(selection.allow_sdist_packages))
+    if selection.exclude_newer is not None:
+        parts.append(f"--exclude-newer {selection.exclude_newer.isoformat().replace('+00:00', 'Z')}")
+    if request.generate_hashes:
+        parts.append("--generate-hashes")
+    return " ".join(parts)
+
+
+def write_atomically(files: Mapping[Path, str]) -> None:
+    """Write every file to a temporary sibling first, then rename them all into place."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, text in files.items():
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+                staged.append((Path(temporary), path))
+                with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:
+                    handle.write(text)
+            except OSError as error:
+                raise WriteFailed(path, error.strerror or str(error)) from None
+        for temporary, path in staged:
+            os.replace(temporary, path)
+    finally:
+        for temporary, _ in staged:
+            if temporary.exists():
+                temporary.unlink()

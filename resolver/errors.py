@@ -1,0 +1,206 @@
+"""One exception root for everything the tool reports to a user.
+
+Each error stores its fields, formats a one-paragraph message that says what to do next, and carries the
+exit code the CLI uses (DESIGN §7): 1 stale or failed check, 2 usage/input error, 3 no CUDA detected,
+4 resolution impossible, 5 index unreachable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class CudaConstraintsError(Exception):
+    """Root of every error the CLI turns into a message and an exit code."""
+
+    exit_code = 1
+
+    def __str__(self) -> str:
+        return self.message()
+
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else type(self).__name__
+
+
+class UsageError(CudaConstraintsError):
+    """A flag, a configuration value or an argument that cannot be used."""
+
+    exit_code = 2
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+    def message(self) -> str:
+        return self.problem
+
+
+class ConfigError(CudaConstraintsError):
+    exit_code = 2
+
+    def __init__(self, path: Path, key: str, problem: str) -> None:
+        super().__init__(path, key, problem)
+        self.path, self.key, self.problem = path, key, problem
+
+    def message(self) -> str:
+        return f"{self.path}: [tool.cuda-constraints] {self.key}: {self.problem}"
+
+
+class RequirementsFileError(CudaConstraintsError):
+    """A line of a requirements file that cannot be used, named by file and line number."""
+
+    exit_code = 2
+
+    def __init__(self, path: Path, line_number: int, line: str, problem: str) -> None:
+        super().__init__(path, line_number, line, problem)
+        self.path, self.line_number, self.line, self.problem = path, line_number, line, problem
+
+    def message(self) -> str:
+        location = f"{self.path}:{self.line_number}" if self.line_number else str(self.path)
+        quoted = f": {self.line!r}" if self.line else ""
+        return f"{location}{quoted}: {self.problem}"
+
+
+class ConstraintsFileError(CudaConstraintsError):
+    """A constraints file that cannot be read back (hand-edited or corrupt)."""
+
+    exit_code = 2
+
+    def __init__(self, path: Path | str, line_number: int, line: str, problem: str) -> None:
+        super().__init__(path, line_number, line, problem)
+        self.path, self.line_number, self.line, self.problem = path, line_number, line, problem
+
+    def message(self) -> str:
+        where = f"{self.path}:{self.line_number}" if self.line_number else str(self.path)
+        quoted = f": {self.line!r}" if self.line else ""
+        return (
+            f"{where}{quoted}: {self.problem}. The file is generated; regenerate it with "
+            "`cuda-constraints compile` instead of editing it."
+        )
+
+
+class ProjectNotFound(CudaConstraintsError):
+    exit_code = 2
+
+    def __init__(self, name: str, url: str) -> None:
+        super().__init__(name, url)
+        self.name, self.url = name, url
+
+    def message(self) -> str:
+        return (
+            f"no project named {self.name!r} on the index ({self.url} answered 404). "
+            "Check the spelling in your requirements, or pass --index-url for a private index."
+        )
+
+
+class IndexUnavailable(CudaConstraintsError):
+    """The index could not be reached, or answered with an error or with data that cannot be used."""
+
+    exit_code = 5
+
+    def __init__(self, url: str, problem: str, status: int | None = None) -> None:
+        super().__init__(url, problem, status)
+        self.url, self.problem, self.status = url, problem, status
+
+    def message(self) -> str:
+        status = f"HTTP {self.status}: " if self.status is not None else ""
+        return f"{self.url}: {status}{self.problem}"
+
+
+class OfflineCacheMiss(IndexUnavailable):
+    def __init__(self, url: str) -> None:
+        super().__init__(url, "not in the cache and --offline forbids fetching it; run once online first")
+
+
+class MetadataUnavailable(IndexUnavailable):
+    """A release whose dependencies cannot be read without building or downloading a large file.
+
+    The resolver treats such a release as unusable rather than failing the whole run.
+    """
+
+
+class MetadataMismatch(IndexUnavailable):
+    """The metadata read from a file names another project or version than the index said."""
+
+    def __init__(self, url: str, expected: str, found: str) -> None:
+        super().__init__(url, f"metadata names {found}, the index lists this file as {expected}")
+        self.expected, self.found = expected, found
+
+
+class ResolutionFailed(CudaConstraintsError):
+    """No set of releases fits the requirements for a CUDA major."""
+
+    exit_code = 4
+
+    def __init__(self, cuda_major: int, target: str, explanation: str) -> None:
+        super().__init__(cuda_major, target, explanation)
+        self.cuda_major, self.target, self.explanation = cuda_major, target, explanation
+
+    def message(self) -> str:
+        return f"CUDA {self.cuda_major} ({self.target}): cannot resolve the requirements.\n{self.explanation}"
+
+
+class NoMemberForMajor(CudaConstraintsError):
+    """A meta package has no member for the CUDA major being resolved."""
+
+    exit_code = 4
+
+    def __init__(self, meta: str, cuda_major: int, member: str) -> None:
+        super().__init__(meta, cuda_major, member)
+        self.meta, self.cuda_major, self.member = meta, cuda_major, member
+
+    def message(self) -> str:
+        return (
+            f"CUDA {self.cuda_major}: {self.meta} has no CUDA {self.cuda_major} member "
+            f"({self.member} is not on the index). Drop {self.cuda_major} from --cuda, "
+            "or wait until the project publishes it."
+        )
+
+
+class NoCudaDetected(CudaConstraintsError):
+    exit_code = 3
+
+    def __init__(self, explanation: str) -> None:
+        super().__init__(explanation)
+        self.explanation = explanation
+
+    def message(self) -> str:
+        return self.explanation
+
+
+class CheckFailed(CudaConstraintsError):
+    """Committed constraints no longer match their inputs, or an install did not verify."""
+
+    exit_code = 1
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(problems)
+        self.problems = problems
+
+    def message(self) -> str:
+        return "\n".join(self.problems)
+
+
+class WriteFailed(CudaConstraintsError):
+    exit_code = 2
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(path, problem)
+        self.path, self.problem = path, problem
+
+    def message(self) -> str:
+        return f"cannot write {self.path}: {self.problem}; the constraints files were left as they were"
+
+
+class LockTimeout(CudaConstraintsError):
+    exit_code = 2
+
+    def __init__(self, path: Path, seconds: float) -> None:
+        super().__init__(path, seconds)
+        self.path, self.seconds = path, seconds
+
+    def message(self) -> str:
+        return (
+            f"{self.path} is locked by another cuda-constraints run (waited {self.seconds:.0f}s). "
+            "Let it finish, or stop it, and run again."
+        )

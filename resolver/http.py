@@ -1,0 +1,194 @@
+"""HTTP for the index client: bounded concurrency, retries with backoff, byte ranges, and counters.
+
+httpx errors never leave this module unwrapped: callers see `IndexUnavailable` (with the URL and status)
+or, for a range request the server answers with the whole file, the narrow `RangeNotSupported`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import httpx
+
+from . import __version__
+from .errors import IndexUnavailable
+
+T = TypeVar("T")
+USER_AGENT = f"cuda-constraints/{__version__} (+resolver for CUDA-consistent constraints) httpx/{httpx.__version__}"
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_RETRY_AFTER = 60.0
+
+
+class RangeNotSupported(Exception):
+    """The server ignored (200) or refused (416) a Range request; `body` holds a small full answer."""
+
+    def __init__(self, url: str, status: int, body: bytes | None = None) -> None:
+        super().__init__(url, status)
+        self.url, self.status, self.body = url, status, body
+
+
+@dataclass
+class Stats:
+    """What the network was asked for; the benchmark and `inspect` report these."""
+
+    requests: int = 0
+    bytes: int = 0
+    retries: int = 0
+    by_kind: Counter[str] = field(default_factory=Counter)
+    bytes_by_kind: Counter[str] = field(default_factory=Counter)
+
+    def count(self, kind: str, size: int) -> None:
+        self.requests += 1
+        self.bytes += size
+        self.by_kind[kind] += 1
+        self.bytes_by_kind[kind] += size
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    url: str
+    headers: httpx.Headers
+    body: bytes
+
+
+class Http:
+    """A retrying async HTTP client; create and use it inside one event loop."""
+
+    def __init__(
+        self,
+        concurrency: int = 16,
+        timeout: float = 30.0,
+        retries: int = 4,
+        backoff: float = 0.5,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.stats = Stats()
+        self.retries, self.backoff, self._sleep = retries, backoff, sleep
+        self._semaphore = asyncio.Semaphore(concurrency)
+        self._client = httpx.AsyncClient(
+            headers={"User-Agent": USER_AGENT},
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            follow_redirects=True,
+            transport=transport,
+        )
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def get(self, url: str, kind: str, headers: dict[str, str] | None = None, accept: frozenset[int] = frozenset({200})) -> Response:
+        """GET a whole document; statuses outside `accept` (after retries) raise IndexUnavailable."""
+
+        async def read(response: httpx.Response) -> Response:
+            if response.status_code not in accept:
+                raise _status_error(url, response.status_code)
+            body = await response.aread()
+            self.stats.count(kind, len(body))
+            return Response(response.status_code, str(response.url), response.headers, body)
+
+        return await self._with_retries(url, headers or {}, read)
+
+    async def get_range(self, url: str, start: int | None, end: int | None, kind: str, full_limit: int = 0) -> tuple[bytes, int]:
+        """Bytes [start, end) of a file, or its last `end` bytes when `start` is None; returns (bytes, file size).
+
+        A server that ignores Range raises RangeNotSupported; its body is kept when under `full_limit`.
+        """
+        spec = f"bytes=-{end}" if start is None else f"bytes={start}-{end - 1}"
+
+        async def read(response: httpx.Response) -> tuple[bytes, int]:
+            if response.status_code == 206:
+                body = await response.aread()
+                self.stats.count(kind, len(body))
+                total = _content_range_total(response.headers.get("content-range"))
+                if total is None:
+                    raise IndexUnavailable(url, "answered a Range request without a usable Content-Range", 206)
+                return body, total
+            if response.status_code in (200, 416):
+                body = None
+                length = int(response.headers.get("content-length") or 0)
+                if response.status_code == 200 and 0 < length <= full_limit:
+                    body = await response.aread()
+                    self.stats.count(kind + "-full", len(body))
+                raise RangeNotSupported(url, response.status_code, body)
+            raise _status_error(url, response.status_code)
+
+        return await self._with_retries(url, {"Range": spec}, read)
+
+    async def _with_retries(self, url: str, headers: dict[str, str], read: Callable[[httpx.Response], Awaitable[T]]) -> T:
+        attempt = 0
+        while True:
+            delay: float | None = None
+            try:
+                async with self._semaphore:
+                    async with self._client.stream("GET", url, headers=headers) as response:
+                        if response.status_code in RETRY_STATUSES and attempt < self.retries:
+                            delay = self._delay(attempt, response)
+                            problem = f"HTTP {response.status_code}"
+                        else:
+                            return await read(response)
+            except httpx.UnsupportedProtocol as error:
+                raise IndexUnavailable(url, f"not a usable URL ({error})") from None
+            except httpx.TimeoutException:
+                problem, delay = "timed out", self._delay(attempt)
+            except httpx.TransportError as error:
+                problem, delay = _describe_transport_error(error), self._delay(attempt)
+            except httpx.HTTPError as error:
+                raise IndexUnavailable(url, f"request failed: {error}") from None
+            except httpx.InvalidURL as error:
+                raise IndexUnavailable(url, f"not a usable URL ({error})") from None
+            if attempt >= self.retries:
+                raise IndexUnavailable(url, f"{problem} (gave up after {attempt + 1} attempts)")
+            attempt += 1
+            self.stats.retries += 1
+            await self._sleep(delay)
+
+    def _delay(self, attempt: int, response: httpx.Response | None = None) -> float:
+        if response is not None and response.status_code == 429:
+            retry_after = _retry_after_seconds(response.headers.get("retry-after"))
+            if retry_after is not None:
+                return min(retry_after, MAX_RETRY_AFTER)
+        return self.backoff * (2**attempt) * (1 + random.random() / 4)
+
+
+def _status_error(url: str, status: int) -> IndexUnavailable:
+    reasons = {401: "authentication required", 403: "access denied", 404: "not found", 429: "rate limited"}
+    reason = reasons.get(status) or ("server error" if status >= 500 else "unexpected answer")
+    return IndexUnavailable(url, reason, status)
+
+
+def _content_range_total(value: str | None) -> int | None:
+    # "bytes 100-199/1000"
+    if not value or "/" not in value:
+        return None
+    total = value.rsplit("/", 1)[1].strip()
+    return int(total) if total.isdigit() else None
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _describe_transport_error(error: httpx.TransportError) -> str:
+    if isinstance(error, httpx.ConnectError):
+        return f"cannot connect ({error or 'connection refused'})"
+    if isinstance(error, httpx.RemoteProtocolError):
+        return f"connection broken ({error or 'closed by the server'})"
+    return f"network error ({type(error).__name__}: {error})"

@@ -1,0 +1,121 @@
+"""Parsing the PyPI JSON API's project page, kept apart from fetching it.
+
+`/pypi/<name>/json` lists every release and file. Only the per-file facts are used (URL resolved
+against the page URL, sha256, yanked, requires_python, upload time, PEP 658 metadata); `info.requires_dist`
+describes one file of one release and is never used for another.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from functools import partial
+from typing import Any
+from urllib.parse import urljoin
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from .models import DistFile, Project, Release
+
+# A compact, JSON-serialisable form of a project page: what the cache stores. Each release's files are
+# kept as one JSON text and parsed only when the resolver looks at that release: a project such as
+# pydantic-core lists 18,000 files, of which a resolution reads a handful.
+Slim = dict[str, Any]
+
+
+class PageError(ValueError):
+    """The document is not a usable project page; the client names the URL."""
+
+
+def slim_project(document: object) -> Slim:
+    """Keep what the resolver needs from a project page (file URLs as the page gives them)."""
+    if not isinstance(document, dict) or not isinstance(document.get("releases"), dict):
+        raise PageError("not a PyPI JSON project page (no 'releases' object)")
+    info = document.get("info") if isinstance(document.get("info"), dict) else {}
+    releases: dict[str, str] = {}
+    for version, files in document["releases"].items():
+        if not isinstance(files, list):
+            raise PageError(f"release {version!r} is not a list of files")
+        if files:
+            releases[str(version)] = json.dumps([_slim_file(f) for f in files], separators=(",", ":"))
+    return {"name": str(info.get("name") or ""), "releases": releases}
+
+
+def _slim_file(entry: object) -> list[Any]:
+    if not isinstance(entry, dict) or not isinstance(entry.get("filename"), str) or not entry.get("url"):
+        raise PageError("a file entry has no filename or url")
+    digests = entry.get("digests")
+    core = entry.get("core-metadata", entry.get("data-dist-info-metadata", False))
+    size = entry.get("size")
+    return [
+        entry["filename"],
+        str(entry["url"]),
+        digests.get("sha256") if isinstance(digests, dict) else None,
+        entry.get("requires_python") or None,
+        bool(entry.get("yanked", False)),
+        size if isinstance(size, int) else None,
+        entry.get("upload_time_iso_8601") or entry.get("upload_time"),
+        bool(core),
+        core.get("sha256") if isinstance(core, dict) else None,
+    ]
+
+
+def project_from_slim(slim: Slim, name: str, page_url: str) -> Project:
+    """The project, newest release first; unparseable versions are skipped as pip skips them."""
+    name = canonicalize_name(name)
+    releases = []
+    for version_text, files in slim["releases"].items():
+        try:
+            version = Version(version_text)
+        except InvalidVersion:
+            continue
+        releases.append(Release(name, version, partial(_files, files, page_url)))
+    releases.sort(key=lambda r: r.version, reverse=True)
+    return Project(name, tuple(releases), page_url)
+
+
+def _files(text: str, page_url: str) -> tuple[DistFile, ...]:
+    return tuple(_file(row, page_url) for row in json.loads(text))
+
+
+def _file(row: list[Any], page_url: str) -> DistFile:
+    filename, url, sha256, requires_python, yanked, size, uploaded, core, core_sha = row
+    return DistFile(
+        filename=filename,
+        url=url if url.startswith(("https://", "http://")) else urljoin(page_url, url),
+        sha256=sha256,
+        requires_python=requires_python,
+        yanked=yanked,
+        size=size,
+        upload_time=_parse_time(uploaded),
+        core_metadata=core,
+        core_metadata_sha256=core_sha,
+    )
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def version_page_requires_dist(document: object, version: Version) -> tuple[tuple[str, ...], str | None] | None:
+    """`requires_dist` and `requires_python` of a per-version page, if it really describes `version`."""
+    if not isinstance(document, dict) or not isinstance(document.get("info"), dict):
+        return None
+    info = document["info"]
+    try:
+        if Version(str(info.get("version"))) != version:
+            return None
+    except InvalidVersion:
+        return None
+    requires = info.get("requires_dist")
+    # null means "no dependencies" or "not known"; only a list can be trusted.
+    if not (isinstance(requires, list) and all(isinstance(r, str) for r in requires)):
+        return None
+    return tuple(requires), info.get("requires_python") or None

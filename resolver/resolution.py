@@ -1,0 +1,170 @@
+"""Resolve one target, and translate a failure into a message a CI maintainer can act on."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from packaging.version import Version
+from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
+from resolvelib.structs import RequirementInformation
+
+from .errors import ResolutionFailed
+from .models import DistFile, Release
+from .provider import PYTHON, UNREADABLE, Candidate, CudaProvider, Exclusion, Record, Req
+from .targets import Target
+
+MAX_ROUNDS = 20000
+
+
+@dataclass(frozen=True)
+class Pin:
+    name: str
+    version: Version
+    release: Release
+    # The file this target installs.
+    file: DistFile
+    # Project names that required it; "-r <file>" for a top-level requirement.
+    parents: frozenset[str]
+    builds_from_sdist: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TargetResolution:
+    target: Target
+    pins: Mapping[str, Pin]
+    exclusions: frozenset[Exclusion]
+
+
+def resolve_target(
+    provider: CudaProvider, target: Target, roots: Sequence[Req], reporter: BaseReporter | None = None
+) -> TargetResolution:
+    """Pins for one target; raises ResolutionFailed with an explanation when none exist."""
+    resolver = Resolver(provider, reporter or BaseReporter())
+    try:
+        result = resolver.resolve(list(roots), max_rounds=MAX_ROUNDS)
+    except ResolutionImpossible as error:
+        raise ResolutionFailed(
+            target.cuda_major, str(target), explain(error.causes, provider, roots, target.cuda_major)
+        ) from None
+    except ResolutionTooDeep:
+        raise ResolutionFailed(
+            target.cuda_major, str(target), f"gave up after {MAX_ROUNDS} rounds of backtracking; pin some requirements tighter"
+        ) from None
+    return _collect(target, result, provider.record)
+
+
+def _collect(target: Target, result, record: Record) -> TargetResolution:  # noqa: ANN001
+    parents: dict[str, set[str]] = defaultdict(set)
+    for identifier, criterion in result.criteria.items():
+        name = identifier.split("[", 1)[0]
+        for information in criterion.information:
+            if information.parent is None:
+                parents[name].add("-r " + information.requirement.origin.rsplit(":", 1)[0])
+            elif information.parent.name != name:
+                parents[name].add(information.parent.name)
+    pins: dict[str, Pin] = {}
+    exclusions: set[Exclusion] = set()
+    for identifier, candidate in result.mapping.items():
+        if identifier == PYTHON:
+            continue
+        exclusions.update(record.exclusions.get((candidate.name, candidate.version, candidate.extras), ()))
+        if candidate.extras:
+            continue
+        choice = candidate.choice
+        pins[candidate.name] = Pin(
+            candidate.name,
+            candidate.version,
+            choice.release,
+            choice.file,
+            frozenset(parents[candidate.name]),
+            choice.sdist_platforms,
+        )
+    return TargetResolution(target, pins, frozenset(exclusions))
+
+
+# -- explaining a failure ----------------------------------------------------------------------------------
+
+
+def explain(
+    causes: Sequence[RequirementInformation[Req, Candidate]],
+    provider: CudaProvider,
+    roots: Sequence[Req],
+    major: int,
+) -> str:
+    """Who wanted what, and why nothing fit: one line per requirer group, one per unsatisfiable project."""
+    record = provider.record
+    lines: list[str] = []
+    by_name: dict[str, list[RequirementInformation[Req, Candidate]]] = defaultdict(list)
+    for cause in causes:
+        by_name[cause.requirement.name].append(cause)
+    for name, infos in by_name.items():
+        if name == PYTHON:
+            lines += [f"  {info.parent} requires Python {info.requirement.specifier}" for info in infos]
+            continue
+        if name == UNREADABLE:
+            for info in infos:
+                reason = record.unavailable.get(info.parent.name, {}).get(info.parent.version, "unreadable")
+                lines.append(f"  {info.parent}: its dependencies cannot be read ({reason.removeprefix('unreadable: ')})")
+            continue
+        for parent_name, group in _group_by_parent(infos).items():
+            lines.append("  " + _describe_requirers(parent_name, group, provider, roots))
+        lines.append("  " + _describe_availability(name, infos, provider, major))
+    return "\n".join(dict.fromkeys(lines))
+
+
+def _group_by_parent(infos: Iterable[RequirementInformation[Req, Candidate]]) -> dict[str | None, list]:
+    groups: dict[str | None, list] = defaultdict(list)
+    for info in infos:
+        groups[info.parent.name if info.parent is not None else None].append(info)
+    return groups
+
+
+def _describe_requirers(parent_name: str | None, group: list, provider: CudaProvider, roots: Sequence[Req]) -> str:
+    wanted = " and ".join(sorted({str(info.requirement) for info in group}))
+    if parent_name is None:
+        origins = sorted({info.requirement.origin for info in group})
+        return f"{wanted} is required by {', '.join(origins)}"
+    versions = sorted({info.parent.version for info in group})
+    how = _how_required(parent_name, roots, provider.record)
+    if len(versions) > 1 and set(provider.offered(parent_name)) <= set(versions):
+        span = f"{versions[0]} … {versions[-1]}" if len(versions) > 2 else " and ".join(map(str, versions))
+        return f"every {parent_name} that fits ({span}){how} requires {wanted}"
+    return f"{parent_name} {', '.join(map(str, versions))}{how} requires {wanted}"
+
+
+def _how_required(name: str, roots: Sequence[Req], record: Record) -> str:
+    for root in roots:
+        if root.name == name:
+            return f", wanted as {root} by {root.origin},"
+    for (parent, version, _), requirements in record.dependencies.items():
+        if parent != name and any(r.name == name for r in requirements):
+            return f" (required by {parent} {version})"
+    return ""
+
+
+def _describe_availability(name: str, infos: list, provider: CudaProvider, major: int) -> str:
+    offered = provider.offered(name)
+    unavailable = provider.record.unavailable.get(name, {})
+    if offered:
+        span = ", ".join(str(v) for v in offered[:5]) + (" …" if len(offered) > 5 else "")
+        return f"{name}: the releases that fit CUDA {major} ({span}) satisfy none of these together"
+    if not unavailable:
+        specifiers = sorted({str(i.requirement.specifier) or "any version" for i in infos})
+        return f"{name}: no release matches {' and '.join(specifiers)}"
+    reasons = Counter(unavailable.values())
+    if len(reasons) == 1:
+        return f"{name}: no release fits CUDA {major}: every matching release is {_as_phrase(next(iter(reasons)))}"
+    parts = []
+    for reason, count in reasons.most_common(3):
+        versions = sorted(v for v, r in unavailable.items() if r == reason)
+        span = f"{versions[0]}" if len(versions) == 1 else f"{versions[0]} … {versions[-1]}"
+        parts.append(f"{count} ({span}) {_as_phrase(reason)}")
+    return f"{name}: no release fits CUDA {major}: " + "; ".join(parts)
+
+
+def _as_phrase(reason: str) -> str:
+    if reason.startswith(("a CUDA", "not a", "yanked", "uploaded")):
+        return reason
+    return f"unusable here: {reason}"
