@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable, Sequence
 from typing import Any, TypeVar
 
 from .client import IndexClient
+from .errors import ProjectNotFound
 from .models import CoreMetadata, DistFile, Project, Release
+from .prefetch import crawl
+from .provider import CudaProvider, Req
 
 T = TypeVar("T")
 
@@ -50,6 +53,12 @@ class BlockingIndex:
     def prefetch_metadata(self, release: Release, file: DistFile) -> None:
         self.submit(self.client.metadata(release, file))
 
+    def start_crawl(self, plans: Iterable[tuple[CudaProvider, Sequence[Req]]]) -> None:
+        self.submit(crawl(self.client, list(plans)))
+
+    def existing(self, names: Iterable[str]) -> set[str]:
+        return self.run(_existing(self.client, sorted(set(names))))
+
     def close(self) -> None:
         for future in self._submitted:
             future.cancel()
@@ -65,6 +74,17 @@ class BlockingIndex:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+async def _existing(client: IndexClient, names: list[str]) -> set[str]:
+    async def exists(name: str) -> str | None:
+        try:
+            project = await client.project(name)
+        except ProjectNotFound:
+            return None
+        return name if project.releases else None
+
+    return {name for name in await asyncio.gather(*(exists(n) for n in names)) if name}
 
 
 async def _call(factory: Any) -> Any:

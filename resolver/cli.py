@@ -116,6 +116,8 @@ def _add_index_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     parser.add_argument("--offline", action="store_true", help="use only the cache; fail on anything not in it")
     parser.add_argument("--refresh", action="store_true", help="revalidate every cached project page")
+    parser.add_argument("--retries", type=int, default=4, metavar="N", help="retries of a failed request (default: 4)")
+    parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="network timeout (default: 30)")
 
 
 # -- shared helpers -----------------------------------------------------------------------------------------
@@ -127,7 +129,11 @@ def open_index(args: argparse.Namespace, index_url: str, progress: Progress | No
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
     warn = progress or (lambda message: print(f"warning: {message}", file=sys.stderr))
     cache = Cache(cache_dir, warn=lambda message: warn(f"warning: {message}"))
-    options = ClientOptions(index_url=index_url, offline=args.offline, refresh=args.refresh)
+    if args.retries < 0 or args.timeout <= 0:
+        raise UsageError("--retries must be 0 or more and --timeout more than 0")
+    options = ClientOptions(
+        index_url=index_url, offline=args.offline, refresh=args.refresh, retries=args.retries, timeout=args.timeout
+    )
     return BlockingIndex(lambda: IndexClient(options, cache))
 
 

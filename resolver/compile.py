@@ -20,20 +20,18 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 from resolvelib import BaseReporter
 
-from .background import BlockingIndex
-from .candidates import SelectionOptions
+from .candidates import SelectionOptions, Selector
 from .config import Config
 from .constraints_file import ConstraintsDocument, parse, render
-from .errors import CudaConstraintsError, ProjectNotFound, UsageError, WriteFailed
+from .errors import CudaConstraintsError, UsageError, WriteFailed
 from .families import FamilyTable
 from .locking import output_lock
 from .merge import merge
-from .prefetch import crawl
 from .provider import CudaProvider, Req
 from .requirements import RequirementsInput, input_digest, load_requirements
 from .resolution import TargetResolution, resolve_target
+from .source import Index
 from .swaps import MajorInput, roots_for, swap_for_major
-from .candidates import Selector
 from .targets import Environment, Platform, PythonVersion, Target, describe_environments
 
 Progress = Callable[[str], None]
@@ -81,7 +79,7 @@ def read_input(request: CompileRequest) -> RequirementsInput:
 def compile_constraints(
     request: CompileRequest,
     requirements_input: RequirementsInput,
-    index: BlockingIndex,
+    index: Index,
     progress: Progress = lambda message: None,
     reporter_for: Callable[[Target], BaseReporter] | None = None,
 ) -> CompileResult:
@@ -101,7 +99,7 @@ def compile_constraints(
         majors = list(request.majors)  # type: ignore[arg-type]
     environments = tuple(Environment(p, q) for p in request.python_versions for q in request.platforms)
     plans = {major: _plan(request, requirements_input, families, major, environments) for major in majors}
-    index.submit(crawl(index.client, [(p.crawler(env), p.roots[env]) for p in plans.values() for env in environments]))
+    index.start_crawl([(p.crawler(env), p.roots[env]) for p in plans.values() for env in environments])
     with output_lock(request.output_dir, enabled=not request.dry_run):
         with ThreadPoolExecutor(max_workers=len(majors)) as pool:
             futures = {major: pool.submit(_resolve_major, index, plans[major], environments, progress, reporter_for) for major in majors}
@@ -191,7 +189,7 @@ def _plan(
 
 
 def _resolve_major(
-    index: BlockingIndex,
+    index: Index,
     plan: _MajorPlan,
     environments: Sequence[Environment],
     progress: Progress,
@@ -213,43 +211,22 @@ def _resolve_major(
     return resolutions
 
 
-def discover_majors(
-    index: BlockingIndex, requirements_input: RequirementsInput, families: FamilyTable
-) -> tuple[list[int], dict[int, str]]:
+def discover_majors(index: Index, requirements_input: RequirementsInput, families: FamilyTable) -> tuple[list[int], dict[int, str]]:
     """Majors for which every variant family named by the input has a member on the index."""
-    names = [r.requirement.name for r in requirements_input.requirements]
-    named = families.families_named_by(names)
+    named = families.families_named_by(r.requirement.name for r in requirements_input.requirements)
     if not named:
         raise UsageError("--cuda auto: the input names no CUDA variant family; give --cuda 12,13")
-    available: dict[int, set[str]] = {major: set() for major in DISCOVERY_MAJORS}
     probes = {(family.name, major): family.member_name(major) for family in named for major in DISCOVERY_MAJORS}
-    found = index.run(_probe({member for member in probes.values() if member}, index))
-    for (family_name, major), member in probes.items():
-        if member in found:
-            available[major].add(family_name)
+    found = index.existing(member for member in probes.values() if member)
     majors, skipped = [], {}
-    for major, present in available.items():
-        missing = sorted({f.name for f in named} - present)
-        if not present:
-            continue
-        if missing:
+    for major in DISCOVERY_MAJORS:
+        present = {family.name for family in named if probes[(family.name, major)] in found}
+        missing = sorted({family.name for family in named} - present)
+        if present and missing:
             skipped[major] = f"no CUDA {major} member of {', '.join(missing)}"
-        else:
+        elif present:
             majors.append(major)
     return majors, skipped
-
-
-async def _probe(names: set[str], index: BlockingIndex) -> set[str]:
-    import asyncio
-
-    async def exists(name: str) -> str | None:
-        try:
-            project = await index.client.project(name)
-        except ProjectNotFound:
-            return None
-        return name if project.releases else None
-
-    return {n for n in await asyncio.gather(*(exists(n) for n in sorted(names))) if n}
 
 
 def describe_options(request: CompileRequest) -> str:

@@ -124,18 +124,17 @@ class Http:
         return await self._with_retries(url, {"Range": spec}, read)
 
     async def _with_retries(self, url: str, headers: dict[str, str], read: Callable[[httpx.Response], Awaitable[T]]) -> T:
-        attempt = 0
-        while True:
-            delay: float | None = None
+        attempts = self.retries + 1
+        for attempt in range(attempts):
+            status: int | None = None
             try:
                 async with self._semaphore:
                     async with self._client.stream("GET", url, headers=headers) as response:
-                        if response.status_code in RETRY_STATUSES and attempt < self.retries:
-                            delay = self._delay(attempt, response)
-                            problem = f"HTTP {response.status_code}"
-                        else:
+                        if response.status_code not in RETRY_STATUSES:
                             return await read(response)
-            except httpx.UnsupportedProtocol as error:
+                        status = response.status_code
+                        problem, delay = _status_error(url, status).problem, self._delay(attempt, response)
+            except (httpx.UnsupportedProtocol, httpx.InvalidURL) as error:
                 raise IndexUnavailable(url, f"not a usable URL ({error})") from None
             except httpx.TimeoutException:
                 problem, delay = "timed out", self._delay(attempt)
@@ -143,13 +142,11 @@ class Http:
                 problem, delay = _describe_transport_error(error), self._delay(attempt)
             except httpx.HTTPError as error:
                 raise IndexUnavailable(url, f"request failed: {error}") from None
-            except httpx.InvalidURL as error:
-                raise IndexUnavailable(url, f"not a usable URL ({error})") from None
-            if attempt >= self.retries:
-                raise IndexUnavailable(url, f"{problem} (gave up after {attempt + 1} attempts)")
-            attempt += 1
+            if attempt == attempts - 1:
+                raise IndexUnavailable(url, f"{problem} (gave up after {attempts} attempts)", status)
             self.stats.retries += 1
             await self._sleep(delay)
+        raise AssertionError("unreachable")
 
     def _delay(self, attempt: int, response: httpx.Response | None = None) -> float:
         if response is not None and response.status_code == 429:

@@ -104,21 +104,20 @@ def load_requirements(paths: list[Path], read_text: ReadText = read_utf8, root: 
 
 def parse_requirement_line(text: str, path: str, line_number: int) -> Requirement:
     """One PEP 508 requirement that names a project on the index."""
+
+    def fail(problem: str) -> RequirementsFileError:
+        return RequirementsFileError(Path(path), line_number, text, problem)
+
     if _URL_SCHEME.match(text) or text.startswith(("git+", "hg+", "svn+", "bzr+")):
-        raise RequirementsFileError(Path(path), line_number, text, "URLs are not supported; name a project on the index")
-    if text.startswith((".", "/", "~")) or text.endswith(_ARCHIVE_SUFFIXES) or "\\" in text:
-        raise RequirementsFileError(
-            Path(path), line_number, text, "local paths are not supported; name a project on the index"
-        )
+        raise fail("URLs are not supported; name a project on the index")
     try:
         requirement = Requirement(text)
     except InvalidRequirement as error:
-        detail = str(error).splitlines()[0]
-        raise RequirementsFileError(Path(path), line_number, text, f"not a valid requirement ({detail})") from None
+        if text.startswith((".", "/", "~")) or text.endswith(_ARCHIVE_SUFFIXES) or "/" in text or "\\" in text:
+            raise fail("local paths are not supported; name a project on the index") from None
+        raise fail(f"not a valid requirement ({str(error).splitlines()[0]})") from None
     if requirement.url:
-        raise RequirementsFileError(
-            Path(path), line_number, text, "direct URL references are not supported; name a project on the index"
-        )
+        raise fail("direct URL references are not supported; name a project on the index")
     return requirement
 
 

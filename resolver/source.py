@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from .models import CoreMetadata, DistFile, Project, Release
+
+if TYPE_CHECKING:
+    from .provider import CudaProvider, Req
 
 
 class MetadataSource(Protocol):
@@ -16,3 +20,13 @@ class MetadataSource(Protocol):
 
     def prefetch_metadata(self, release: Release, file: DistFile) -> None:
         """A hint that `metadata(release, file)` will be asked for soon; may do nothing."""
+
+
+class Index(MetadataSource, Protocol):
+    """A metadata source that can also work ahead and answer which projects exist."""
+
+    def start_crawl(self, plans: Iterable[tuple[CudaProvider, Sequence[Req]]]) -> None:
+        """Start fetching, in the background, the trees the resolvers will most likely walk."""
+
+    def existing(self, names: Iterable[str]) -> set[str]:
+        """Which of these projects the index has (with at least one release)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 from .changes import compare
 from .compile import CompileRequest, CompileResult
@@ -19,7 +20,7 @@ def summarize(result: CompileResult, request: CompileRequest, stats: Stats) -> I
         else:
             status = "written" if outcome.old else "created"
         packages = len({pin.name for pin in outcome.new.pins})
-        yield f"CUDA {outcome.major}: {outcome.path} {status}: {packages} packages; {changes.counts()}"
+        yield f"CUDA {outcome.major}: {_shown(outcome.path)} {status}: {packages} packages; {changes.counts()}"
         if outcome.old is not None:  # a new file's every line is an addition: the count says enough
             for change in changes.versions:
                 yield f"  {change.kind:<10} {change.describe()}"
@@ -31,3 +32,10 @@ def summarize(result: CompileResult, request: CompileRequest, stats: Stats) -> I
         yield f"CUDA {major}: skipped ({reason})"
     megabytes = stats.bytes / 1e6
     yield f"{stats.requests} requests, {megabytes:.1f} MB in {result.seconds:.1f}s"
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from resolver.candidates import SelectionOptions
+from resolver.compile import CompileRequest, CompileResult, compile_constraints
+from resolver.config import Config
+from resolver.requirements import load_requirements
+from resolver.targets import Platform, PythonVersion
+
+from .synthetic import SyntheticIndex, kv_connectors_index
+
+X86 = Platform("manylinux_2_28_x86_64")
+ARM = Platform("manylinux_2_28_aarch64")
+
+
+@pytest.fixture
+def kv_index() -> SyntheticIndex:
+    return kv_connectors_index()
+
+
+class Project:
+    """A project directory with a requirements file, compiled against a synthetic index."""
+
+    def __init__(self, root: Path, index: SyntheticIndex) -> None:
+        self.root, self.index = root, index
+        self.requirements = root / "requirements" / "kv.txt"
+        self.output = root / "constraints"
+
+    def write(self, text: str) -> Path:
+        self.requirements.parent.mkdir(parents=True, exist_ok=True)
+        self.requirements.write_text(text)
+        return self.requirements
+
+    def compile(
+        self,
+        majors=(12, 13),  # noqa: ANN001
+        platforms=(X86, ARM),  # noqa: ANN001
+        pythons=(PythonVersion(3, 12),),  # noqa: ANN001
+        config: Config | None = None,
+        **options,  # noqa: ANN003
+    ) -> CompileResult:
+        selection_fields = {k: options.pop(k) for k in ("pre", "allow_sdist", "allow_sdist_packages", "exclude_newer") if k in options}
+        request = CompileRequest(
+            config=config or Config(root=self.root),
+            requirement_files=(self.requirements,),
+            majors=majors,
+            python_versions=pythons,
+            platforms=platforms,
+            output_dir=self.output,
+            selection=SelectionOptions(**selection_fields),
+            index_url="https://index.test/simple",
+            command="cuda-constraints compile",
+            **options,
+        )
+        requirements_input = load_requirements([self.requirements], root=self.root)
+        return compile_constraints(request, requirements_input, self.index)
+
+    def text(self, major: int) -> str:
+        return (self.output / f"cu{major}.txt").read_text()
+
+    def pins(self, major: int) -> dict[str, str]:
+        """name -> version (or 'version ; marker' lines joined) of a written file."""
+        from resolver.constraints_file import parse
+
+        document = parse(self.text(major), f"cu{major}.txt")
+        found: dict[str, str] = {}
+        for pin in document.pins:
+            value = str(pin.version) + (f" ; {pin.marker}" if pin.marker else "")
+            found[pin.name] = found[pin.name] + " | " + value if pin.name in found else value
+        return found
+
+
+@pytest.fixture
+def project(tmp_path: Path, kv_index: SyntheticIndex) -> Project:
+    return Project(tmp_path, kv_index)

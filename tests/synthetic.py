@@ -1,0 +1,356 @@
+"""A small synthetic index, modelled on the real shapes of DESIGN §1, seen three ways:
+
+- as a `MetadataSource` (for resolver tests: no HTTP at all);
+- as HTTP answers (PyPI JSON API, PEP 503 pages, wheels with Range support) for respx or a real server;
+- as real wheel files (zip archives with METADATA, and optionally an importable module).
+
+File URLs in the JSON pages are relative (`../../packages/...`), as some mirrors serve them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import io
+import json
+import re
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import httpx
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from resolver.errors import ProjectNotFound
+from resolver.models import CoreMetadata, DistFile, Project, Release
+from resolver.wheel_metadata import metadata_from_wheel, parse_metadata
+
+LINUX_TAGS = ("py3-none-any",)
+BOTH_ARCHES = ("cp312-cp312-manylinux_2_28_x86_64", "cp312-cp312-manylinux_2_28_aarch64")
+UPLOADED = "2026-01-01T00:00:00Z"
+
+
+@dataclass
+class SyntheticRelease:
+    name: str
+    version: str
+    requires: tuple[str, ...] = ()
+    extras: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    tags: tuple[str, ...] = LINUX_TAGS
+    sdist: bool = False
+    requires_python: str | None = None
+    yanked: bool = False
+    uploaded: str = UPLOADED
+    module: str | None = None  # an importable package the wheel carries
+    module_source: str = ""
+    padding: int = 0  # extra files so the central directory outgrows a range tail
+    core_metadata: bool = False
+    # What the METADATA inside the wheel claims, when it lies (fault injection).
+    claimed_name: str | None = None
+    claimed_version: str | None = None
+
+    @property
+    def dist(self) -> str:
+        return canonicalize_name(self.name).replace("-", "_")
+
+    def wheel_filename(self, tag: str) -> str:
+        return f"{self.dist}-{self.version}-{tag}.whl"
+
+    @property
+    def sdist_filename(self) -> str:
+        return f"{self.dist}-{self.version}.tar.gz"
+
+    def metadata_text(self) -> str:
+        lines = [
+            "Metadata-Version: 2.1",
+            f"Name: {self.claimed_name or self.name}",
+            f"Version: {self.claimed_version or self.version}",
+        ]
+        if self.requires_python:
+            lines.append(f"Requires-Python: {self.requires_python}")
+        lines += [f"Requires-Dist: {r}" for r in self.requires]
+        for extra, requirements in self.extras.items():
+            lines.append(f"Provides-Extra: {extra}")
+            for requirement in requirements:
+                text, _, marker = requirement.partition(";")
+                condition = f'({marker.strip()}) and extra == "{extra}"' if marker else f'extra == "{extra}"'
+                lines.append(f"Requires-Dist: {text.strip()}; {condition}")
+        return "\n".join(lines) + "\n\nA synthetic release.\n"
+
+    def wheel_bytes(self, tag: str) -> bytes:
+        buffer = io.BytesIO()
+        info = f"{self.dist}-{self.version}.dist-info"
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            if self.module:
+                archive.writestr(f"{self.module}/__init__.py", self.module_source or f"VERSION = {self.version!r}\n")
+            for number in range(self.padding):
+                archive.writestr(f"{self.dist}/data/padding_file_with_a_long_name_{number:06d}.txt", f"{number}\n")
+            archive.writestr(f"{info}/METADATA", self.metadata_text())
+            archive.writestr(f"{info}/WHEEL", f"Wheel-Version: 1.0\nGenerator: synthetic\nRoot-Is-Purelib: true\nTag: {tag}\n")
+            archive.writestr(f"{info}/RECORD", "")
+        return buffer.getvalue()
+
+    def sdist_bytes(self) -> bytes:
+        import tarfile
+
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+            pkg_info = self.metadata_text().replace("Metadata-Version: 2.1", "Metadata-Version: 2.2").encode()
+            member = tarfile.TarInfo(f"{self.dist}-{self.version}/PKG-INFO")
+            member.size = len(pkg_info)
+            archive.addfile(member, io.BytesIO(pkg_info))
+        return buffer.getvalue()
+
+
+class SyntheticIndex:
+    """Projects and releases; answers as a MetadataSource and as an HTTP index."""
+
+    def __init__(self) -> None:
+        self.releases: dict[str, list[SyntheticRelease]] = {}
+        self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
+        self._files: dict[str, tuple[SyntheticRelease, str | None]] = {}
+        # path -> answers to give before the normal one: httpx.Response, an exception to raise, or a
+        # callable(request) -> httpx.Response; a callable stays, the others are used once each.
+        self.overrides: dict[str, list] = {}
+
+    def override(self, path: str, *answers) -> None:  # noqa: ANN002
+        self.overrides.setdefault(path, []).extend(answers)
+
+    # -- building --------------------------------------------------------------------------------------------
+
+    def add(self, name: str, version: str, requires: Iterable[str] = (), **options) -> SyntheticRelease:  # noqa: ANN003
+        release = SyntheticRelease(name, version, tuple(requires), **options)
+        self.releases.setdefault(canonicalize_name(name), []).append(release)
+        self._files.clear()
+        return release
+
+    def files_of(self, release: SyntheticRelease) -> list[tuple[str, str | None]]:
+        """(filename, tag) of every file of a release; tag None for the sdist."""
+        files = [(release.wheel_filename(tag), tag) for tag in release.tags]
+        if release.sdist:
+            files.append((release.sdist_filename, None))
+        return files
+
+    def file_bytes(self, filename: str) -> bytes | None:
+        if not self._files:
+            for releases in self.releases.values():
+                for release in releases:
+                    for name, tag in self.files_of(release):
+                        self._files[name] = (release, tag)
+        found = self._files.get(filename)
+        if found is None:
+            return None
+        release, tag = found
+        return release.wheel_bytes(tag) if tag is not None else release.sdist_bytes()
+
+    # -- MetadataSource --------------------------------------------------------------------------------------
+
+    def project(self, name: str) -> Project:
+        name = canonicalize_name(name)
+        if name not in self.releases:
+            raise ProjectNotFound(name, f"https://index.test/pypi/{name}/json")
+        releases = []
+        for release in self.releases[name]:
+            files = tuple(
+                DistFile(
+                    filename=filename,
+                    url=f"https://index.test/packages/{filename}",
+                    sha256=hashlib.sha256(filename.encode()).hexdigest(),
+                    requires_python=release.requires_python,
+                    yanked=release.yanked,
+                    size=1000,
+                    upload_time=_time(release.uploaded),
+                )
+                for filename, _ in self.files_of(release)
+            )
+            releases.append(Release(name, Version(release.version), files))
+        releases.sort(key=lambda r: r.version, reverse=True)
+        return Project(name, tuple(releases))
+
+    def metadata(self, release: Release, file: DistFile) -> CoreMetadata:
+        for synthetic in self.releases[release.name]:
+            if Version(synthetic.version) == release.version:
+                return parse_metadata(synthetic.metadata_text().encode(), "synthetic")
+        raise AssertionError(f"no synthetic release {release.name} {release.version}")
+
+    def prefetch_metadata(self, release: Release, file: DistFile) -> None:
+        pass
+
+    def start_crawl(self, plans) -> None:  # noqa: ANN001 - nothing to fetch ahead of time
+        pass
+
+    def existing(self, names: Iterable[str]) -> set[str]:
+        return {canonicalize_name(n) for n in names} & set(self.releases)
+
+    # -- HTTP ------------------------------------------------------------------------------------------------
+
+    def project_page(self, name: str) -> dict:
+        """The PyPI JSON API document, with relative file URLs and a misleading info.requires_dist."""
+        releases = self.releases[canonicalize_name(name)]
+        newest = max(releases, key=lambda r: Version(r.version))
+        document = {
+            "info": {
+                "name": newest.name,
+                "version": newest.version,
+                # As on the real index: describes one file of the newest release, never to be trusted.
+                "requires_dist": ["this-must-not-be-used==0"],
+                "requires_python": newest.requires_python,
+            },
+            "releases": {},
+            "urls": [],
+        }
+        for release in releases:
+            document["releases"][release.version] = [self._file_entry(release, filename) for filename, _ in self.files_of(release)]
+        return document
+
+    def _file_entry(self, release: SyntheticRelease, filename: str) -> dict:
+        content = self.file_bytes(filename) or b""
+        entry = {
+            "filename": filename,
+            "url": f"../../packages/{filename}",
+            "digests": {"sha256": hashlib.sha256(content).hexdigest()},
+            "requires_python": release.requires_python,
+            "yanked": release.yanked,
+            "yanked_reason": "broken" if release.yanked else None,
+            "size": len(content),
+            "upload_time_iso_8601": release.uploaded,
+            "packagetype": "bdist_wheel" if filename.endswith(".whl") else "sdist",
+            "core-metadata": False,
+        }
+        if release.core_metadata and filename.endswith(".whl"):
+            entry["core-metadata"] = {"sha256": hashlib.sha256(release.metadata_text().encode()).hexdigest()}
+        return entry
+
+    def simple_page(self, name: str) -> str:
+        """A PEP 503 page, with PEP 658 metadata links, for pip and uv."""
+        releases = self.releases[canonicalize_name(name)]
+        links = []
+        for release in releases:
+            for filename, _ in self.files_of(release):
+                content = self.file_bytes(filename) or b""
+                attributes = f'href="/packages/{filename}#sha256={hashlib.sha256(content).hexdigest()}"'
+                if release.requires_python:
+                    attributes += f' data-requires-python="{html.escape(release.requires_python)}"'
+                if release.yanked:
+                    attributes += ' data-yanked="broken"'
+                links.append(f"<a {attributes}>{filename}</a><br/>")
+        return "<!DOCTYPE html><html><body>\n" + "\n".join(links) + "\n</body></html>\n"
+
+    def respond(self, method: str, path: str, range_header: str | None = None) -> tuple[int, dict[str, str], bytes]:
+        """The answer of the index to one request: (status, headers, body)."""
+        self.requests.append((method, path, range_header))
+        match = re.fullmatch(r"/pypi/([^/]+)/json", path)
+        if match:
+            name = canonicalize_name(match.group(1))
+            if name not in self.releases:
+                return 404, {}, b'{"message": "Not Found"}'
+            return 200, {"Content-Type": "application/json"}, json.dumps(self.project_page(name)).encode()
+        if re.fullmatch(r"/pypi/[^/]+/[^/]+/json", path):
+            return 404, {}, b'{"message": "Not Found"}'
+        match = re.fullmatch(r"/simple/([^/]+)/?", path)
+        if match:
+            name = canonicalize_name(match.group(1))
+            if name not in self.releases:
+                return 404, {}, b"not found"
+            return 200, {"Content-Type": "text/html"}, self.simple_page(name).encode()
+        match = re.fullmatch(r"/packages/(.+)\.metadata", path)
+        if match and self.file_bytes(match.group(1)) is not None:
+            release, _ = self._files[match.group(1)]
+            if release.core_metadata:
+                return 200, {"Content-Type": "application/octet-stream"}, release.metadata_text().encode()
+            return 404, {}, b"not found"
+        match = re.fullmatch(r"/packages/(.+)", path)
+        if match:
+            content = self.file_bytes(match.group(1))
+            if content is None:
+                return 404, {}, b"not found"
+            return serve_range(content, range_header)
+        return 404, {}, b"not found"
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        """An httpx handler (respx side effect or MockTransport), with the overrides applied first."""
+        answers = self.overrides.get(request.url.path)
+        if answers:
+            answer = answers[0] if callable(answers[0]) and not isinstance(answers[0], httpx.Response) else answers.pop(0)
+            self.requests.append((request.method, request.url.path, request.headers.get("range")))
+            if isinstance(answer, BaseException):
+                raise answer
+            return answer(request) if callable(answer) and not isinstance(answer, httpx.Response) else answer
+        status, headers, body = self.respond(request.method, request.url.path, request.headers.get("range"))
+        return httpx.Response(status, headers=headers, content=body)
+
+    def paths(self) -> list[str]:
+        return [path for _, path, _ in self.requests]
+
+
+def serve_range(content: bytes, range_header: str | None) -> tuple[int, dict[str, str], bytes]:
+    """Answer a (possibly ranged) GET of a file, as a CDN does."""
+    if not range_header:
+        return 200, {"Content-Length": str(len(content)), "Accept-Ranges": "bytes"}, content
+    match = re.fullmatch(r"bytes=(\d*)-(\d*)", range_header.strip())
+    if not match:
+        return 416, {}, b""
+    first, last = match.groups()
+    size = len(content)
+    if first == "":
+        start, end = max(0, size - int(last)), size - 1
+    else:
+        start, end = int(first), min(int(last) if last else size - 1, size - 1)
+    if start >= size:
+        return 416, {"Content-Range": f"bytes */{size}"}, b""
+    body = content[start : end + 1]
+    return 206, {"Content-Range": f"bytes {start}-{end}/{size}", "Content-Length": str(len(body))}, body
+
+
+def read_wheel_metadata(content: bytes, name: str) -> CoreMetadata:
+    return parse_metadata(metadata_from_wheel(content, name))
+
+
+def _time(text: str):  # noqa: ANN202
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def kv_connectors_index() -> SyntheticIndex:
+    """The shapes of the real KV-connector set (DESIGN §1), small."""
+    index = SyntheticIndex()
+    both = {"tags": BOTH_ARCHES}
+    # nixl: 1.1+ hard-requires both members; 0.7-1.0 required cu12 and offered extras.
+    for version in ("0.9.0", "1.0.0"):
+        index.add("nixl", version, [f"nixl-cu12=={version}"], extras={"cu12": (f"nixl-cu12=={version}",), "cu13": (f"nixl-cu13=={version}",)})
+    for version in ("1.4.0", "1.5.1"):
+        index.add(
+            "nixl", version, [f"nixl-cu12=={version}", f"nixl-cu13=={version}"],
+            extras={"cu12": (f"nixl-cu12=={version}",), "cu13": (f"nixl-cu13=={version}",)},
+        )
+    for version in ("0.9.0", "1.0.0", "1.4.0", "1.5.1"):
+        index.add("nixl-cu12", version, ["torch", "numpy"], module="nixl_cu12_ext", **both)
+        index.add("nixl-cu13", version, ["torch", "numpy"], module="nixl_cu13_ext", **both)
+    # torch: <= 2.10 needs CUDA 12 libraries, >= 2.11 CUDA 13 ones (x86_64 only, by marker).
+    on_x86 = '; platform_machine == "x86_64"'
+    index.add("torch", "2.10.0", ["numpy", f"nvidia-cublas-cu12==12.8.4.1{on_x86}"], **both)
+    index.add("torch", "2.11.0", ["numpy", f"cuda-toolkit[cublas]==13.*{on_x86}", f"nvidia-nccl-cu13==2.30.7{on_x86}"], **both)
+    index.add("nvidia-cublas-cu12", "12.8.4.1", **both)
+    index.add("nvidia-nccl-cu13", "2.30.7", **both)
+    index.add("cuda-toolkit", "12.9.1", extras={"cublas": ("nvidia-cublas-cu12",)})
+    index.add("cuda-toolkit", "13.2.2", extras={"cublas": ("nvidia-cublas==13.*",)})
+    index.add("nvidia-cublas", "13.4.1.3", **both)
+    index.add("numpy", "2.2.6", **both)
+    # cupy: one project per major.
+    for major in (12, 13):
+        for version in ("14.1.0", "14.2.0"):
+            index.add(f"cupy-cuda{major}x", version, ["numpy"], module=f"cupy_cuda{major}x", **both)
+    # lmcache: <= 0.4.4 requires cupy-cuda12x; >= 0.4.5 cupy-cuda13x (and >= 0.5.5 cuda-python 13).
+    index.add("lmcache", "0.4.4", ["torch", "cupy-cuda12x"], **both)
+    index.add("lmcache", "0.4.5", ["torch", "cupy-cuda13x"], **both)
+    index.add("lmcache", "0.5.6", ["torch", "cupy-cuda13x", "cuda-python<14,>=13"], **both)
+    index.add("cuda-python", "12.9.4", **both)
+    index.add("cuda-python", "13.4.4", **both)
+    # mooncake: the unsuffixed name is the CUDA 12 build.
+    for version in ("0.3.12", "0.3.13"):
+        index.add("mooncake-transfer-engine", version, ["aiohttp"], module="mooncake_cu12", **both)
+        index.add("mooncake-transfer-engine-cuda13", version, ["aiohttp"], module="mooncake_cu13", **both)
+    index.add("aiohttp", "3.14.5", **both)
+    return index

@@ -1,0 +1,341 @@
+"""The PyPI metadata client against respx routes: every metadata path, the fallbacks, retries, the cache."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+import respx
+from packaging.version import Version
+
+from resolver.cache import Cache
+from resolver.client import ClientOptions, IndexClient, json_api_root
+from resolver.errors import (
+    IndexUnavailable,
+    MetadataMismatch,
+    MetadataUnavailable,
+    OfflineCacheMiss,
+    ProjectNotFound,
+)
+
+from .synthetic import SyntheticIndex
+
+ROOT = "https://index.test"
+
+
+def run(coroutine):  # noqa: ANN001, ANN201
+    return asyncio.run(coroutine)
+
+
+class Sleeps(list):
+    async def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def client_for(cache_dir: Path | None = None, sleeps: Sleeps | None = None, **options) -> IndexClient:  # noqa: ANN003
+    return IndexClient(
+        ClientOptions(index_url=f"{ROOT}/simple", retries=3, **options),
+        Cache(cache_dir),
+        sleep=sleeps if sleeps is not None else Sleeps(),
+    )
+
+
+async def fetch(client: IndexClient, name: str, version: str | None = None, filename_part: str = ""):  # noqa: ANN201
+    try:
+        project = await client.project(name)
+        if version is None:
+            return project
+        release = project.release(Version(version))
+        file = next(f for f in release.files if filename_part in f.filename)
+        return await client.metadata(release, file)
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+def index() -> SyntheticIndex:
+    index = SyntheticIndex()
+    index.add("nixl", "1.5.1", ["nixl-cu12==1.5.1", "nixl-cu13==1.5.1"], extras={"cu13": ("nixl-cu13==1.5.1",)})
+    index.add("nixl", "1.4.0", ["nixl-cu12==1.4.0"], yanked=True, requires_python=">=3.10")
+    index.add("big-wheel", "2.0", ["numpy>=2"], padding=3000)
+    index.add("metadata-served", "1.0", ["requests"], core_metadata=True)
+    return index
+
+
+@pytest.fixture
+def mock(index: SyntheticIndex):  # noqa: ANN201
+    with respx.mock(assert_all_called=False) as router:
+        router.route(host="index.test").mock(side_effect=index.handler)
+        yield router
+
+
+def range_requests(index: SyntheticIndex) -> list[str]:
+    return [path for method, path, range_header in index.requests if range_header]
+
+
+def test_json_root_is_found_from_a_simple_url():
+    assert json_api_root("https://pypi.org/simple") == "https://pypi.org/"
+    assert json_api_root("https://mirror.example/pypi/simple/") == "https://mirror.example/pypi/"
+    assert json_api_root("https://mirror.example/root") == "https://mirror.example/root/"
+
+
+def test_project_page_resolves_relative_urls_and_keeps_per_file_facts(index, mock):
+    project = run(fetch(client_for(), "NIXL"))
+    assert project.name == "nixl"
+    assert [str(r.version) for r in project.releases] == ["1.5.1", "1.4.0"]
+    old = project.release(Version("1.4.0"))
+    assert old.yanked and old.files[0].yanked
+    assert old.files[0].requires_python == ">=3.10"
+    # "../../packages/<file>" against https://index.test/pypi/nixl/json
+    assert project.releases[0].files[0].url == f"{ROOT}/packages/nixl-1.5.1-py3-none-any.whl"
+    assert index.paths() == ["/pypi/nixl/json"]
+
+
+def test_dependencies_come_from_the_file_never_from_info_requires_dist(index, mock):
+    metadata = run(fetch(client_for(), "nixl", "1.5.1"))
+    assert "this-must-not-be-used==0" not in metadata.requires_dist
+    assert metadata.requires_dist == ("nixl-cu12==1.5.1", "nixl-cu13==1.5.1", 'nixl-cu13==1.5.1; extra == "cu13"')
+    assert metadata.provides_extra == ("cu13",)
+    assert metadata.source == "range"
+
+
+def test_pep658_metadata_is_used_when_advertised(index, mock):
+    metadata = run(fetch(client_for(), "metadata-served", "1.0"))
+    assert metadata.source == "pep658" and metadata.requires_dist == ("requests",)
+    assert index.paths() == ["/pypi/metadata-served/json", "/packages/metadata_served-1.0-py3-none-any.whl.metadata"]
+
+
+def test_pep658_with_a_wrong_hash_falls_back(index, mock):
+    release = index.releases["metadata-served"][0]
+    index.override("/packages/metadata_served-1.0-py3-none-any.whl.metadata", httpx.Response(200, content=b"Name: evil\nVersion: 9\n"))
+    metadata = run(fetch(client_for(), "metadata-served", "1.0"))
+    assert metadata.source == "range" and metadata.name == "metadata-served"
+    assert release.requires == metadata.requires_dist
+
+
+def test_per_version_page_is_used_when_the_index_serves_it(index, mock):
+    index.override(
+        "/pypi/nixl/1.5.1/json",
+        httpx.Response(200, json={"info": {"name": "nixl", "version": "1.5.1", "requires_dist": ["nixl-cu12==1.5.1"], "requires_python": ">=3.10"}}),
+    )
+    metadata = run(fetch(client_for(), "nixl", "1.5.1"))
+    assert metadata.source == "version-json"
+    assert metadata.requires_dist == ("nixl-cu12==1.5.1",) and metadata.requires_python == ">=3.10"
+    assert range_requests(index) == []
+
+
+def test_per_version_page_for_another_version_is_not_trusted(index, mock):
+    # As seen on the real index: info describing 1.5.2 while 1.5.1 was asked for.
+    index.override(
+        "/pypi/nixl/1.5.1/json",
+        httpx.Response(200, json={"info": {"name": "nixl", "version": "1.5.2", "requires_dist": ["nixl-cu12==1.5.2"]}}),
+    )
+    metadata = run(fetch(client_for(), "nixl", "1.5.1"))
+    assert metadata.source == "range" and "nixl-cu12==1.5.1" in metadata.requires_dist
+
+
+def test_an_index_without_per_version_pages_is_asked_once(index, mock):
+    async def both():
+        client = client_for()
+        try:
+            first = await client.project("nixl")
+            second = await client.project("big-wheel")
+            await client.metadata(first.releases[0], first.releases[0].files[0])
+            await client.metadata(second.releases[0], second.releases[0].files[0])
+        finally:
+            await client.close()
+
+    run(both())
+    version_pages = [p for p in index.paths() if p.count("/") == 4 and p.startswith("/pypi/")]
+    assert version_pages == ["/pypi/nixl/1.5.1/json"]
+
+
+def test_small_wheel_is_read_with_one_range_request(index, mock):
+    run(fetch(client_for(), "nixl", "1.5.1"))
+    assert len(range_requests(index)) == 1
+
+
+def test_range_read_of_a_wheel_whose_central_directory_outgrows_the_tail(index, mock):
+    content = index.file_bytes("big_wheel-2.0-py3-none-any.whl")
+    assert len(content) > 200_000
+    client = client_for()
+    metadata = run(fetch(client, "big-wheel", "2.0"))
+    assert metadata.requires_dist == ("numpy>=2",) and metadata.source == "range"
+    assert 2 <= len(range_requests(index)) <= 3
+    assert client.stats.bytes_by_kind["range"] < len(content) / 2
+
+
+def test_server_that_ignores_range_on_a_small_file_is_read_from_the_full_answer(index, mock):
+    content = index.file_bytes("nixl-1.5.1-py3-none-any.whl")
+    index.override("/packages/nixl-1.5.1-py3-none-any.whl", httpx.Response(200, content=content))
+    metadata = run(fetch(client_for(), "nixl", "1.5.1"))
+    assert metadata.source == "download" and metadata.name == "nixl"
+    assert [p for p in index.paths() if p.startswith("/packages")] == ["/packages/nixl-1.5.1-py3-none-any.whl"]
+
+
+def test_server_that_ignores_range_on_a_large_file_gives_up_clearly(index, mock):
+    index.add("huge", "1.0", ["numpy"], module="huge", module_source="BLOB = " + repr(os.urandom(1_200_000)))
+    filename = "huge-1.0-py3-none-any.whl"
+    index.override(f"/packages/{filename}", httpx.Response(200, content=index.file_bytes(filename)))
+    with pytest.raises(MetadataUnavailable) as failure:
+        run(fetch(client_for(), "huge", "1.0"))
+    assert filename in str(failure.value) and "ignores Range" in str(failure.value)
+    assert failure.value.exit_code == 5
+
+
+def test_unknown_project_is_a_clear_error(index, mock):
+    with pytest.raises(ProjectNotFound) as failure:
+        run(fetch(client_for(), "no-such-project"))
+    assert failure.value.exit_code == 2
+    assert "no-such-project" in str(failure.value) and f"{ROOT}/pypi/no-such-project/json" in str(failure.value)
+
+
+def test_429_waits_as_long_as_retry_after_says(index, mock):
+    page = json.dumps(index.project_page("nixl")).encode()
+    index.override("/pypi/nixl/json", httpx.Response(429, headers={"Retry-After": "7"}), httpx.Response(200, content=page))
+    sleeps = Sleeps()
+    project = run(fetch(client_for(sleeps=sleeps), "nixl"))
+    assert project.name == "nixl" and sleeps == [7.0]
+
+
+def test_5xx_and_connection_errors_are_retried_with_backoff(index, mock):
+    page = json.dumps(index.project_page("nixl")).encode()
+    index.override("/pypi/nixl/json", httpx.Response(503), httpx.ConnectError("refused"), httpx.Response(200, content=page))
+    sleeps = Sleeps()
+    client = client_for(sleeps=sleeps)
+    assert run(fetch(client, "nixl")).name == "nixl"
+    assert len(sleeps) == 2 and sleeps[1] > sleeps[0] > 0
+    assert client.stats.retries == 2
+
+
+def test_persistent_server_error_names_the_url_and_status(index, mock):
+    index.override("/pypi/nixl/json", lambda request: httpx.Response(500))
+    sleeps = Sleeps()
+    with pytest.raises(IndexUnavailable) as failure:
+        run(fetch(client_for(sleeps=sleeps), "nixl"))
+    assert failure.value.exit_code == 5 and failure.value.status == 500
+    assert f"{ROOT}/pypi/nixl/json" in str(failure.value) and "HTTP 500" in str(failure.value)
+    assert "4 attempts" in str(failure.value)
+    assert len(sleeps) == 3
+
+
+def test_timeouts_are_retried_then_reported(index, mock):
+    index.override("/pypi/nixl/json", *(httpx.ReadTimeout("slow") for _ in range(4)))
+    with pytest.raises(IndexUnavailable) as failure:
+        run(fetch(client_for(), "nixl"))
+    assert "timed out" in str(failure.value) and "4 attempts" in str(failure.value)
+
+
+def test_html_where_json_was_expected(index, mock):
+    index.override("/pypi/nixl/json", httpx.Response(200, content=b"<html><body>Login</body></html>", headers={"Content-Type": "text/html"}))
+    with pytest.raises(IndexUnavailable) as failure:
+        run(fetch(client_for(), "nixl"))
+    assert "HTML" in str(failure.value) and f"{ROOT}/pypi/nixl/json" in str(failure.value)
+
+
+def test_truncated_json(index, mock):
+    page = json.dumps(index.project_page("nixl")).encode()
+    index.override("/pypi/nixl/json", httpx.Response(200, content=page[: len(page) // 2]))
+    with pytest.raises(IndexUnavailable) as failure:
+        run(fetch(client_for(), "nixl"))
+    assert "truncated" in str(failure.value)
+
+
+def test_metadata_naming_another_project_is_refused(index, mock):
+    index.add("liar", "1.0", claimed_name="somebody-else")
+    with pytest.raises(MetadataMismatch) as failure:
+        run(fetch(client_for(), "liar", "1.0"))
+    assert "somebody-else" in str(failure.value) and "liar 1.0" in str(failure.value)
+
+
+def test_metadata_naming_another_version_is_refused(index, mock):
+    index.add("liar", "1.0", claimed_version="2.0")
+    with pytest.raises(MetadataMismatch) as failure:
+        run(fetch(client_for(), "liar", "1.0"))
+    assert "liar 2.0" in str(failure.value)
+
+
+def test_metadata_is_cached_by_file_hash(index, mock, tmp_path):
+    run(fetch(client_for(tmp_path), "nixl", "1.5.1"))
+    first = len(index.requests)
+    metadata = run(fetch(client_for(tmp_path), "nixl", "1.5.1"))
+    assert metadata.source == "cache"
+    assert len(index.requests) == first  # page still fresh, metadata immutable: nothing fetched
+
+
+def test_a_corrupt_cache_entry_is_refetched(index, mock, tmp_path):
+    run(fetch(client_for(tmp_path), "nixl", "1.5.1"))
+    entries = list(tmp_path.rglob("*.json"))
+    assert entries
+    for entry in entries:
+        entry.write_bytes(b"\x00{not json")
+    metadata = run(fetch(client_for(tmp_path), "nixl", "1.5.1"))
+    assert metadata.source == "range"
+    assert all(json.loads(e.read_bytes())["format"] for e in tmp_path.rglob("*.json"))
+
+
+def test_project_page_is_revalidated_with_its_etag(index, mock, tmp_path):
+    page = json.dumps(index.project_page("nixl")).encode()
+    seen = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("if-none-match"))
+        if request.headers.get("if-none-match") == '"v1"':
+            return httpx.Response(304)
+        return httpx.Response(200, content=page, headers={"ETag": '"v1"'})
+
+    index.override("/pypi/nixl/json", answer)
+    run(fetch(client_for(tmp_path), "nixl"))
+    project = run(fetch(client_for(tmp_path), "nixl"))
+    assert seen == [None, '"v1"'] and project.releases[0].version == Version("1.5.1")
+
+
+def test_offline_uses_the_cache_and_names_what_is_missing(index, mock, tmp_path):
+    run(fetch(client_for(tmp_path), "nixl", "1.5.1"))
+    count = len(index.requests)
+    assert run(fetch(client_for(tmp_path, offline=True), "nixl", "1.5.1")).name == "nixl"
+    assert len(index.requests) == count
+    with pytest.raises(OfflineCacheMiss) as failure:
+        run(fetch(client_for(tmp_path, offline=True), "big-wheel"))
+    assert "--offline" in str(failure.value) and failure.value.exit_code == 5
+
+
+def test_a_read_only_cache_directory_degrades_to_no_cache(index, mock, tmp_path):
+    warnings = []
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    os.chmod(cache_dir, 0o500)
+    try:
+        client = IndexClient(ClientOptions(index_url=f"{ROOT}/simple"), Cache(cache_dir, warn=warnings.append), sleep=Sleeps())
+        metadata = run(fetch(client, "nixl", "1.5.1"))
+    finally:
+        os.chmod(cache_dir, 0o700)
+    assert metadata.name == "nixl"
+    if os.geteuid() != 0:  # root writes anyway
+        assert len(warnings) == 1 and "cannot be written" in warnings[0]
+
+
+def test_requests_are_coalesced(index, mock):
+    async def many():
+        client = client_for()
+        try:
+            projects = await asyncio.gather(*(client.project("nixl") for _ in range(10)))
+            release = projects[0].releases[0]
+            await asyncio.gather(*(client.metadata(release, release.files[0]) for _ in range(10)))
+        finally:
+            await client.close()
+
+    run(many())
+    assert index.paths().count("/pypi/nixl/json") == 1
+    assert len(range_requests(index)) == 1
+
+
+def test_sha256_of_files_is_kept(index, mock):
+    project = run(fetch(client_for(), "nixl"))
+    file = project.releases[0].files[0]
+    assert file.sha256 == hashlib.sha256(index.file_bytes(file.filename)).hexdigest()

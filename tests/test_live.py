@@ -1,0 +1,123 @@
+"""Against the real PyPI (pytest -m live): the acceptance facts of DESIGN §1 and the committed files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from packaging.version import Version
+
+from resolver.background import BlockingIndex
+from resolver.cache import Cache
+from resolver.cli import main
+from resolver.client import ClientOptions, IndexClient
+from resolver.constraints_file import parse
+from resolver.families import FamilyTable
+from resolver.inspection import inspect_release
+from resolver.targets import Environment, Platform, PythonVersion
+
+pytestmark = pytest.mark.live
+ROOT = Path(__file__).resolve().parents[1]
+ENVIRONMENTS = tuple(Environment(PythonVersion(3, 12), Platform(p)) for p in ("manylinux_2_28_x86_64", "manylinux_2_28_aarch64"))
+
+
+@pytest.fixture(scope="module")
+def index():  # noqa: ANN201
+    with BlockingIndex(lambda: IndexClient(ClientOptions(), Cache(None))) as index:
+        yield index
+
+
+def test_nixl_1_5_1_requires_both_members(capsys):
+    assert main(["inspect", "nixl==1.5.1", "--json", "--no-cache"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    requirements = {d["requirement"] for d in report["dependencies"]}
+    assert {"nixl-cu12==1.5.1", "nixl-cu13==1.5.1"} <= requirements
+    assert report["role"] == "meta"
+
+
+def test_lmcache_0_4_4_is_read_by_ranges(index):
+    report = inspect_release(index, "lmcache", Version("0.4.4"), ENVIRONMENTS, FamilyTable())
+    names = {d.name for d in report.dependencies}
+    assert "cupy-cuda12x" in names and "cupy-cuda13x" not in names
+    assert report.metadata_source in ("range", "pep658")
+
+
+def test_torch_2_10_0_answers_without_downloading_a_wheel(index):
+    before = index.client.stats.bytes
+    report = inspect_release(index, "torch", Version("2.10.0"), ENVIRONMENTS, FamilyTable())
+    assert any(d.name == "nvidia-cublas-cu12" for d in report.dependencies)
+    assert report.metadata_source in ("range", "pep658")
+    fetched = index.client.stats.bytes - before - index.client.stats.bytes_by_kind["project"]
+    assert fetched < 1_000_000  # the wheel is 900 MB
+
+
+def cuda_majors_inside(path: Path) -> dict[str, int]:
+    """Every pinned project of a file that belongs to a CUDA major, with that major."""
+    families = FamilyTable()
+    found = {}
+    for pin in parse(path.read_text(), str(path)).pins:
+        major = families.major_of(pin.name, pin.version)
+        if major is not None:
+            found[pin.name] = major
+    return found
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory) -> Path:
+    output = tmp_path_factory.mktemp("constraints")
+    assert main(["compile", "-o", str(output), "--cache-dir", str(tmp_path_factory.mktemp("cache")), "-q"]) == 0
+    return output
+
+
+@pytest.mark.parametrize("directory", ["compiled", "committed"])
+def test_each_file_holds_only_its_own_major(directory, compiled):
+    folder = compiled if directory == "compiled" else ROOT / "constraints"
+    for major in (12, 13):
+        path = folder / f"cu{major}.txt"
+        inside = cuda_majors_inside(path)
+        assert inside and set(inside.values()) == {major}, inside
+        document = parse(path.read_text(), str(path))
+        pins = {p.name: p.version for p in document.pins}
+        assert f"nixl-cu{major}" in pins and f"nixl-cu{25 - major}" not in pins
+        assert pins["nixl-cu%d" % major] == pins["nixl"]
+        assert (pins["torch"] < Version("2.11")) == (major == 12)
+        assert [e.name for e in document.excluded] == [f"nixl-cu{25 - major}"]
+    cu12 = parse((folder / "cu12.txt").read_text(), "cu12.txt")
+    assert [(s.original_name, s.replacement_name) for s in cu12.swapped] == [("cupy-cuda13x", "cupy-cuda12x")]
+    cu13 = parse((folder / "cu13.txt").read_text(), "cu13.txt")
+    assert [(s.original_name, s.replacement_name) for s in cu13.swapped] == [
+        ("mooncake-transfer-engine", "mooncake-transfer-engine-cuda13")
+    ]
+
+
+def pins_for_platform(path: Path, machine: str) -> dict[str, str]:
+    environment = {**ENVIRONMENTS[0].markers, "platform_machine": machine}
+    return {n: str(v) for n, v in parse(path.read_text(), str(path)).pins_for(environment).items()}
+
+
+@pytest.mark.skipif(shutil.which("uv") is None and not (Path(sys.executable).parent / "uv").exists(), reason="needs uv")
+@pytest.mark.parametrize("major", [12, 13])
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_committed_files_are_closed_for_uv(major, machine, tmp_path):
+    """uv, given the file alone (and its exclusions), adds nothing and changes nothing."""
+    path = ROOT / "constraints" / f"cu{major}.txt"
+    document = parse(path.read_text(), str(path))
+    excludes = tmp_path / "excludes.txt"
+    excludes.write_text("".join(f"{e.name}\n" for e in document.excluded))
+    uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
+    output = tmp_path / "out.txt"
+    subprocess.run(
+        [uv, "pip", "compile", str(path), "--excludes", str(excludes), "--python-version", "3.12",
+         "--python-platform", f"{machine}-manylinux_2_28", "--no-header", "--no-annotate", "-q", "-o", str(output)],
+        check=True,
+    )
+    resolved = {}
+    for line in output.read_text().splitlines():
+        if "==" in line:
+            name, version = line.split(";")[0].strip().split("==")
+            resolved[name.lower()] = version
+    assert resolved == pins_for_platform(path, machine)

@@ -1,0 +1,257 @@
+"""CUDA-aware resolution on synthetic indexes shaped like the real one (DESIGN §1, §3)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from resolver.config import Config
+from resolver.errors import NoMemberForMajor, ResolutionFailed
+from resolver.families import Family
+from resolver.targets import PythonVersion
+
+from .conftest import ARM, X86
+from .synthetic import BOTH_ARCHES
+
+KV = """\
+lmcache >= 0.3.9
+cupy-cuda13x != 14.1.0
+nixl >= 1.1.0
+mooncake-transfer-engine >= 0.3.12
+"""
+
+CUDA_12_ONLY = ("nixl-cu12", "cupy-cuda12x", "nvidia-cublas-cu12")
+CUDA_13_ONLY = ("nixl-cu13", "cupy-cuda13x", "nvidia-nccl-cu13", "nvidia-cublas", "mooncake-transfer-engine-cuda13")
+
+
+def test_cuda13_file_holds_only_cuda13_variants(project):
+    project.write(KV)
+    project.compile()
+    pins = project.pins(13)
+    assert pins["nixl"] == "1.5.1"
+    assert pins["nixl-cu13"] == "1.5.1"
+    assert pins["torch"] == "2.11.0"
+    assert pins["cupy-cuda13x"] == "14.2.0"
+    assert pins["lmcache"] == "0.5.6"
+    assert pins["cuda-python"] == "13.4.4"
+    assert pins["mooncake-transfer-engine-cuda13"] == "0.3.13"
+    assert not set(pins) & set(CUDA_12_ONLY)
+    assert "mooncake-transfer-engine" not in pins
+    text = project.text(13)
+    assert "#   nixl-cu12  (required by nixl==1.5.1)" in text
+    assert "#   mooncake-transfer-engine>=0.3.12  ->  mooncake-transfer-engine-cuda13>=0.3.12  (requirements/kv.txt:4)" in text
+
+
+def test_cuda12_backtracks_to_releases_whose_whole_tree_fits(project):
+    project.write(KV)
+    project.compile()
+    pins = project.pins(12)
+    assert pins["lmcache"] == "0.4.4"  # >= 0.4.5 requires cupy-cuda13x
+    assert pins["torch"] == "2.10.0"  # >= 2.11 requires CUDA 13 libraries
+    assert pins["cupy-cuda12x"] == "14.2.0"  # swapped from cupy-cuda13x, != 14.1.0 kept
+    assert pins["mooncake-transfer-engine"] == "0.3.13"  # the unsuffixed name is the CUDA 12 build
+    assert pins["nixl-cu12"] == "1.5.1"
+    assert not set(pins) & set(CUDA_13_ONLY)
+    assert "cuda-toolkit" not in pins and "cuda-python" not in pins
+    text = project.text(12)
+    assert "#   nixl-cu13  (required by nixl==1.5.1)" in text
+    assert "#   cupy-cuda13x!=14.1.0  ->  cupy-cuda12x!=14.1.0  (requirements/kv.txt:2)" in text
+
+
+def test_platform_only_dependencies_carry_markers(project):
+    project.write("torch\n")
+    project.compile(majors=(12,))
+    assert project.pins(12)["nvidia-cublas-cu12"] == '12.8.4.1 ; platform_machine == "x86_64"'
+    assert project.pins(12)["torch"] == "2.10.0"
+    assert 'nvidia-cublas-cu12==12.8.4.1 ; platform_machine == "x86_64"\n    # via torch\n' in project.text(12)
+
+
+def test_old_nixl_shape_gets_its_member_through_the_extra(project):
+    # nixl 0.9-1.0 hard-required nixl-cu12 and offered [cu12]/[cu13] extras.
+    project.write("nixl < 1.1\n")
+    project.compile()
+    assert project.pins(13)["nixl"] == "1.0.0"
+    assert project.pins(13)["nixl-cu13"] == "1.0.0"
+    assert "nixl-cu12" not in project.pins(13)
+    assert "#   nixl-cu12  (required by nixl==1.0.0)" in project.text(13)
+    assert project.pins(12)["nixl-cu12"] == "1.0.0"
+    assert "nixl-cu13" not in project.pins(12)
+    assert "excluded" in project.text(12) and "#   (none)" in project.text(12).split("# swapped")[0]
+
+
+def test_meta_without_extras_requires_the_member_by_name(project):
+    project.index.add("kvmeta", "2.0", ["kvmeta-cu12==2.0", "kvmeta-cu13==2.0"])
+    project.index.add("kvmeta-cu12", "2.0", tags=BOTH_ARCHES)
+    project.index.add("kvmeta-cu13", "2.0", tags=BOTH_ARCHES)
+    config = Config(root=project.root, extra_families=(Family("kvmeta", pattern="kvmeta-cu{major}", meta="kvmeta"),))
+    project.write("kvmeta\n")
+    project.compile(config=config)
+    assert project.pins(13) == {"kvmeta": "2.0", "kvmeta-cu13": "2.0"}
+    assert project.pins(12) == {"kvmeta": "2.0", "kvmeta-cu12": "2.0"}
+    assert "#   kvmeta-cu12  (required by kvmeta==2.0)" in project.text(13)
+
+
+def test_version_major_family_picks_the_matching_major(project):
+    project.write("cuda-python >= 12\n")
+    project.compile()
+    assert project.pins(12) == {"cuda-python": "12.9.4"}
+    assert project.pins(13) == {"cuda-python": "13.4.4"}
+
+
+def test_cuda13_only_library_cannot_be_resolved_for_cuda12(project):
+    project.index.add("nvidia-cufft", "12.2.0.57", tags=BOTH_ARCHES)  # the unsuffixed name is CUDA 13 only
+    project.write("nvidia-cufft\n")
+    with pytest.raises(ResolutionFailed) as failure:
+        project.compile(majors=(12,))
+    assert "nvidia-cufft" in str(failure.value) and "a CUDA 13 package" in str(failure.value)
+    project.compile(majors=(13,))
+    assert project.pins(13) == {"nvidia-cufft": "12.2.0.57"}
+
+
+def test_impossible_major_names_the_chain_and_writes_nothing(project):
+    project.write("lmcache >= 0.4.5\n")
+    project.compile(majors=(13,))
+    before = project.text(13)
+    mtime = os.stat(project.output / "cu13.txt").st_mtime_ns
+    with pytest.raises(ResolutionFailed) as failure:
+        project.compile(majors=(12, 13))
+    message = str(failure.value)
+    assert failure.value.exit_code == 4
+    assert "CUDA 12" in message
+    assert "every lmcache that fits (0.4.5 and 0.5.6)" in message
+    assert "cupy-cuda13x" in message and "a CUDA 13 package" in message
+    assert "requirements/kv.txt:1" in message
+    assert not (project.output / "cu12.txt").exists()
+    assert project.text(13) == before and os.stat(project.output / "cu13.txt").st_mtime_ns == mtime
+
+
+def test_meta_without_a_member_for_the_major_is_a_clear_error(project):
+    project.write("nixl >= 1.1.0\n")
+    with pytest.raises(NoMemberForMajor) as failure:
+        project.compile(majors=(14,))
+    assert failure.value.exit_code == 4
+    assert "nixl has no CUDA 14 member" in str(failure.value) and "nixl-cu14" in str(failure.value)
+    assert not project.output.exists()
+
+
+def test_existing_pins_are_kept_until_upgraded(project):
+    project.write("numpy\ncupy-cuda13x\n")
+    project.compile(majors=(13,))
+    project.index.add("numpy", "2.3.0", tags=BOTH_ARCHES)
+    project.index.add("cupy-cuda13x", "14.3.0", ["numpy"], tags=BOTH_ARCHES)
+    project.compile(majors=(13,))
+    assert project.pins(13) == {"numpy": "2.2.6", "cupy-cuda13x": "14.2.0"}
+    project.compile(majors=(13,), upgrade_packages={"numpy": None})
+    assert project.pins(13) == {"numpy": "2.3.0", "cupy-cuda13x": "14.2.0"}
+    project.compile(majors=(13,), upgrade=True)
+    assert project.pins(13) == {"numpy": "2.3.0", "cupy-cuda13x": "14.3.0"}
+
+
+def test_upgrade_package_to_a_version(project):
+    from packaging.version import Version
+
+    project.write("cupy-cuda13x\n")
+    project.compile(majors=(13,))
+    project.compile(majors=(13,), upgrade_packages={"cupy-cuda13x": Version("14.1.0")})
+    assert project.pins(13)["cupy-cuda13x"] == "14.1.0"
+
+
+def test_a_rerun_gives_the_same_bytes_and_leaves_the_file_alone(project):
+    project.write(KV)
+    first = project.compile()
+    assert all(o.changed for o in first.outcomes)
+    texts = {m: project.text(m) for m in (12, 13)}
+    mtimes = {m: os.stat(project.output / f"cu{m}.txt").st_mtime_ns for m in (12, 13)}
+    second = project.compile()
+    assert not any(o.changed for o in second.outcomes)
+    assert {m: project.text(m) for m in (12, 13)} == texts
+    assert {m: os.stat(project.output / f"cu{m}.txt").st_mtime_ns for m in (12, 13)} == mtimes
+
+
+def test_dry_run_writes_nothing(project):
+    project.write(KV)
+    result = project.compile(dry_run=True)
+    assert not project.output.exists()
+    assert {o.major for o in result.outcomes} == {12, 13}
+
+
+def test_pre_releases_only_when_asked_or_nothing_else_fits(project):
+    project.index.add("sampler", "1.0", tags=BOTH_ARCHES)
+    project.index.add("sampler", "1.1rc1", tags=BOTH_ARCHES)
+    project.index.add("onlypre", "0.1b1", tags=BOTH_ARCHES)
+    project.write("sampler\nonlypre\n")
+    project.compile(majors=(13,))
+    assert project.pins(13) == {"sampler": "1.0", "onlypre": "0.1b1"}
+    project.compile(majors=(13,), pre=True, upgrade=True)
+    assert project.pins(13)["sampler"] == "1.1rc1"
+    project.write("sampler >= 1.1rc1\nonlypre\n")
+    project.compile(majors=(13,), upgrade=True)
+    assert project.pins(13)["sampler"] == "1.1rc1"
+
+
+def test_yanked_release_only_when_pinned_exactly(project):
+    project.index.add("numpy", "2.3.0", tags=BOTH_ARCHES, yanked=True)
+    project.write("numpy\n")
+    project.compile(majors=(13,))
+    assert project.pins(13) == {"numpy": "2.2.6"}
+    project.write("numpy == 2.3.0\n")
+    project.compile(majors=(13,))
+    assert project.pins(13) == {"numpy": "2.3.0"}
+
+
+def test_requires_python_is_honoured_per_target_python(project):
+    project.index.add("numpy", "2.4.0", tags=("cp313-cp313-manylinux_2_28_x86_64", "cp313-cp313-manylinux_2_28_aarch64", *BOTH_ARCHES), requires_python=">=3.13")
+    project.write("numpy\n")
+    project.compile(majors=(13,), pythons=(PythonVersion(3, 12), PythonVersion(3, 13)))
+    lines = project.pins(13)["numpy"]
+    assert '2.2.6 ; python_version == "3.12"' in lines and '2.4.0 ; python_version == "3.13"' in lines
+
+
+def test_a_release_needs_a_wheel_for_every_platform(project):
+    project.index.add("numpy", "2.3.0", tags=("cp312-cp312-manylinux_2_28_x86_64",), sdist=True)
+    project.write("numpy\n")
+    project.compile(majors=(13,))
+    assert project.pins(13) == {"numpy": "2.2.6"}
+    project.compile(majors=(13,), allow_sdist_packages=frozenset({"numpy"}), upgrade=True)
+    assert project.pins(13) == {"numpy": "2.3.0"}
+    assert "# builds from source (no wheel for the platform):\n#   numpy==2.3.0 on manylinux_2_28_aarch64\n" in project.text(13)
+    assert "# options: --index-url https://index.test/simple --allow-sdist-package numpy\n" in project.text(13)
+
+
+def test_top_level_extras_and_constraint_files(project):
+    project.write("cuda-toolkit[cublas]\n-c limits.txt\n")
+    (project.requirements.parent / "limits.txt").write_text("cuda-toolkit < 13.2\n")
+    project.compile(majors=(12,))
+    assert project.pins(12) == {"cuda-toolkit": "12.9.1", "nvidia-cublas-cu12": "12.8.4.1"}
+    with pytest.raises(ResolutionFailed):
+        project.compile(majors=(13,))  # the constraint leaves no CUDA 13 toolkit
+
+
+def test_auto_finds_the_majors_every_family_has(project):
+    project.write(KV)
+    result = project.compile(majors="auto")
+    assert [o.major for o in result.outcomes] == [12, 13]
+    project.index.add("nixl-cu14", "1.5.1", tags=BOTH_ARCHES)
+    result = project.compile(majors="auto")
+    assert [o.major for o in result.outcomes] == [12, 13]
+    assert "cupy" in result.skipped_majors[14] and "mooncake-transfer-engine" in result.skipped_majors[14]
+
+
+def test_auto_adds_a_new_major_when_its_members_appear(project):
+    project.write("nixl\n")
+    project.index.add("nixl-cu14", "1.5.1", ["numpy"], tags=BOTH_ARCHES)
+    result = project.compile(majors="auto")
+    assert [o.major for o in result.outcomes] == [12, 13, 14]
+    assert project.pins(14)["nixl-cu14"] == "1.5.1"
+    assert "#   nixl-cu12  (required by nixl==1.5.1)" in project.text(14)
+    assert "#   nixl-cu13  (required by nixl==1.5.1)" in project.text(14)
+
+
+def test_single_platform_file_has_no_markers(project):
+    project.write("torch\n")
+    project.compile(majors=(12,), platforms=(X86,))
+    assert project.pins(12)["nvidia-cublas-cu12"] == "12.8.4.1"
+    assert "targets: cp312 manylinux_2_28 x86_64" in project.text(12)
+    project.compile(majors=(12,), platforms=(ARM,), upgrade=True)
+    assert "nvidia-cublas-cu12" not in project.pins(12)
