@@ -9,6 +9,7 @@ File URLs in the JSON pages are relative (`../../packages/...`), as some mirrors
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import html
 import io
@@ -79,27 +80,35 @@ class SyntheticRelease:
         return "\n".join(lines) + "\n\nA synthetic release.\n"
 
     def wheel_bytes(self, tag: str) -> bytes:
+        """A real wheel; the same bytes every time (fixed timestamps), so hashes are stable."""
         buffer = io.BytesIO()
         info = f"{self.dist}-{self.version}.dist-info"
+        members: list[tuple[str, str]] = []
+        if self.module:
+            members.append((f"{self.module}/__init__.py", self.module_source or f"VERSION = {self.version!r}\n"))
+        members += [(f"{self.dist}/data/padding_file_with_a_long_name_{n:06d}.txt", f"{n}\n") for n in range(self.padding)]
+        members.append((f"{info}/METADATA", self.metadata_text()))
+        members.append((f"{info}/WHEEL", f"Wheel-Version: 1.0\nGenerator: synthetic\nRoot-Is-Purelib: true\nTag: {tag}\n"))
+        record = "".join(f"{name},sha256={_record_hash(text)},{len(text.encode())}\n" for name, text in members)
+        members.append((f"{info}/RECORD", record + f"{info}/RECORD,,\n"))
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            if self.module:
-                archive.writestr(f"{self.module}/__init__.py", self.module_source or f"VERSION = {self.version!r}\n")
-            for number in range(self.padding):
-                archive.writestr(f"{self.dist}/data/padding_file_with_a_long_name_{number:06d}.txt", f"{number}\n")
-            archive.writestr(f"{info}/METADATA", self.metadata_text())
-            archive.writestr(f"{info}/WHEEL", f"Wheel-Version: 1.0\nGenerator: synthetic\nRoot-Is-Purelib: true\nTag: {tag}\n")
-            archive.writestr(f"{info}/RECORD", "")
+            for name, text in members:
+                entry = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+                entry.compress_type = zipfile.ZIP_DEFLATED
+                entry.external_attr = 0o644 << 16
+                archive.writestr(entry, text)
         return buffer.getvalue()
 
     def sdist_bytes(self) -> bytes:
         import tarfile
 
         buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-            pkg_info = self.metadata_text().replace("Metadata-Version: 2.1", "Metadata-Version: 2.2").encode()
-            member = tarfile.TarInfo(f"{self.dist}-{self.version}/PKG-INFO")
-            member.size = len(pkg_info)
-            archive.addfile(member, io.BytesIO(pkg_info))
+        with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed:
+            with tarfile.open(fileobj=compressed, mode="w") as archive:
+                pkg_info = self.metadata_text().replace("Metadata-Version: 2.1", "Metadata-Version: 2.2").encode()
+                member = tarfile.TarInfo(f"{self.dist}-{self.version}/PKG-INFO")
+                member.size = len(pkg_info)
+                archive.addfile(member, io.BytesIO(pkg_info))
         return buffer.getvalue()
 
 
@@ -301,6 +310,12 @@ def serve_range(content: bytes, range_header: str | None) -> tuple[int, dict[str
         return 416, {"Content-Range": f"bytes */{size}"}, b""
     body = content[start : end + 1]
     return 206, {"Content-Range": f"bytes {start}-{end}/{size}", "Content-Length": str(len(body))}, body
+
+
+def _record_hash(text: str) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
 
 
 def read_wheel_metadata(content: bytes, name: str) -> CoreMetadata:
