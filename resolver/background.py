@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from .client import IndexClient
 from .errors import ProjectNotFound
 from .models import CoreMetadata, DistFile, Project, Release
-from .prefetch import crawl
+from .prefetch import Crawler
 from .provider import CudaProvider, Req
 
 T = TypeVar("T")
@@ -30,7 +30,10 @@ class BlockingIndex:
         self._thread = threading.Thread(target=self._loop.run_forever, name="cuda-constraints-index", daemon=True)
         self._thread.start()
         self._submitted: list[concurrent.futures.Future[Any]] = []
+        self._projects: dict[str, Project] = {}
+        self._metadata: dict[str, CoreMetadata] = {}
         self.client: IndexClient = self.run(_call(make_client))
+        self.crawler = Crawler(self.client)
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine in the loop and wait for its result."""
@@ -45,16 +48,23 @@ class BlockingIndex:
         return future
 
     def project(self, name: str) -> Project:
-        return self.run(self.client.project(name))
+        # Answers already in hand are served without a trip through the loop: resolvers ask often.
+        found = self._projects.get(name)
+        if found is None:
+            found = self._projects[name] = self.run(self.client.project(name))
+        return found
 
     def metadata(self, release: Release, file: DistFile) -> CoreMetadata:
-        return self.run(self.client.metadata(release, file))
+        found = self._metadata.get(file.cache_key)
+        if found is None:
+            found = self._metadata[file.cache_key] = self.run(self.client.metadata(release, file))
+        return found
 
     def prefetch_metadata(self, release: Release, file: DistFile) -> None:
         self.submit(self.client.metadata(release, file))
 
     def start_crawl(self, plans: Iterable[tuple[CudaProvider, Sequence[Req]]]) -> None:
-        self.submit(crawl(self.client, list(plans)))
+        self.submit(self.crawler.crawl(list(plans)))
 
     def existing(self, names: Iterable[str]) -> set[str]:
         return self.run(_existing(self.client, sorted(set(names))))

@@ -121,14 +121,14 @@ def best_wheel(files: Iterable[DistFile], environment: Environment) -> DistFile 
 
 def compatible_rank(file: DistFile, environment: Environment) -> int | None:
     """The rank of the most specific of the wheel's tags supported here, or None."""
-    return _rank(file.filename, environment) if file.is_wheel else None
-
-
-@functools.lru_cache(maxsize=1 << 17)
-def _rank(filename: str, environment: Environment) -> int | None:
-    priority = environment.tag_priority
-    ranks = [priority[tag] for tag in wheel_tags(filename) if tag in priority]
-    return min(ranks) if ranks else None
+    if not file.is_wheel:
+        return None
+    ranks = environment.wheel_ranks
+    if file.filename not in ranks:
+        priority = environment.tag_priority
+        found = [priority[tag] for tag in wheel_tags(file.filename) if tag in priority]
+        ranks[file.filename] = min(found) if found else None
+    return ranks[file.filename]
 
 
 def python_ok(file: DistFile, environment: Environment) -> bool:

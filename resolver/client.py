@@ -9,6 +9,7 @@ version. Every fetch is coalesced: asking twice for one project or one file's me
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import json
 import re
@@ -24,7 +25,7 @@ from .cache import Cache, CachedPage
 from .errors import IndexUnavailable, MetadataMismatch, MetadataUnavailable, OfflineCacheMiss, ProjectNotFound
 from .http import Http, RangeNotSupported, Response
 from .models import CoreMetadata, DistFile, Project, Release
-from .pypi_json import PageError, project_from_slim, slim_project, version_page_requires_dist
+from .pypi_json import PageError, parse_page, project_from_slim, version_page_requires_dist
 from .wheel_metadata import (
     CentralDirectory,
     Span,
@@ -35,6 +36,7 @@ from .wheel_metadata import (
     find_metadata_entry,
     local_bytes_needed,
     locate_central_directory,
+    metadata_entry_in_tail,
     metadata_from_sdist,
     metadata_from_wheel,
     parse_central_entries,
@@ -46,6 +48,7 @@ T = TypeVar("T")
 DEFAULT_INDEX_URL = "https://pypi.org/simple"
 FULL_DOWNLOAD_LIMIT = 1024 * 1024
 TAIL_SIZE = 64 * 1024
+PAGE_CONCURRENCY = 4
 # A project page without validators or Cache-Control is reused this long (seconds); --refresh overrides.
 DEFAULT_PAGE_MAX_AGE = 600.0
 _MAX_AGE = re.compile(r"max-age=(\d+)")
@@ -86,6 +89,11 @@ class IndexClient:
         self.http = Http(options.concurrency, options.timeout, options.retries, options.backoff, transport, sleep)
         self._tasks: dict[tuple[str, str], asyncio.Task[Any]] = {}
         self._version_pages = True  # until the index shows it has none
+        # Project pages run to megabytes (pydantic-core's is 12 MB); a few at a time bound the memory
+        # they take before parsing, while range reads keep the rest of the connections busy.
+        self._page_slots = asyncio.Semaphore(PAGE_CONCURRENCY)
+        # One page parsed at a time: parsing holds the GIL anyway, and one bounds the memory it takes.
+        self._parser = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="page-parser")
 
     @property
     def stats(self):  # noqa: ANN201 - the Stats of the underlying Http
@@ -98,6 +106,7 @@ class IndexClient:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         await self.http.close()
+        self._parser.shutdown(wait=False, cancel_futures=True)
 
     def project_url(self, name: str) -> str:
         return f"{self.root}pypi/{canonicalize_name(name)}/json"
@@ -134,14 +143,21 @@ class IndexClient:
             headers["If-None-Match"] = page.etag
         if page is not None and page.last_modified:
             headers["If-Modified-Since"] = page.last_modified
-        response = await self.http.get(url, "project", headers, accept=frozenset({200, 304, 404, 410}))
+        async with self._page_slots:
+            response = await self.http.get(url, "project", headers, accept=frozenset({200, 304, 404, 410}))
         if response.status in (404, 410):
             raise ProjectNotFound(name, url)
         if response.status == 304 and page is not None:
             page = self.cache.touch_page(self.options.index_url, name, page)
             return project_from_slim(page.project, name, page.url)
-        slim = self._parse_page(response, name)
         etag, last_modified = response.headers.get("etag"), response.headers.get("last-modified")
+        # Parsing a page of megabytes and writing it to the cache happen off the event loop, so the
+        # loop keeps answering the range reads the resolvers are waiting for meanwhile.
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._parser, self._keep_page, response, name, etag, last_modified)
+
+    def _keep_page(self, response: Response, name: str, etag: str | None, last_modified: str | None) -> Project:
+        slim = self._parse_page(response, name)
         page = CachedPage(response.url, slim, etag, last_modified, time.time(), _max_age(response, etag or last_modified))
         self.cache.store_page(self.options.index_url, name, page)
         return project_from_slim(slim, name, response.url)
@@ -149,14 +165,12 @@ class IndexClient:
     def _parse_page(self, response: Response, name: str) -> dict[str, Any]:
         content_type = response.headers.get("content-type", "")
         try:
-            document = json.loads(response.body)
+            slim = parse_page(response.body)
+        except PageError as error:
+            raise IndexUnavailable(response.url, str(error), response.status) from None
         except ValueError:
             what = "HTML" if "html" in content_type or response.body.lstrip()[:1] == b"<" else "invalid or truncated JSON"
             raise IndexUnavailable(response.url, f"answered {what} where the PyPI JSON API was expected", response.status) from None
-        try:
-            slim = slim_project(document)
-        except PageError as error:
-            raise IndexUnavailable(response.url, str(error), response.status) from None
         if slim["name"] and canonicalize_name(slim["name"]) != name:
             raise IndexUnavailable(response.url, f"answered the page of {slim['name']!r} for {name!r}", response.status)
         return slim
@@ -170,6 +184,7 @@ class IndexClient:
         if self.options.offline:
             raise OfflineCacheMiss(file.url)
         metadata = await self._fetch_metadata(release, file)
+        self.stats.metadata_reads[metadata.source] += 1
         if metadata.name != release.name or metadata.version != release.version:
             raise MetadataMismatch(file.url, f"{release.name} {release.version}", f"{metadata.name} {metadata.version}")
         self.cache.store_metadata(file.cache_key, metadata)
@@ -195,7 +210,7 @@ class IndexClient:
             except ZipReadError as error:
                 problem = f"its zip structure cannot be read by ranges ({error})"
         if file.size is not None and file.size <= FULL_DOWNLOAD_LIMIT:
-            response = await self.http.get(file.url, "download")
+            response = await self.http.get(file.url, "download", small=True)
             return self._parse_download(response.body, file, release.name)
         size = f"{file.size / 1e6:.1f} MB" if file.size else "of unknown size"
         raise MetadataUnavailable(
@@ -205,7 +220,7 @@ class IndexClient:
         )
 
     async def _pep658(self, file: DistFile) -> CoreMetadata | None:
-        response = await self.http.get(file.url + ".metadata", "pep658", accept=frozenset({200, 404}))
+        response = await self.http.get(file.url + ".metadata", "pep658", accept=frozenset({200, 404}), small=True)
         if response.status != 200:
             return None
         if file.core_metadata_sha256 and hashlib.sha256(response.body).hexdigest() != file.core_metadata_sha256:
@@ -217,7 +232,7 @@ class IndexClient:
 
     async def _version_page(self, release: Release) -> CoreMetadata | None:
         url = f"{self.root}pypi/{release.name}/{release.version}/json"
-        response = await self.http.get(url, "version-page", {"Accept": "application/json"}, accept=frozenset({200, 404}))
+        response = await self.http.get(url, "version-page", {"Accept": "application/json"}, accept=frozenset({200, 404}), small=True)
         if response.status == 404:
             self._version_pages = False  # the project exists, so the index has no per-version pages
             return None
@@ -240,7 +255,9 @@ class IndexClient:
         if isinstance(location, Span):
             record, _ = await self.http.get_range(file.url, location.start, location.end, "range")
             location = parse_zip64_record(record)
-        entry = find_metadata_entry(_entries_in_tail(tail, tail_start, location), project)
+        entry = metadata_entry_in_tail(tail, tail_start, location, project)
+        if entry is None:
+            entry = find_metadata_entry(_entries_in_tail(tail, tail_start, location), project)
         if entry is None and location.offset < tail_start:
             directory, _ = await self.http.get_range(file.url, location.offset, location.offset + location.size, "range")
             entry = find_metadata_entry(parse_central_entries(directory), project)

@@ -149,9 +149,14 @@ class _MajorPlan:
     def siblings(self, environment: Environment) -> tuple[Environment, ...]:
         return tuple(e for e in self.environments if e.python == environment.python)
 
-    def provider(self, source, environment: Environment, preferred: Mapping[str, Version]) -> CudaProvider:  # noqa: ANN001
+    def provider(self, index: Index | None, environment: Environment, preferred: Mapping[str, Version]) -> CudaProvider:
+        """A provider for one target; with an index, its pinned candidates' subtrees are crawled ahead."""
         selector = Selector(self.major, environment, self.siblings(environment), self.families, self.selection)
-        return CudaProvider(source, selector, self.constraints[environment], preferred, pre=self.selection.pre)
+        provider = CudaProvider(index, selector, self.constraints[environment], preferred, pre=self.selection.pre)  # type: ignore[arg-type]
+        if index is not None:
+            twin = self.provider(None, environment, preferred)
+            provider.on_dependencies = lambda requirements: index.start_crawl([(twin, requirements)])
+        return provider
 
     def crawler(self, environment: Environment) -> CudaProvider:
         return self.provider(None, environment, self.preferred[environment])

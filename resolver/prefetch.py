@@ -2,9 +2,10 @@
 
 resolvelib works one project at a time, so fetching on demand costs a round trip per step. The crawl
 walks the tree of each target's most preferred candidates (the ones a resolver tries first) with the
-network kept busy, using the targets' own providers for the choices (no second set of rules). The
-resolvers then find most projects and metadata already fetched; requests are coalesced in the client.
-Failures are left for the resolver to meet and report.
+network kept busy, using twins of the targets' own providers for the choices (no second set of rules).
+It starts from the roots, and again from the dependencies of every candidate a resolver pins, so the
+subtree of a release reached by backtracking (torch 2.10 for CUDA 12) is fetched in parallel too.
+Requests are coalesced in the client. Failures are left for the resolver to meet and report.
 """
 
 from __future__ import annotations
@@ -17,25 +18,30 @@ from .errors import CudaConstraintsError
 from .provider import PYTHON, UNREADABLE, CudaProvider, Req
 
 
-async def crawl(client: IndexClient, plans: Iterable[tuple[CudaProvider, Sequence[Req]]]) -> int:
-    """Prefetch the preferred tree of every (provider, roots) plan; returns how many nodes it visited."""
-    seen: set[tuple[int, str]] = set()
+class Crawler:
+    """Walks preferred trees; remembers what it visited, so new roots only add what is new."""
 
-    async def visit(provider: CudaProvider, requirement: Req) -> None:
-        key = (id(provider), requirement.identifier)
-        if key in seen or requirement.name in (PYTHON, UNREADABLE):
+    def __init__(self, client: IndexClient) -> None:
+        self.client = client
+        self.visited: set[tuple[int, str, str]] = set()
+
+    async def crawl(self, plans: Iterable[tuple[CudaProvider, Sequence[Req]]]) -> None:
+        await asyncio.gather(*(self._visit(provider, root) for provider, roots in plans for root in roots))
+
+    async def _visit(self, provider: CudaProvider, requirement: Req) -> None:
+        if requirement.name in (PYTHON, UNREADABLE) or provider.mismatched_major(requirement.name) is not None:
             return
-        seen.add(key)
         try:
-            project = await client.project(requirement.name)
+            project = await self.client.project(requirement.name)
             best = next(provider.candidates_in(project, [requirement]), None)
             if best is None or best.choice is None:
                 return
-            metadata = await client.metadata(best.choice.release, best.choice.metadata_file)
+            key = (id(provider), best.identifier, str(best.version))
+            if key in self.visited:
+                return
+            self.visited.add(key)
+            metadata = await self.client.metadata(best.choice.release, best.choice.metadata_file)
             dependencies = list(provider.dependencies_from(best, metadata))
         except CudaConstraintsError:
             return
-        await asyncio.gather(*(visit(provider, dependency) for dependency in dependencies))
-
-    await asyncio.gather(*(visit(provider, root) for provider, roots in plans for root in roots))
-    return len(seen)
+        await asyncio.gather(*(self._visit(provider, dependency) for dependency in dependencies))

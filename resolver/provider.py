@@ -109,6 +109,8 @@ class Record:
     unavailable: dict[str, dict[Version, str]] = field(default_factory=lambda: defaultdict(dict))
     # (name, version, extras) -> dropped edges of that meta release (or of its extras)
     exclusions: dict[tuple[str, Version, frozenset[str]], tuple[Exclusion, ...]] = field(default_factory=dict)
+    # name -> the other CUDA major of a project that was required but is named for that major
+    mismatched: dict[str, int] = field(default_factory=dict)
     # name -> the last find_matches query for it: (project, requirements, excluded versions)
     queries: dict[str, tuple[Project, tuple[Req, ...], frozenset[Version]]] = field(default_factory=dict)
     # (name, version) -> requirements it declared for this target
@@ -123,6 +125,7 @@ class CudaProvider(AbstractProvider):  # type: ignore[type-arg]
         constraints: Mapping[str, Sequence[Req]] | None = None,
         preferred: Mapping[str, Version] | None = None,
         pre: bool = False,
+        on_dependencies: Callable[[Sequence[Req]], None] | None = None,
     ) -> None:
         self.source = source
         self.selector = selector
@@ -133,7 +136,9 @@ class CudaProvider(AbstractProvider):  # type: ignore[type-arg]
         self.preferred = preferred or {}
         self.pre = pre
         self.record = Record()
-        self._walked: dict[str, int] = {}
+        self._applies_memo: dict[tuple[str, frozenset[str]], bool] = {}
+        # Told the requirements of every candidate the resolver pins (compile starts a crawl from them).
+        self.on_dependencies = on_dependencies
 
     # -- resolvelib contract ------------------------------------------------------------------------------
 
@@ -179,6 +184,11 @@ class CudaProvider(AbstractProvider):  # type: ignore[type-arg]
             python = Version(f"{self.environment.python}.0")
             ok = all(r.specifier.contains(python, prereleases=True) for r in requested)
             return [Candidate(PYTHON, python, frozenset(), None)] if ok else []
+        major = self.mismatched_major(requested[0].name)
+        if major is not None:
+            # Named for another major: no release can fit, and its page need not be fetched.
+            self.record.mismatched[requested[0].name] = major
+            return []
         excluded = frozenset(c.version for c in incompatibilities[identifier])
         project = self._project(requested[0].name)
         self.record.queries[requested[0].name] = (project, requested, excluded)
@@ -207,6 +217,11 @@ class CudaProvider(AbstractProvider):  # type: ignore[type-arg]
             else:
                 yield Candidate(name, release.version, extras, choice)
 
+    def mismatched_major(self, name: str) -> int | None:
+        """The other CUDA major a project belongs to by its name alone (any version), if any."""
+        major = self.families.major_of(name)
+        return major if major is not None and major != self.major else None
+
     def offered(self, name: str) -> list[Version]:
         """Every version the last query for a project offered, in the resolver's order."""
         query = self.record.queries.get(name)
@@ -220,7 +235,9 @@ class CudaProvider(AbstractProvider):  # type: ignore[type-arg]
             return []
         key = (candidate.name, candidate.version, candidate.extras)
         if key not in self.record.dependencies:
-            self._prefetch_after(candidate)
+            upcoming = self._upcoming(candidate)
+            for later in upcoming:
+                self.source.prefetch_metadata(later.choice.release, later.choice.metadata_file)  # type: ignore[union-attr]
             try:
                 metadata = self.source.metadata(candidate.choice.release, candidate.choice.metadata_file)
             except MetadataUnavailable as error:
@@ -229,6 +246,9 @@ class CudaProvider(AbstractProvider):  # type: ignore[type-arg]
                 self.record.dependencies[key] = (Req(UNREADABLE, origin=str(candidate)),)
             else:
                 self.record.dependencies[key] = tuple(self.dependencies_from(candidate, metadata))
+                if upcoming and self.on_dependencies is not None:
+                    # A release reached by walking down (torch 2.10 for CUDA 12): its subtree is new.
+                    self.on_dependencies(self.record.dependencies[key])
         return list(self.record.dependencies[key])
 
     # -- named steps --------------------------------------------------------------------------------------
@@ -283,7 +303,10 @@ class CudaProvider(AbstractProvider):  # type: ignore[type-arg]
             requirement = _parse_requirement(text)
             if requirement is None:
                 continue  # as pip: a broken dependency line of one release is skipped
-            if not self._applies(requirement.marker, candidate.extras):
+            key = (text, candidate.extras)
+            if key not in self._applies_memo:
+                self._applies_memo[key] = self._applies(requirement.marker, candidate.extras)
+            if not self._applies_memo[key]:
                 continue
             yield Req(canonicalize_name(requirement.name), requirement.specifier, frozenset(canonicalize_name(e) for e in requirement.extras), str(candidate))
 
@@ -295,18 +318,19 @@ class CudaProvider(AbstractProvider):  # type: ignore[type-arg]
             return base
         return not base and any(self.environment.evaluate(marker, extra) for extra in extras)
 
-    def _prefetch_after(self, candidate: Candidate) -> None:
-        """When the resolver walks down a project's releases, fetch the next ones ahead of it."""
+    def _upcoming(self, candidate: Candidate) -> list[Candidate]:
+        """When the resolver walks down a project's releases, the next few it will try (else none)."""
         query = self.record.queries.get(candidate.name)
         if query is None:
-            return
-        walked = self._walked[candidate.name] = self._walked.get(candidate.name, 0) + 1
-        if walked % BACKTRACK_PREFETCH != 2:  # not for the first candidate; then once per batch
-            return
-        later = itertools.dropwhile(lambda c: c.version != candidate.version, self.candidates_in(*query))
-        for upcoming in itertools.islice(later, 1, 1 + BACKTRACK_PREFETCH):
-            assert upcoming.choice is not None
-            self.source.prefetch_metadata(upcoming.choice.release, upcoming.choice.metadata_file)
+            return []
+        offered = self.candidates_in(*query)
+        first = next(offered, None)
+        if first is None or first.version == candidate.version:
+            return []  # the first choice: no walk has started
+        later = itertools.dropwhile(lambda c: c.version != candidate.version, offered)
+        if next(later, None) is None:
+            return []
+        return list(itertools.islice(later, BACKTRACK_PREFETCH))
 
 
 def _admits(requirements: Sequence[Req], version: Version, allow_pre: bool) -> bool:

@@ -145,6 +145,8 @@ def _how_required(name: str, roots: Sequence[Req], record: Record) -> str:
 
 
 def _describe_availability(name: str, infos: list, provider: CudaProvider, major: int) -> str:
+    if name in provider.record.mismatched:
+        return f"{name}: no release fits CUDA {major}: it is a CUDA {provider.record.mismatched[name]} package"
     offered = provider.offered(name)
     unavailable = provider.record.unavailable.get(name, {})
     if offered:

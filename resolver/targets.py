@@ -143,6 +143,11 @@ class Environment:
             "sys_platform": self.platform.sys_platform,
         }
 
+    @cached_property
+    def wheel_ranks(self) -> dict[str, int | None]:
+        """Memo of `candidates.compatible_rank` by wheel filename."""
+        return {}
+
     def evaluate(self, marker: Marker | None, extra: str = "") -> bool:
         """Whether a marker holds here; one that cannot be evaluated (bad version literal) does not."""
         if marker is None:
