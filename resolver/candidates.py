@@ -74,7 +74,7 @@ class Selector:
         if not files:
             return "yanked"
         if self.options.exclude_newer is not None:
-            files = [f for f in files if f.upload_time is None or f.upload_time <= self.options.exclude_newer]
+            files = [f for f in files if uploaded_by(f, self.options.exclude_newer)]
             if not files:
                 return f"uploaded after {self.options.exclude_newer.date().isoformat()}"
         chosen: DistFile | None = None
@@ -129,6 +129,11 @@ def compatible_rank(file: DistFile, environment: Environment) -> int | None:
         found = [priority[tag] for tag in wheel_tags(file.filename) if tag in priority]
         ranks[file.filename] = min(found) if found else None
     return ranks[file.filename]
+
+
+def uploaded_by(file: DistFile, exclude_newer: datetime | None) -> bool:
+    """Whether `--exclude-newer` lets the file be seen (a file without an upload time always is)."""
+    return exclude_newer is None or file.upload_time is None or file.upload_time <= exclude_newer
 
 
 def python_ok(file: DistFile, environment: Environment) -> bool:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from packaging.version import Version
 
-from .constraints_file import ConstraintsDocument, ExcludedLine, SwapLine
+from .constraints_file import ConstraintsDocument, ExcludedLine, SourceBuild, SwapLine
 
 
 @dataclass(frozen=True)
@@ -34,19 +34,34 @@ class VersionChange:
 
 
 @dataclass(frozen=True)
+class HeaderChange:
+    """A header line that changed between two files of one major: inputs, targets, options or command."""
+
+    field: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
 class Changes:
     versions: tuple[VersionChange, ...] = ()
     excluded_added: tuple[ExcludedLine, ...] = ()
     excluded_removed: tuple[ExcludedLine, ...] = ()
     swapped_added: tuple[SwapLine, ...] = ()
     swapped_removed: tuple[SwapLine, ...] = ()
+    source_builds_added: tuple[SourceBuild, ...] = ()
+    source_builds_removed: tuple[SourceBuild, ...] = ()
+    header: tuple[HeaderChange, ...] = ()
 
     def of_kind(self, kind: str) -> list[VersionChange]:
         return [c for c in self.versions if c.kind == kind]
 
     @property
     def empty(self) -> bool:
-        return not (self.versions or self.excluded_added or self.excluded_removed or self.swapped_added or self.swapped_removed)
+        return not (
+            self.versions or self.excluded_added or self.excluded_removed or self.swapped_added
+            or self.swapped_removed or self.source_builds_added or self.source_builds_removed or self.header
+        )
 
     def counts(self) -> str:
         parts = [f"{len(self.of_kind(k))} {k}" for k in ("added", "removed", "upgraded", "downgraded") if self.of_kind(k)]
@@ -67,13 +82,30 @@ def compare(old: ConstraintsDocument | None, new: ConstraintsDocument | None) ->
     changes = _pair_marker_moves(changes)
     old_excluded, new_excluded = set(old.excluded if old else ()), set(new.excluded if new else ())
     old_swapped, new_swapped = set(old.swapped if old else ()), set(new.swapped if new else ())
+    old_builds, new_builds = set(old.source_builds if old else ()), set(new.source_builds if new else ())
     return Changes(
         versions=tuple(changes),
         excluded_added=tuple(sorted(new_excluded - old_excluded)),
         excluded_removed=tuple(sorted(old_excluded - new_excluded)),
         swapped_added=tuple(sorted(new_swapped - old_swapped)),
         swapped_removed=tuple(sorted(old_swapped - new_swapped)),
+        source_builds_added=tuple(sorted(new_builds - old_builds)),
+        source_builds_removed=tuple(sorted(old_builds - new_builds)),
+        header=tuple(_header_changes(old, new)) if old and new else (),
     )
+
+
+def _header_changes(old: ConstraintsDocument, new: ConstraintsDocument) -> list[HeaderChange]:
+    def inputs(document: ConstraintsDocument) -> str:
+        return f"{', '.join(document.inputs)} (sha256 {document.digest})"
+
+    fields = (
+        ("command", old.command, new.command),
+        ("inputs", inputs(old), inputs(new)),
+        ("targets", old.targets, new.targets),
+        ("options", old.options, new.options),
+    )
+    return [HeaderChange(name, before, after) for name, before, after in fields if before != after]
 
 
 def _pair_marker_moves(changes: list[VersionChange]) -> list[VersionChange]:

@@ -15,15 +15,23 @@ from packaging.version import Version
 from . import __version__
 from .background import BlockingIndex
 from .cache import Cache, default_cache_dir
-from .candidates import SelectionOptions
-from .client import ClientOptions, IndexClient
-from .compile import CompileRequest, compile_constraints, read_input
-from .config import Config, load_config, parse_date
-from .errors import CudaConstraintsError, UsageError
+from .check import CheckReport, check_constraints, describe_newer, newer_findings, newer_releases
+from .client import DEFAULT_INDEX_URL, ClientOptions, IndexClient
+from .compile import compile_constraints, read_input
+from .config import load_config
+from .constraint_sets import read_at_head, read_directory, read_paths
+from .detect import probe_machine, require_installable, system_machine
+from .diff import diff_sets, render_markdown
+from .diff import render_text as render_diff_text
+from .errors import CheckFailed, ConstraintsOutOfDate, CudaConstraintsError, NewerReleasesAllowed, UsageError
 from .inspection import inspect_release, render_text
+from .install import InstallRequest, choose_major, excluded_names, install_with_constraints, prepare
+from .machine import find_interpreter
 from .progress import LiveReporter, Progress
+from .settings import add_compile_flags, add_index_flags, add_target_flags, compile_request, environments, with_index_url
 from .summary import summarize
-from .targets import Environment, Platform, PythonVersion
+from .targets import Environment
+from .verify import render_table
 
 PROG = "cuda-constraints"
 
@@ -57,67 +65,38 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
 
     compile_parser = commands.add_parser("compile", help="resolve every CUDA major and write constraints/cuNN.txt")
-    _add_input_flags(compile_parser)
-    _add_target_flags(compile_parser)
-    _add_resolution_flags(compile_parser)
-    _add_index_flags(compile_parser)
-    compile_parser.add_argument("-o", "--output-dir", type=Path, help="where cuNN.txt files go (default: constraints)")
-    compile_parser.add_argument("-U", "--upgrade", action="store_true", help="ignore the pins of existing files")
-    compile_parser.add_argument(
-        "-P", "--upgrade-package", action="append", default=[], metavar="NAME[==V]",
-        help="upgrade one project (to V when given), keeping the other pins; repeatable",
-    )
-    compile_parser.add_argument("--dry-run", action="store_true", help="resolve and report, write nothing")
-    compile_parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    add_compile_flags(compile_parser)
     compile_parser.set_defaults(run=run_compile)
 
     inspect_parser = commands.add_parser("inspect", help="show what the resolver sees of one release")
     inspect_parser.add_argument("spec", metavar="NAME[==VERSION]")
     inspect_parser.add_argument("--json", action="store_true", help="machine-readable output")
-    _add_target_flags(inspect_parser, with_cuda=False)
-    _add_index_flags(inspect_parser)
+    add_target_flags(inspect_parser, with_cuda=False)
+    add_index_flags(inspect_parser)
     inspect_parser.set_defaults(run=run_inspect)
+
+    check_parser = commands.add_parser("check", help="fail when the constraints files no longer match their inputs")
+    check_parser.add_argument("-o", "--output-dir", type=Path, metavar="DIR", help="the directory to check (default: constraints)")
+    check_parser.add_argument("--online", action="store_true", help="also list newer releases the requirements allow")
+    check_parser.add_argument("--strict", action="store_true", help="with --online: fail (exit 1) when there are newer releases")
+    add_index_flags(check_parser)
+    check_parser.set_defaults(run=run_check)
+
+    diff_parser = commands.add_parser("diff", help="what changed between two constraint sets (default: git HEAD vs working tree)")
+    diff_parser.add_argument("paths", nargs="*", type=Path, metavar="OLD NEW", help="two directories or two files")
+    diff_parser.add_argument("--format", choices=("text", "markdown"), default="text", help="markdown: a PR body (default: text)")
+    diff_parser.add_argument("-o", "--output-dir", type=Path, metavar="DIR", help="the directory compared with HEAD (default: constraints)")
+    diff_parser.set_defaults(run=run_diff)
+
+    detect_parser = commands.add_parser("detect", help="print the CUDA major of this machine")
+    detect_parser.add_argument("--python", metavar="PATH", help="the interpreter whose torch is asked (default: this one)")
+    detect_parser.add_argument("--json", action="store_true", help="every probe, its answer, and which one decided")
+    detect_parser.set_defaults(run=run_detect)
+
+    install_parser = commands.add_parser("install", help="install the requirements with the constraints file of this machine's CUDA major")
+    add_install_flags(install_parser)
+    install_parser.set_defaults(run=run_install)
     return parser
-
-
-def _add_input_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-r", "--requirements", action="append", type=Path, metavar="FILE",
-        help="requirements file; repeatable (default: from [tool.cuda-constraints], requirements/kv_connectors.txt)",
-    )
-
-
-def _add_target_flags(parser: argparse.ArgumentParser, with_cuda: bool = True) -> None:
-    if with_cuda:
-        parser.add_argument("--cuda", metavar="12,13|auto", help="CUDA majors to resolve (default: 12,13)")
-    parser.add_argument(
-        "--python-version", action="append", metavar="3.12", help="target Python; repeatable (default: 3.12)"
-    )
-    parser.add_argument(
-        "--platform", action="append", metavar="TAG",
-        help="target wheel platform; repeatable (default: manylinux_2_28_x86_64 and manylinux_2_28_aarch64)",
-    )
-
-
-def _add_resolution_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pre", action="store_true", default=None, help="allow pre-releases")
-    parser.add_argument("--allow-sdist", action="store_true", default=None, help="accept an sdist where a platform has no wheel")
-    parser.add_argument(
-        "--allow-sdist-package", action="append", default=[], metavar="NAME",
-        help="accept an sdist for this project only; repeatable",
-    )
-    parser.add_argument("--exclude-newer", metavar="DATE", help="ignore files uploaded after DATE (YYYY-MM-DD or RFC 3339)")
-    parser.add_argument("--generate-hashes", action="store_true", default=None, help="add --hash lines for every usable file")
-
-
-def _add_index_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--index-url", metavar="URL", help="pip-style simple URL; its root serves the JSON API (default: https://pypi.org/simple)")
-    parser.add_argument("--cache-dir", type=Path, metavar="DIR", help=f"cache directory (default: {default_cache_dir()})")
-    parser.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
-    parser.add_argument("--offline", action="store_true", help="use only the cache; fail on anything not in it")
-    parser.add_argument("--refresh", action="store_true", help="revalidate every cached project page")
-    parser.add_argument("--retries", type=int, default=4, metavar="N", help="retries of a failed request (default: 4)")
-    parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="network timeout (default: 30)")
 
 
 # -- shared helpers -----------------------------------------------------------------------------------------
@@ -137,104 +116,7 @@ def open_index(args: argparse.Namespace, index_url: str, progress: Progress | No
     return BlockingIndex(lambda: IndexClient(options, cache))
 
 
-def environments(args: argparse.Namespace, config: Config) -> tuple[tuple[PythonVersion, ...], tuple[Platform, ...]]:
-    pythons = tuple(PythonVersion.parse(v) for v in args.python_version) if args.python_version else config.python_versions
-    platforms = tuple(Platform.parse(p) for p in args.platform) if args.platform else config.platforms
-    return tuple(dict.fromkeys(pythons)), tuple(dict.fromkeys(platforms))
-
-
-def parse_majors(text: str) -> tuple[int, ...] | str:
-    if text.strip() == "auto":
-        return "auto"
-    try:
-        majors = tuple(sorted({int(part) for part in text.replace(" ", "").split(",") if part}))
-    except ValueError:
-        raise UsageError(f"--cuda {text!r}: give CUDA majors such as 12,13, or auto") from None
-    if not majors or any(not 10 <= m <= 99 for m in majors):
-        raise UsageError(f"--cuda {text!r}: give CUDA majors such as 12,13, or auto")
-    return majors
-
-
-def parse_upgrade_packages(values: list[str]) -> dict[str, Version | None]:
-    found: dict[str, Version | None] = {}
-    for value in values:
-        try:
-            requirement = Requirement(value)
-        except InvalidRequirement:
-            raise UsageError(f"--upgrade-package {value!r}: give NAME or NAME==VERSION") from None
-        specifiers = list(requirement.specifier)
-        if requirement.extras or requirement.marker or len(specifiers) > 1 or (specifiers and specifiers[0].operator != "=="):
-            raise UsageError(f"--upgrade-package {value!r}: give NAME or NAME==VERSION")
-        found[canonicalize_name(requirement.name)] = Version(specifiers[0].version) if specifiers else None
-    return found
-
-
 # -- compile ------------------------------------------------------------------------------------------------
-
-
-def compile_request(args: argparse.Namespace, config: Config) -> CompileRequest:
-    requirement_files = tuple(args.requirements) if args.requirements else tuple(config.resolve_path(p) for p in config.requirements)
-    majors = parse_majors(args.cuda) if args.cuda else config.cuda
-    pythons, platforms = environments(args, config)
-    output_dir = args.output_dir if args.output_dir else config.resolve_path(config.output_dir)
-    exclude_newer = parse_date(args.exclude_newer) if args.exclude_newer else config.exclude_newer
-    selection = SelectionOptions(
-        pre=bool(args.pre) or config.pre,
-        allow_sdist=bool(args.allow_sdist) or config.allow_sdist,
-        allow_sdist_packages=frozenset(canonicalize_name(n) for n in (*config.allow_sdist_packages, *args.allow_sdist_package)),
-        exclude_newer=exclude_newer,
-    )
-    request = CompileRequest(
-        config=config,
-        requirement_files=requirement_files,
-        majors=majors,
-        python_versions=pythons,
-        platforms=platforms,
-        output_dir=output_dir,
-        selection=selection,
-        index_url=args.index_url or config.index_url,
-        command="",
-        generate_hashes=bool(args.generate_hashes) or config.generate_hashes,
-        upgrade=args.upgrade,
-        upgrade_packages=parse_upgrade_packages(args.upgrade_package),
-        dry_run=args.dry_run,
-    )
-    return _with_command(request, args, config)
-
-
-def _with_command(request: CompileRequest, args: argparse.Namespace, config: Config) -> CompileRequest:
-    """The command the header gives: `cuda-constraints compile` plus the flags the configuration lacks."""
-    from dataclasses import replace
-
-    def shown(path: Path) -> str:
-        try:
-            return path.resolve().relative_to(config.root.resolve()).as_posix()
-        except ValueError:
-            return path.as_posix()
-
-    words = [PROG, "compile"]
-    if args.requirements and [p.resolve() for p in args.requirements] != [config.resolve_path(p).resolve() for p in config.requirements]:
-        words += [f"-r {shown(p)}" for p in args.requirements]
-    if args.cuda and request.majors != config.cuda:
-        words.append(f"--cuda {args.cuda.replace(' ', '')}")
-    if args.python_version and request.python_versions != config.python_versions:
-        words += [f"--python-version {v}" for v in request.python_versions]
-    if args.platform and request.platforms != config.platforms:
-        words += [f"--platform {p.tag}" for p in request.platforms]
-    if args.output_dir and args.output_dir.resolve() != config.resolve_path(config.output_dir).resolve():
-        words.append(f"-o {shown(args.output_dir)}")
-    if args.index_url and args.index_url != config.index_url:
-        words.append(f"--index-url {args.index_url}")
-    if args.pre and not config.pre:
-        words.append("--pre")
-    if args.allow_sdist and not config.allow_sdist:
-        words.append("--allow-sdist")
-    words += [f"--allow-sdist-package {n}" for n in args.allow_sdist_package if canonicalize_name(n) not in config.allow_sdist_packages]
-    if args.exclude_newer and request.selection.exclude_newer != config.exclude_newer:
-        words.append(f"--exclude-newer {args.exclude_newer}")
-    if args.generate_hashes and not config.generate_hashes:
-        words.append("--generate-hashes")
-    return replace(request, command=" ".join(words))
 
 
 def run_compile(args: argparse.Namespace) -> int:
@@ -242,16 +124,13 @@ def run_compile(args: argparse.Namespace) -> int:
     request = compile_request(args, config)
     progress = Progress(quiet=args.quiet)
     requirements_input = read_input(request)
-    index_url = args.index_url or requirements_input.index_url or config.index_url
     if requirements_input.extra_index_urls:
         raise UsageError(
             f"--extra-index-url ({requirements_input.extra_index_urls[0]}) is not supported: resolution reads one "
             "index; point --index-url at a mirror that serves every project"
         )
-    from dataclasses import replace
-
-    request = replace(request, index_url=index_url)
-    with open_index(args, index_url, progress) as index:
+    request = with_index_url(request, args.index_url, requirements_input)
+    with open_index(args, request.index_url, progress) as index:
         result = compile_constraints(
             request,
             requirements_input,
@@ -263,7 +142,16 @@ def run_compile(args: argparse.Namespace) -> int:
     progress.done()
     for line in summarize(result, request, stats):
         print(line)
+    if args.stats_json:
+        write_stats(args.stats_json, {"seconds": round(result.seconds, 3), **stats.to_json()})
     return 0
+
+
+def write_stats(path: Path, figures: dict[str, object]) -> None:
+    try:
+        path.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"--stats-json {path}: cannot write ({error.strerror or error})") from None
 
 
 # -- inspect ------------------------------------------------------------------------------------------------
@@ -288,3 +176,154 @@ def run_inspect(args: argparse.Namespace) -> int:
     else:
         print(render_text(report))
     return 0
+
+
+# -- check --------------------------------------------------------------------------------------------------
+
+
+def run_check(args: argparse.Namespace) -> int:
+    if args.strict and not args.online:
+        raise UsageError("--strict applies to --online; give both")
+    config = load_config()
+    report = check_constraints(config, args.output_dir)
+    for checked in report.files:
+        if not checked.findings and checked.document is not None:
+            pins = len({pin.name for pin in checked.document.pins})
+            print(f"{checked.shown}: up to date (CUDA {checked.major}, {pins} packages, {checked.document.targets})")
+    if report.findings:
+        raise ConstraintsOutOfDate(report.findings)
+    if not report.files:
+        print(f"{report.directory}: no constraints files to check")
+    if args.online:
+        return _check_online(args, report)
+    return 0
+
+
+def _check_online(args: argparse.Namespace, report: CheckReport) -> int:
+    checked_files = [c for c in report.files if c.request is not None]
+    newer = []
+    for index_url in sorted({args.index_url or c.request.index_url for c in checked_files}):  # type: ignore[union-attr]
+        with open_index(args, index_url) as index:
+            for checked in checked_files:
+                if (args.index_url or checked.request.index_url) == index_url:  # type: ignore[union-attr]
+                    newer += newer_releases(checked, index)
+    if not newer:
+        print("no newer releases that the requirements allow")
+        return 0
+    for release in newer:
+        print(f"{release.shown}: newer release: {describe_newer(release)}")
+    if args.strict:
+        commands = {c.shown: c.document.command for c in checked_files if c.document is not None}
+        raise NewerReleasesAllowed(newer_findings(newer, commands))
+    return 0
+
+
+# -- diff ---------------------------------------------------------------------------------------------------
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    config = load_config()
+    if args.paths and len(args.paths) != 2:
+        raise UsageError("give OLD and NEW (two directories or two files), or nothing to compare git HEAD with the working tree")
+    if args.paths and args.output_dir:
+        raise UsageError("-o names the directory compared with git HEAD; with OLD and NEW, leave it out")
+    if args.paths:
+        old, new = read_paths(*args.paths)
+    else:
+        directory = args.output_dir or config.resolve_path(config.output_dir)
+        old, new = read_at_head(directory), read_directory(directory)
+    diff = diff_sets(old, new, config.family_table())
+    print(render_markdown(diff) if args.format == "markdown" else render_diff_text(diff), end="")
+    return 0
+
+
+# -- detect and install -------------------------------------------------------------------------------------
+
+
+def add_install_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cuda", default="auto", metavar="N|auto", help="the CUDA major to install for (default: auto, as `detect`)")
+    parser.add_argument(
+        "-r", "--requirements", action="append", type=Path, metavar="FILE",
+        help="requirements file; repeatable (default: from [tool.cuda-constraints], requirements/kv_connectors.txt)",
+    )
+    parser.add_argument("--constraints-dir", type=Path, metavar="DIR", help="where cuNN.txt files are (default: output-dir, constraints)")
+    parser.add_argument("--installer", choices=("uv", "pip", "auto"), default="auto", help="auto: uv when it is on PATH, else pip")
+    parser.add_argument("--python", metavar="PATH", help="the interpreter to install into (default: this one)")
+    parser.add_argument("--system", action="store_true", help="uv: allow installing into a Python outside a virtual environment")
+    parser.add_argument(
+        "--index-url", metavar="URL",
+        help="the index to install from (default: the requirements file's, the configured one, or the installer's own)",
+    )
+    parser.add_argument(
+        "--canary", action="append", metavar="MODULE", help="a module that must import afterwards; repeatable (default: from config, nixl)"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the exact commands and stop")
+    parser.add_argument("--fix", action="store_true", help="remove installed builds for another CUDA major; reinstall the matching ones")
+    parser.add_argument("--print-excludes", action="store_true", help="print the names uv's --excludes needs for the major, and stop")
+
+
+def run_detect(args: argparse.Namespace) -> int:
+    config = load_config()
+    machine = system_machine()
+    detection = probe_machine(machine, find_interpreter(machine, args.python or sys.executable))
+    if args.json:
+        print(json.dumps(detection.to_json(), indent=2))
+    for warning in detection.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if detection.kind == "rocm" and not args.json:
+        print("rocm")
+    require_installable(detection, rocm_configured=config.rocm_requirements is not None)
+    if detection.kind == "cuda" and not args.json:
+        print(detection.major)
+    return 0
+
+
+def run_install(args: argparse.Namespace) -> int:
+    config = load_config()
+    machine = system_machine()
+    request = InstallRequest(
+        requirement_files=tuple(args.requirements) if args.requirements else tuple(config.resolve_path(p) for p in config.requirements),
+        root=config.root,
+        families=config.family_table(),
+        families_text=config.families_text,
+        constraints_dir=args.constraints_dir or config.resolve_path(config.output_dir),
+        python=find_interpreter(machine, args.python or sys.executable),
+        cuda=_install_major(args.cuda),
+        installer=args.installer,
+        system=args.system,
+        index_url=args.index_url,
+        config_index_url=None if config.index_url == DEFAULT_INDEX_URL else config.index_url,
+        canaries=tuple(args.canary) if args.canary else config.canaries,
+        rocm_requirements=config.resolve_path(config.rocm_requirements) if config.rocm_requirements else None,
+        dry_run=args.dry_run,
+        fix=args.fix,
+    )
+
+    def warn(message: str) -> None:
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
+    if args.print_excludes:
+        major, detection = choose_major(request, machine, warn)
+        for name in excluded_names(prepare(request, major, detection).document) if major is not None else ():
+            print(name)
+        return 0
+    outcome = install_with_constraints(request, machine, lambda line: print(line, flush=True), warn)
+    if outcome.verification is None:
+        return 0
+    for line in render_table(outcome.verification):
+        print(line)
+    if not outcome.verification.ok:
+        raise CheckFailed(outcome.verification.problems())
+    return 0
+
+
+def _install_major(text: str) -> int | None:
+    if text.strip() == "auto":
+        return None
+    try:
+        major = int(text)
+    except ValueError:
+        major = 0
+    if not 10 <= major <= 99:
+        raise UsageError(f"--cuda {text!r}: give one CUDA major such as 13, or auto")
+    return major

@@ -28,7 +28,7 @@ from .families import FamilyTable
 from .locking import output_lock
 from .merge import merge
 from .provider import CudaProvider, Req
-from .requirements import RequirementsInput, input_digest, load_requirements
+from .requirements import RequirementsInput, digest_of, load_requirements
 from .resolution import TargetResolution, resolve_target
 from .source import Index
 from .swaps import MajorInput, roots_for, swap_for_major
@@ -85,10 +85,7 @@ def compile_constraints(
 ) -> CompileResult:
     started = time.monotonic()
     families = request.config.family_table()
-    digest_files = requirements_input.files
-    if request.config.families_text:
-        digest_files = (*digest_files, ("[tool.cuda-constraints.families]", request.config.families_text))
-    digest = input_digest(digest_files)
+    digest = digest_of(requirements_input, request.config.families_text)
     skipped: dict[int, str] = {}
     if request.majors == "auto":
         majors, skipped = discover_majors(index, requirements_input, families)
@@ -124,7 +121,9 @@ def compile_constraints(
                 targets=describe_environments(environments),
                 options=header_options,
             )
-            document = merge(major, results[major], header, plan.major_input.swaps, request.generate_hashes)
+            document = merge(
+                major, results[major], header, plan.major_input.swaps, request.generate_hashes, plan.selection.exclude_newer
+            )
             text = render(document)
             outcomes.append(MajorOutcome(major, plan.path, plan.old, document, text, text != plan.old_text))
         if not request.dry_run:

@@ -7,6 +7,8 @@ exit code the CLI uses (DESIGN §7): 1 stale or failed check, 2 usage/input erro
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -181,6 +183,58 @@ class CheckFailed(CudaConstraintsError):
         return "\n".join(self.problems)
 
 
+@dataclass(frozen=True)
+class Finding:
+    """One thing `check` found wrong with a constraints file, and the command (or step) that fixes it."""
+
+    path: str
+    problem: str
+    fix: str
+
+
+class ConstraintsOutOfDate(CheckFailed):
+    """Constraints files that no longer match their inputs, configuration or the family model."""
+
+    headline = "is out of date"
+
+    def __init__(self, findings: Sequence[Finding]) -> None:
+        self.findings = tuple(findings)
+        super().__init__([f"{f.path}: {f.problem}" for f in self.findings])
+
+    def message(self) -> str:
+        by_path: dict[str, list[Finding]] = {}
+        for finding in self.findings:
+            by_path.setdefault(finding.path, []).append(finding)
+        lines = []
+        for path, findings in by_path.items():
+            lines.append(f"{path} {self.headline}:")
+            lines += [f"  - {f.problem}" for f in findings]
+            lines += [f"  fix: {fix}" for fix in dict.fromkeys(f.fix for f in findings)]
+        return "\n".join(lines)
+
+
+class NewerReleasesAllowed(ConstraintsOutOfDate):
+    """`check --online --strict`: the requirements allow releases newer than the pins."""
+
+    headline = "has newer releases the requirements allow"
+
+
+class GitUnavailable(CudaConstraintsError):
+    """`diff` could not read the constraints at git HEAD."""
+
+    exit_code = 2
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(path, problem)
+        self.path, self.problem = path, problem
+
+    def message(self) -> str:
+        return (
+            f"{self.path}: {self.problem}. `cuda-constraints diff` compares git HEAD with the working tree; "
+            "elsewhere give OLD and NEW (two directories or two files)."
+        )
+
+
 class WriteFailed(CudaConstraintsError):
     exit_code = 2
 
@@ -203,4 +257,54 @@ class LockTimeout(CudaConstraintsError):
         return (
             f"{self.path} is locked by another cuda-constraints run (waited {self.seconds:.0f}s). "
             "Let it finish, or stop it, and run again."
+        )
+
+
+class ConstraintsMissing(CudaConstraintsError):
+    """`install` found no constraints file for the CUDA major it is installing for."""
+
+    exit_code = 2
+
+    def __init__(self, path: Path, cuda_major: int) -> None:
+        super().__init__(path, cuda_major)
+        self.path, self.cuda_major = path, cuda_major
+
+    def message(self) -> str:
+        return (
+            f"{self.path} does not exist: there are no constraints for CUDA {self.cuda_major}. "
+            f"Run `cuda-constraints compile --cuda {self.cuda_major}` (or add {self.cuda_major} to `cuda` in "
+            "[tool.cuda-constraints]) and commit the file, or pass --constraints-dir."
+        )
+
+
+class StaleConstraints(CudaConstraintsError):
+    """A constraints file compiled from other inputs than the requirements `install` was given."""
+
+    exit_code = 1
+
+    def __init__(self, path: Path, recorded: str, current: str, inputs: tuple[str, ...]) -> None:
+        super().__init__(path, recorded, current, inputs)
+        self.path, self.recorded, self.current, self.inputs = path, recorded, current, inputs
+
+    def message(self) -> str:
+        return (
+            f"{self.path} is stale: it records inputs with sha256 {self.recorded}, but the requirements "
+            f"({', '.join(self.inputs)}) now hash to {self.current}. Run `cuda-constraints compile`, commit "
+            "the result, and install again; nothing was installed."
+        )
+
+
+class InstallFailed(CudaConstraintsError):
+    """An installer command of `install` exited with an error."""
+
+    exit_code = 1
+
+    def __init__(self, command: str, returncode: int) -> None:
+        super().__init__(command, returncode)
+        self.command, self.returncode = command, returncode
+
+    def message(self) -> str:
+        return (
+            f"the installer failed (exit {self.returncode}): {self.command}\n"
+            "Its output above says why; `cuda-constraints install --dry-run` prints every command to rerun by hand."
         )

@@ -7,11 +7,12 @@ needed on some targets only), each line carries a PEP 508 marker naming the targ
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 
 from packaging.version import Version
 
-from .candidates import compatible_rank
+from .candidates import compatible_rank, python_ok, uploaded_by
 from .constraints_file import ConstraintsDocument, ExcludedLine, PinLine, SourceBuild, SwapLine
 from .resolution import Pin, TargetResolution
 from .swaps import Swap
@@ -24,8 +25,13 @@ def merge(
     header: ConstraintsDocument,
     swaps: Iterable[Swap],
     generate_hashes: bool = False,
+    exclude_newer: datetime | None = None,
 ) -> ConstraintsDocument:
-    """`header` gives command, inputs, digest, targets and options; the rest comes from the resolutions."""
+    """`header` gives command, inputs, digest, targets and options; the rest comes from the resolutions.
+
+    With `generate_hashes`, each line hashes the files its environments could install (uploaded by
+    `exclude_newer`, when given, so a rerun gives the same hashes).
+    """
     grid = tuple(r.target.environment for r in resolutions)
     by_name: dict[str, dict[Environment, Pin]] = defaultdict(dict)
     for resolution in resolutions:
@@ -39,12 +45,12 @@ def merge(
         for environment, pin in per_environment.items():
             versions[pin.version].append(environment)
         for version, environments in sorted(versions.items()):
-            selected = [per_environment[e] for e in environments]
+            chosen = {e: per_environment[e] for e in environments}
             marker = "" if set(environments) == set(grid) else environments_marker(environments, grid)
-            via = sorted({parent for pin in selected for parent in pin.parents}, key=_via_order)
-            hashes = _hashes(selected, environments) if generate_hashes else ()
+            via = sorted({parent for pin in chosen.values() for parent in pin.parents}, key=_via_order)
+            hashes = _hashes(chosen, exclude_newer) if generate_hashes else ()
             pins.append(PinLine(name, version, marker, tuple(via), hashes))
-            sdist_platforms = sorted({p for pin in selected for p in pin.builds_from_sdist})
+            sdist_platforms = sorted({e.platform.tag for e, pin in chosen.items() if _builds_from_sdist(pin, e)})
             if sdist_platforms:
                 builds.append(SourceBuild(name, str(version), ", ".join(sdist_platforms)))
     excluded = sorted({ExcludedLine(e.name, e.required_by) for r in resolutions for e in r.exclusions})
@@ -91,15 +97,19 @@ def _any_of(parts: list[str]) -> str:
     return parts[0] if len(parts) == 1 else "(" + " or ".join(parts) + ")"
 
 
-def _hashes(pins: Sequence[Pin], environments: Sequence[Environment]) -> tuple[str, ...]:
-    """sha256 of every file an installer could pick for these environments."""
+def _builds_from_sdist(pin: Pin, environment: Environment) -> bool:
+    """Whether this environment installs the pin from its sdist (a Choice names every platform of its Python)."""
+    return environment.platform.tag in pin.builds_from_sdist
+
+
+def _hashes(chosen: Mapping[Environment, Pin], exclude_newer: datetime | None) -> tuple[str, ...]:
+    """sha256 of every file an installer could pick in these environments: the wheels whose tags and
+    requires-python fit, and the sdist where the environment builds from source."""
     digests = set()
-    for pin in pins:
+    for environment, pin in chosen.items():
         for file in pin.release.files:
-            usable = any(compatible_rank(file, e) is not None for e in environments) or (
-                file.is_sdist and pin.builds_from_sdist
-            )
-            if usable and file.sha256:
+            fits = compatible_rank(file, environment) is not None or (file.is_sdist and _builds_from_sdist(pin, environment))
+            if fits and file.sha256 and python_ok(file, environment) and uploaded_by(file, exclude_newer):
                 digests.add(file.sha256)
     return tuple(sorted(digests))
 

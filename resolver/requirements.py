@@ -72,6 +72,21 @@ def input_digest(files: tuple[tuple[str, str], ...]) -> str:
     return hasher.hexdigest()[:16]
 
 
+FAMILIES_DIGEST_NAME = "[tool.cuda-constraints.families]"
+
+
+def digest_of(requirements_input: RequirementsInput, families_text: str = "") -> str:
+    """The digest a constraints file header records: every input file, and the configured families table.
+
+    `families_text` is `Config.families_text` (empty when no families are configured). `compile` writes
+    this digest; `check` and `install` compare a header against it.
+    """
+    files = requirements_input.files
+    if families_text:
+        files = (*files, (FAMILIES_DIGEST_NAME, families_text))
+    return input_digest(files)
+
+
 def read_utf8(path: Path) -> str:
     """The default file reader for the CLI's edge: UTF-8 text, errors named by file."""
     try:

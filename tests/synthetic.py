@@ -210,7 +210,9 @@ class SyntheticIndex:
             "urls": [],
         }
         for release in releases:
-            document["releases"][release.version] = [self._file_entry(release, filename) for filename, _ in self.files_of(release)]
+            # Two releases added with one version are one release whose files differ (uploads, requires-python).
+            files = document["releases"].setdefault(release.version, [])
+            files += [self._file_entry(release, filename) for filename, _ in self.files_of(release)]
         return document
 
     def _file_entry(self, release: SyntheticRelease, filename: str) -> dict:

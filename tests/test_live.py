@@ -121,3 +121,14 @@ def test_committed_files_are_closed_for_uv(major, machine, tmp_path):
             name, version = line.split(";")[0].strip().split("==")
             resolved[name.lower()] = version
     assert resolved == pins_for_platform(path, machine)
+
+
+def test_check_online_reads_project_pages_only_and_keeps_the_majors_apart(capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert main(["check", "--online", "--no-cache"]) == 0
+    out = capsys.readouterr().out
+    assert "constraints/cu12.txt: up to date" in out and "constraints/cu13.txt: up to date" in out
+    # Whatever is newer, a CUDA 13 project is never news for CUDA 12 (and the reverse).
+    news = [line for line in out.splitlines() if "newer release:" in line]
+    assert not any(line.startswith("constraints/cu12.txt") and "cuda13" in line for line in news)
+    assert not any(line.startswith("constraints/cu13.txt") and "cuda12x" in line for line in news)

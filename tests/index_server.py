@@ -1,0 +1,136 @@
+"""A synthetic index served over real HTTP on 127.0.0.1, for the real pip and the real uv.
+
+`IndexServer` wraps `SyntheticIndex.respond` (PEP 503 pages, the PyPI JSON API, wheels with Range support)
+in a threaded `http.server`; every request lands in `index.requests`. `installable_kv_index` is the
+KV-connector index of `synthetic.py` with wheels this interpreter can install, and a `nixl` meta package
+that imports the member of the machine's CUDA major, as the real one loads its CUDA extension.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+from resolver.models import DistFile, Project, Release
+
+from .synthetic import BOTH_ARCHES, SyntheticIndex, kv_connectors_index
+
+PYTHON_TAG = f"cp{sys.version_info.major}{sys.version_info.minor}"
+PLATFORM = f"manylinux_2_28_{platform.machine()}"
+WHEEL_TAG = f"{PYTHON_TAG}-{PYTHON_TAG}-{PLATFORM}"
+PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+# The canary: `import nixl` loads the extension of the machine's CUDA major (here: the override the tests
+# set), and fails as the real one does when that member is missing.
+NIXL_MODULE = """\
+import importlib
+import os
+
+_major = os.environ.get("CUDA_CONSTRAINTS_CUDA_MAJOR", "13")
+extension = importlib.import_module(f"nixl_cu{{_major}}_ext")
+VERSION = {version!r}
+"""
+
+
+class ServedIndex(SyntheticIndex):
+    """A synthetic index whose project pages carry the real sha256 of every file, as a served one does."""
+
+    def project(self, name: str) -> Project:
+        project = super().project(name)
+        releases = tuple(Release(r.name, r.version, tuple(_with_real_hash(self, f) for f in r.files)) for r in project.releases)
+        return Project(project.name, releases)
+
+
+def _with_real_hash(index: SyntheticIndex, file: DistFile) -> DistFile:
+    content = index.file_bytes(file.filename) or b""
+    return DistFile(
+        filename=file.filename,
+        url=file.url,
+        sha256=hashlib.sha256(content).hexdigest(),
+        requires_python=file.requires_python,
+        yanked=file.yanked,
+        size=len(content),
+        upload_time=file.upload_time,
+    )
+
+
+def installable_kv_index() -> ServedIndex:
+    """`kv_connectors_index()` with wheels for this interpreter and an importable `nixl` meta package."""
+    source = kv_connectors_index()
+    index = ServedIndex()
+    for name, releases in source.releases.items():
+        index.releases[name] = releases
+        for release in releases:
+            if release.tags == BOTH_ARCHES:
+                release.tags = (WHEEL_TAG,)
+            if release.name == "nixl":
+                release.module = "nixl"
+                release.module_source = NIXL_MODULE.format(version=release.version)
+    return index
+
+
+class IndexServer:
+    """`with IndexServer(index) as server:` serves `index` at `server.url`; `server.simple_url` for installers."""
+
+    def __init__(self, index: SyntheticIndex) -> None:
+        self.index = index
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="index-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def simple_url(self) -> str:
+        return f"{self.url}/simple"
+
+    def wheel_requests(self) -> list[str]:
+        """The file names of every `/packages/` request, in order."""
+        return [path.rsplit("/", 1)[-1] for _, path, _ in list(self.index.requests) if path.startswith("/packages/")]
+
+    def __enter__(self) -> IndexServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+                self._answer(body=True)
+
+            def do_HEAD(self) -> None:  # noqa: N802
+                self._answer(body=False)
+
+            def _answer(self, body: bool) -> None:
+                path = urlsplit(self.path).path
+                with server._lock:
+                    status, headers, content = server.index.respond(self.command, path, self.headers.get("Range"))
+                self.send_response(status)
+                for key, value in headers.items():
+                    if key.lower() != "content-length":
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                if body:
+                    self.wfile.write(content)
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet
+                pass
+
+        return Handler

@@ -1,0 +1,90 @@
+"""The CI examples are ready to copy: they parse as YAML, every `cuda-constraints` invocation in them is
+valid for the real argument parser, and the README documents each of them."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from resolver.cli import build_parser
+
+ROOT = Path(__file__).resolve().parent.parent
+GITHUB = ROOT / "examples" / "github-actions" / "regenerate-constraints.yml"
+BUILDKITE = ROOT / "examples" / "buildkite" / "pipeline.yml"
+SHELL_OPERATORS = {"&&", "||", ";", "|", "&", ">", ">>", "<", "(", ")"}
+
+
+def github_scripts(workflow: dict) -> Iterator[str]:
+    for job in workflow["jobs"].values():
+        yield from (step["run"] for step in job["steps"] if "run" in step)
+
+
+def buildkite_scripts(pipeline: dict) -> Iterator[str]:
+    for step in pipeline["steps"]:
+        commands = step.get("command", step.get("commands", []))
+        yield from [commands] if isinstance(commands, str) else commands
+
+
+def invocations(script: str) -> Iterator[list[str]]:
+    """The argument lists of every `cuda-constraints` command in a shell script."""
+    for line in script.splitlines():
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        lexer.commenters = "#"
+        command: list[str] = []
+        for token in [*lexer, ";"]:
+            if token in SHELL_OPERATORS:
+                if command and Path(command[0]).name == "cuda-constraints":
+                    yield command[1:]
+                command = []
+            else:
+                command.append(token)
+
+
+def all_invocations() -> list[tuple[str, list[str]]]:
+    workflow = yaml.safe_load(GITHUB.read_text())
+    pipeline = yaml.safe_load(BUILDKITE.read_text())
+    found = [(GITHUB.name, arguments) for script in github_scripts(workflow) for arguments in invocations(script)]
+    found += [(BUILDKITE.name, arguments) for script in buildkite_scripts(pipeline) for arguments in invocations(script)]
+    return found
+
+
+def test_the_examples_use_every_command_a_scheduled_job_needs():
+    used = {(source, arguments[0]) for source, arguments in all_invocations()}
+    assert {("regenerate-constraints.yml", c) for c in ("compile", "check", "diff")} <= used
+    assert {("pipeline.yml", c) for c in ("check", "install")} <= used
+
+
+def invocation_id(value: object) -> str:
+    return " ".join(value) if isinstance(value, list) else str(value)
+
+
+@pytest.mark.parametrize(("source", "arguments"), all_invocations(), ids=invocation_id)
+def test_every_invocation_is_valid_for_the_cli(source, arguments, capsys):
+    try:
+        parsed = build_parser().parse_args(arguments)
+    except SystemExit:
+        pytest.fail(f"{source}: `cuda-constraints {shlex.join(arguments)}` is rejected: {capsys.readouterr().err}")
+    assert callable(parsed.run)
+
+
+@pytest.mark.parametrize(("source", "arguments"), all_invocations(), ids=invocation_id)
+def test_the_readme_documents_every_invocation(source, arguments):
+    command = f"cuda-constraints {shlex.join(arguments)}"
+    assert f"`{command}`" in (ROOT / "README.md").read_text(), f"README.md does not document `{command}` ({source})"
+
+
+def test_the_workflow_runs_weekly_and_on_demand_and_skips_the_pr_without_changes():
+    workflow = yaml.safe_load(GITHUB.read_text())
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
+    assert triggers["schedule"][0]["cron"].split()[2:] == ["*", "*", "1"] and "workflow_dispatch" in triggers
+    steps = workflow["jobs"]["regenerate"]["steps"]
+    pull_request = next(step for step in steps if step.get("uses", "").startswith("peter-evans/create-pull-request@"))
+    assert pull_request["if"] == "steps.changes.outputs.changed == 'true'"
+    assert pull_request["with"]["body-path"].endswith("constraints-diff.md")
+    describe = next(step for step in steps if step.get("id") == "changes")
+    assert "cuda-constraints diff --format markdown > \"$RUNNER_TEMP/constraints-diff.md\"" in describe["run"]
