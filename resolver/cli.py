@@ -106,8 +106,8 @@ def open_index(args: argparse.Namespace, index_url: str, progress: Progress | No
     if args.no_cache and args.offline:
         raise UsageError("--offline needs the cache; drop --no-cache")
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
-    warn = progress or (lambda message: print(f"warning: {message}", file=sys.stderr))
-    cache = Cache(cache_dir, warn=lambda message: warn(f"warning: {message}"))
+    warn = progress.warning if progress else (lambda message: print(f"warning: {message}", file=sys.stderr))
+    cache = Cache(cache_dir, warn=warn)
     if args.retries < 0 or args.timeout <= 0:
         raise UsageError("--retries must be 0 or more and --timeout more than 0")
     options = ClientOptions(

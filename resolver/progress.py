@@ -28,6 +28,12 @@ class Progress:
             self._clear_live()
             print(message, file=self.stream, flush=True)
 
+    def warning(self, message: str) -> None:
+        """Something the user should know even with --quiet."""
+        with self._lock:
+            self._clear_live()
+            print(f"warning: {message}", file=self.stream, flush=True)
+
     def update(self, message: str) -> None:
         """A passing state: shown in place on a terminal (at most 10 times a second), never logged."""
         if self.quiet or not self.live:
