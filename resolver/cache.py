@@ -67,6 +67,7 @@ class Cache:
         self.root = root / f"v{FORMAT}" if root is not None else None
         self._warn = warn or (lambda message: warnings.warn(message, stacklevel=2))
         self._write_failed = False
+        self._directories: set[Path] = set()
 
     def _project_path(self, index_url: str, name: str) -> Path | None:
         if self.root is None:
@@ -169,7 +170,9 @@ class Cache:
             return
         body = json.dumps({"format": FORMAT, **document}, separators=(",", ":")).encode()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.parent not in self._directories:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._directories.add(path.parent)
             descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
             try:
                 with os.fdopen(descriptor, "wb") as handle:

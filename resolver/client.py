@@ -106,7 +106,7 @@ class IndexClient:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         await self.http.close()
-        self._parser.shutdown(wait=False, cancel_futures=True)
+        self._parser.shutdown(wait=True)  # finishes the cache writes still queued
 
     def project_url(self, name: str) -> str:
         return f"{self.root}pypi/{canonicalize_name(name)}/json"
@@ -187,7 +187,8 @@ class IndexClient:
         self.stats.metadata_reads[metadata.source] += 1
         if metadata.name != release.name or metadata.version != release.version:
             raise MetadataMismatch(file.url, f"{release.name} {release.version}", f"{metadata.name} {metadata.version}")
-        self.cache.store_metadata(file.cache_key, metadata)
+        # Written by the parser thread: hundreds of small files would otherwise hold up the loop.
+        self._parser.submit(self.cache.store_metadata, file.cache_key, metadata)
         return metadata
 
     async def _fetch_metadata(self, release: Release, file: DistFile) -> CoreMetadata:
@@ -259,8 +260,11 @@ class IndexClient:
         if entry is None:
             entry = find_metadata_entry(_entries_in_tail(tail, tail_start, location), project)
         if entry is None and location.offset < tail_start:
+            # The dist-info is not at the end (torch 2.11+): read the whole directory, then find it by name.
             directory, _ = await self.http.get_range(file.url, location.offset, location.offset + location.size, "range")
-            entry = find_metadata_entry(parse_central_entries(directory), project)
+            entry = metadata_entry_in_tail(directory, location.offset, location, project) or find_metadata_entry(
+                parse_central_entries(directory), project
+            )
         if entry is None:
             raise ZipReadError("no .dist-info/METADATA entry")
         span = entry.data_span()

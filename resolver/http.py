@@ -115,24 +115,35 @@ class Http:
     ) -> None:
         self.stats = Stats()
         self.retries, self.backoff, self._sleep = retries, backoff, sleep
+        self._concurrency, self._timeout, self._transport = concurrency, timeout, transport
+        self._pools: dict[str, _Pool] = {}
 
-        def client(connections: int, http2: bool) -> httpx.AsyncClient:
-            return httpx.AsyncClient(
-                headers={"User-Agent": USER_AGENT},
-                timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-                limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-                follow_redirects=True,
-                transport=transport,
-                http2=http2,
-            )
+    def _pool(self, name: str) -> _Pool:
+        """The pool, created on first use: a run served from the cache opens no connection at all."""
+        if not self._pools:
+            # One TLS context for every client: building one costs 30 ms (reading the CA bundle).
+            verify = httpx.create_ssl_context() if self._transport is None else True
 
-        lanes = max(1, concurrency // LANE_SIZE)
-        self._documents = _Pool([client(-(-concurrency // lanes), False) for _ in range(lanes)], concurrency)
-        self._files = _Pool([client(concurrency, True)], concurrency * STREAMS_PER_CONNECTION)
+            def client(connections: int, http2: bool) -> httpx.AsyncClient:
+                return httpx.AsyncClient(
+                    headers={"User-Agent": USER_AGENT},
+                    timeout=httpx.Timeout(self._timeout, connect=min(self._timeout, 10.0)),
+                    limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+                    follow_redirects=True,
+                    transport=self._transport,
+                    http2=http2,
+                    verify=verify,
+                )
+
+            concurrency = self._concurrency
+            lanes = max(1, concurrency // LANE_SIZE)
+            self._pools["documents"] = _Pool([client(-(-concurrency // lanes), False) for _ in range(lanes)], concurrency)
+            self._pools["files"] = _Pool([client(concurrency, True)], concurrency * STREAMS_PER_CONNECTION)
+        return self._pools[name]
 
     async def close(self) -> None:
-        await self._documents.close()
-        await self._files.close()
+        for pool in self._pools.values():
+            await pool.close()
 
     async def get(
         self,
@@ -154,7 +165,7 @@ class Http:
             self.stats.count(kind, len(body))
             return Response(response.status_code, str(response.url), response.headers, body)
 
-        return await self._with_retries(url, headers or {}, read, self._files if small else self._documents)
+        return await self._with_retries(url, headers or {}, read, self._pool("files" if small else "documents"))
 
     async def get_range(self, url: str, start: int | None, end: int | None, kind: str, full_limit: int = 0) -> tuple[bytes, int]:
         """Bytes [start, end) of a file, or its last `end` bytes when `start` is None; returns (bytes, file size).
@@ -180,7 +191,7 @@ class Http:
                 raise RangeNotSupported(url, response.status_code, body)
             raise _status_error(url, response.status_code)
 
-        return await self._with_retries(url, {"Range": spec}, read, self._files)
+        return await self._with_retries(url, {"Range": spec}, read, self._pool("files"))
 
     async def _with_retries(
         self, url: str, headers: dict[str, str], read: Callable[[httpx.Response], Awaitable[T]], pool: _Pool

@@ -14,8 +14,6 @@ import tarfile
 import zipfile
 import zlib
 from dataclasses import dataclass
-from email.parser import BytesHeaderParser
-from email.policy import compat32
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -254,12 +252,16 @@ def metadata_from_sdist(data: bytes, filename: str) -> bytes:
 
 def parse_metadata(raw: bytes, source: str = "", require_static: bool = False) -> CoreMetadata:
     """Core metadata fields the resolver needs; `require_static` rejects sdist metadata with dynamic deps."""
-    headers = BytesHeaderParser(policy=compat32).parsebytes(raw)
+    headers = metadata_headers(raw)
 
     def values(field: str) -> list[str]:
-        return [_header_text(v) for v in headers.get_all(field) or []]
+        return headers.get(field.lower(), [])
 
-    name, version = _header_text(headers.get("Name") or ""), _header_text(headers.get("Version") or "")
+    def first(field: str) -> str:
+        found = values(field)
+        return found[0] if found else ""
+
+    name, version = first("Name"), first("Version")
     if not name or not version:
         raise ZipReadError("metadata has no Name or Version")
     try:
@@ -267,29 +269,42 @@ def parse_metadata(raw: bytes, source: str = "", require_static: bool = False) -
     except InvalidVersion:
         raise ZipReadError(f"metadata has an invalid Version {version!r}") from None
     if require_static:
-        metadata_version = _header_text(headers.get("Metadata-Version") or "0")
         dynamic = {d.lower() for d in values("Dynamic")}
-        if _version_tuple(metadata_version) < (2, 2) or "requires-dist" in dynamic:
+        if _version_tuple(first("Metadata-Version") or "0") < (2, 2) or "requires-dist" in dynamic:
             raise ZipReadError("source distribution metadata does not declare its dependencies statically")
-    requires_python = _header_text(headers.get("Requires-Python") or "") or None
     return CoreMetadata(
         name=canonicalize_name(name),
         version=parsed_version,
         requires_dist=tuple(values("Requires-Dist")),
-        requires_python=requires_python,
+        requires_python=first("Requires-Python") or None,
         provides_extra=tuple(canonicalize_name(e) for e in values("Provides-Extra")),
         source=source,
     )
 
 
-def _header_text(value: object) -> str:
-    if isinstance(value, str):
-        text = value
-    else:
-        text = str(value)
-    return " ".join(text.replace("\r", "").split("\n")).strip().encode("utf-8", "surrogateescape").decode(
-        "utf-8", "replace"
-    )
+def metadata_headers(raw: bytes) -> dict[str, list[str]]:
+    """The header block of a METADATA file (RFC 822 style, up to the first blank line), by lowercase name.
+
+    Folded lines are joined with a space; a line that is neither a header nor a continuation ends the
+    block, as the email parser treats it. Several times faster than `email.parser` on the 300 files
+    of a cold compile, and all the resolver needs.
+    """
+    text = raw.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n")
+    headers: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.split("\n"):
+        if not line.strip():
+            break
+        if line[0] in " \t":
+            if current is not None:
+                current[-1] = f"{current[-1]} {line.strip()}".strip()
+            continue
+        name, colon, value = line.partition(":")
+        if not colon or not name.strip() or " " in name.strip():
+            break
+        current = headers.setdefault(name.strip().lower(), [])
+        current.append(value.strip())
+    return headers
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
