@@ -173,12 +173,15 @@ class Target:
 
 
 def describe_environments(environments: tuple[Environment, ...]) -> str:
-    """`cp312 manylinux_2_28 x86_64, aarch64` — the targets line of a constraints file header."""
+    """`cp312 manylinux_2_28 x86_64, aarch64` — the targets line of a constraints file header.
+
+    Pythons in version order, platforms in the order they are configured.
+    """
     pythons = ", ".join(sorted({e.python.tag for e in environments}, key=_python_sort_key))
-    platforms = sorted({e.platform.tag for e in environments})
+    platforms = list(dict.fromkeys(e.platform.tag for e in environments))
     prefixes = {_manylinux_prefix(p) for p in platforms}
     if len(prefixes) == 1 and None not in prefixes:
-        arches = sorted({Platform(p).machine for p in platforms})
+        arches = dict.fromkeys(Platform(p).machine for p in platforms)
         return f"{pythons} {prefixes.pop()} {', '.join(arches)}"
     return f"{pythons} {', '.join(platforms)}"
 

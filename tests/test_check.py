@@ -126,7 +126,7 @@ def test_a_header_command_with_flags_is_checked_as_that_command(repo, capsys):
 def test_changed_targets(repo, capsys):
     configure(repo, 'platforms = ["manylinux_2_28_x86_64"]\n')
     err = failed_check(capsys)
-    assert "its targets are 'cp312 manylinux_2_28 aarch64, x86_64'; the configuration now gives 'cp312 manylinux_2_28 x86_64'" in err
+    assert "its targets are 'cp312 manylinux_2_28 x86_64, aarch64'; the configuration now gives 'cp312 manylinux_2_28 x86_64'" in err
 
 
 def test_changed_options(repo, capsys):

@@ -28,7 +28,7 @@ def document(major: int, pins: dict[str, str], options: str = "", **fields) -> C
     for name, value in sorted(pins.items()):
         version, _, marker = value.partition(" ; ")
         lines.append(PinLine(name.split("#")[0], Version(version), marker, (f"-r {KV}",)))
-    targets = "cp312 manylinux_2_28 aarch64, x86_64"
+    targets = "cp312 manylinux_2_28 x86_64, aarch64"
     return ConstraintsDocument(major, "cuda-constraints compile", (KV,), "5a08143025def01e", targets, options, pins=tuple(lines), **fields)
 
 
