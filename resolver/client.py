@@ -88,7 +88,10 @@ class IndexClient:
         self.root = json_api_root(options.index_url)
         self.http = Http(options.concurrency, options.timeout, options.retries, options.backoff, transport, sleep)
         self._tasks: dict[tuple[str, str], asyncio.Task[Any]] = {}
-        self._version_pages = True  # until the index shows it has none
+        # Whether the index serves per-version pages: unknown (None) until the first one answers; while
+        # that first one is out, the others wait for it instead of each asking (85 requests on a cold run).
+        self._version_pages: bool | None = None
+        self._version_probe: asyncio.Lock = asyncio.Lock()
         # Project pages run to megabytes (pydantic-core's is 12 MB); a few at a time bound the memory
         # they take before parsing, while range reads keep the rest of the connections busy.
         self._page_slots = asyncio.Semaphore(PAGE_CONCURRENCY)
@@ -196,7 +199,7 @@ class IndexClient:
             metadata = await self._pep658(file)
             if metadata is not None:
                 return metadata
-        if self._version_pages:
+        if self._version_pages is not False:
             metadata = await self._version_page(release)
             if metadata is not None:
                 return metadata
@@ -232,11 +235,21 @@ class IndexClient:
             return None
 
     async def _version_page(self, release: Release) -> CoreMetadata | None:
+        if self._version_pages is None:
+            async with self._version_probe:
+                if self._version_pages is None:
+                    return await self._ask_version_page(release)
+        if self._version_pages is False:
+            return None
+        return await self._ask_version_page(release)
+
+    async def _ask_version_page(self, release: Release) -> CoreMetadata | None:
         url = f"{self.root}pypi/{release.name}/{release.version}/json"
         response = await self.http.get(url, "version-page", {"Accept": "application/json"}, accept=frozenset({200, 404}), small=True)
         if response.status == 404:
             self._version_pages = False  # the project exists, so the index has no per-version pages
             return None
+        self._version_pages = True
         try:
             found = version_page_requires_dist(json.loads(response.body), release.version)
         except ValueError:
