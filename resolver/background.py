@@ -48,16 +48,27 @@ class BlockingIndex:
         return future
 
     def project(self, name: str) -> Project:
-        # Answers already in hand are served without a trip through the loop: resolvers ask often.
+        # Answers already in hand, and answers in the disk cache, are served in the calling thread: a
+        # trip through the loop costs milliseconds, and the resolvers ask hundreds of times.
         found = self._projects.get(name)
         if found is None:
-            found = self._projects[name] = self.run(self.client.project(name))
+            found = (
+                self.client.finished("project", name)  # fetched by the crawl: one copy in memory, not two
+                or self.client.cached_project(name)
+                or self.run(self.client.project(name))
+            )
+            self._projects[name] = found
         return found
 
     def metadata(self, release: Release, file: DistFile) -> CoreMetadata:
         found = self._metadata.get(file.cache_key)
         if found is None:
-            found = self._metadata[file.cache_key] = self.run(self.client.metadata(release, file))
+            found = (
+                self.client.finished("metadata", file.cache_key)
+                or self.client.cached_metadata(release, file)
+                or self.run(self.client.metadata(release, file))
+            )
+            self._metadata[file.cache_key] = found
         return found
 
     def prefetch_metadata(self, release: Release, file: DistFile) -> None:

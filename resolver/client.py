@@ -88,6 +88,9 @@ class IndexClient:
         self.root = json_api_root(options.index_url)
         self.http = Http(options.concurrency, options.timeout, options.retries, options.backoff, transport, sleep)
         self._tasks: dict[tuple[str, str], asyncio.Task[Any]] = {}
+        # Projects whose page needed a request this run (fetched, or revalidated); the others came fresh
+        # from the cache, and so, very likely, did their dependencies.
+        self.fetched_pages: set[str] = set()
         # Whether the index serves per-version pages: unknown (None) until the first one answers; while
         # that first one is out, the others wait for it instead of each asking (85 requests on a cold run).
         self._version_pages: bool | None = None
@@ -134,13 +137,38 @@ class IndexClient:
 
     # -- project pages ----------------------------------------------------------------------------------
 
+    def finished(self, kind: str, key: str) -> Any:
+        """The result of a fetch already done in the loop, for another thread; None when not done or failed."""
+        task = self._tasks.get((kind, key))
+        if task is None or not task.done() or task.cancelled() or task.exception() is not None:
+            return None
+        return task.result()
+
+    def cached_project(self, name: str) -> Project | None:
+        """The project from the disk cache when it may be used without asking the index (any thread)."""
+        page = self.cache.load_page(self.options.index_url, canonicalize_name(name))
+        if page is not None and self._usable(page):
+            return project_from_slim(page.project, name, page.url)
+        return None
+
+    def cached_metadata(self, release: Release, file: DistFile) -> CoreMetadata | None:
+        """A file's metadata from the disk cache, when it is there (any thread)."""
+        cached = self.cache.load_metadata(file.cache_key)
+        if cached is not None and cached.name == release.name and cached.version == release.version:
+            return cached
+        return None
+
+    def _usable(self, page: CachedPage) -> bool:
+        return self.options.offline or (not self.options.refresh and page.is_fresh(time.time(), DEFAULT_PAGE_MAX_AGE))
+
     async def _load_project(self, name: str) -> Project:
         url = self.project_url(name)
         page = self.cache.load_page(self.options.index_url, name)
-        if page is not None and (self.options.offline or (not self.options.refresh and page.is_fresh(time.time(), DEFAULT_PAGE_MAX_AGE))):
+        if page is not None and self._usable(page):
             return project_from_slim(page.project, name, page.url)
         if self.options.offline:
             raise OfflineCacheMiss(url)
+        self.fetched_pages.add(name)
         headers = {"Accept": "application/json"}
         if page is not None and page.etag:
             headers["If-None-Match"] = page.etag
@@ -181,8 +209,8 @@ class IndexClient:
     # -- metadata ---------------------------------------------------------------------------------------
 
     async def _load_metadata(self, release: Release, file: DistFile) -> CoreMetadata:
-        cached = self.cache.load_metadata(file.cache_key)
-        if cached is not None and cached.name == release.name and cached.version == release.version:
+        cached = self.cached_metadata(release, file)
+        if cached is not None:
             return cached
         if self.options.offline:
             raise OfflineCacheMiss(file.url)

@@ -5,7 +5,9 @@ walks the tree of each target's most preferred candidates (the ones a resolver t
 network kept busy, using twins of the targets' own providers for the choices (no second set of rules).
 It starts from the roots, and again from the dependencies of every candidate a resolver pins, so the
 subtree of a release reached by backtracking (torch 2.10 for CUDA 12) is fetched in parallel too.
-Requests are coalesced in the client. Failures are left for the resolver to meet and report.
+Requests are coalesced in the client. Failures are left for the resolver to meet and report. Below a
+project whose page came fresh from the cache the crawl stops: there it would only spend the CPU the
+resolvers need.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class Crawler:
             return
         try:
             project = await self.client.project(requirement.name)
+            if requirement.name not in self.client.fetched_pages:
+                return  # served fresh from the cache: the tree below is there too, nothing to fetch ahead
             best = next(provider.candidates_in(project, [requirement]), None)
             if best is None or best.choice is None:
                 return

@@ -41,6 +41,9 @@ def resolve_target(
     provider: CudaProvider, target: Target, roots: Sequence[Req], reporter: BaseReporter | None = None
 ) -> TargetResolution:
     """Pins for one target; raises ResolutionFailed with an explanation when none exist."""
+    settled = settle_on_preferred(provider, roots)
+    if settled is not None:
+        return _collect(target, *settled, provider.record)
     resolver = Resolver(provider, reporter or BaseReporter())
     try:
         result = resolver.resolve(list(roots), max_rounds=MAX_ROUNDS)
@@ -52,27 +55,73 @@ def resolve_target(
         raise ResolutionFailed(
             target.cuda_major, str(target), f"gave up after {MAX_ROUNDS} rounds of backtracking; pin some requirements tighter"
         ) from None
-    return _collect(target, result, provider.record)
+    information = [(identifier, info) for identifier, criterion in result.criteria.items() for info in criterion.information]
+    return _collect(target, result.mapping, information, provider.record)
 
 
-def _collect(target: Target, result, record: Record) -> TargetResolution:  # noqa: ANN001
+Information = list[tuple[str, RequirementInformation[Req, Candidate]]]
+
+
+def settle_on_preferred(provider: CudaProvider, roots: Sequence[Req]) -> tuple[dict[str, Candidate], Information] | None:
+    """The preferred pins, when they satisfy every requirement of their closure; else None.
+
+    The preferred pins are an existing file's (and, for a major's later platforms, the first
+    platform's). When each requirement met on a walk of the closure is satisfied by the preferred
+    release, and every such release is a candidate here, that is exactly the resolution resolvelib
+    finds, since it tries the preferred candidate first and meets no conflict. One walk replaces a
+    resolution: regenerating an unchanged input, or a second platform that agrees with the first,
+    costs a fraction of the time.
+    """
+    if not provider.preferred:
+        return None
+    mapping: dict[str, Candidate] = {}
+    information: Information = []
+    pending: list[tuple[Req, Candidate | None]] = [(root, None) for root in roots]
+    while pending:
+        requirement, parent = pending.pop()
+        identifier = requirement.identifier
+        information.append((identifier, RequirementInformation(requirement, parent)))
+        candidate = mapping.get(identifier)
+        if candidate is None:
+            candidate = _preferred_candidate(provider, requirement)
+            if candidate is None:
+                return None
+            mapping[identifier] = candidate
+            pending.extend((dependency, candidate) for dependency in provider.get_dependencies(candidate))
+        elif not provider.is_satisfied_by(requirement, candidate):
+            return None
+    return mapping, information
+
+
+def _preferred_candidate(provider: CudaProvider, requirement: Req) -> Candidate | None:
+    identifier = requirement.identifier
+    if identifier == UNREADABLE or (identifier != PYTHON and requirement.name not in provider.preferred):
+        return None
+    matches = provider.find_matches(identifier, {identifier: iter([requirement])}, {identifier: iter(())})
+    first = next(iter(matches() if callable(matches) else matches), None)
+    if first is None or (identifier != PYTHON and first.version != provider.preferred[requirement.name]):
+        return None
+    return first
+
+
+def _collect(target: Target, mapping: Mapping[str, Candidate], information: Information, record: Record) -> TargetResolution:
     parents: dict[str, set[str]] = defaultdict(set)
-    for identifier, criterion in result.criteria.items():
+    for identifier, info in information:
         name = identifier.split("[", 1)[0]
-        for information in criterion.information:
-            if information.parent is None:
-                parents[name].add("-r " + information.requirement.origin.rsplit(":", 1)[0])
-            elif information.parent.name != name:
-                parents[name].add(information.parent.name)
+        if info.parent is None:
+            parents[name].add("-r " + info.requirement.origin.rsplit(":", 1)[0])
+        elif info.parent.name != name:
+            parents[name].add(info.parent.name)
     pins: dict[str, Pin] = {}
     exclusions: set[Exclusion] = set()
-    for identifier, candidate in result.mapping.items():
+    for identifier, candidate in mapping.items():
         if identifier == PYTHON:
             continue
         exclusions.update(record.exclusions.get((candidate.name, candidate.version, candidate.extras), ()))
         if candidate.extras:
             continue
         choice = candidate.choice
+        assert choice is not None
         pins[candidate.name] = Pin(
             candidate.name,
             candidate.version,

@@ -255,3 +255,54 @@ def test_single_platform_file_has_no_markers(project):
     assert "targets: cp312 manylinux_2_28 x86_64" in project.text(12)
     project.compile(majors=(12,), platforms=(ARM,), upgrade=True)
     assert "nvidia-cublas-cu12" not in project.pins(12)
+
+
+def _target_setup(kv_index, major, platform):  # noqa: ANN001, ANN202
+    from resolver.candidates import SelectionOptions, Selector
+    from resolver.families import FamilyTable
+    from resolver.provider import CudaProvider, Req
+    from resolver.targets import Environment, PythonVersion, Target
+    from packaging.specifiers import SpecifierSet
+
+    environments = tuple(Environment(PythonVersion(3, 12), p) for p in (X86, ARM))
+    environment = next(e for e in environments if e.platform == platform)
+    roots = [
+        Req("lmcache", SpecifierSet(">=0.3.9"), origin="kv.txt:1"),
+        Req("nixl", SpecifierSet(">=1.1.0"), origin="kv.txt:3"),
+        Req(f"cupy-cuda{major}x", SpecifierSet("!=14.1.0"), origin="kv.txt:2"),
+    ]
+
+    def provider(preferred=None):  # noqa: ANN001, ANN202
+        selector = Selector(major, environment, environments, FamilyTable(), SelectionOptions())
+        return CudaProvider(kv_index, selector, {}, preferred or {})
+
+    return Target(major, environment), roots, provider
+
+
+@pytest.mark.parametrize("major", [12, 13])
+@pytest.mark.parametrize("platform", [X86, ARM])
+def test_preferred_pins_that_fit_are_the_resolution(kv_index, major, platform):
+    from resolver.resolution import resolve_target, settle_on_preferred
+
+    target, roots, provider = _target_setup(kv_index, major, platform)
+    resolved = resolve_target(provider(), target, roots)
+    preferred = {name: pin.version for name, pin in resolved.pins.items()}
+    assert settle_on_preferred(provider(preferred), roots) is not None  # one walk, no resolvelib
+    again = resolve_target(provider(preferred), target, roots)
+    assert {n: (p.version, p.parents, p.file) for n, p in again.pins.items()} == {
+        n: (p.version, p.parents, p.file) for n, p in resolved.pins.items()
+    }
+    assert again.exclusions == resolved.exclusions
+
+
+def test_preferred_pins_that_no_longer_fit_fall_back_to_resolving(kv_index):
+    from packaging.version import Version
+
+    from resolver.resolution import resolve_target, settle_on_preferred
+
+    target, roots, provider = _target_setup(kv_index, 12, X86)
+    stale = {"lmcache": Version("0.5.6"), "nixl": Version("1.5.1"), "cupy-cuda12x": Version("14.1.0")}
+    assert settle_on_preferred(provider(stale), roots) is None
+    resolved = resolve_target(provider(stale), target, roots)
+    assert resolved.pins["lmcache"].version == Version("0.4.4")
+    assert resolved.pins["cupy-cuda12x"].version == Version("14.2.0")
