@@ -74,5 +74,17 @@ class Project:
 
 
 @pytest.fixture
+def inside(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """Enter a directory as the working directory, with its own cache directory."""
+
+    def enter(root: Path) -> Path:
+        monkeypatch.chdir(root)
+        monkeypatch.setenv("CUDA_CONSTRAINTS_CACHE_DIR", str(root / ".cache"))
+        return root
+
+    return enter
+
+
+@pytest.fixture
 def project(tmp_path: Path, kv_index: SyntheticIndex) -> Project:
     return Project(tmp_path, kv_index)

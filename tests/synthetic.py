@@ -16,10 +16,13 @@ import io
 import json
 import re
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
+import respx
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
@@ -371,3 +374,28 @@ def kv_connectors_index() -> SyntheticIndex:
         index.add("mooncake-transfer-engine-cuda13", version, ["aiohttp"], module="mooncake_cu13", **both)
     index.add("aiohttp", "3.14.5", **both)
     return index
+
+
+KV_REQUIREMENTS = "lmcache >= 0.3.9\ncupy-cuda13x != 14.1.0\nnixl >= 1.1.0\nmooncake-transfer-engine >= 0.3.12\n"
+PYPROJECT = """\
+[tool.cuda-constraints]
+requirements = ["requirements/kv.txt"]
+index-url = "https://index.test/simple"
+"""
+
+
+@contextmanager
+def served(index: SyntheticIndex) -> Iterator[SyntheticIndex]:
+    """The index answering every request to https://index.test (through respx)."""
+    with respx.mock(assert_all_called=False) as router:
+        router.route(host="index.test").mock(side_effect=index.handler)
+        yield index
+
+
+def write_project(root: Path, config: str = PYPROJECT, requirements: dict[str, str] | None = None) -> Path:
+    """A project directory: pyproject.toml and its requirements files (default: the KV set)."""
+    (root / "pyproject.toml").write_text(config)
+    (root / "requirements").mkdir(exist_ok=True)
+    for name, text in (requirements if requirements is not None else {"kv.txt": KV_REQUIREMENTS}).items():
+        (root / "requirements" / name).write_text(text)
+    return root

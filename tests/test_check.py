@@ -17,45 +17,31 @@ from resolver.cli import main
 from resolver.constraints_file import ConstraintsDocument, SwapLine
 from resolver.swaps import MajorInput, Swap
 
-from .synthetic import BOTH_ARCHES, kv_connectors_index
+from .synthetic import BOTH_ARCHES, KV_REQUIREMENTS, PYPROJECT, kv_connectors_index, served, write_project
 
-PYPROJECT = """\
-[tool.cuda-constraints]
-requirements = ["requirements/kv.txt"]
-index-url = "https://index.test/simple"
-"""
-KV = "lmcache >= 0.3.9\ncupy-cuda13x != 14.1.0\nnixl >= 1.1.0\nmooncake-transfer-engine >= 0.3.12\n"
+KV = KV_REQUIREMENTS
 
 
 @pytest.fixture
 def index():  # noqa: ANN201
-    index = kv_connectors_index()
-    with respx.mock(assert_all_called=False) as router:
-        router.route(host="index.test").mock(side_effect=index.handler)
+    with served(kv_connectors_index()) as index:
         yield index
 
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory) -> Path:  # noqa: ANN001
     """A project compiled once against the synthetic index; each test works on a copy."""
-    root = tmp_path_factory.mktemp("compiled")
-    (root / "pyproject.toml").write_text(PYPROJECT)
-    (root / "requirements").mkdir()
-    (root / "requirements" / "kv.txt").write_text(KV)
-    index = kv_connectors_index()
-    with respx.mock(assert_all_called=False) as router, pytest.MonkeyPatch.context() as monkeypatch:
-        router.route(host="index.test").mock(side_effect=index.handler)
+    root = write_project(tmp_path_factory.mktemp("compiled"))
+    with served(kv_connectors_index()), pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.chdir(root)
         assert main(["compile", "-q", "--no-cache"]) == 0
     return root
 
 
 @pytest.fixture
-def repo(tmp_path: Path, monkeypatch, index, compiled) -> Path:  # noqa: ANN001
+def repo(tmp_path: Path, inside, index, compiled) -> Path:  # noqa: ANN001
     shutil.copytree(compiled, tmp_path, dirs_exist_ok=True)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("CUDA_CONSTRAINTS_CACHE_DIR", str(tmp_path / ".cache"))
-    return tmp_path
+    return inside(tmp_path)
 
 
 def edit(repo: Path, major: int, old: str, new: str) -> None:

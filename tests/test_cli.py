@@ -10,33 +10,21 @@ import respx
 
 from resolver.cli import main
 
-from .synthetic import kv_connectors_index
+from .synthetic import KV_REQUIREMENTS, kv_connectors_index, served, write_project
 
 INDEX = ["--index-url", "https://index.test/simple", "--no-cache"]
-PYPROJECT = """\
-[tool.cuda-constraints]
-requirements = ["requirements/kv.txt"]
-index-url = "https://index.test/simple"
-"""
-KV = "lmcache >= 0.3.9\ncupy-cuda13x != 14.1.0\nnixl >= 1.1.0\nmooncake-transfer-engine >= 0.3.12\n"
+KV = KV_REQUIREMENTS
 
 
 @pytest.fixture
 def index():  # noqa: ANN201
-    index = kv_connectors_index()
-    with respx.mock(assert_all_called=False) as router:
-        router.route(host="index.test").mock(side_effect=index.handler)
+    with served(kv_connectors_index()) as index:
         yield index
 
 
 @pytest.fixture
-def repo(tmp_path: Path, monkeypatch) -> Path:  # noqa: ANN001
-    (tmp_path / "pyproject.toml").write_text(PYPROJECT)
-    (tmp_path / "requirements").mkdir()
-    (tmp_path / "requirements" / "kv.txt").write_text(KV)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("CUDA_CONSTRAINTS_CACHE_DIR", str(tmp_path / ".cache"))
-    return tmp_path
+def repo(tmp_path: Path, inside) -> Path:  # noqa: ANN001
+    return inside(write_project(tmp_path))
 
 
 def test_inspect_json_lists_both_members_of_the_meta_package(index, capsys):

@@ -11,40 +11,27 @@ from pathlib import Path
 
 import httpx
 import pytest
-import respx
 
 from resolver import compile as compile_module
 from resolver.cli import main
 from resolver.errors import LockTimeout
 from resolver.locking import output_lock
 
-from .synthetic import kv_connectors_index
+from .synthetic import kv_connectors_index, served, write_project
 
-PYPROJECT = """\
-[tool.cuda-constraints]
-requirements = ["requirements/kv.txt"]
-index-url = "https://index.test/simple"
-"""
-KV = "lmcache >= 0.3.9\ncupy-cuda13x != 14.1.0\nnixl >= 1.1.0\nmooncake-transfer-engine >= 0.3.12\n"
 FAST = ["--retries", "1", "--no-cache"]
 
 
 @pytest.fixture
 def index():  # noqa: ANN201
-    index = kv_connectors_index()
-    with respx.mock(assert_all_called=False) as router:
-        router.route(host="index.test").mock(side_effect=index.handler)
+    with served(kv_connectors_index()) as index:
         yield index
 
 
 @pytest.fixture
-def repo(tmp_path: Path, monkeypatch, index) -> Path:  # noqa: ANN001
+def repo(tmp_path: Path, inside, index) -> Path:  # noqa: ANN001
     """A repository whose constraints were compiled once; the files every fault must leave alone."""
-    (tmp_path / "pyproject.toml").write_text(PYPROJECT)
-    (tmp_path / "requirements").mkdir()
-    (tmp_path / "requirements" / "kv.txt").write_text(KV)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("CUDA_CONSTRAINTS_CACHE_DIR", str(tmp_path / ".cache"))
+    inside(write_project(tmp_path))
     assert main(["compile", "-q", "--no-cache"]) == 0
     # Make the next compile want to change something, so "untouched" means something.
     index.add("numpy", "2.3.0", tags=("cp312-cp312-manylinux_2_28_x86_64", "cp312-cp312-manylinux_2_28_aarch64"))

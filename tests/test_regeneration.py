@@ -7,12 +7,11 @@ import hashlib
 from pathlib import Path
 
 import pytest
-import respx
 
 from resolver.cli import main
 from resolver.constraint_sets import read_file
 
-from .synthetic import BOTH_ARCHES, SyntheticIndex
+from .synthetic import BOTH_ARCHES, SyntheticIndex, served, write_project
 
 PYPROJECT = """\
 [tool.cuda-constraints]
@@ -35,19 +34,13 @@ NOT_INSTALLABLE = (
 
 @pytest.fixture
 def index():  # noqa: ANN201
-    index = SyntheticIndex()
-    with respx.mock(assert_all_called=False) as router:
-        router.route(host="index.test").mock(side_effect=index.handler)
+    with served(SyntheticIndex()) as index:
         yield index
 
 
 @pytest.fixture
-def repo(tmp_path: Path, monkeypatch) -> Path:  # noqa: ANN001
-    (tmp_path / "pyproject.toml").write_text(PYPROJECT)
-    (tmp_path / "requirements").mkdir()
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("CUDA_CONSTRAINTS_CACHE_DIR", str(tmp_path / ".cache"))
-    return tmp_path
+def repo(tmp_path: Path, inside) -> Path:  # noqa: ANN001
+    return inside(write_project(tmp_path, PYPROJECT, requirements={}))
 
 
 def requirements(repo: Path, text: str) -> None:
