@@ -23,7 +23,7 @@ from resolvelib import BaseReporter
 from .candidates import SelectionOptions, Selector
 from .config import Config
 from .constraints_file import ConstraintsDocument, parse, render
-from .errors import CudaConstraintsError, UsageError, WriteFailed
+from .errors import CudaConstraintsError, SeveralFailed, UsageError, WriteFailed
 from .families import FamilyTable
 from .locking import output_lock
 from .merge import merge
@@ -95,9 +95,11 @@ def compile_constraints(
     else:
         majors = list(request.majors)  # type: ignore[arg-type]
     environments = tuple(Environment(p, q) for p in request.python_versions for q in request.platforms)
-    plans = {major: _plan(request, requirements_input, families, major, environments) for major in majors}
-    index.start_crawl([(p.crawler(env), p.roots[env]) for p in plans.values() for env in environments])
+    # Held from reading the existing files to writing the new ones: a second run waits, then starts
+    # from what the first wrote.
     with output_lock(request.output_dir, enabled=not request.dry_run):
+        plans = {major: _plan(request, requirements_input, families, major, environments) for major in majors}
+        index.start_crawl([(p.crawler(env), p.roots[env]) for p in plans.values() for env in environments])
         with ThreadPoolExecutor(max_workers=len(majors)) as pool:
             futures = {major: pool.submit(_resolve_major, index, plans[major], environments, progress, reporter_for) for major in majors}
             results: dict[int, list[TargetResolution]] = {}
@@ -108,7 +110,7 @@ def compile_constraints(
                 except CudaConstraintsError as error:
                     errors.append(error)
         if errors:
-            raise errors[0]
+            raise errors[0] if len(errors) == 1 else SeveralFailed(errors)
         header_options = describe_options(request)
         outcomes = []
         for major in majors:

@@ -142,6 +142,18 @@ class ResolutionFailed(CudaConstraintsError):
         return f"CUDA {self.cuda_major} ({self.target}): cannot resolve the requirements.\n{self.explanation}"
 
 
+class SeveralFailed(CudaConstraintsError):
+    """More than one CUDA major failed: every one is reported, with the first one's exit code."""
+
+    def __init__(self, errors: Sequence[CudaConstraintsError]) -> None:
+        super().__init__(errors)
+        self.errors = tuple(errors)
+        self.exit_code = self.errors[0].exit_code
+
+    def message(self) -> str:
+        return "\n\n".join(error.message() for error in self.errors)
+
+
 class NoMemberForMajor(CudaConstraintsError):
     """A meta package has no member for the CUDA major being resolved."""
 

@@ -28,9 +28,9 @@ from packaging.version import Version
 from resolvelib import AbstractProvider
 from resolvelib.structs import RequirementInformation
 
-from .candidates import Selector, requires_python_ok
+from .candidates import Choice, Selector, requires_python_ok
 from .errors import MetadataUnavailable, NoMemberForMajor, ProjectNotFound
-from .families import FamilyTable
+from .families import Family, FamilyTable
 from .models import CoreMetadata, Project, Release
 from .source import MetadataSource
 
@@ -113,7 +113,7 @@ class Record:
     mismatched: dict[str, int] = field(default_factory=dict)
     # name -> the last find_matches query for it: (project, requirements, excluded versions)
     queries: dict[str, tuple[Project, tuple[Req, ...], frozenset[Version]]] = field(default_factory=dict)
-    # (name, version) -> requirements it declared for this target
+    # (name, version, extras) -> requirements that candidate declared for this target
     dependencies: dict[tuple[str, Version, frozenset[str]], tuple[Req, ...]] = field(default_factory=dict)
 
 
@@ -287,7 +287,7 @@ class CudaProvider(AbstractProvider):  # type: ignore[type-arg]
         if not candidate.extras:
             yield self._member_requirement(candidate, metadata, meta)
 
-    def _member_requirement(self, candidate: Candidate, metadata: CoreMetadata, meta) -> Req:  # noqa: ANN001
+    def _member_requirement(self, candidate: Candidate, metadata: CoreMetadata, meta: Family) -> Req:
         pinned = SpecifierSet(f"=={candidate.version}")
         extra = canonicalize_name(meta.meta_extra.format(major=self.major))
         if extra in metadata.provides_extra:

@@ -306,3 +306,16 @@ def test_preferred_pins_that_no_longer_fit_fall_back_to_resolving(kv_index):
     resolved = resolve_target(provider(stale), target, roots)
     assert resolved.pins["lmcache"].version == Version("0.4.4")
     assert resolved.pins["cupy-cuda12x"].version == Version("14.2.0")
+
+
+def test_every_failing_major_is_reported(project):
+    from resolver.errors import SeveralFailed
+
+    project.write("nixl >= 1.1.0\ncupy-cuda13x > 99\n")
+    with pytest.raises(SeveralFailed) as failure:
+        project.compile()
+    message = str(failure.value)
+    assert failure.value.exit_code == 4
+    assert "CUDA 12 (" in message and "cupy-cuda12x>99" in message
+    assert "CUDA 13 (" in message and "cupy-cuda13x>99" in message
+    assert not project.output.exists()
