@@ -28,7 +28,15 @@ from .inspection import inspect_release, render_text
 from .install import InstallRequest, choose_major, excluded_names, install_with_constraints, prepare
 from .machine import find_interpreter
 from .progress import LiveReporter, Progress
-from .settings import add_compile_flags, add_index_flags, add_target_flags, compile_request, environments, with_index_url
+from .settings import (
+    add_compile_flags,
+    add_index_flags,
+    add_input_flags,
+    add_target_flags,
+    compile_request,
+    environments,
+    with_index_url,
+)
 from .summary import summarize
 from .targets import Environment
 from .verify import render_table
@@ -242,10 +250,7 @@ def run_diff(args: argparse.Namespace) -> int:
 
 def add_install_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cuda", default="auto", metavar="N|auto", help="the CUDA major to install for (default: auto, as `detect`)")
-    parser.add_argument(
-        "-r", "--requirements", action="append", type=Path, metavar="FILE",
-        help="requirements file; repeatable (default: from [tool.cuda-constraints], requirements/kv_connectors.txt)",
-    )
+    add_input_flags(parser)
     parser.add_argument("--constraints-dir", type=Path, metavar="DIR", help="where cuNN.txt files are (default: output-dir, constraints)")
     parser.add_argument("--installer", choices=("uv", "pip", "auto"), default="auto", help="auto: uv when it is on PATH, else pip")
     parser.add_argument("--python", metavar="PATH", help="the interpreter to install into (default: this one)")

@@ -23,7 +23,7 @@ from packaging.utils import canonicalize_name
 
 from .cache import Cache, CachedPage
 from .errors import IndexUnavailable, MetadataMismatch, MetadataUnavailable, OfflineCacheMiss, ProjectNotFound
-from .http import Http, RangeNotSupported, Response
+from .http import Http, RangeNotSupported, Response, Stats
 from .models import CoreMetadata, DistFile, Project, Release
 from .pypi_json import PageError, parse_page, project_from_slim, version_page_requires_dist
 from .wheel_metadata import (
@@ -102,7 +102,7 @@ class IndexClient:
         self._parser = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="page-parser")
 
     @property
-    def stats(self):  # noqa: ANN201 - the Stats of the underlying Http
+    def stats(self) -> Stats:
         return self.http.stats
 
     async def close(self) -> None:
