@@ -81,10 +81,6 @@ class ConstraintsDocument:
     source_builds: tuple[SourceBuild, ...] = ()
     pins: tuple[PinLine, ...] = field(default=())
 
-    @property
-    def pinned_names(self) -> set[str]:
-        return {pin.name for pin in self.pins}
-
     def pins_for(self, environment: dict[str, str]) -> dict[str, Version]:
         """The version pinned for each project in one environment (markers evaluated)."""
         found: dict[str, Version] = {}

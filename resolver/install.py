@@ -33,6 +33,7 @@ from typing import Literal
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from .constraint_sets import display_path
 from .constraints_file import ConstraintsDocument, PinLine, parse
 from .detect import Detection, probe_machine, require_installable
 from .errors import ConstraintsFileError, ConstraintsMissing, InstallFailed, StaleConstraints, UsageError
@@ -312,11 +313,7 @@ def _read_bytes(path: Path, shown: Path, major: int) -> bytes:
 
 
 def _shown(path: Path) -> Path:
-    """A path as messages show it: relative to the working directory when it is below it."""
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve())
-    except (OSError, ValueError):
-        return path
+    return Path(display_path(path))
 
 
 def find_tool(request: InstallRequest, machine: Machine, index_url: str | None) -> Tool:

@@ -10,10 +10,7 @@ from functools import cached_property
 
 from packaging.tags import Tag
 from packaging.utils import (
-    InvalidSdistFilename,
     InvalidWheelFilename,
-    canonicalize_name,
-    parse_sdist_filename,
     parse_wheel_filename,
 )
 from packaging.version import InvalidVersion, Version
@@ -43,10 +40,6 @@ class DistFile:
     @property
     def is_sdist(self) -> bool:
         return self.filename.endswith(SDIST_SUFFIXES)
-
-    @property
-    def wheel_tags(self) -> frozenset[Tag]:
-        return wheel_tags(self.filename)
 
     @cached_property
     def build_number(self) -> tuple[int, str]:
@@ -81,11 +74,6 @@ class Release:
     @property
     def yanked(self) -> bool:
         return bool(self.files) and all(f.yanked for f in self.files)
-
-    @property
-    def upload_time(self) -> datetime | None:
-        times = [f.upload_time for f in self.files if f.upload_time is not None]
-        return min(times) if times else None
 
 
 @dataclass(frozen=True)
@@ -124,21 +112,3 @@ def wheel_tags(filename: str) -> frozenset[Tag]:
         return parse_wheel_filename(filename)[3]
     except (InvalidWheelFilename, InvalidVersion):
         return frozenset()
-
-
-def filename_identity(filename: str) -> tuple[str, Version] | None:
-    """Project name and version a distribution's filename claims, or None when it cannot be parsed."""
-    try:
-        if filename.endswith(".whl"):
-            name, version, _, _ = parse_wheel_filename(filename)
-            return name, version
-        if filename.endswith(SDIST_SUFFIXES):
-            name, version = parse_sdist_filename(filename)
-            return name, version
-    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
-        return None
-    return None
-
-
-def canonical(name: str) -> str:
-    return canonicalize_name(name)

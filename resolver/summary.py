@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 from .changes import compare
 from .compile import CompileRequest, CompileResult
+from .constraint_sets import display_path
 from .http import Stats
 
 
@@ -20,7 +20,7 @@ def summarize(result: CompileResult, request: CompileRequest, stats: Stats) -> I
         else:
             status = "written" if outcome.old else "created"
         packages = len({pin.name for pin in outcome.new.pins})
-        yield f"CUDA {outcome.major}: {_shown(outcome.path)} {status}: {packages} packages; {changes.counts()}"
+        yield f"CUDA {outcome.major}: {display_path(outcome.path)} {status}: {packages} packages; {changes.counts()}"
         if outcome.old is not None:  # a new file's every line is an addition: the count says enough
             for change in changes.versions:
                 yield f"  {change.kind:<10} {change.describe()}"
@@ -33,9 +33,3 @@ def summarize(result: CompileResult, request: CompileRequest, stats: Stats) -> I
     megabytes = stats.bytes / 1e6
     yield f"{stats.requests} requests, {megabytes:.1f} MB in {result.seconds:.1f}s"
 
-
-def _shown(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)

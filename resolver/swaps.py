@@ -7,7 +7,6 @@ markers, and the swap is recorded for the constraints file and for `install`.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from packaging.requirements import Requirement

@@ -28,7 +28,7 @@ from packaging.version import Version
 
 from resolver.errors import ProjectNotFound
 from resolver.models import CoreMetadata, DistFile, Project, Release
-from resolver.wheel_metadata import metadata_from_wheel, parse_metadata
+from resolver.wheel_metadata import parse_metadata
 
 LINUX_TAGS = ("py3-none-any",)
 BOTH_ARCHES = ("cp312-cp312-manylinux_2_28_x86_64", "cp312-cp312-manylinux_2_28_aarch64")
@@ -321,10 +321,6 @@ def _record_hash(text: str) -> str:
     import base64
 
     return base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-
-
-def read_wheel_metadata(content: bytes, name: str) -> CoreMetadata:
-    return parse_metadata(metadata_from_wheel(content, name))
 
 
 def _time(text: str):  # noqa: ANN202
