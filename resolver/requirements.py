@@ -117,6 +117,16 @@ def load_requirements(paths: list[Path], read_text: ReadText = read_utf8, root: 
     )
 
 
+def relative_to_root(path: Path, root: Path | None) -> str:
+    """A path as a header or message shows it: relative to the project root, with `/`."""
+    if root is not None:
+        try:
+            return PurePosixPath(path.resolve().relative_to(root.resolve())).as_posix()
+        except ValueError:
+            pass
+    return path.as_posix()
+
+
 def parse_requirement_line(text: str, path: str, line_number: int) -> Requirement:
     """One PEP 508 requirement that names a project on the index."""
 
@@ -149,13 +159,7 @@ class _Reader:
     pre: bool = False
 
     def display(self, path: Path) -> str:
-        """The path as a header or message should show it: relative to the project root, with `/`."""
-        if self.root is not None:
-            try:
-                return PurePosixPath(path.resolve().relative_to(self.root.resolve())).as_posix()
-            except ValueError:
-                pass
-        return path.as_posix()
+        return relative_to_root(path, self.root)
 
     def read(self, path: Path, constraint: bool, stack: tuple[Path, ...]) -> None:
         resolved = path.resolve()

@@ -24,7 +24,7 @@ from .candidates import SelectionOptions
 from .compile import CompileRequest
 from .config import Config, parse_date
 from .errors import UsageError
-from .requirements import RequirementsInput
+from .requirements import RequirementsInput, relative_to_root
 from .targets import Platform, PythonVersion
 
 PROG = "cuda-constraints"
@@ -165,10 +165,7 @@ def with_command(request: CompileRequest, args: argparse.Namespace, config: Conf
     """The command the header gives: `cuda-constraints compile` plus the flags the configuration lacks."""
 
     def shown(path: Path) -> str:
-        try:
-            return path.resolve().relative_to(config.root.resolve()).as_posix()
-        except ValueError:
-            return path.as_posix()
+        return relative_to_root(path, config.root)
 
     words = [COMPILE]
     if args.requirements and [p.resolve() for p in args.requirements] != [config.resolve_path(p).resolve() for p in config.requirements]:
