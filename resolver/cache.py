@@ -1,10 +1,14 @@
-"""The on-disk cache: project pages with their validators, and metadata keyed by file hash.
+"""The on-disk cache: project pages with their validators, and metadata keyed by file URL and hash.
 
 Layout (format version in the path, so a new format never reads an old one):
 
-    <cache dir>/v2/projects/<index key>/<name>.json   {"format": 2, "url", "etag", "last_modified",
+    <cache dir>/v3/projects/<index key>/<name>.json   {"format": 3, "url", "etag", "last_modified",
                                                        "fetched_at", "max_age", "project": {...}}
-    <cache dir>/v2/metadata/<key[:2]>/<key>.json       {"format": 2, "metadata": {...}}
+    <cache dir>/v3/metadata/<key[:2]>/<key>.json       {"format": 3, "metadata": {...}} or {"format": 3, "invalid": why}
+
+The index key is a digest of the index URL without credentials; the metadata key a digest of the file's
+URL and the sha256 its index gave (see `DistFile.cache_key`). No credential is ever written: the client
+strips them from URLs before anything is cached, and does not cache a page whose URLs carry a token.
 
 Writes are atomic (temp file and rename). A corrupt or foreign entry is discarded and refetched, never
 fatal. A cache directory that cannot be written (read-only, full) degrades to no caching with one warning.
@@ -26,9 +30,10 @@ from typing import Any
 
 from packaging.version import Version
 
+from .core_metadata import parse_requirement
 from .models import CoreMetadata
 
-FORMAT = 2
+FORMAT = 3
 ENV_CACHE_DIR = "CUDA_CONSTRAINTS_CACHE_DIR"
 
 
@@ -78,7 +83,7 @@ class Cache:
     def _metadata_path(self, key: str) -> Path | None:
         if self.root is None:
             return None
-        digest = key if _is_hex(key) else hashlib.sha256(key.encode()).hexdigest()
+        digest = hashlib.sha256(key.encode()).hexdigest()
         return self.root / "metadata" / digest[:2] / f"{digest}.json"
 
     def load_page(self, index_url: str, name: str) -> CachedPage | None:
@@ -117,13 +122,18 @@ class Cache:
         self.store_page(index_url, name, renewed)
         return renewed
 
-    def load_metadata(self, key: str) -> CoreMetadata | None:
+    def load_metadata(self, key: str) -> CoreMetadata | str | None:
+        """The metadata cached under a key; a string when the file's metadata was found invalid (why)."""
         path = self._metadata_path(key)
         document = self._read(path)
         if document is None:
             return None
         try:
+            if "invalid" in document:
+                return str(document["invalid"])
             fields = document["metadata"]
+            for text in fields["requires_dist"]:
+                parse_requirement(text)  # a damaged entry is a miss, never a dependency dropped later
             return CoreMetadata(
                 name=str(fields["name"]),
                 version=Version(fields["version"]),
@@ -149,6 +159,9 @@ class Cache:
                 }
             },
         )
+
+    def store_invalid_metadata(self, key: str, reason: str) -> None:
+        self._write(self._metadata_path(key), {"invalid": reason})
 
     def _read(self, path: Path | None) -> dict[str, Any] | None:
         if path is None:
@@ -199,6 +212,3 @@ def _remove_quietly(path: Path) -> None:
     except OSError:
         pass
 
-
-def _is_hex(text: str) -> bool:
-    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)

@@ -16,6 +16,7 @@ from datetime import datetime
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
+from .display import escape
 from .families import FamilyTable
 from .models import DistFile, Release, wheel_tags
 from .targets import Environment, PythonVersion
@@ -99,10 +100,18 @@ class Selector:
     def _why_no_file(self, files: list[DistFile], environment: Environment, name: str) -> str:
         wheels = [f for f in files if f.is_wheel and compatible_rank(f, environment) is not None]
         if wheels:
-            return f"requires Python {wheels[0].requires_python} (target {environment.python})"
+            return f"requires Python {_normalized(wheels[0].requires_python)} (target {environment.python})"
         if any(f.is_sdist for f in files) and not self.options.sdist_allowed(name):
             return f"no wheel for {environment} (only an sdist; see --allow-sdist-package)"
         return f"no wheel for {environment}"
+
+
+def _normalized(requires_python: str | None) -> str:
+    """`>=3.7, <3.11` and `<3.11,>=3.7` as one text, so they count as one reason."""
+    try:
+        return str(SpecifierSet(requires_python or ""))
+    except InvalidSpecifier:
+        return escape(requires_python or "")
 
 
 def best_wheel(files: Iterable[DistFile], environment: Environment) -> DistFile | None:

@@ -30,8 +30,18 @@ from .constraint_sets import constraints_files, display_path, read_file
 from .constraints_file import ConstraintsDocument, SwapLine
 from .errors import Finding, ProjectNotFound, UsageError
 from .families import FamilyTable
-from .requirements import RequirementsInput, SourcedRequirement, digest_of, load_requirements
-from .settings import compile_parser, compile_request, request_from_command, with_index_url
+from .requirements import (
+    RequirementsInput,
+    SourcedRequirement,
+    digest_of,
+    load_requirements,
+)
+from .settings import (
+    compile_parser,
+    compile_request,
+    request_from_command,
+    with_index_url,
+)
 from .source import MetadataSource
 from .swaps import MajorInput, swap_for_major
 from .targets import Environment, describe_environments

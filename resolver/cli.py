@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -13,20 +15,41 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from . import __version__
+from .auth import CredentialStore
 from .background import BlockingIndex
 from .cache import Cache, default_cache_dir
-from .check import CheckReport, check_constraints, describe_newer, newer_findings, newer_releases
-from .client import DEFAULT_INDEX_URL, ClientOptions, IndexClient
+from .check import (
+    CheckReport,
+    check_constraints,
+    describe_newer,
+    newer_findings,
+    newer_releases,
+)
+from .client import ClientOptions, IndexClient
 from .compile import compile_constraints, read_input
-from .config import load_config
+from .config import Config, load_config
 from .constraint_sets import read_at_head, read_directory, read_paths
 from .detect import probe_machine, require_installable, system_machine
 from .diff import diff_sets, render_markdown
 from .diff import render_text as render_diff_text
-from .errors import CheckFailed, ConstraintsOutOfDate, CudaConstraintsError, NewerReleasesAllowed, UsageError
+from .display import escape_for_terminal, redact_text, redact_url
+from .errors import (
+    CheckFailed,
+    ConstraintsOutOfDate,
+    CudaConstraintsError,
+    NewerReleasesAllowed,
+    UsageError,
+)
 from .inspection import inspect_release, render_text
-from .install import InstallRequest, choose_major, excluded_names, install_with_constraints, prepare
+from .install import (
+    InstallRequest,
+    choose_major,
+    excluded_names,
+    install_with_constraints,
+    prepare,
+)
 from .machine import find_interpreter
+from .models import DEFAULT_INDEX_URL
 from .progress import LiveReporter, Progress
 from .settings import (
     add_compile_flags,
@@ -50,20 +73,56 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "run", None):
         parser.print_help(sys.stderr)
         return 2
+    # One display for progress and warnings (warnings print even with --quiet).
+    args.progress = Progress(quiet=getattr(args, "quiet", False))
+    with warnings_to(args.progress):
+        try:
+            return args.run(args)
+        except CudaConstraintsError as error:
+            print(f"error: {safe_text(error.message())}", file=sys.stderr)
+            return error.exit_code
+        except KeyboardInterrupt:
+            print("interrupted; nothing was written", file=sys.stderr)
+            return 130
+
+
+def safe_text(message: str) -> str:
+    """Any URL in a message with its secrets masked, and control characters (but newlines) escaped."""
+    return escape_for_terminal(redact_text(message))
+
+
+class _WarningHandler(logging.Handler):
+    """Warnings of every module, each once, as `warning: ...` lines through the progress display."""
+
+    def __init__(self, progress: Progress) -> None:
+        super().__init__(logging.WARNING)
+        self.progress = progress
+        self.seen: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = safe_text(record.getMessage())
+        if message not in self.seen:
+            self.seen.add(message)
+            self.progress.warning(message)
+
+
+@contextlib.contextmanager
+def warnings_to(progress: Progress) -> Iterator[None]:
+    logger = logging.getLogger("resolver")
+    handler = _WarningHandler(progress)
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
     try:
-        return args.run(args)
-    except CudaConstraintsError as error:
-        print(f"error: {error.message()}", file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        print("interrupted; nothing was written", file=sys.stderr)
-        return 130
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {safe_text(message)}", file=sys.stderr)
         raise SystemExit(2)
 
 
@@ -110,18 +169,35 @@ def build_parser() -> argparse.ArgumentParser:
 # -- shared helpers -----------------------------------------------------------------------------------------
 
 
-def open_index(args: argparse.Namespace, index_url: str, progress: Progress | None = None) -> BlockingIndex:
+def open_index(args: argparse.Namespace, index_url: str, config: Config, progress: Progress | None = None) -> BlockingIndex:
     if args.no_cache and args.offline:
         raise UsageError("--offline needs the cache; drop --no-cache")
+    if config.environment_extra_index_urls:
+        raise UsageError(
+            f"the environment names extra indexes ({', '.join(redact_url(u) for u in config.environment_extra_index_urls)}); "
+            "resolution reads one index: unset UV_INDEX, UV_EXTRA_INDEX_URL and PIP_EXTRA_INDEX_URL for this command"
+        )
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
     warn = progress.warning if progress else (lambda message: print(f"warning: {message}", file=sys.stderr))
     cache = Cache(cache_dir, warn=warn)
     if args.retries < 0 or args.timeout <= 0:
         raise UsageError("--retries must be 0 or more and --timeout more than 0")
     options = ClientOptions(
-        index_url=index_url, offline=args.offline, refresh=args.refresh, retries=args.retries, timeout=args.timeout
+        index_url=index_url,
+        offline=args.offline,
+        refresh=args.refresh,
+        retries=args.retries,
+        timeout=args.timeout,
+        credentials=credential_store(config, index_url),
     )
     return BlockingIndex(lambda: IndexClient(options, cache))
+
+
+def credential_store(config: Config, *urls: str | None) -> CredentialStore:
+    """Credentials from every index URL the tool was given (flag, file, configuration, environment), and
+    from `~/.netrc` and keyring."""
+    given = [*urls, config.index_url, config.environment_index_url]
+    return CredentialStore([url for url in given if url])
 
 
 # -- compile ------------------------------------------------------------------------------------------------
@@ -130,7 +206,7 @@ def open_index(args: argparse.Namespace, index_url: str, progress: Progress | No
 def run_compile(args: argparse.Namespace) -> int:
     config = load_config()
     request = compile_request(args, config)
-    progress = Progress(quiet=args.quiet)
+    progress = args.progress
     requirements_input = read_input(request)
     if requirements_input.extra_index_urls:
         raise UsageError(
@@ -138,7 +214,7 @@ def run_compile(args: argparse.Namespace) -> int:
             "index; point --index-url at a mirror that serves every project"
         )
     request = with_index_url(request, args.index_url, requirements_input)
-    with open_index(args, request.index_url, progress) as index:
+    with open_index(args, request.index_url, config, progress) as index:
         result = compile_constraints(
             request,
             requirements_input,
@@ -177,7 +253,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     version = Version(specifiers[0].version) if specifiers else None
     pythons, platforms = environments(args, config)
     targets = tuple(Environment(p, q) for p in pythons for q in platforms)
-    with open_index(args, args.index_url or config.index_url) as index:
+    with open_index(args, args.index_url or config.default_index_url, config) as index:
         report = inspect_release(index, canonicalize_name(requirement.name), version, targets, config.family_table())
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
@@ -203,15 +279,15 @@ def run_check(args: argparse.Namespace) -> int:
     if not report.files:
         print(f"{report.directory}: no constraints files to check")
     if args.online:
-        return _check_online(args, report)
+        return _check_online(args, report, config)
     return 0
 
 
-def _check_online(args: argparse.Namespace, report: CheckReport) -> int:
+def _check_online(args: argparse.Namespace, report: CheckReport, config: Config) -> int:
     checked_files = [c for c in report.files if c.request is not None]
     newer = []
     for index_url in sorted({args.index_url or c.request.index_url for c in checked_files}):  # type: ignore[union-attr]
-        with open_index(args, index_url) as index:
+        with open_index(args, index_url, config) as index:
             for checked in checked_files:
                 if (args.index_url or checked.request.index_url) == index_url:  # type: ignore[union-attr]
                     newer += newer_releases(checked, index)
@@ -297,7 +373,8 @@ def run_install(args: argparse.Namespace) -> int:
         installer=args.installer,
         system=args.system,
         index_url=args.index_url,
-        config_index_url=None if config.index_url == DEFAULT_INDEX_URL else config.index_url,
+        config_index_url=None if config.default_index_url == DEFAULT_INDEX_URL else config.default_index_url,
+        credentials=credential_store(config, args.index_url),
         canaries=tuple(args.canary) if args.canary else config.canaries,
         rocm_requirements=config.resolve_path(config.rocm_requirements) if config.rocm_requirements else None,
         dry_run=args.dry_run,

@@ -12,20 +12,36 @@ import asyncio
 import concurrent.futures
 import hashlib
 import json
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
 from packaging.utils import canonicalize_name
 
+from .auth import CredentialStore, IndexAuth
 from .cache import Cache, CachedPage
-from .errors import IndexUnavailable, MetadataMismatch, MetadataUnavailable, OfflineCacheMiss, ProjectNotFound
+from .core_metadata import BadMetadata, checked_metadata, parse_core_metadata
+from .display import has_secret, shown_url
+from .errors import (
+    IndexUnavailable,
+    InvalidMetadata,
+    MetadataMismatch,
+    MetadataUnavailable,
+    OfflineCacheMiss,
+    ProjectNotFound,
+)
 from .http import Http, RangeNotSupported, Response, Stats
-from .models import CoreMetadata, DistFile, Project, Release
-from .pypi_json import PageError, parse_page, project_from_slim, version_page_requires_dist
+from .models import DEFAULT_INDEX_URL, CoreMetadata, DistFile, Project, Release
+from .pypi_json import (
+    PageError,
+    parse_page,
+    project_from_slim,
+    version_page_requires_dist,
+)
 from .wheel_metadata import (
     CentralDirectory,
     Span,
@@ -40,12 +56,11 @@ from .wheel_metadata import (
     metadata_from_sdist,
     metadata_from_wheel,
     parse_central_entries,
-    parse_metadata,
     parse_zip64_record,
 )
 
 T = TypeVar("T")
-DEFAULT_INDEX_URL = "https://pypi.org/simple"
+logger = logging.getLogger(__name__)
 FULL_DOWNLOAD_LIMIT = 1024 * 1024
 TAIL_SIZE = 64 * 1024
 PAGE_CONCURRENCY = 4
@@ -63,6 +78,8 @@ class ClientOptions:
     timeout: float = 30.0
     retries: int = 4
     backoff: float = 0.5
+    # Credentials for the index (and the hosts it sends files from); None sends none.
+    credentials: CredentialStore | None = field(default=None, compare=False)
 
 
 def json_api_root(index_url: str) -> str:
@@ -85,8 +102,12 @@ class IndexClient:
     ) -> None:
         self.options = options
         self.cache = cache
-        self.root = json_api_root(options.index_url)
-        self.http = Http(options.concurrency, options.timeout, options.retries, options.backoff, transport, sleep)
+        credentials = options.credentials or CredentialStore(use_keyring=False, read_netrc=False)
+        # The index without credentials: what is requested, cached and shown; the credentials stay in the store.
+        self.index_url = credentials.add(options.index_url)
+        self.root = json_api_root(self.index_url)
+        auth = IndexAuth(credentials) if options.credentials is not None else None
+        self.http = Http(options.concurrency, options.timeout, options.retries, options.backoff, transport, sleep, auth)
         self._tasks: dict[tuple[str, str], asyncio.Task[Any]] = {}
         # Projects whose page needed a request this run (fetched, or revalidated); the others came fresh
         # from the cache, and so, very likely, did their dependencies.
@@ -146,14 +167,19 @@ class IndexClient:
 
     def cached_project(self, name: str) -> Project | None:
         """The project from the disk cache when it may be used without asking the index (any thread)."""
-        page = self.cache.load_page(self.options.index_url, canonicalize_name(name))
+        page = self.cache.load_page(self.index_url, canonicalize_name(name))
         if page is not None and self._usable(page):
             return project_from_slim(page.project, name, page.url)
         return None
 
     def cached_metadata(self, release: Release, file: DistFile) -> CoreMetadata | None:
-        """A file's metadata from the disk cache, when it is there (any thread)."""
+        """A file's metadata from the disk cache, when it is there (any thread).
+
+        Raises InvalidMetadata when an earlier run found the file's metadata invalid.
+        """
         cached = self.cache.load_metadata(file.cache_key)
+        if isinstance(cached, str):
+            raise InvalidMetadata(file.url, file.filename, cached)
         if cached is not None and cached.name == release.name and cached.version == release.version:
             return cached
         return None
@@ -163,7 +189,7 @@ class IndexClient:
 
     async def _load_project(self, name: str) -> Project:
         url = self.project_url(name)
-        page = self.cache.load_page(self.options.index_url, name)
+        page = self.cache.load_page(self.index_url, name)
         if page is not None and self._usable(page):
             return project_from_slim(page.project, name, page.url)
         if self.options.offline:
@@ -179,7 +205,7 @@ class IndexClient:
         if response.status in (404, 410):
             raise ProjectNotFound(name, url)
         if response.status == 304 and page is not None:
-            page = self.cache.touch_page(self.options.index_url, name, page)
+            page = self.cache.touch_page(self.index_url, name, page)
             return project_from_slim(page.project, name, page.url)
         etag, last_modified = response.headers.get("etag"), response.headers.get("last-modified")
         # Parsing a page of megabytes and writing it to the cache happen off the event loop, so the
@@ -190,7 +216,8 @@ class IndexClient:
     def _keep_page(self, response: Response, name: str, etag: str | None, last_modified: str | None) -> Project:
         slim = self._parse_page(response, name)
         page = CachedPage(response.url, slim, etag, last_modified, time.time(), _max_age(response, etag or last_modified))
-        self.cache.store_page(self.options.index_url, name, page)
+        if not slim.get("secret") and not has_secret(response.url):
+            self.cache.store_page(self.index_url, name, page)
         return project_from_slim(slim, name, response.url)
 
     def _parse_page(self, response: Response, name: str) -> dict[str, Any]:
@@ -214,10 +241,15 @@ class IndexClient:
             return cached
         if self.options.offline:
             raise OfflineCacheMiss(file.url)
-        metadata = await self._fetch_metadata(release, file)
-        self.stats.metadata_reads[metadata.source] += 1
-        if metadata.name != release.name or metadata.version != release.version:
-            raise MetadataMismatch(file.url, f"{release.name} {release.version}", f"{metadata.name} {metadata.version}")
+        try:
+            metadata = await self._fetch_metadata(release, file)
+            self.stats.metadata_reads[metadata.source] += 1
+            if metadata.name != release.name or metadata.version != release.version:
+                raise MetadataMismatch(file.url, file.filename, f"{release.name} {release.version}", f"{metadata.name} {metadata.version}")
+        except InvalidMetadata as invalid:
+            # Remembered as invalid, so the next run skips the release without reading it again.
+            self._parser.submit(self.cache.store_invalid_metadata, file.cache_key, invalid.reason)
+            raise
         # Written by the parser thread: hundreds of small files would otherwise hold up the loop.
         self._parser.submit(self.cache.store_metadata, file.cache_key, metadata)
         return metadata
@@ -234,7 +266,7 @@ class IndexClient:
         problem = "the index serves no PEP 658 metadata or per-version page for it"
         if file.is_wheel:
             try:
-                return parse_metadata(await self._range_read(file, release.name), "range")
+                return self._parse(await self._range_read(file, release.name), file, "range")
             except RangeNotSupported as refused:
                 if refused.body is not None:
                     return self._parse_download(refused.body, file, release.name)
@@ -252,15 +284,24 @@ class IndexClient:
         )
 
     async def _pep658(self, file: DistFile) -> CoreMetadata | None:
-        response = await self.http.get(file.url + ".metadata", "pep658", accept=frozenset({200, 404}), small=True)
+        url = file.url + ".metadata"
+        response = await self.http.get(url, "pep658", accept=frozenset({200, 404}), small=True)
         if response.status != 200:
             return None
-        if file.core_metadata_sha256 and hashlib.sha256(response.body).hexdigest() != file.core_metadata_sha256:
+        found = hashlib.sha256(response.body).hexdigest()
+        if file.core_metadata_sha256 and found != file.core_metadata_sha256:
+            logger.warning(
+                "%s: sha256 %s, but the index lists %s for it; reading the metadata from the wheel instead",
+                shown_url(url), found, file.core_metadata_sha256,
+            )
             return None
+        return self._parse(response.body, file, "pep658")
+
+    def _parse(self, raw: bytes, file: DistFile, source: str, require_static: bool = False) -> CoreMetadata:
         try:
-            return parse_metadata(response.body, "pep658")
-        except ZipReadError:
-            return None
+            return parse_core_metadata(raw, source, require_static)
+        except BadMetadata as bad:
+            raise InvalidMetadata(file.url, file.filename, bad.problem) from None
 
     async def _version_page(self, release: Release) -> CoreMetadata | None:
         if self._version_pages is None:
@@ -285,8 +326,10 @@ class IndexClient:
         if found is None:
             return None
         requires_dist, requires_python = found
-        extras = tuple(sorted({_extra_of(r) for r in requires_dist} - {None}))  # type: ignore[arg-type]
-        return CoreMetadata(release.name, release.version, requires_dist, requires_python, extras, "version-json")
+        try:
+            return checked_metadata(release.name, release.version, requires_dist, requires_python, (), "version-json")
+        except BadMetadata as bad:
+            raise InvalidMetadata(url, f"{release.name} {release.version}", bad.problem) from None
 
     async def _range_read(self, file: DistFile, project: str) -> bytes:
         """METADATA of a wheel from byte ranges: tail, central directory if needed, the member."""
@@ -319,12 +362,18 @@ class IndexClient:
         return extract_member(data, entry)
 
     def _parse_download(self, body: bytes, file: DistFile, project: str) -> CoreMetadata:
+        """Metadata of a file downloaded whole, after checking its bytes against the index's sha256."""
+        if file.sha256:
+            found = hashlib.sha256(body).hexdigest()
+            if found != file.sha256:
+                raise IndexUnavailable(
+                    file.url, f"the downloaded {file.filename} has sha256 {found}, but the index lists {file.sha256}"
+                )
         try:
-            if file.is_wheel:
-                return parse_metadata(metadata_from_wheel(body, project), "download")
-            return parse_metadata(metadata_from_sdist(body, file.filename), "download", require_static=True)
+            raw = metadata_from_wheel(body, project) if file.is_wheel else metadata_from_sdist(body, file.filename)
         except ZipReadError as error:
-            raise IndexUnavailable(file.url, f"cannot read the metadata of {file.filename}: {error}") from None
+            raise InvalidMetadata(file.url, file.filename, f"the file cannot be read ({error})") from None
+        return self._parse(raw, file, "download", require_static=not file.is_wheel)
 
 
 def _entries_in_tail(tail: bytes, tail_start: int, location: CentralDirectory) -> list[ZipEntry]:
@@ -340,10 +389,6 @@ def _max_age(response: Response, has_validator: str | None) -> float | None:
         return float(match.group(1))
     return 0.0 if has_validator else None
 
-
-def _extra_of(requirement: str) -> str | None:
-    match = re.search(r"extra\s*==\s*['\"]([^'\"]+)['\"]", requirement)
-    return canonicalize_name(match.group(1)) if match else None
 
 
 def _retrieve_exception(task: asyncio.Task[Any]) -> None:

@@ -9,6 +9,7 @@ written unless every major resolved; unchanged files are not rewritten; writes a
 from __future__ import annotations
 
 import os
+import shlex
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -23,10 +24,12 @@ from resolvelib import BaseReporter
 from .candidates import SelectionOptions, Selector
 from .config import Config
 from .constraints_file import ConstraintsDocument, parse, render
+from .display import redact_url
 from .errors import CudaConstraintsError, SeveralFailed, UsageError, WriteFailed
 from .families import FamilyTable
 from .locking import output_lock
 from .merge import merge
+from .models import DEFAULT_INDEX_URL
 from .provider import CudaProvider, Req
 from .requirements import RequirementsInput, digest_of, load_requirements
 from .resolution import TargetResolution, resolve_target
@@ -239,8 +242,8 @@ def describe_options(request: CompileRequest) -> str:
     """Resolution options that shape the output, as flags (the header's `options:` line)."""
     selection = request.selection
     parts = []
-    if request.index_url.rstrip("/") != "https://pypi.org/simple":
-        parts.append(f"--index-url {request.index_url}")
+    if request.index_url.rstrip("/") != DEFAULT_INDEX_URL:
+        parts.append(f"--index-url {shlex.quote(redact_url(request.index_url))}")
     if selection.pre:
         parts.append("--pre")
     if selection.allow_sdist:

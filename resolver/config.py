@@ -23,15 +23,17 @@ A flag on the command line wins over the file.
 from __future__ import annotations
 
 import json
+import os
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .client import DEFAULT_INDEX_URL
 from .errors import ConfigError, UsageError
 from .families import BUILTIN_FAMILIES, Family, FamilyTable, family_from_config
+from .models import DEFAULT_INDEX_URL
 from .targets import DEFAULT_PLATFORMS, DEFAULT_PYTHON_VERSIONS, Platform, PythonVersion
 
 if sys.version_info >= (3, 11):
@@ -53,7 +55,12 @@ class Config:
     python_versions: tuple[PythonVersion, ...] = tuple(PythonVersion.parse(v) for v in DEFAULT_PYTHON_VERSIONS)
     platforms: tuple[Platform, ...] = tuple(Platform(p) for p in DEFAULT_PLATFORMS)
     output_dir: Path = Path("constraints")
-    index_url: str = DEFAULT_INDEX_URL
+    # `index-url` as configured; None when [tool.cuda-constraints] does not set it.
+    index_url: str | None = None
+    # The index the environment names (UV_DEFAULT_INDEX, UV_INDEX_URL, PIP_INDEX_URL) and which variable did.
+    environment_index_url: str | None = field(default=None, compare=False)
+    environment_index_source: str = field(default="", compare=False)
+    environment_extra_index_urls: tuple[str, ...] = field(default=(), compare=False)
     pre: bool = False
     allow_sdist: bool = False
     allow_sdist_packages: tuple[str, ...] = ()
@@ -64,6 +71,11 @@ class Config:
     extra_families: tuple[Family, ...] = ()
     # The families table as written, for the input digest (empty when none is configured).
     families_text: str = field(default="", compare=False)
+
+    @property
+    def default_index_url(self) -> str:
+        """The index when no flag or requirements-file line names one: configuration, environment, PyPI."""
+        return self.index_url or self.environment_index_url or DEFAULT_INDEX_URL
 
     def family_table(self) -> FamilyTable:
         return FamilyTable((*self.extra_families, *BUILTIN_FAMILIES))
@@ -87,8 +99,26 @@ def find_pyproject(start: Path) -> Path | None:
     return nearest
 
 
-def load_config(start: Path | None = None) -> Config:
-    start = (start or Path.cwd()).resolve()
+# Where pip and uv read their index from the environment, in the order this tool asks them.
+ENVIRONMENT_INDEX_VARIABLES = ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL")
+ENVIRONMENT_EXTRA_INDEX_VARIABLES = ("UV_INDEX", "UV_EXTRA_INDEX_URL", "PIP_EXTRA_INDEX_URL")
+
+
+def load_config(start: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """`[tool.cuda-constraints]` of the nearest pyproject.toml, and the indexes the environment names."""
+    config = _load_file((start or Path.cwd()).resolve())
+    environ = os.environ if environ is None else environ
+    source = next((name for name in ENVIRONMENT_INDEX_VARIABLES if environ.get(name, "").strip()), "")
+    extra = tuple(url for name in ENVIRONMENT_EXTRA_INDEX_VARIABLES for url in environ.get(name, "").split())
+    return replace(
+        config,
+        environment_index_url=environ[source].strip() if source else None,
+        environment_index_source=source,
+        environment_extra_index_urls=extra,
+    )
+
+
+def _load_file(start: Path) -> Config:
     path = find_pyproject(start)
     if path is None:
         return Config(root=start)
@@ -125,7 +155,7 @@ def _parse(table: dict[str, Any], path: Path) -> Config:
         python_versions=tuple(reader.each("python-versions", DEFAULT_PYTHON_VERSIONS, PythonVersion.parse)),
         platforms=tuple(reader.each("platforms", DEFAULT_PLATFORMS, Platform.parse)),
         output_dir=Path(reader.string("output-dir", "constraints")),
-        index_url=reader.string("index-url", DEFAULT_INDEX_URL),
+        index_url=reader.string("index-url", DEFAULT_INDEX_URL) if "index-url" in table else None,
         pre=reader.boolean("pre"),
         allow_sdist=allow_sdist is True,
         allow_sdist_packages=tuple(allow_sdist) if isinstance(allow_sdist, list) else (),

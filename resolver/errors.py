@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .display import escape, shown_url
+
 
 class CudaConstraintsError(Exception):
     """Root of every error the CLI turns into a message and an exit code."""
@@ -90,7 +92,7 @@ class ProjectNotFound(CudaConstraintsError):
 
     def message(self) -> str:
         return (
-            f"no project named {self.name!r} on the index ({self.url} answered 404). "
+            f"no project named {self.name!r} on the index ({shown_url(self.url)} answered 404). "
             "Check the spelling in your requirements, or pass --index-url for a private index."
         )
 
@@ -106,7 +108,7 @@ class IndexUnavailable(CudaConstraintsError):
 
     def message(self) -> str:
         status = f"HTTP {self.status}: " if self.status is not None else ""
-        return f"{self.url}: {status}{self.problem}"
+        return f"{shown_url(self.url)}: {status}{escape(self.problem)}"
 
 
 class OfflineCacheMiss(IndexUnavailable):
@@ -121,11 +123,20 @@ class MetadataUnavailable(IndexUnavailable):
     """
 
 
-class MetadataMismatch(IndexUnavailable):
+class InvalidMetadata(MetadataUnavailable):
+    """A release whose metadata cannot be trusted (undecodable, an unparsable requirement, another name or
+    version than the index lists): unusable, with a warning, never read as a shorter dependency list."""
+
+    def __init__(self, url: str, filename: str, problem: str) -> None:
+        super().__init__(url, f"cannot use the metadata of {filename}: {problem}")
+        self.filename, self.reason = filename, problem
+
+
+class MetadataMismatch(InvalidMetadata):
     """The metadata read from a file names another project or version than the index said."""
 
-    def __init__(self, url: str, expected: str, found: str) -> None:
-        super().__init__(url, f"metadata names {found}, the index lists this file as {expected}")
+    def __init__(self, url: str, filename: str, expected: str, found: str) -> None:
+        super().__init__(url, filename, f"it names {found}, the index lists the file as {expected}")
         self.expected, self.found = expected, found
 
 

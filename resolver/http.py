@@ -112,8 +112,10 @@ class Http:
         backoff: float = 0.5,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        auth: httpx.Auth | None = None,
     ) -> None:
         self.stats = Stats()
+        self._auth = auth
         self.retries, self.backoff, self._sleep = retries, backoff, sleep
         self._concurrency, self._timeout, self._transport = concurrency, timeout, transport
         self._pools: dict[str, _Pool] = {}
@@ -130,6 +132,7 @@ class Http:
                     timeout=httpx.Timeout(self._timeout, connect=min(self._timeout, 10.0)),
                     limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
                     follow_redirects=True,
+                    auth=self._auth,
                     transport=self._transport,
                     http2=http2,
                     verify=verify,

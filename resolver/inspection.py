@@ -14,9 +14,10 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from .candidates import best_wheel, python_ok
-from .errors import UsageError
+from .display import escape
+from .errors import MetadataUnavailable, UsageError
 from .families import FamilyTable
-from .models import DistFile, Project, Release
+from .models import CoreMetadata, DistFile, Project, Release
 from .source import MetadataSource
 from .targets import Environment
 
@@ -36,6 +37,8 @@ class ReleaseReport:
     name: str
     version: str
     yanked: bool
+    # Why the resolver cannot use the release's dependencies (so never picks it); None when it can.
+    unusable: str | None
     requires_python: str | None
     family: str | None
     cuda_major: int | None
@@ -79,12 +82,17 @@ def inspect_release(
         sdist = next((f for f in release.files if f.is_sdist and python_ok(f, environment)), None)
         files[str(environment)] = wheel.filename if wheel else (f"{sdist.filename} (sdist only)" if sdist else None)
     metadata_file = _metadata_file(release, environments)
-    metadata = source.metadata(release, metadata_file)
+    unusable = None
+    try:
+        metadata = source.metadata(release, metadata_file)
+    except MetadataUnavailable as error:  # a property of the release, which is what inspect reports
+        metadata, unusable = CoreMetadata(release.name, release.version, source="none"), error.problem
     variant = families.classify(release.name, release.version)
     return ReleaseReport(
         name=release.name,
         version=str(release.version),
         yanked=release.yanked,
+        unusable=unusable,
         requires_python=metadata.requires_python,
         family=variant.family.name if variant else None,
         cuda_major=variant.major if variant else None,
@@ -141,8 +149,11 @@ def render_text(report: ReleaseReport) -> str:
         f"  requires-python: {report.requires_python or 'any'}",
         "  files per target:",
     ]
-    lines += [f"    {environment}: {file or 'none usable'}" for environment, file in report.files.items()]
-    lines.append(f"  dependencies (from {report.metadata_file}, read by {report.metadata_source}):")
+    lines += [f"    {environment}: {escape(file or 'none usable')}" for environment, file in report.files.items()]
+    if report.unusable is not None:
+        lines.append(f"  dependencies: unusable, so the resolver never picks this release: {escape(report.unusable)}")
+        return "\n".join(lines)
+    lines.append(f"  dependencies (from {escape(report.metadata_file)}, read by {report.metadata_source}):")
     if not report.dependencies:
         lines.append("    (none)")
     for dependency in report.dependencies:
@@ -152,7 +163,7 @@ def render_text(report: ReleaseReport) -> str:
         elif dependency.family is not None:
             major = f"CUDA {dependency.cuda_major}" if dependency.cuda_major else "CUDA major by version"
             note = f"  [{major} member of {dependency.family}]"
-        lines.append(f"    {dependency.requirement}{note}")
+        lines.append(f"    {escape(dependency.requirement)}{note}")
     if report.provides_extra:
         lines.append(f"  extras: {', '.join(report.provides_extra)}")
     return "\n".join(lines)

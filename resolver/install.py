@@ -24,19 +24,26 @@ import os
 import shlex
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from .auth import CredentialStore, IndexUrl
 from .constraint_sets import display_path
 from .constraints_file import ConstraintsDocument, PinLine, parse
 from .detect import Detection, probe_machine, require_installable
-from .errors import ConstraintsFileError, ConstraintsMissing, InstallFailed, StaleConstraints, UsageError
+from .errors import (
+    ConstraintsFileError,
+    ConstraintsMissing,
+    InstallFailed,
+    StaleConstraints,
+    UsageError,
+)
 from .families import FamilyTable
 from .interpreter import environment_report, import_canary
 from .machine import Machine
@@ -59,7 +66,9 @@ class InstallRequest:
     installer: Installer | Literal["auto"] = "auto"
     system: bool = False
     index_url: str | None = None  # --index-url
-    config_index_url: str | None = None  # [tool.cuda-constraints] index-url, when not the default
+    # [tool.cuda-constraints] index-url, else the environment's, when not the default
+    config_index_url: str | None = None
+    credentials: CredentialStore | None = None
     canaries: tuple[str, ...] = ()
     rocm_requirements: Path | None = None
     dry_run: bool = False
@@ -68,22 +77,35 @@ class InstallRequest:
 
 @dataclass(frozen=True)
 class Tool:
-    """An installer, bound to the target interpreter and index."""
+    """An installer, bound to the target interpreter and index.
+
+    An index without credentials goes on the command line; one with credentials goes in the installer's
+    environment (`UV_DEFAULT_INDEX`, `PIP_INDEX_URL`), so the secret is in no argument list and no printed
+    command: those show it as `user:****@`.
+    """
 
     kind: Installer
     prefix: tuple[str, ...]  # ("/usr/bin/uv", "pip") or ("/venv/bin/python", "-m", "pip"[, "--python", T])
     python: str
     system: bool = False
-    index_url: str | None = None
+    index: IndexUrl | None = None
 
     def install(self, *arguments: str) -> tuple[str, ...]:
+        flag = "--default-index" if self.kind == "uv" else "--index-url"
+        index = (flag, self.index.url) if self.index is not None and self.index.credentials is None else ()
         if self.kind == "uv":
-            target = ("--python", self.python, *(("--system",) if self.system else ()))
-            index = ("--default-index", self.index_url) if self.index_url else ()
+            target: tuple[str, ...] = ("--python", self.python, *(("--system",) if self.system else ()))
         else:
             # The skipped edges are deliberate; the verification afterwards checks what matters.
-            target, index = ("--no-warn-conflicts",), (("--index-url", self.index_url) if self.index_url else ())
+            target = ("--no-warn-conflicts",)
         return (*self.prefix, "install", *target, *index, *arguments)
+
+    @property
+    def environment(self) -> dict[str, IndexUrl]:
+        """Variables the installer runs with: the index, when it carries credentials."""
+        if self.index is None or self.index.credentials is None:
+            return {}
+        return {"UV_DEFAULT_INDEX" if self.kind == "uv" else "PIP_INDEX_URL": self.index}
 
     def uninstall(self, names: Iterable[str]) -> tuple[str, ...]:
         if self.kind == "uv":
@@ -101,10 +123,15 @@ class PlannedFile:
 class InstallPlan:
     files: tuple[PlannedFile, ...]
     commands: tuple[tuple[str, ...], ...]
+    environment: Mapping[str, IndexUrl] = field(default_factory=dict)
+
+    def exports(self) -> list[str]:
+        """The environment as shell lines, credentials masked (`user:****@`: give the password there)."""
+        return [f"export {name}={shlex.quote(str(value))}" for name, value in sorted(self.environment.items())]
 
     def script(self) -> list[str]:
         """The plan as shell lines a user can run by hand (what `--dry-run` prints)."""
-        lines = []
+        lines = self.exports()
         if self.files:
             lines.append(shlex.join(("mkdir", "-p", str(self.files[0].path.parent))))
         for planned in self.files:
@@ -120,7 +147,7 @@ class Prepared:
     path: Path
     document: ConstraintsDocument
     requirements: tuple[Requirement, ...]
-    index_url: str | None
+    index: IndexUrl | None
     detection: Detection | None = None
 
 
@@ -212,9 +239,8 @@ def plan_install(
         plan = _uv_plan(prepared, tool, work_dir, reinstall)
     else:
         plan = _pip_plan(prepared, tool, families, work_dir, reinstall)
-    if not removals:
-        return plan
-    return InstallPlan(plan.files, (tool.uninstall(removals), *plan.commands))
+    commands = (tool.uninstall(removals), *plan.commands) if removals else plan.commands
+    return InstallPlan(plan.files, commands, tool.environment)
 
 
 def _uv_plan(prepared: Prepared, tool: Tool, work_dir: Path, reinstall: Sequence[PinLine]) -> InstallPlan:
@@ -297,8 +323,15 @@ def prepare(request: InstallRequest, major: int, detection: Detection | None = N
     document = read_constraints(shown, _read_bytes(path, shown, major), major)
     requirements_input = load_requirements(list(request.requirement_files), root=request.root)
     check_fresh(document, shown, requirements_input, request.families_text)
-    index_url = request.index_url or requirements_input.index_url or request.config_index_url
-    return Prepared(major, path, document, swapped_requirements(requirements_input, document), index_url, detection)
+    index = _index(request, request.index_url or requirements_input.index_url or request.config_index_url)
+    return Prepared(major, path, document, swapped_requirements(requirements_input, document), index, detection)
+
+
+def _index(request: InstallRequest, url: str | None) -> IndexUrl | None:
+    """The index with the credentials known for it (from a URL given anywhere, `~/.netrc` or keyring)."""
+    if url is None:
+        return None
+    return (request.credentials or CredentialStore(read_netrc=False, use_keyring=False)).index(url)
 
 
 def _read_bytes(path: Path, shown: Path, major: int) -> bytes:
@@ -316,20 +349,20 @@ def _shown(path: Path) -> Path:
     return Path(display_path(path))
 
 
-def find_tool(request: InstallRequest, machine: Machine, index_url: str | None) -> Tool:
+def find_tool(request: InstallRequest, machine: Machine, index: IndexUrl | None) -> Tool:
     """uv from PATH (or next to this interpreter, where the `uv` extra puts it); pip from this interpreter
     (`--python` points it at the target), else the target's own pip."""
     uv = machine.which("uv") or _sibling("uv")
     if request.installer == "uv" and uv is None:
         raise UsageError("--installer uv: uv is not on PATH; install it (pip install uv) or pass --installer pip")
     if request.installer in ("uv", "auto") and uv is not None:
-        return Tool("uv", (uv, "pip"), request.python, request.system, index_url)
+        return Tool("uv", (uv, "pip"), request.python, request.system, index)
     if importlib.util.find_spec("pip") is not None:
         same = os.path.abspath(request.python) == os.path.abspath(sys.executable)
         prefix = (sys.executable, "-m", "pip", *(() if same else ("--python", request.python)))
     else:
         prefix = (request.python, "-m", "pip")
-    return Tool("pip", prefix, request.python, request.system, index_url)
+    return Tool("pip", prefix, request.python, request.system, index)
 
 
 def _sibling(program: str) -> str | None:
@@ -345,7 +378,7 @@ def install_with_constraints(request: InstallRequest, machine: Machine, say: Say
         return _install_rocm(request, machine, say, detection)
     prepared = prepare(request, major, detection)
     say(("# " if request.dry_run else "") + _headline(prepared))
-    tool = find_tool(request, machine, prepared.index_url)
+    tool = find_tool(request, machine, prepared.index)
     removals: tuple[str, ...] = ()
     reinstall: tuple[PinLine, ...] = ()
     if request.fix:
@@ -375,8 +408,8 @@ def _install_rocm(request: InstallRequest, machine: Machine, say: Say, detection
     assert request.rocm_requirements is not None
     headline = f"ROCm (detected by {detection.describe()}); installing {request.rocm_requirements} without CUDA constraints"
     say(("# " if request.dry_run else "") + headline)
-    tool = find_tool(request, machine, request.index_url or request.config_index_url)
-    plan = InstallPlan((), (tool.install("-r", str(request.rocm_requirements)),))
+    tool = find_tool(request, machine, _index(request, request.index_url or request.config_index_url))
+    plan = InstallPlan((), (tool.install("-r", str(request.rocm_requirements)),), tool.environment)
     if request.dry_run:
         for line in plan.script():
             say(line)
@@ -388,9 +421,12 @@ def _install_rocm(request: InstallRequest, machine: Machine, say: Say, detection
 def _execute(plan: InstallPlan, machine: Machine, say: Say) -> None:
     for planned in plan.files:
         planned.path.write_text(planned.text, encoding="utf-8")
+    environment = {name: value.with_secret() for name, value in plan.environment.items()}
+    for line in plan.exports():
+        say("$ " + line)
     for command in plan.commands:
         say("$ " + shlex.join(command))
-        returncode = machine.run_visible(command)
+        returncode = machine.run_visible(command, environment)
         if returncode != 0:
             raise InstallFailed(shlex.join(command), returncode)
 

@@ -40,8 +40,8 @@ class Machine(Protocol):
     def run(self, argv: Sequence[str], timeout: float = COMMAND_TIMEOUT) -> CommandResult | None:
         """Run a program and capture its output; None when it cannot be started."""
 
-    def run_visible(self, argv: Sequence[str]) -> int:
-        """Run a program whose output the user sees (an installer); its exit status."""
+    def run_visible(self, argv: Sequence[str], environment: Mapping[str, str] | None = None) -> int:
+        """Run a program whose output the user sees (an installer), with extra environment; its exit status."""
 
     def read_text(self, path: str) -> str | None:
         """A text file's content, or None when it is missing or unreadable."""
@@ -72,9 +72,9 @@ class SystemMachine:
             return None
         return CommandResult(completed.returncode, completed.stdout, completed.stderr)
 
-    def run_visible(self, argv: Sequence[str]) -> int:
+    def run_visible(self, argv: Sequence[str], environment: Mapping[str, str] | None = None) -> int:
         try:
-            return subprocess.run(list(argv), env=dict(self.environ), check=False).returncode
+            return subprocess.run(list(argv), env={**self.environ, **(environment or {})}, check=False).returncode
         except OSError as error:
             raise UsageError(f"cannot run {argv[0]}: {error.strerror or error}") from None
 

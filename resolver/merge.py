@@ -13,7 +13,13 @@ from datetime import datetime
 from packaging.version import Version
 
 from .candidates import compatible_rank, python_ok, uploaded_by
-from .constraints_file import ConstraintsDocument, ExcludedLine, PinLine, SourceBuild, SwapLine
+from .constraints_file import (
+    ConstraintsDocument,
+    ExcludedLine,
+    PinLine,
+    SourceBuild,
+    SwapLine,
+)
 from .resolution import Pin, TargetResolution
 from .swaps import Swap
 from .targets import Environment

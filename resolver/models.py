@@ -16,6 +16,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 SDIST_SUFFIXES = (".tar.gz", ".zip")
+DEFAULT_INDEX_URL = "https://pypi.org/simple"
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,12 @@ class DistFile:
 
     @property
     def cache_key(self) -> str:
-        """An immutable key for this file's metadata: its hash when known, else its URL."""
-        return self.sha256 or self.url
+        """The key of this file's metadata: where it was read from and the hash the index gave for it.
+
+        Not the hash alone: a hash is only what an index claims, and one index must never answer for
+        another (a compile against a hostile index would plant dependencies for the next one).
+        """
+        return f"{self.url}#sha256={self.sha256 or ''}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,6 +106,8 @@ class CoreMetadata:
     provides_extra: tuple[str, ...] = ()
     # How it was read: "pep658", "version-json", "range", "download"; for reports, not for identity.
     source: str = field(default="", compare=False)
+    # Legacy spellings repaired while reading (`pytz (>dev)` read as `pytz>0.0.0dev`), for warnings.
+    repairs: tuple[str, ...] = field(default=(), compare=False)
 
 
 @functools.lru_cache(maxsize=1 << 16)

@@ -14,14 +14,14 @@ who required what) is recorded for the result and for error messages. No I/O exc
 
 from __future__ import annotations
 
-import functools
 import itertools
+import logging
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from packaging.markers import Marker
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -29,11 +29,15 @@ from resolvelib import AbstractProvider
 from resolvelib.structs import RequirementInformation
 
 from .candidates import Choice, Selector, requires_python_ok
+from .core_metadata import parse_requirement
+from .display import escape
 from .errors import MetadataUnavailable, NoMemberForMajor, ProjectNotFound
 from .families import Family, FamilyTable
 from .models import CoreMetadata, Project, Release
 from .source import MetadataSource
 
+logger = logging.getLogger(__name__)
+_EXTRA_MARKER = re.compile(r"""extra\s*==\s*['"]([^'"]+)['"]""")
 PYTHON = "<python>"
 # A requirement nothing satisfies: how a release whose metadata cannot be read is made unusable.
 UNREADABLE = "<unreadable-metadata>"
@@ -99,6 +103,12 @@ class Exclusion:
 def identifier_of(name: str, extras: Iterable[str]) -> str:
     extras = sorted(extras)
     return f"{name}[{','.join(extras)}]" if extras else name
+
+
+def split_identifier(identifier: str) -> tuple[str, SpecifierSet, frozenset[str]]:
+    """`name[a,b]` -> (name, no specifier, {a, b}): a requirement for any release of that identifier."""
+    name, _, extras = identifier.partition("[")
+    return name, SpecifierSet(), frozenset(e for e in extras.rstrip("]").split(",") if e)
 
 
 @dataclass
@@ -184,14 +194,19 @@ class CudaProvider(AbstractProvider):  # type: ignore[type-arg]
             python = Version(f"{self.environment.python}.0")
             ok = all(r.specifier.contains(python, prereleases=True) for r in requested)
             return [Candidate(PYTHON, python, frozenset(), None)] if ok else []
-        major = self.mismatched_major(requested[0].name)
+        if not requested:
+            # While backtracking, resolvelib may ask about a project whose requirements were all withdrawn
+            # (only incompatibilities are left): any release but those will do.
+            requested = (Req(*split_identifier(identifier)),)
+        name = requested[0].name
+        major = self.mismatched_major(name)
         if major is not None:
             # Named for another major: no release can fit, and its page need not be fetched.
-            self.record.mismatched[requested[0].name] = major
+            self.record.mismatched[name] = major
             return []
         excluded = frozenset(c.version for c in incompatibilities[identifier])
-        project = self._project(requested[0].name)
-        self.record.queries[requested[0].name] = (project, requested, excluded)
+        project = self._project(name)
+        self.record.queries[name] = (project, requested, excluded)
         # resolvelib iterates lazily and usually stops at the first candidate: select no more than needed.
         return lambda: self.candidates_in(project, requested, excluded)
 
@@ -201,8 +216,12 @@ class CudaProvider(AbstractProvider):  # type: ignore[type-arg]
         applied = (*requested, *self.constraints.get(name, ()))
         allow_yanked = any(r.pinned_exactly for r in applied)
         allow_pre = self.pre or any(spec.prereleases for r in applied for spec in r.specifier)
-        if not allow_pre and not any(_admits(applied, r.version, False) for r in project.releases):
-            # PEP 440: pre-releases are acceptable when no final release satisfies the requirement.
+        if not allow_pre and not any(
+            _admits(applied, r.version, False) and not isinstance(self.selector.select(r, allow_yanked), str)
+            for r in project.releases
+        ):
+            # PEP 440: pre-releases are acceptable when no final release satisfies the requirement; as pip
+            # and uv, a final release counts only if it can be installed here (a wheel for every target).
             allow_pre = True
         releases: Iterable[Release] = project.releases
         preferred = project.release(self.preferred[name]) if name in self.preferred else None
@@ -241,10 +260,14 @@ class CudaProvider(AbstractProvider):  # type: ignore[type-arg]
             try:
                 metadata = self.source.metadata(candidate.choice.release, candidate.choice.metadata_file)
             except MetadataUnavailable as error:
-                # A property of this release (e.g. only a large sdist): not a candidate, not a failed run.
+                # A property of this release (only a large sdist, invalid metadata): not a candidate, not a
+                # failed run; but the result is not what the user would expect, so it is worth a warning.
                 self.record.unavailable[candidate.name][candidate.version] = f"unreadable: {error.problem}"
                 self.record.dependencies[key] = (Req(UNREADABLE, origin=str(candidate)),)
+                logger.warning("skipping %s %s: %s", candidate.name, candidate.version, escape(error.problem))
             else:
+                for repair in metadata.repairs:
+                    logger.warning("%s: %s (a legacy spelling, read as uv reads it)", candidate, escape(repair))
                 self.record.dependencies[key] = tuple(self.dependencies_from(candidate, metadata))
                 if upcoming and self.on_dependencies is not None:
                     # A release reached by walking down (torch 2.10 for CUDA 12): its subtree is new.
@@ -268,6 +291,8 @@ class CudaProvider(AbstractProvider):  # type: ignore[type-arg]
         if candidate.extras:
             # The extras candidate stands for the base release plus what the extras add.
             yield Req(candidate.name, SpecifierSet(f"=={candidate.version}"), origin=origin)
+            for extra in sorted(candidate.extras - _declared_extras(metadata)):
+                logger.warning("%s has no extra named %r; it adds nothing", candidate, extra)
         if metadata.requires_python and not requires_python_ok(metadata.requires_python, self.environment):
             yield Req(PYTHON, SpecifierSet(metadata.requires_python), origin=origin)
         declared = list(self._declared(candidate, metadata))
@@ -290,7 +315,7 @@ class CudaProvider(AbstractProvider):  # type: ignore[type-arg]
     def _member_requirement(self, candidate: Candidate, metadata: CoreMetadata, meta: Family) -> Req:
         pinned = SpecifierSet(f"=={candidate.version}")
         extra = canonicalize_name(meta.meta_extra.format(major=self.major))
-        if extra in metadata.provides_extra:
+        if extra in _declared_extras(metadata):
             return Req(candidate.name, pinned, frozenset({extra}), origin=str(candidate))
         member = meta.member_name(self.major)
         if member is None:
@@ -300,9 +325,7 @@ class CudaProvider(AbstractProvider):  # type: ignore[type-arg]
     def _declared(self, candidate: Candidate, metadata: CoreMetadata) -> Iterator[Req]:
         """The release's requirements whose markers hold here (for its extras only, on an extras candidate)."""
         for text in metadata.requires_dist:
-            requirement = _parse_requirement(text)
-            if requirement is None:
-                continue  # as pip: a broken dependency line of one release is skipped
+            requirement = parse_requirement(text)  # valid: metadata is checked as it is read
             key = (text, candidate.extras)
             if key not in self._applies_memo:
                 self._applies_memo[key] = self._applies(requirement.marker, candidate.extras)
@@ -340,9 +363,9 @@ def _admits(requirements: Sequence[Req], version: Version, allow_pre: bool) -> b
     return all(requirement.admits(version) for requirement in requirements)
 
 
-@functools.lru_cache(maxsize=65536)
-def _parse_requirement(text: str) -> Requirement | None:
-    try:
-        return Requirement(text)
-    except InvalidRequirement:
-        return None
+def _declared_extras(metadata: CoreMetadata) -> frozenset[str]:
+    """The extras a release offers: `Provides-Extra`, and (for old metadata without it) the `extra` markers."""
+    found = set(metadata.provides_extra)
+    for text in metadata.requires_dist:
+        found.update(canonicalize_name(extra) for extra in _EXTRA_MARKER.findall(text))
+    return frozenset(found)

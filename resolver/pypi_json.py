@@ -8,6 +8,7 @@ describes one file of one release and is never used for another.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from functools import partial
 from typing import Any
@@ -16,7 +17,10 @@ from urllib.parse import urljoin
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from .display import has_secret
 from .models import DistFile, Project, Release
+
+_CONTROL = re.compile("[\x00-\x20\x7f-\x9f]")
 
 # A compact, JSON-serialisable form of a project page: what the cache stores. Each release's files are
 # kept as one JSON text and parsed only when the resolver looks at that release: a project such as
@@ -40,16 +44,24 @@ def parse_page(body: bytes) -> Slim:
         raise PageError("not a PyPI JSON project page (no 'releases' object)")
     info = document.get("info") if isinstance(document.get("info"), dict) else {}
     releases: dict[str, str] = {}
+    secret = False
     for version, files in document["releases"].items():
-        if not isinstance(files, list) or not all(isinstance(f, _Row) for f in files):
+        if not isinstance(files, list) or not all(isinstance(f, (_Row, _Unusable)) for f in files):
             raise PageError(f"release {version!r} is not a list of files with a filename and url")
-        if files:
-            releases[str(version)] = json.dumps(files, separators=(",", ":"))
-    return {"name": str(info.get("name") or ""), "releases": releases}
+        rows = [f for f in files if isinstance(f, _Row)]
+        secret = secret or any("?" in row[1] and has_secret(row[1]) for row in rows)
+        if rows:
+            releases[str(version)] = json.dumps(rows, separators=(",", ":"))
+    # `secret`: some file URL carries a token; the client keeps such a page out of the disk cache.
+    return {"name": str(info.get("name") or ""), "releases": releases, "secret": secret}
 
 
 class _Row(list):  # type: ignore[type-arg]
     """A slimmed file entry (a list subclass, so the page check can tell it from any JSON array)."""
+
+
+class _Unusable:
+    """A file entry whose name or URL holds control characters: no real file has them; it is left out."""
 
 
 def _slim_object(entry: dict[str, Any]) -> Any:
@@ -57,6 +69,8 @@ def _slim_object(entry: dict[str, Any]) -> Any:
         return entry
     if not isinstance(entry.get("filename"), str) or not entry.get("url"):
         raise PageError("a file entry has no filename or url")
+    if _CONTROL.search(entry["filename"]) or _CONTROL.search(str(entry["url"])):
+        return _Unusable()
     digests = entry.get("digests")
     core = entry.get("core-metadata", entry.get("data-dist-info-metadata", False))
     size = entry.get("size")

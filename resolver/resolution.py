@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -12,10 +12,19 @@ from resolvelib.structs import RequirementInformation
 
 from .errors import ResolutionFailed
 from .models import DistFile, Release
-from .provider import PYTHON, UNREADABLE, Candidate, CudaProvider, Exclusion, Record, Req
+from .provider import (
+    PYTHON,
+    UNREADABLE,
+    Candidate,
+    CudaProvider,
+    Exclusion,
+    Record,
+    Req,
+)
 from .targets import Target
 
 MAX_ROUNDS = 20000
+MAX_REASON_GROUPS = 5
 
 
 @dataclass(frozen=True)
@@ -204,15 +213,26 @@ def _describe_availability(name: str, infos: list, provider: CudaProvider, major
     if not unavailable:
         specifiers = sorted({str(i.requirement.specifier) or "any version" for i in infos})
         return f"{name}: no release matches {' and '.join(specifiers)}"
-    reasons = Counter(unavailable.values())
-    if len(reasons) == 1:
-        return f"{name}: no release fits CUDA {major}: every matching release is {_as_phrase(next(iter(reasons)))}"
-    parts = []
-    for reason, count in reasons.most_common(3):
-        versions = sorted(v for v, r in unavailable.items() if r == reason)
-        span = f"{versions[0]}" if len(versions) == 1 else f"{versions[0]} … {versions[-1]}"
-        parts.append(f"{count} ({span}) {_as_phrase(reason)}")
+    groups: dict[str, list[Version]] = defaultdict(list)
+    for version, reason in unavailable.items():
+        groups[reason].append(version)
+    if len(groups) == 1:
+        return f"{name}: no release fits CUDA {major}: every matching release is {_as_phrase(next(iter(groups)))}"
+    # The groups with the newest releases first: those are the ones a reader expected to be picked.
+    ordered = sorted(groups.items(), key=lambda item: max(item[1]), reverse=True)
+    parts = [f"{_span(versions)} {_as_phrase(reason)}" for reason, versions in ordered[:MAX_REASON_GROUPS]]
+    rest = [version for _, versions in ordered[MAX_REASON_GROUPS:] for version in versions]
+    if rest:
+        parts.append(f"{_span(rest)} for other reasons")
     return f"{name}: no release fits CUDA {major}: " + "; ".join(parts)
+
+
+def _span(versions: list[Version]) -> str:
+    """`3 (0.18.9 … 0.18.11)`: how many releases, newest and oldest."""
+    ordered = sorted(versions)
+    if len(ordered) == 1:
+        return f"1 ({ordered[0]})"
+    return f"{len(ordered)} ({ordered[0]} … {ordered[-1]})"
 
 
 def _as_phrase(reason: str) -> str:

@@ -23,6 +23,7 @@ from .cache import default_cache_dir
 from .candidates import SelectionOptions
 from .compile import CompileRequest
 from .config import Config, parse_date
+from .display import redact_url
 from .errors import UsageError
 from .requirements import RequirementsInput, relative_to_root
 from .targets import Platform, PythonVersion
@@ -151,7 +152,7 @@ def compile_request(args: argparse.Namespace, config: Config) -> CompileRequest:
         platforms=platforms,
         output_dir=output_dir,
         selection=selection,
-        index_url=args.index_url or config.index_url,
+        index_url=args.index_url or config.default_index_url,
         command="",
         generate_hashes=bool(args.generate_hashes) or config.generate_hashes,
         upgrade=args.upgrade,
@@ -167,34 +168,40 @@ def with_command(request: CompileRequest, args: argparse.Namespace, config: Conf
     def shown(path: Path) -> str:
         return relative_to_root(path, config.root)
 
-    words = [COMPILE]
+    words = [PROG, "compile"]
     if args.requirements and [p.resolve() for p in args.requirements] != [config.resolve_path(p).resolve() for p in config.requirements]:
-        words += [f"-r {shown(p)}" for p in args.requirements]
+        words += [word for p in args.requirements for word in ("-r", shown(p))]
     if args.cuda and request.majors != config.cuda:
-        words.append(f"--cuda {args.cuda.replace(' ', '')}")
+        words += ["--cuda", args.cuda.replace(" ", "")]
     if args.python_version and request.python_versions != config.python_versions:
-        words += [f"--python-version {v}" for v in request.python_versions]
+        words += [word for v in request.python_versions for word in ("--python-version", str(v))]
     if args.platform and request.platforms != config.platforms:
-        words += [f"--platform {p.tag}" for p in request.platforms]
+        words += [word for p in request.platforms for word in ("--platform", p.tag)]
     if args.output_dir and args.output_dir.resolve() != config.resolve_path(config.output_dir).resolve():
-        words.append(f"-o {shown(args.output_dir)}")
+        words += ["-o", shown(args.output_dir)]
     if args.index_url and args.index_url != config.index_url:
-        words.append(f"--index-url {args.index_url}")
+        words += ["--index-url", redact_url(args.index_url)]
     if args.pre and not config.pre:
         words.append("--pre")
     if args.allow_sdist and not config.allow_sdist:
         words.append("--allow-sdist")
-    words += [f"--allow-sdist-package {n}" for n in args.allow_sdist_package if canonicalize_name(n) not in config.allow_sdist_packages]
+    words += [
+        word
+        for n in args.allow_sdist_package
+        if canonicalize_name(n) not in config.allow_sdist_packages
+        for word in ("--allow-sdist-package", n)
+    ]
     if args.exclude_newer and request.selection.exclude_newer != config.exclude_newer:
-        words.append(f"--exclude-newer {args.exclude_newer}")
+        words += ["--exclude-newer", args.exclude_newer]
     if args.generate_hashes and not config.generate_hashes:
         words.append("--generate-hashes")
-    return replace(request, command=" ".join(words))
+    return replace(request, command=shlex.join(words))
 
 
 def with_index_url(request: CompileRequest, explicit: str | None, requirements_input: RequirementsInput) -> CompileRequest:
-    """The index a run reads: the `--index-url` flag, else the requirements file's, else the configuration's."""
-    return replace(request, index_url=explicit or requirements_input.index_url or request.config.index_url)
+    """The index a run reads: the `--index-url` flag, else the requirements file's, else the configuration's,
+    else the environment's (`UV_DEFAULT_INDEX`, `UV_INDEX_URL`, `PIP_INDEX_URL`), else PyPI."""
+    return replace(request, index_url=explicit or requirements_input.index_url or request.config.default_index_url)
 
 
 # -- a header's command -> request --------------------------------------------------------------------------

@@ -11,7 +11,12 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from packaging import tags
-from packaging.markers import InvalidMarker, Marker, UndefinedComparison, UndefinedEnvironmentName
+from packaging.markers import (
+    InvalidMarker,
+    Marker,
+    UndefinedComparison,
+    UndefinedEnvironmentName,
+)
 from packaging.tags import Tag
 from packaging.version import InvalidVersion
 

@@ -13,6 +13,15 @@ from resolver.targets import Platform, PythonVersion
 from .synthetic import SyntheticIndex, kv_connectors_index
 
 X86 = Platform("manylinux_2_28_x86_64")
+INDEX_VARIABLES = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX_URL", "UV_INDEX", "UV_EXTRA_INDEX_URL")
+
+
+@pytest.fixture(autouse=True)
+def no_indexes_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests see no index or netrc of the machine they run on; a test that wants one sets it."""
+    for name in INDEX_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path_factory.getbasetemp() / "no-netrc"))
 ARM = Platform("manylinux_2_28_aarch64")
 
 

@@ -8,6 +8,7 @@ that imports the member of the machine's CUDA major, as the real one loads its C
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import platform
 import sys
@@ -76,8 +77,13 @@ def installable_kv_index() -> ServedIndex:
 class IndexServer:
     """`with IndexServer(index) as server:` serves `index` at `server.url`; `server.simple_url` for installers."""
 
-    def __init__(self, index: SyntheticIndex) -> None:
+    def __init__(self, index: SyntheticIndex, credentials: tuple[str, str] | None = None) -> None:
         self.index = index
+        # Basic auth the server demands (401 without it), and the Authorization header of every request.
+        self.credentials = credentials
+        self.authorizations: list[tuple[str, str | None]] = []
+        # Path prefix -> base URL: such requests are redirected there (302), path kept.
+        self.redirects: dict[str, str] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -91,6 +97,16 @@ class IndexServer:
     @property
     def simple_url(self) -> str:
         return f"{self.url}/simple"
+
+    def _respond(self, method: str, path: str, range_header: str | None, authorization: str | None) -> tuple[int, dict[str, str], bytes]:
+        if self.credentials is not None:
+            expected = "Basic " + base64.b64encode(":".join(self.credentials).encode()).decode()
+            if authorization != expected:
+                return 401, {"WWW-Authenticate": 'Basic realm="index"'}, b"authentication required"
+        for prefix, base in self.redirects.items():
+            if path.startswith(prefix):
+                return 302, {"Location": base + path}, b""
+        return self.index.respond(method, path, range_header)
 
     def wheel_requests(self) -> list[str]:
         """The file names of every `/packages/` request, in order."""
@@ -119,8 +135,10 @@ class IndexServer:
 
             def _answer(self, body: bool) -> None:
                 path = urlsplit(self.path).path
+                authorization = self.headers.get("Authorization")
                 with server._lock:
-                    status, headers, content = server.index.respond(self.command, path, self.headers.get("Range"))
+                    server.authorizations.append((path, authorization))
+                    status, headers, content = server._respond(self.command, path, self.headers.get("Range"), authorization)
                 self.send_response(status)
                 for key, value in headers.items():
                     if key.lower() != "content-length":

@@ -26,9 +26,9 @@ import respx
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from resolver.core_metadata import parse_core_metadata
 from resolver.errors import ProjectNotFound
 from resolver.models import CoreMetadata, DistFile, Project, Release
-from resolver.wheel_metadata import parse_metadata
 
 LINUX_TAGS = ("py3-none-any",)
 BOTH_ARCHES = ("cp312-cp312-manylinux_2_28_x86_64", "cp312-cp312-manylinux_2_28_aarch64")
@@ -50,6 +50,11 @@ class SyntheticRelease:
     module_source: str = ""
     padding: int = 0  # extra files so the central directory outgrows a range tail
     core_metadata: bool = False
+    # The sdist's PKG-INFO: its Metadata-Version and Dynamic fields (2.2 and none: static dependencies).
+    sdist_metadata_version: str = "2.2"
+    sdist_dynamic: tuple[str, ...] = ()
+    # Bytes of incompressible padding in the sdist (to make it larger than the client downloads whole).
+    sdist_padding: int = 0
     # What the METADATA inside the wheel claims, when it lies (fault injection).
     claimed_name: str | None = None
     claimed_version: str | None = None
@@ -108,10 +113,17 @@ class SyntheticRelease:
         buffer = io.BytesIO()
         with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed:
             with tarfile.open(fileobj=compressed, mode="w") as archive:
-                pkg_info = self.metadata_text().replace("Metadata-Version: 2.1", "Metadata-Version: 2.2").encode()
+                text = self.metadata_text().replace("Metadata-Version: 2.1", f"Metadata-Version: {self.sdist_metadata_version}")
+                dynamic = "".join(f"Dynamic: {field}\n" for field in self.sdist_dynamic)
+                pkg_info = text.replace("\n\n", f"\n{dynamic}\n", 1).encode()
                 member = tarfile.TarInfo(f"{self.dist}-{self.version}/PKG-INFO")
                 member.size = len(pkg_info)
                 archive.addfile(member, io.BytesIO(pkg_info))
+                if self.sdist_padding:
+                    padding = hashlib.shake_256(self.name.encode()).digest(self.sdist_padding)
+                    member = tarfile.TarInfo(f"{self.dist}-{self.version}/padding.bin")
+                    member.size = len(padding)
+                    archive.addfile(member, io.BytesIO(padding))
         return buffer.getvalue()
 
 
@@ -183,7 +195,7 @@ class SyntheticIndex:
     def metadata(self, release: Release, file: DistFile) -> CoreMetadata:
         for synthetic in self.releases[release.name]:
             if Version(synthetic.version) == release.version:
-                return parse_metadata(synthetic.metadata_text().encode(), "synthetic")
+                return parse_core_metadata(synthetic.metadata_text().encode(), "synthetic")
         raise AssertionError(f"no synthetic release {release.name} {release.version}")
 
     def prefetch_metadata(self, release: Release, file: DistFile) -> None:

@@ -17,7 +17,14 @@ from resolver.cli import main
 from resolver.constraints_file import ConstraintsDocument, SwapLine
 from resolver.swaps import MajorInput, Swap
 
-from .synthetic import BOTH_ARCHES, KV_REQUIREMENTS, PYPROJECT, kv_connectors_index, served, write_project
+from .synthetic import (
+    BOTH_ARCHES,
+    KV_REQUIREMENTS,
+    PYPROJECT,
+    kv_connectors_index,
+    served,
+    write_project,
+)
 
 KV = KV_REQUIREMENTS
 

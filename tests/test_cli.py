@@ -116,3 +116,23 @@ def test_unreachable_index_exits_5(repo, capsys):
 def test_usage_errors_exit_2(repo, capsys, arguments, problem):
     assert main(arguments) == 2
     assert problem in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("options", "padding"),
+    [
+        ({"sdist_metadata_version": "2.1"}, 0),  # metadata 1.x-2.1: dependencies not promised final
+        ({"sdist_dynamic": ("Requires-Dist",)}, 0),  # 2.2+, dependencies computed at build time
+        ({}, 2 * 1024 * 1024),  # too large to download for its metadata
+    ],
+)
+def test_an_sdist_whose_dependencies_cannot_be_known_makes_only_that_release_unusable(index, repo, capsys, options, padding):
+    index.add("odfpy", "1.4.0", sdist=True, tags=())
+    index.add("odfpy", "1.4.1", ["defusedxml"], sdist=True, tags=(), sdist_padding=padding, **options)
+    (repo / "requirements" / "kv.txt").write_text("odfpy\n")
+    assert main(["compile", "--allow-sdist", "--cuda", "13", *INDEX]) == 0
+    assert "odfpy==1.4.0" in (repo / "constraints" / "cu13.txt").read_text()
+    err = capsys.readouterr().err
+    assert "warning: skipping odfpy 1.4.1: " in err and "odfpy-1.4.1.tar.gz" in err
+    assert main(["inspect", "odfpy==1.4.1", *INDEX]) == 0
+    assert "dependencies: unusable, so the resolver never picks this release: " in capsys.readouterr().out

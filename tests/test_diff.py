@@ -16,7 +16,14 @@ from packaging.version import Version
 
 from resolver.cli import main
 from resolver.constraint_sets import ConstraintSet, NamedDocument
-from resolver.constraints_file import ConstraintsDocument, ExcludedLine, PinLine, SourceBuild, SwapLine, render
+from resolver.constraints_file import (
+    ConstraintsDocument,
+    ExcludedLine,
+    PinLine,
+    SourceBuild,
+    SwapLine,
+    render,
+)
 from resolver.diff import diff_sets, render_markdown, render_text
 from resolver.families import FamilyTable
 

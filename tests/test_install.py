@@ -18,11 +18,20 @@ from hypothesis import strategies as st
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from resolver import detect
+from resolver.auth import IndexUrl
 from resolver.cli import main
 from resolver.constraints_file import parse
 from resolver.errors import ConstraintsFileError
 from resolver.families import FamilyTable
-from resolver.install import InstallRequest, Prepared, Tool, no_deps_names, plan_install, read_constraints, swapped_requirements
+from resolver.install import (
+    InstallRequest,
+    Prepared,
+    Tool,
+    no_deps_names,
+    plan_install,
+    read_constraints,
+    swapped_requirements,
+)
 from resolver.interpreter import environment_report
 from resolver.machine import SystemMachine
 from resolver.requirements import load_requirements
@@ -317,7 +326,7 @@ def test_a_package_that_needs_a_meta_package_is_installed_without_dependencies_t
 
 
 def test_uv_gets_the_file_itself_in_hash_checking_mode(project):
-    uv = Tool("uv", ("uv", "pip"), "/venv/bin/python", system=True, index_url="http://index/simple")
+    uv = Tool("uv", ("uv", "pip"), "/venv/bin/python", system=True, index=IndexUrl("http://index/simple"))
     plan = plan_install(prepared(project, 13, "hashed"), uv, FAMILIES, Path("/work"))
     (command,) = plan.commands
     assert command[:8] == ("uv", "pip", "install", "--python", "/venv/bin/python", "--system", "--default-index", "http://index/simple")

@@ -258,11 +258,12 @@ def test_single_platform_file_has_no_markers(project):
 
 
 def _target_setup(kv_index, major, platform):  # noqa: ANN001, ANN202
+    from packaging.specifiers import SpecifierSet
+
     from resolver.candidates import SelectionOptions, Selector
     from resolver.families import FamilyTable
     from resolver.provider import CudaProvider, Req
     from resolver.targets import Environment, PythonVersion, Target
-    from packaging.specifiers import SpecifierSet
 
     environments = tuple(Environment(PythonVersion(3, 12), p) for p in (X86, ARM))
     environment = next(e for e in environments if e.platform == platform)
@@ -319,3 +320,52 @@ def test_every_failing_major_is_reported(project):
     assert "CUDA 12 (" in message and "cupy-cuda12x>99" in message
     assert "CUDA 13 (" in message and "cupy-cuda13x>99" in message
     assert not project.output.exists()
+
+
+def test_matches_are_found_when_backtracking_left_only_incompatibilities(kv_index):
+    """resolvelib may ask about a project whose requirements were all withdrawn (apache-airflow with sqlalchemy<2)."""
+    from packaging.version import Version
+
+    from resolver.provider import Candidate
+
+    _, _, provider = _target_setup(kv_index, 13, X86)
+    incompatible = [Candidate("numpy", Version("2.2.6"), frozenset(), None)]
+    matches = provider().find_matches("numpy", {"numpy": iter(())}, {"numpy": iter(incompatible)})
+    assert [str(c.version) for c in (matches() if callable(matches) else matches)] == []
+    found = provider().find_matches("cupy-cuda13x", {"cupy-cuda13x": iter(())}, {"cupy-cuda13x": iter(())})
+    assert [str(c.version) for c in found()] == ["14.2.0", "14.1.0"]
+
+
+def test_pre_releases_are_the_fallback_only_when_no_final_release_can_be_installed(project):
+    """dbt-core-experimental-parser: every final release is sdist-only, a pre-release has wheels."""
+    project.index.add("parser", "2.0.8", sdist=True, tags=())
+    project.index.add("parser", "2.0.0a4", tags=BOTH_ARCHES)
+    project.write("parser\n")
+    project.compile(majors=(13,))
+    assert project.pins(13) == {"parser": "2.0.0a4"}
+
+
+def test_a_failure_lists_the_newest_passed_over_releases_and_one_reason_per_python_bound(project):
+    for number in range(8):
+        bound = ">=3.13" if number < 4 else (">=3.7, <3.11" if number % 2 else "<3.11,>=3.7")
+        tags = ("cp313-cp313-manylinux_2_28_x86_64", "cp313-cp313-manylinux_2_28_aarch64", *BOTH_ARCHES)
+        project.index.add("kedro", f"0.18.{number}", tags=tags if number < 4 else BOTH_ARCHES, requires_python=bound)
+    for number in range(8, 12):
+        project.index.add("kedro", f"0.18.{number}", tags=("cp312-cp312-win_amd64",))
+    project.write("kedro < 0.18.12\n")
+    with pytest.raises(ResolutionFailed) as failure:
+        project.compile(majors=(13,))
+    message = str(failure.value)
+    assert "4 (0.18.8 … 0.18.11) unusable here: no wheel for cp312 manylinux_2_28_x86_64" in message
+    assert "4 (0.18.0 … 0.18.3) unusable here: requires Python >=3.13" in message
+    assert "4 (0.18.4 … 0.18.7) unusable here: requires Python <3.11,>=3.7" in message
+
+
+def test_an_extra_the_release_does_not_have_is_warned_about(project, caplog):
+    project.index.add("requests", "2.34.2", ["idna"], extras={"socks": ("pysocks",)}, tags=BOTH_ARCHES)
+    project.index.add("idna", "3.20", tags=BOTH_ARCHES)
+    project.write("requests[nonexistent]\n")
+    with caplog.at_level("WARNING", logger="resolver"):
+        project.compile(majors=(13,))
+    assert project.pins(13) == {"idna": "3.20", "requests": "2.34.2"}
+    assert "requests==2.34.2 has no extra named 'nonexistent'; it adds nothing" in caplog.text

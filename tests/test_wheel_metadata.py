@@ -7,6 +7,7 @@ import zipfile
 
 import pytest
 
+from resolver.core_metadata import parse_core_metadata
 from resolver.wheel_metadata import (
     CentralDirectory,
     ZipReadError,
@@ -15,7 +16,6 @@ from resolver.wheel_metadata import (
     find_metadata_entry,
     locate_central_directory,
     parse_central_entries,
-    parse_metadata,
 )
 
 from .synthetic import SyntheticRelease
@@ -73,24 +73,4 @@ def test_zip64_end_record():
     entries = entries_from_tail(content[tail_start:], tail_start, location)
     entry = find_metadata_entry(entries, "huge")
     span = entry.data_span()
-    assert parse_metadata(extract_member(content[span.start : span.end], entry)).requires_dist == ("numpy",)
-
-
-def test_parse_metadata_fields():
-    metadata = parse_metadata(
-        b"Metadata-Version: 2.1\nName: NIXL\nVersion: 1.5.1\nRequires-Python: >=3.10\n"
-        b"Requires-Dist: nixl-cu12==1.5.1\nRequires-Dist: nixl-cu13==1.5.1; extra == 'cu13'\n"
-        b"Provides-Extra: cu13\n\nLong description\nRequires-Dist: not-a-header\n"
-    )
-    assert metadata.name == "nixl" and str(metadata.version) == "1.5.1"
-    assert metadata.requires_python == ">=3.10"
-    assert metadata.requires_dist == ("nixl-cu12==1.5.1", "nixl-cu13==1.5.1; extra == 'cu13'")
-    assert metadata.provides_extra == ("cu13",)
-
-
-def test_sdist_metadata_must_be_static():
-    with pytest.raises(ZipReadError):
-        parse_metadata(b"Metadata-Version: 2.1\nName: x\nVersion: 1\n", require_static=True)
-    with pytest.raises(ZipReadError):
-        parse_metadata(b"Metadata-Version: 2.2\nName: x\nVersion: 1\nDynamic: Requires-Dist\n", require_static=True)
-    assert parse_metadata(b"Metadata-Version: 2.2\nName: x\nVersion: 1\n", require_static=True).name == "x"
+    assert parse_core_metadata(extract_member(content[span.start : span.end], entry)).requires_dist == ("numpy",)
