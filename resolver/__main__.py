@@ -1,5 +1,29 @@
+"""`python -m resolver` and the `cuda-constraints` console script.
+
+Signals are handled before anything heavy is imported, so a Ctrl-C while the tool starts prints one line
+and exits 130, like one at any later point (the CLI reports those itself).
+"""
+
+from __future__ import annotations
+
+import signal
 import sys
 
-from .cli import main
 
-sys.exit(main())
+def run() -> None:
+    try:
+        from .interrupts import handle_signals
+
+        handle_signals()
+        from .cli import main
+
+        code = main()
+    except KeyboardInterrupt as error:
+        signum = getattr(error, "signum", signal.SIGINT)
+        print(f"interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        code = 128 + signum
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    run()

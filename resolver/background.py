@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import threading
 from collections.abc import Coroutine, Iterable, Sequence
 from typing import Any, TypeVar
 
 from .client import IndexClient
-from .errors import ProjectNotFound
+from .errors import CudaConstraintsError, ProjectNotFound
+from .interrupts import Interrupted
 from .models import CoreMetadata, DistFile, Project, Release
 from .prefetch import Crawler
 from .provider import CudaProvider, Req
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 class BlockingIndex:
@@ -30,24 +33,41 @@ class BlockingIndex:
         self._thread = threading.Thread(target=self._loop.run_forever, name="cuda-constraints-index", daemon=True)
         self._thread.start()
         self._submitted: list[concurrent.futures.Future[Any]] = []
+        self._cancelled = False
         self._projects: dict[str, Project] = {}
         self._metadata: dict[str, CoreMetadata] = {}
         self.client: IndexClient = self.run(_call(make_client))
         self.crawler = Crawler(self.client)
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        """Run a coroutine in the loop and wait for its result."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+        """Run a coroutine in the loop and wait for its result; Interrupted once `cancel` was called."""
+        if self._cancelled:
+            coroutine.close()
+            raise Interrupted()
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        try:
+            return future.result()
+        except concurrent.futures.CancelledError:
+            raise Interrupted() from None
+
+    def cancel(self) -> None:
+        """Stop: cancel every request in flight; every later call raises Interrupted (any thread)."""
+        self._cancelled = True
+        for future in self._submitted:
+            future.cancel()
+        self._loop.call_soon_threadsafe(self.client.cancel_all)
 
     def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Start a coroutine in the loop without waiting for it."""
         future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
-        future.add_done_callback(_ignore_result)
+        future.add_done_callback(_log_failure)
         self._submitted = [f for f in self._submitted if not f.done()]
         self._submitted.append(future)
         return future
 
     def project(self, name: str) -> Project:
+        if self._cancelled:
+            raise Interrupted()
         # Answers already in hand, and answers in the disk cache, are served in the calling thread: a
         # trip through the loop costs milliseconds, and the resolvers ask hundreds of times.
         found = self._projects.get(name)
@@ -61,6 +81,8 @@ class BlockingIndex:
         return found
 
     def metadata(self, release: Release, file: DistFile) -> CoreMetadata:
+        if self._cancelled:
+            raise Interrupted()
         found = self._metadata.get(file.cache_key)
         if found is None:
             found = (
@@ -83,6 +105,7 @@ class BlockingIndex:
     def close(self) -> None:
         for future in self._submitted:
             future.cancel()
+        self._cancelled = False  # closing must still run in the loop
         try:
             self.run(self.client.close())
         finally:
@@ -93,7 +116,9 @@ class BlockingIndex:
     def __enter__(self) -> BlockingIndex:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        if kind is not None and issubclass(kind, KeyboardInterrupt):
+            self.cancel()
         self.close()
 
 
@@ -112,6 +137,13 @@ async def _call(factory: Any) -> Any:
     return factory()
 
 
-def _ignore_result(future: concurrent.futures.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
+def _log_failure(future: concurrent.futures.Future[Any]) -> None:
+    """A background job nobody waits for: its failure is logged (an index error is met again, and reported,
+    by the resolver that needs the answer; anything else is a defect worth a warning)."""
+    if future.cancelled():
+        return
+    error = future.exception()
+    if isinstance(error, CudaConstraintsError):
+        logger.debug("background fetch failed: %s", error.message())
+    elif error is not None and not isinstance(error, asyncio.CancelledError):
+        logger.warning("a background fetch failed unexpectedly: %s: %s", type(error).__name__, error)

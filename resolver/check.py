@@ -30,6 +30,7 @@ from .constraint_sets import constraints_files, display_path, read_file
 from .constraints_file import ConstraintsDocument, SwapLine
 from .errors import Finding, ProjectNotFound, UsageError
 from .families import FamilyTable
+from .output_dir import OutputDirectory
 from .requirements import (
     RequirementsInput,
     SourcedRequirement,
@@ -89,6 +90,7 @@ def check_constraints(config: Config, output_dir: Path | None = None) -> CheckRe
     Raises ConstraintsFileError (a damaged file) and RequirementsFileError (a damaged input).
     """
     directory = output_dir or config.resolve_path(config.output_dir)
+    OutputDirectory(directory).recover_if_idle()  # a compile killed while moving files left it half done
     fix_all = regenerate_command(config, directory)
     present = constraints_files(directory)
     checked = [_check_file(path, major, config, fix_all) for major, path in present.items()]

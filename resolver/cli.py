@@ -40,6 +40,7 @@ from .errors import (
     NewerReleasesAllowed,
     UsageError,
 )
+from .http import MIB, Limits
 from .inspection import inspect_release, render_text
 from .install import (
     InstallRequest,
@@ -48,8 +49,10 @@ from .install import (
     install_with_constraints,
     prepare,
 )
+from .interrupts import as_interrupted
 from .machine import find_interpreter
 from .models import DEFAULT_INDEX_URL
+from .output_dir import OutputDirectory
 from .progress import LiveReporter, Progress
 from .settings import (
     add_compile_flags,
@@ -81,9 +84,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except CudaConstraintsError as error:
             print(f"error: {safe_text(error.message())}", file=sys.stderr)
             return error.exit_code
-        except KeyboardInterrupt:
-            print("interrupted; nothing was written", file=sys.stderr)
-            return 130
+        except KeyboardInterrupt as error:
+            interrupted = as_interrupted(error)
+            args.progress.done()
+            outcome = interrupted.outcome or getattr(args, "on_interrupt", "")
+            print(f"interrupted ({interrupted.name})" + (f"; {outcome}" if outcome else ""), file=sys.stderr)
+            return interrupted.exit_code
 
 
 def safe_text(message: str) -> str:
@@ -133,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     compile_parser = commands.add_parser("compile", help="resolve every CUDA major and write constraints/cuNN.txt")
     add_compile_flags(compile_parser)
-    compile_parser.set_defaults(run=run_compile)
+    compile_parser.set_defaults(run=run_compile, on_interrupt="nothing was written")
 
     inspect_parser = commands.add_parser("inspect", help="show what the resolver sees of one release")
     inspect_parser.add_argument("spec", metavar="NAME[==VERSION]")
@@ -162,7 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     install_parser = commands.add_parser("install", help="install the requirements with the constraints file of this machine's CUDA major")
     add_install_flags(install_parser)
-    install_parser.set_defaults(run=run_install)
+    install_parser.set_defaults(
+        run=run_install, on_interrupt="the environment may be partly installed; run the same command again"
+    )
     return parser
 
 
@@ -180,14 +188,19 @@ def open_index(args: argparse.Namespace, index_url: str, config: Config, progres
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
     warn = progress.warning if progress else (lambda message: print(f"warning: {message}", file=sys.stderr))
     cache = Cache(cache_dir, warn=warn)
-    if args.retries < 0 or args.timeout <= 0:
-        raise UsageError("--retries must be 0 or more and --timeout more than 0")
+    if args.retries < 0 or args.timeout <= 0 or (args.deadline is not None and args.deadline <= 0) or args.max_page_size <= 0:
+        raise UsageError("--retries must be 0 or more, and --timeout, --deadline and --max-page-size more than 0")
+    limits = Limits(
+        page_bytes=int(args.max_page_size * MIB),
+        deadline=args.deadline if args.deadline is not None else 10 * args.timeout,
+    )
     options = ClientOptions(
         index_url=index_url,
         offline=args.offline,
         refresh=args.refresh,
         retries=args.retries,
         timeout=args.timeout,
+        limits=limits,
         credentials=credential_store(config, index_url),
     )
     return BlockingIndex(lambda: IndexClient(options, cache))
@@ -315,6 +328,7 @@ def run_diff(args: argparse.Namespace) -> int:
         old, new = read_paths(*args.paths)
     else:
         directory = args.output_dir or config.resolve_path(config.output_dir)
+        OutputDirectory(directory).recover_if_idle()
         old, new = read_at_head(directory), read_directory(directory)
     diff = diff_sets(old, new, config.family_table())
     print(render_markdown(diff) if args.format == "markdown" else render_diff_text(diff), end="")

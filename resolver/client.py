@@ -27,14 +27,16 @@ from .cache import Cache, CachedPage
 from .core_metadata import BadMetadata, checked_metadata, parse_core_metadata
 from .display import has_secret, shown_url
 from .errors import (
+    CudaConstraintsError,
     IndexUnavailable,
     InvalidMetadata,
+    LimitExceeded,
     MetadataMismatch,
     MetadataUnavailable,
     OfflineCacheMiss,
     ProjectNotFound,
 )
-from .http import Http, RangeNotSupported, Response, Stats
+from .http import Http, Limits, RangeNotSupported, Response, Stats
 from .models import DEFAULT_INDEX_URL, CoreMetadata, DistFile, Project, Release
 from .pypi_json import (
     PageError,
@@ -44,9 +46,11 @@ from .pypi_json import (
 )
 from .wheel_metadata import (
     CentralDirectory,
+    MemberTooLarge,
     Span,
     ZipEntry,
     ZipReadError,
+    check_member_size,
     entries_from_tail,
     extract_member,
     find_metadata_entry,
@@ -61,8 +65,9 @@ from .wheel_metadata import (
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
-FULL_DOWNLOAD_LIMIT = 1024 * 1024
 TAIL_SIZE = 64 * 1024
+# The json module gives up (RecursionError) about here; a project page nests 5 levels.
+JSON_DEPTH = 1000
 PAGE_CONCURRENCY = 4
 # A project page without validators or Cache-Control is reused this long (seconds); --refresh overrides.
 DEFAULT_PAGE_MAX_AGE = 600.0
@@ -78,6 +83,7 @@ class ClientOptions:
     timeout: float = 30.0
     retries: int = 4
     backoff: float = 0.5
+    limits: Limits = Limits()
     # Credentials for the index (and the hosts it sends files from); None sends none.
     credentials: CredentialStore | None = field(default=None, compare=False)
 
@@ -107,7 +113,9 @@ class IndexClient:
         self.index_url = credentials.add(options.index_url)
         self.root = json_api_root(self.index_url)
         auth = IndexAuth(credentials) if options.credentials is not None else None
-        self.http = Http(options.concurrency, options.timeout, options.retries, options.backoff, transport, sleep, auth)
+        self.http = Http(
+            options.concurrency, options.timeout, options.retries, options.backoff, transport, sleep, auth, options.limits
+        )
         self._tasks: dict[tuple[str, str], asyncio.Task[Any]] = {}
         # Projects whose page needed a request this run (fetched, or revalidated); the others came fresh
         # from the cache, and so, very likely, did their dependencies.
@@ -125,6 +133,11 @@ class IndexClient:
     @property
     def stats(self) -> Stats:
         return self.http.stats
+
+    def cancel_all(self) -> None:
+        """Cancel every fetch in flight (in the loop's thread): the run was interrupted."""
+        for task in self._tasks.values():
+            task.cancel()
 
     async def close(self) -> None:
         """Cancel what is still in flight (prefetches nobody waits for) and close connections."""
@@ -144,7 +157,7 @@ class IndexClient:
         task = self._tasks.get(key)
         if task is None:
             task = asyncio.ensure_future(make())
-            task.add_done_callback(_retrieve_exception)
+            task.add_done_callback(_log_failure)
             self._tasks[key] = task
         return task
 
@@ -226,6 +239,8 @@ class IndexClient:
             slim = parse_page(response.body)
         except PageError as error:
             raise IndexUnavailable(response.url, str(error), response.status) from None
+        except RecursionError:
+            raise IndexUnavailable(response.url, f"answered JSON nested more than {JSON_DEPTH} levels deep", response.status) from None
         except ValueError:
             what = "HTML" if "html" in content_type or response.body.lstrip()[:1] == b"<" else "invalid or truncated JSON"
             raise IndexUnavailable(response.url, f"answered {what} where the PyPI JSON API was expected", response.status) from None
@@ -267,25 +282,29 @@ class IndexClient:
         if file.is_wheel:
             try:
                 return self._parse(await self._range_read(file, release.name), file, "range")
+            except MemberTooLarge as large:
+                raise LimitExceeded(file.url, f"{file.filename}: {large}", large.limit, "a METADATA file") from None
             except RangeNotSupported as refused:
                 if refused.body is not None:
                     return self._parse_download(refused.body, file, release.name)
                 problem = f"the server ignores Range requests (HTTP {refused.status})"
             except ZipReadError as error:
                 problem = f"its zip structure cannot be read by ranges ({error})"
-        if file.size is not None and file.size <= FULL_DOWNLOAD_LIMIT:
-            response = await self.http.get(file.url, "download", small=True)
+        most = self.http.limits.download_bytes
+        if file.size is not None and file.size <= most:
+            # At most the limit is read, whatever the server sends: the listed size may be a lie.
+            response = await self.http.get(file.url, "download", small=True, limit=most)
             return self._parse_download(response.body, file, release.name)
         size = f"{file.size / 1e6:.1f} MB" if file.size else "of unknown size"
         raise MetadataUnavailable(
             file.url,
             f"cannot read the dependencies of {file.filename}: {problem}, and the file is {size} "
-            f"(only files under {FULL_DOWNLOAD_LIMIT // 1024} KiB are downloaded whole)",
+            f"(only files under {most // 1024} KiB are downloaded whole)",
         )
 
     async def _pep658(self, file: DistFile) -> CoreMetadata | None:
         url = file.url + ".metadata"
-        response = await self.http.get(url, "pep658", accept=frozenset({200, 404}), small=True)
+        response = await self.http.get(url, "pep658", accept=frozenset({200, 404}), small=True, limit=self.http.limits.metadata_bytes)
         if response.status != 200:
             return None
         found = hashlib.sha256(response.body).hexdigest()
@@ -321,7 +340,7 @@ class IndexClient:
         self._version_pages = True
         try:
             found = version_page_requires_dist(json.loads(response.body), release.version)
-        except ValueError:
+        except (ValueError, RecursionError):
             found = None
         if found is None:
             return None
@@ -332,34 +351,46 @@ class IndexClient:
             raise InvalidMetadata(url, f"{release.name} {release.version}", bad.problem) from None
 
     async def _range_read(self, file: DistFile, project: str) -> bytes:
-        """METADATA of a wheel from byte ranges: tail, central directory if needed, the member."""
+        """METADATA of a wheel from byte ranges: tail, central directory if needed, the member.
+
+        Every size the archive declares is checked before it is asked for: a damaged or hostile end
+        record cannot make the client read a directory or a member larger than the limits.
+        """
+        limits = self.http.limits
         tail_size = min(TAIL_SIZE, file.size) if file.size else TAIL_SIZE
-        tail, total = await self.http.get_range(file.url, None, tail_size, "range", FULL_DOWNLOAD_LIMIT)
+        tail, total = await self.http.get_range(file.url, None, tail_size, "range", limits.download_bytes)
         tail_start = total - len(tail)
         location = locate_central_directory(tail, tail_start)
         if isinstance(location, Span):
+            _within(location.start, location.end, total)
             record, _ = await self.http.get_range(file.url, location.start, location.end, "range")
             location = parse_zip64_record(record)
+        _within(location.offset, location.offset + location.size, total)
         entry = metadata_entry_in_tail(tail, tail_start, location, project)
         if entry is None:
             entry = find_metadata_entry(_entries_in_tail(tail, tail_start, location), project)
         if entry is None and location.offset < tail_start:
             # The dist-info is not at the end (torch 2.11+): read the whole directory, then find it by name.
+            if location.size > limits.directory_bytes:
+                raise LimitExceeded(file.url, f"its zip central directory declares {location.size:,} bytes", limits.directory_bytes, "a central directory")
             directory, _ = await self.http.get_range(file.url, location.offset, location.offset + location.size, "range")
             entry = metadata_entry_in_tail(directory, location.offset, location, project) or find_metadata_entry(
                 parse_central_entries(directory), project
             )
         if entry is None:
             raise ZipReadError("no .dist-info/METADATA entry")
+        check_member_size(entry, limits.metadata_bytes)
         span = entry.data_span()
+        _within(span.start, span.start + entry.compressed_size, total)
         if span.start >= tail_start:
             data = tail[span.start - tail_start :]
         else:
             data, _ = await self.http.get_range(file.url, span.start, min(span.end, total), "range")
         needed = local_bytes_needed(entry, data) if len(data) >= 30 else span.end - span.start
         if needed > len(data):
+            _within(span.start, span.start + needed, total)
             data, _ = await self.http.get_range(file.url, span.start, span.start + needed, "range")
-        return extract_member(data, entry)
+        return extract_member(data, entry, limits.metadata_bytes)
 
     def _parse_download(self, body: bytes, file: DistFile, project: str) -> CoreMetadata:
         """Metadata of a file downloaded whole, after checking its bytes against the index's sha256."""
@@ -369,11 +400,20 @@ class IndexClient:
                 raise IndexUnavailable(
                     file.url, f"the downloaded {file.filename} has sha256 {found}, but the index lists {file.sha256}"
                 )
+        limit = self.http.limits.metadata_bytes
         try:
-            raw = metadata_from_wheel(body, project) if file.is_wheel else metadata_from_sdist(body, file.filename)
+            raw = metadata_from_wheel(body, project, limit) if file.is_wheel else metadata_from_sdist(body, file.filename, limit)
+        except MemberTooLarge as large:
+            raise LimitExceeded(file.url, f"{file.filename}: {large}", large.limit, "a METADATA file") from None
         except ZipReadError as error:
             raise InvalidMetadata(file.url, file.filename, f"the file cannot be read ({error})") from None
         return self._parse(raw, file, "download", require_static=not file.is_wheel)
+
+
+def _within(start: int, end: int, total: int) -> None:
+    """A span the archive declares must lie inside the file."""
+    if not 0 <= start <= end <= total:
+        raise ZipReadError(f"the archive declares bytes {start}-{end} of a {total}-byte file")
 
 
 def _entries_in_tail(tail: bytes, tail_start: int, location: CentralDirectory) -> list[ZipEntry]:
@@ -391,6 +431,13 @@ def _max_age(response: Response, has_validator: str | None) -> float | None:
 
 
 
-def _retrieve_exception(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled():
-        task.exception()
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    """Every fetch's failure is retrieved here (asyncio would complain of one nobody awaited) and logged:
+    index errors at debug level (whoever awaits the fetch reports them), anything else as a warning."""
+    if task.cancelled():
+        return
+    error = task.exception()
+    if isinstance(error, CudaConstraintsError):
+        logger.debug("fetch failed: %s", error.message())
+    elif error is not None:
+        logger.warning("a fetch failed unexpectedly: %s: %s", type(error).__name__, error)

@@ -8,12 +8,12 @@ written unless every major resolved; unchanged files are not rewritten; writes a
 
 from __future__ import annotations
 
-import os
+import contextlib
+import logging
 import shlex
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,13 +23,21 @@ from resolvelib import BaseReporter
 
 from .candidates import SelectionOptions, Selector
 from .config import Config
-from .constraints_file import ConstraintsDocument, parse, render
+from .constraint_sets import display_path
+from .constraints_file import TITLE, ConstraintsDocument, parse, render
 from .display import redact_url
-from .errors import CudaConstraintsError, SeveralFailed, UsageError, WriteFailed
+from .errors import (
+    ConstraintsFileError,
+    CudaConstraintsError,
+    NotOurFile,
+    RequirementsFileError,
+    SeveralFailed,
+    UsageError,
+)
 from .families import FamilyTable
-from .locking import output_lock
 from .merge import merge
 from .models import DEFAULT_INDEX_URL
+from .output_dir import OutputDirectory
 from .provider import CudaProvider, Req
 from .requirements import RequirementsInput, digest_of, load_requirements
 from .resolution import TargetResolution, resolve_target
@@ -37,6 +45,7 @@ from .source import Index
 from .swaps import MajorInput, roots_for, swap_for_major
 from .targets import Environment, Platform, PythonVersion, Target, describe_environments
 
+logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 DISCOVERY_MAJORS = range(11, 20)
 
@@ -76,7 +85,14 @@ class CompileResult:
 
 
 def read_input(request: CompileRequest) -> RequirementsInput:
-    return load_requirements(list(request.requirement_files), root=request.config.root)
+    """The requirements to compile; an input without any is refused: it would empty every file."""
+    requirements_input = load_requirements(list(request.requirement_files), root=request.config.root)
+    if not requirements_input.requirements:
+        shown = ", ".join(requirements_input.top_level_files)
+        raise RequirementsFileError(
+            Path(shown), 0, "", "names no requirement; compiling it would empty every constraints file (nothing was written)"
+        )
+    return requirements_input
 
 
 def compile_constraints(
@@ -98,20 +114,19 @@ def compile_constraints(
     else:
         majors = list(request.majors)  # type: ignore[arg-type]
     environments = tuple(Environment(p, q) for p in request.python_versions for q in request.platforms)
+    output = OutputDirectory(request.output_dir)
     # Held from reading the existing files to writing the new ones: a second run waits, then starts
     # from what the first wrote.
-    with output_lock(request.output_dir, enabled=not request.dry_run):
+    with contextlib.nullcontext() if request.dry_run else output.locked():
         plans = {major: _plan(request, requirements_input, families, major, environments) for major in majors}
         index.start_crawl([(p.crawler(env), p.roots[env]) for p in plans.values() for env in environments])
         with ThreadPoolExecutor(max_workers=len(majors)) as pool:
             futures = {major: pool.submit(_resolve_major, index, plans[major], environments, progress, reporter_for) for major in majors}
-            results: dict[int, list[TargetResolution]] = {}
-            errors: list[CudaConstraintsError] = []
-            for major, future in futures.items():
-                try:
-                    results[major] = future.result()
-                except CudaConstraintsError as error:
-                    errors.append(error)
+            try:
+                results, errors = _gather(futures)
+            except KeyboardInterrupt:
+                index.cancel()  # the resolver threads stop at their next request, not after their work
+                raise
         if errors:
             raise errors[0] if len(errors) == 1 else SeveralFailed(errors)
         header_options = describe_options(request)
@@ -131,9 +146,23 @@ def compile_constraints(
             )
             text = render(document)
             outcomes.append(MajorOutcome(major, plan.path, plan.old, document, text, text != plan.old_text))
+        changed = {o.path.name: o.text for o in outcomes if o.changed}
         if not request.dry_run:
-            write_atomically({o.path: o.text for o in outcomes if o.changed})
+            written = ", ".join(display_path(request.output_dir / name) for name in sorted(changed))
+            output.replace(changed, f"{written} were written" if len(changed) > 1 else f"{written} was written")
     return CompileResult(outcomes, skipped, time.monotonic() - started)
+
+
+def _gather(futures: Mapping[int, Future[list[TargetResolution]]]) -> tuple[dict[int, list[TargetResolution]], list[CudaConstraintsError]]:
+    """Every major's result, and every major's error (all are reported, not just the first)."""
+    results: dict[int, list[TargetResolution]] = {}
+    errors: list[CudaConstraintsError] = []
+    for major, future in futures.items():
+        try:
+            results[major] = future.result()
+        except CudaConstraintsError as error:
+            errors.append(error)
+    return results, errors
 
 
 @dataclass
@@ -175,13 +204,7 @@ def _plan(
 ) -> _MajorPlan:
     major_input = swap_for_major(requirements_input, families, major)
     path = request.output_dir / f"cu{major}.txt"
-    old_text = path.read_text(encoding="utf-8") if path.is_file() else None
-    old = None
-    if old_text is not None:
-        try:
-            old = parse(old_text, str(path))
-        except CudaConstraintsError:
-            old = None  # unreadable pins are not kept; the file is regenerated from scratch
+    old_text, old = _existing(path)
     roots, constraints, preferred = {}, {}, {}
     for environment in environments:
         roots[environment], constraints[environment] = roots_for(major_input, environment)
@@ -195,6 +218,34 @@ def _plan(
         True, request.selection.allow_sdist, request.selection.allow_sdist_packages, request.selection.exclude_newer
     )
     return _MajorPlan(major, major_input, path, old, old_text, families, selection, roots, constraints, preferred, environments)
+
+
+def _existing(path: Path) -> tuple[str | None, ConstraintsDocument | None]:
+    """The file a compile replaces, and its pins when they can be read.
+
+    A file that is not a cuda-constraints file (or not text) is never overwritten: it is not ours. One
+    whose header is ours but whose lines are damaged is regenerated from scratch, with a warning.
+    """
+    if not path.exists():
+        return None, None
+    shown = display_path(path)
+    if not path.is_file():
+        raise NotOurFile(shown, 0, "is not a file")
+    try:
+        content = path.read_bytes()
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = content[: error.start].count(b"\n") + 1
+        raise NotOurFile(shown, line, f"is not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except OSError as error:
+        raise NotOurFile(shown, 0, f"cannot be read ({error.strerror or error})") from None
+    if not TITLE.match(text.split("\n", 1)[0]):
+        raise NotOurFile(shown, 1, "is not a cuda-constraints file (its first line is not the header)")
+    try:
+        return text, parse(text, shown)
+    except ConstraintsFileError as error:
+        logger.warning("%s: its pins are not kept (%s)", shown, error.problem)
+        return text, None
 
 
 def _resolve_major(
@@ -254,24 +305,3 @@ def describe_options(request: CompileRequest) -> str:
     if request.generate_hashes:
         parts.append("--generate-hashes")
     return " ".join(parts)
-
-
-def write_atomically(files: Mapping[Path, str]) -> None:
-    """Write every file to a temporary sibling first, then rename them all into place."""
-    staged: list[tuple[Path, Path]] = []
-    try:
-        for path, text in files.items():
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-                staged.append((Path(temporary), path))
-                with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:
-                    handle.write(text)
-            except OSError as error:
-                raise WriteFailed(path, error.strerror or str(error)) from None
-        for temporary, path in staged:
-            os.replace(temporary, path)
-    finally:
-        for temporary, _ in staged:
-            if temporary.exists():
-                temporary.unlink()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -92,10 +93,11 @@ def find_pyproject(start: Path) -> Path | None:
         if candidate.is_file():
             nearest = nearest or candidate
             try:
-                if "cuda-constraints" in tomllib.loads(candidate.read_text(encoding="utf-8")).get("tool", {}):
-                    return candidate
+                tool = tomllib.loads(candidate.read_text(encoding="utf-8")).get("tool", {})
             except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
                 return candidate  # load_config names the problem
+            if not isinstance(tool, dict) or "cuda-constraints" in tool:
+                return candidate
     return nearest
 
 
@@ -128,10 +130,35 @@ def _load_file(start: Path) -> Config:
         raise ConfigError(path, "", f"cannot be read ({error})") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(path, "", f"not valid TOML ({error})") from None
-    table = document.get("tool", {}).get("cuda-constraints")
+    tool = document.get("tool", {})
+    if not isinstance(tool, dict):
+        raise ConfigError(path, "", "[tool] must be a table")
+    table = tool.get("cuda-constraints")
     if table is None:
         return Config(root=path.parent, path=path)
+    if not isinstance(table, dict):
+        raise ConfigError(path, "", f"tool.cuda-constraints must be a table, not {table!r}", key_line(path, "cuda-constraints"))
     return _parse(table, path)
+
+
+def key_line(path: Path, key: str) -> int:
+    """The line where a key of the table is set (`key = ...`, or its own `[tool.cuda-constraints.key]`
+    table), for messages; 0 when it cannot be found."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return 0
+    table = re.compile(rf"^\s*\[\s*tool\.cuda-constraints\.{re.escape(key)}\s*\]")
+    assignment = re.compile(rf"""^\s*["']?{re.escape(key.rsplit(".", 1)[-1])}["']?\s*=""")
+    inside = False
+    for number, line in enumerate(lines, start=1):
+        if table.match(line):
+            return number
+        if line.lstrip().startswith("["):
+            inside = line.strip() in ("[tool.cuda-constraints]", "[tool]")
+        elif inside and assignment.match(line):
+            return number
+    return 0
 
 
 def _parse(table: dict[str, Any], path: Path) -> Config:
@@ -142,10 +169,10 @@ def _parse(table: dict[str, Any], path: Path) -> Config:
     }
     unknown = sorted(set(table) - known)
     if unknown:
-        raise ConfigError(path, unknown[0], f"unknown key (known: {', '.join(sorted(known))})")
+        raise reader.fail(unknown[0], f"unknown key (known: {', '.join(sorted(known))})")
     allow_sdist = table.get("allow-sdist", False)
     if not isinstance(allow_sdist, (bool, list)) or (isinstance(allow_sdist, list) and not all(isinstance(p, str) for p in allow_sdist)):
-        raise ConfigError(path, "allow-sdist", "must be true, false, or a list of project names")
+        raise reader.fail("allow-sdist", "must be true, false, or a list of project names")
     families = reader.families()
     return Config(
         root=path.parent,
@@ -174,7 +201,7 @@ class _Reader:
     path: Path
 
     def fail(self, key: str, problem: str) -> ConfigError:
-        return ConfigError(self.path, key, problem)
+        return ConfigError(self.path, key, problem, key_line(self.path, key))
 
     def string(self, key: str, default: str) -> str:
         value = self.table.get(key, default)

@@ -40,14 +40,18 @@ class UsageError(CudaConstraintsError):
 
 
 class ConfigError(CudaConstraintsError):
+    """A `[tool.cuda-constraints]` value that cannot be used, named by file, line (when found) and key."""
+
     exit_code = 2
 
-    def __init__(self, path: Path, key: str, problem: str) -> None:
-        super().__init__(path, key, problem)
-        self.path, self.key, self.problem = path, key, problem
+    def __init__(self, path: Path, key: str, problem: str, line_number: int = 0) -> None:
+        super().__init__(path, key, problem, line_number)
+        self.path, self.key, self.problem, self.line_number = path, key, problem, line_number
 
     def message(self) -> str:
-        return f"{self.path}: [tool.cuda-constraints] {self.key}: {self.problem}"
+        where = f"{self.path}:{self.line_number}" if self.line_number else str(self.path)
+        key = f" [tool.cuda-constraints] {self.key}:" if self.key else ""
+        return f"{where}:{key} {self.problem}"
 
 
 class RequirementsFileError(CudaConstraintsError):
@@ -83,6 +87,23 @@ class ConstraintsFileError(CudaConstraintsError):
         )
 
 
+class NotOurFile(CudaConstraintsError):
+    """A file where a constraints file would go that cuda-constraints did not write: never overwritten."""
+
+    exit_code = 2
+
+    def __init__(self, path: Path | str, line_number: int, problem: str) -> None:
+        super().__init__(path, line_number, problem)
+        self.path, self.line_number, self.problem = path, line_number, problem
+
+    def message(self) -> str:
+        where = f"{self.path}:{self.line_number}" if self.line_number else str(self.path)
+        return (
+            f"{where}: {self.problem}, so compile refuses to overwrite it. Move it away, or give another "
+            "directory with -o; nothing was written."
+        )
+
+
 class ProjectNotFound(CudaConstraintsError):
     exit_code = 2
 
@@ -109,6 +130,21 @@ class IndexUnavailable(CudaConstraintsError):
     def message(self) -> str:
         status = f"HTTP {self.status}: " if self.status is not None else ""
         return f"{shown_url(self.url)}: {status}{escape(self.problem)}"
+
+
+class LimitExceeded(IndexUnavailable):
+    """An answer larger (or deeper, or slower) than a limit allows; reading stopped there."""
+
+    def __init__(self, url: str, happened: str, limit: int, what: str = "") -> None:
+        super().__init__(url, f"{happened}: more than the {_size(limit)} allowed for {what or 'one answer'}")
+        self.limit = limit
+
+
+def _size(count: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= size and count % size == 0:
+            return f"{count // size} {unit}"
+    return f"{count:,} bytes"
 
 
 class OfflineCacheMiss(IndexUnavailable):
@@ -278,7 +314,7 @@ class LockTimeout(CudaConstraintsError):
 
     def message(self) -> str:
         return (
-            f"{self.path} is locked by another cuda-constraints run (waited {self.seconds:.0f}s). "
+            f"{self.path} is locked by another cuda-constraints run (waited {self.seconds:g}s). "
             "Let it finish, or stop it, and run again."
         )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import logging
 import random
 import time
 from collections import Counter
@@ -18,14 +19,33 @@ from typing import TypeVar
 import httpx
 
 from . import __version__
-from .errors import IndexUnavailable
+from .errors import IndexUnavailable, LimitExceeded
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 USER_AGENT = f"cuda-constraints/{__version__} (+resolver for CUDA-consistent constraints) httpx/{httpx.__version__}"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 60.0
 LANE_SIZE = 4
 STREAMS_PER_CONNECTION = 4
+
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on everything read from an index, enforced while reading; a breach is LimitExceeded (exit 5).
+
+    The largest real answers are far below them: pydantic-core's project page is 12 MB, torch's central
+    directory 1.5 MB, apache-airflow's METADATA 110 KB.
+    """
+
+    page_bytes: int = 64 * MIB  # one project page or index document (--max-page-size)
+    metadata_bytes: int = 16 * MIB  # one METADATA or PKG-INFO, decompressed
+    directory_bytes: int = 32 * MIB  # one wheel's zip central directory
+    download_bytes: int = MIB  # a file downloaded whole to read its metadata
+    deadline: float = 300.0  # seconds for one request, start to last byte, on top of the read timeout
 
 
 class RangeNotSupported(Exception):
@@ -113,8 +133,10 @@ class Http:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         auth: httpx.Auth | None = None,
+        limits: Limits = Limits(),
     ) -> None:
         self.stats = Stats()
+        self.limits = limits
         self._auth = auth
         self.retries, self.backoff, self._sleep = retries, backoff, sleep
         self._concurrency, self._timeout, self._transport = concurrency, timeout, transport
@@ -155,41 +177,46 @@ class Http:
         headers: dict[str, str] | None = None,
         accept: frozenset[int] = frozenset({200}),
         small: bool = False,
+        limit: int | None = None,
     ) -> Response:
-        """GET a whole document; statuses outside `accept` (after retries) raise IndexUnavailable.
+        """GET a whole document of at most `limit` bytes (default: the page limit); statuses outside
+        `accept` (after retries) raise IndexUnavailable, a larger body LimitExceeded.
 
         `small` answers (metadata files, per-version pages) go to the multiplexed pool.
         """
+        most = self.limits.page_bytes if limit is None else limit
 
         async def read(response: httpx.Response) -> Response:
             if response.status_code not in accept:
                 raise _status_error(url, response.status_code)
-            body = await response.aread()
+            body = await read_bounded(response, url, most)
             self.stats.count(kind, len(body))
             return Response(response.status_code, str(response.url), response.headers, body)
 
         return await self._with_retries(url, headers or {}, read, self._pool("files" if small else "documents"))
 
-    async def get_range(self, url: str, start: int | None, end: int | None, kind: str, full_limit: int = 0) -> tuple[bytes, int]:
+    async def get_range(self, url: str, start: int | None, end: int, kind: str, full_limit: int = 0) -> tuple[bytes, int]:
         """Bytes [start, end) of a file, or its last `end` bytes when `start` is None; returns (bytes, file size).
 
-        A server that ignores Range raises RangeNotSupported; its body is kept when under `full_limit`.
+        Never more bytes than asked are read. A server that ignores Range raises RangeNotSupported; its
+        body is kept when it is at most `full_limit` bytes.
         """
         spec = f"bytes=-{end}" if start is None else f"bytes={start}-{end - 1}"
+        asked = end if start is None else end - start
 
         async def read(response: httpx.Response) -> tuple[bytes, int]:
             if response.status_code == 206:
-                body = await response.aread()
-                self.stats.count(kind, len(body))
                 total = _content_range_total(response.headers.get("content-range"))
                 if total is None:
                     raise IndexUnavailable(url, "answered a Range request without a usable Content-Range", 206)
+                body = await read_bounded(response, url, asked, what="the range asked for")
+                self.stats.count(kind, len(body))
                 return body, total
             if response.status_code in (200, 416):
                 body = None
-                length = int(response.headers.get("content-length") or 0)
-                if response.status_code == 200 and 0 < length <= full_limit:
-                    body = await response.aread()
+                length = _content_length(response)
+                if response.status_code == 200 and length is not None and 0 < length <= full_limit:
+                    body = await read_bounded(response, url, full_limit)
                     self.stats.count(kind + "-full", len(body))
                 raise RangeNotSupported(url, response.status_code, body)
             raise _status_error(url, response.status_code)
@@ -207,15 +234,18 @@ class Http:
                     lane = pool.busy.index(min(pool.busy))
                     pool.busy[lane] += 1
                     try:
-                        async with pool.clients[lane].stream("GET", url, headers=headers) as response:
-                            if response.status_code not in RETRY_STATUSES:
-                                return await read(response)
-                            status = response.status_code
-                            problem, delay = _status_error(url, status).problem, self._delay(attempt, response)
+                        # The deadline covers connecting, the answer and every byte of it: a server that
+                        # sends one byte just within each read timeout is still cut off.
+                        outcome = await asyncio.wait_for(self._attempt(pool.clients[lane], url, headers, read), self.limits.deadline)
                     finally:
                         pool.busy[lane] -= 1
+                if not isinstance(outcome, _Retry):
+                    return outcome
+                status, problem, delay = outcome.status, _status_error(url, outcome.status).problem, self._delay(attempt, outcome.retry_after)
             except (httpx.UnsupportedProtocol, httpx.InvalidURL) as error:
                 raise IndexUnavailable(url, f"not a usable URL ({error})") from None
+            except asyncio.TimeoutError:
+                problem, delay = f"did not finish within {self.limits.deadline:.0f}s (the deadline of one request)", self._delay(attempt)
             except httpx.TimeoutException:
                 problem, delay = "timed out", self._delay(attempt)
             except httpx.TransportError as error:
@@ -225,20 +255,59 @@ class Http:
             if attempt == attempts - 1:
                 raise IndexUnavailable(url, f"{problem} (gave up after {attempts} attempts)", status)
             self.stats.retries += 1
+            logger.debug("retrying %s in %.1fs: %s", url, delay, problem)
             await self._sleep(delay)
         raise AssertionError("unreachable")
 
-    def _delay(self, attempt: int, response: httpx.Response | None = None) -> float:
-        if response is not None and response.status_code == 429:
-            retry_after = _retry_after_seconds(response.headers.get("retry-after"))
-            if retry_after is not None:
-                return min(retry_after, MAX_RETRY_AFTER)
+    async def _attempt(
+        self, client: httpx.AsyncClient, url: str, headers: dict[str, str], read: Callable[[httpx.Response], Awaitable[T]]
+    ) -> T | _Retry:
+        async with client.stream("GET", url, headers=headers) as response:
+            if response.status_code in RETRY_STATUSES:
+                return _Retry(response.status_code, response.headers.get("retry-after"))
+            return await read(response)
+
+    def _delay(self, attempt: int, retry_after: str | None = None) -> float:
+        if retry_after is not None:
+            seconds = _retry_after_seconds(retry_after)
+            if seconds is not None:
+                return min(seconds, MAX_RETRY_AFTER)
         return self.backoff * (2**attempt) * (1 + random.random() / 4)
 
 
-def _status_error(url: str, status: int) -> IndexUnavailable:
+@dataclass(frozen=True)
+class _Retry:
+    """An answer worth asking again for (429, 5xx)."""
+
+    status: int
+    retry_after: str | None
+
+
+async def read_bounded(response: httpx.Response, url: str, limit: int, what: str = "") -> bytes:
+    """The body, read as it streams in and cut off past `limit` bytes (decoded): never more in memory.
+
+    A declared Content-Length over the limit fails before reading; a server that declares less and sends
+    more is cut off all the same.
+    """
+    declared = _content_length(response)
+    if declared is not None and declared > limit:
+        raise LimitExceeded(url, f"declares {declared:,} bytes", limit, what)
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > limit:
+            raise LimitExceeded(url, "sent more", limit, what)
+    return bytes(body)
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    value = response.headers.get("content-length", "")
+    return int(value) if value.strip().isdigit() else None
+
+
+def _status_error(url: str, status: int | None) -> IndexUnavailable:
     reasons = {401: "authentication required", 403: "access denied", 404: "not found", 429: "rate limited"}
-    reason = reasons.get(status) or ("server error" if status >= 500 else "unexpected answer")
+    reason = reasons.get(status or 0) or ("server error" if (status or 0) >= 500 else "unexpected answer")
     return IndexUnavailable(url, reason, status)
 
 

@@ -47,6 +47,7 @@ from .errors import (
 from .families import FamilyTable
 from .interpreter import environment_report, import_canary
 from .machine import Machine
+from .output_dir import OutputDirectory
 from .requirements import RequirementsInput, digest_of, load_requirements
 from .verify import Verification, applicable_pins, find_leftovers, verify
 
@@ -319,6 +320,7 @@ def choose_major(request: InstallRequest, machine: Machine, warn: Say = lambda l
 def prepare(request: InstallRequest, major: int, detection: Detection | None = None) -> Prepared:
     """Read the major's constraints file and check it against the requirements."""
     path = request.constraints_dir / f"cu{major}.txt"
+    OutputDirectory(request.constraints_dir).recover_if_idle()
     shown = _shown(path)
     document = read_constraints(shown, _read_bytes(path, shown, major), major)
     requirements_input = load_requirements(list(request.requirement_files), root=request.root)

@@ -72,7 +72,14 @@ def add_index_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--offline", action="store_true", help="use only the cache; fail on anything not in it")
     parser.add_argument("--refresh", action="store_true", help="revalidate every cached project page")
     parser.add_argument("--retries", type=int, default=4, metavar="N", help="retries of a failed request (default: 4)")
-    parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="network timeout (default: 30)")
+    parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="network timeout of one read (default: 30)")
+    parser.add_argument(
+        "--deadline", type=float, metavar="SECONDS",
+        help="the most one request may take, start to last byte, whatever each read does (default: 10 x --timeout)",
+    )
+    parser.add_argument(
+        "--max-page-size", type=float, default=64, metavar="MiB", help="the largest project page read (default: 64 MiB)"
+    )
 
 
 def add_compile_flags(parser: argparse.ArgumentParser) -> None:

@@ -30,3 +30,6 @@ class Index(MetadataSource, Protocol):
 
     def existing(self, names: Iterable[str]) -> set[str]:
         """Which of these projects the index has (with at least one release)."""
+
+    def cancel(self) -> None:
+        """Stop every fetch in flight: the run was interrupted (any thread)."""

@@ -14,6 +14,7 @@ import tarfile
 import zipfile
 import zlib
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from packaging.utils import canonicalize_name
 
@@ -53,6 +54,7 @@ class ZipEntry:
     method: int
     compressed_size: int
     local_header_offset: int
+    uncompressed_size: int = 0
 
     def data_span(self) -> Span:
         """Where the local header and data lie, with slack for the header's variable part."""
@@ -157,11 +159,11 @@ def _parse_entry(data: bytes, position: int) -> tuple[ZipEntry, int]:
     raw_name = data[name_start:extra_start]
     name = raw_name.decode("utf-8" if flags & 0x800 else "cp437", errors="replace")
     if 0xFFFFFFFF in (compressed, uncompressed, offset):
-        compressed, offset = _zip64_sizes(data[extra_start : extra_start + extra_length], compressed, uncompressed, offset)
-    return ZipEntry(name, method, compressed, offset), end
+        uncompressed, compressed, offset = _zip64_sizes(data[extra_start : extra_start + extra_length], compressed, uncompressed, offset)
+    return ZipEntry(name, method, compressed, offset, uncompressed), end
 
 
-def _zip64_sizes(extra: bytes, compressed: int, uncompressed: int, offset: int) -> tuple[int, int]:
+def _zip64_sizes(extra: bytes, compressed: int, uncompressed: int, offset: int) -> tuple[int, int, int]:
     position = 0
     while position + 4 <= len(extra):
         header_id, size = struct.unpack("<HH", extra[position : position + 4])
@@ -169,12 +171,12 @@ def _zip64_sizes(extra: bytes, compressed: int, uncompressed: int, offset: int) 
             values = extra[position + 4 : position + 4 + size]
             fields = [v[0] for v in struct.iter_unpack("<Q", values[: len(values) // 8 * 8])]
             if uncompressed == 0xFFFFFFFF and fields:
-                fields.pop(0)
+                uncompressed = fields.pop(0)
             if compressed == 0xFFFFFFFF and fields:
                 compressed = fields.pop(0)
             if offset == 0xFFFFFFFF and fields:
                 offset = fields.pop(0)
-            return compressed, offset
+            return uncompressed, compressed, offset
         position += 4 + size
     raise ZipReadError("zip64 entry without its extra field")
 
@@ -189,8 +191,23 @@ def find_metadata_entry(entries: list[ZipEntry], project: str) -> ZipEntry | Non
     return candidates[0] if len(candidates) == 1 else None
 
 
-def extract_member(data: bytes, entry: ZipEntry) -> bytes:
-    """The uncompressed member from bytes that start at its local header."""
+class MemberTooLarge(ZipReadError):
+    """A member larger than allowed, declared or found while inflating (a zip bomb): reading stops there."""
+
+    def __init__(self, name: str, happened: str, limit: int) -> None:
+        super().__init__(f"{name} {happened}")
+        self.happened, self.limit = happened, limit
+
+
+def check_member_size(entry: ZipEntry, limit: int) -> None:
+    """Refuse a member whose declared sizes exceed the limit, before reading a byte of it."""
+    declared = max(entry.uncompressed_size, entry.compressed_size)
+    if declared > limit:
+        raise MemberTooLarge(entry.name, f"declares {declared:,} bytes", limit)
+
+
+def extract_member(data: bytes, entry: ZipEntry, limit: int = 16 * 1024 * 1024) -> bytes:
+    """The uncompressed member from bytes that start at its local header, never more than `limit` bytes."""
     if data[:4] != LOCAL_HEADER or len(data) < _LOCAL_HEADER_SIZE:
         raise ZipReadError(f"no local header for {entry.name}")
     name_length, extra_length = struct.unpack("<HH", data[26:30])
@@ -199,12 +216,18 @@ def extract_member(data: bytes, entry: ZipEntry) -> bytes:
     if len(compressed) < entry.compressed_size:
         raise ZipReadError(f"{entry.name} runs past the bytes read")
     if entry.method == 0:
+        if len(compressed) > limit:
+            raise MemberTooLarge(entry.name, f"is {len(compressed):,} bytes", limit)
         return compressed
     if entry.method == 8:
+        inflater = zlib.decompressobj(-15)
         try:
-            return zlib.decompress(compressed, -15)
+            inflated = inflater.decompress(compressed, limit + 1)
         except zlib.error as error:
             raise ZipReadError(f"{entry.name} does not inflate: {error}") from None
+        if len(inflated) > limit:
+            raise MemberTooLarge(entry.name, "inflates to more", limit)
+        return inflated
     raise ZipReadError(f"{entry.name} uses compression method {entry.method}")
 
 
@@ -214,34 +237,45 @@ def local_bytes_needed(entry: ZipEntry, data: bytes) -> int:
     return _LOCAL_HEADER_SIZE + name_length + extra_length + entry.compressed_size
 
 
-def metadata_from_wheel(data: bytes, project: str) -> bytes:
-    """METADATA from a whole wheel file."""
+def metadata_from_wheel(data: bytes, project: str, limit: int = 16 * 1024 * 1024) -> bytes:
+    """METADATA from a whole wheel file, never more than `limit` bytes of it inflated."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            entries = [ZipEntry(i.filename, i.compress_type, i.compress_size, i.header_offset) for i in archive.infolist()]
+            infos = {info.filename: info for info in archive.infolist()}
+            entries = [ZipEntry(i.filename, i.compress_type, i.compress_size, i.header_offset, i.file_size) for i in infos.values()]
             entry = find_metadata_entry(entries, project)
             if entry is None:
                 raise ZipReadError("no .dist-info/METADATA in the wheel")
-            return archive.read(entry.name)
+            check_member_size(entry, limit)
+            with archive.open(infos[entry.name]) as member:
+                return _read_at_most(member, entry.name, limit)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:
         raise ZipReadError(f"not a readable wheel ({error})") from None
 
 
-def metadata_from_sdist(data: bytes, filename: str) -> bytes:
+def metadata_from_sdist(data: bytes, filename: str, limit: int = 16 * 1024 * 1024) -> bytes:
     """PKG-INFO from a whole source distribution (only trustworthy for metadata 2.2+, see `core_metadata`)."""
     try:
         if filename.endswith(".zip"):
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                names = [n for n in archive.namelist() if n.count("/") == 1 and n.endswith("/PKG-INFO")]
-                if names:
-                    return archive.read(names[0])
+                infos = [i for i in archive.infolist() if i.filename.count("/") == 1 and i.filename.endswith("/PKG-INFO")]
+                if infos:
+                    with archive.open(infos[0]) as member:
+                        return _read_at_most(member, infos[0].filename, limit)
         else:
             with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
-                for member in archive.getmembers():
-                    if member.name.count("/") == 1 and member.name.endswith("/PKG-INFO") and member.isfile():
-                        extracted = archive.extractfile(member)
+                for info in archive:
+                    if info.name.count("/") == 1 and info.name.endswith("/PKG-INFO") and info.isfile():
+                        extracted = archive.extractfile(info)
                         if extracted is not None:
-                            return extracted.read()
+                            return _read_at_most(extracted, info.name, limit)
     except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, OSError) as error:
         raise ZipReadError(f"not a readable source distribution ({error})") from None
     raise ZipReadError("no PKG-INFO in the source distribution")
+
+
+def _read_at_most(member: BinaryIO, name: str, limit: int) -> bytes:
+    content = member.read(limit + 1)
+    if len(content) > limit:
+        raise MemberTooLarge(name, "inflates to more", limit)
+    return content

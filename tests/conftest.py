@@ -82,6 +82,17 @@ class Project:
         return found
 
 
+def snapshot(directory: Path) -> dict[str, bytes]:
+    """Every file under a constraints directory, by relative path, but the lock and the folder's .gitignore:
+    what a failed or interrupted run must leave as it was, with no temporary file beside it."""
+    kept = ("lock", ".gitignore")
+    return {
+        path.relative_to(directory).as_posix(): path.read_bytes()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and not (path.parent.name == ".cuda-constraints" and path.name in kept)
+    }
+
+
 @pytest.fixture
 def inside(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
     """Enter a directory as the working directory, with its own cache directory."""

@@ -146,7 +146,10 @@ class IndexServer:
                 self.send_header("Content-Length", str(len(content)))
                 self.end_headers()
                 if body:
-                    self.wfile.write(content)
+                    try:
+                        self.wfile.write(content)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass  # the client stopped reading (a limit, an interrupt): fine
 
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet
                 pass

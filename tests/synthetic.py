@@ -207,6 +207,9 @@ class SyntheticIndex:
     def existing(self, names: Iterable[str]) -> set[str]:
         return {canonicalize_name(n) for n in names} & set(self.releases)
 
+    def cancel(self) -> None:
+        pass
+
     # -- HTTP ------------------------------------------------------------------------------------------------
 
     def project_page(self, name: str) -> dict:

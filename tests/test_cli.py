@@ -10,6 +10,7 @@ import respx
 
 from resolver.cli import main
 
+from .conftest import snapshot
 from .synthetic import KV_REQUIREMENTS, kv_connectors_index, served, write_project
 
 INDEX = ["--index-url", "https://index.test/simple", "--no-cache"]
@@ -72,13 +73,13 @@ def test_compile_header_names_flags_the_configuration_lacks(index, repo):
 
 def test_bad_requirements_line_exits_2_and_changes_nothing(index, repo, capsys):
     assert main(["compile"]) == 0
-    before = {p.name: p.read_bytes() for p in (repo / "constraints").iterdir()}
+    before = snapshot(repo / "constraints")
     (repo / "requirements" / "kv.txt").write_text(KV + "-e git+https://github.com/ai-dynamo/nixl\n")
     assert main(["compile"]) == 2
     err = capsys.readouterr().err
     assert "requirements/kv.txt:5: '-e git+https://github.com/ai-dynamo/nixl': editable installs are not supported" in err
     assert "Traceback" not in err
-    assert {p.name: p.read_bytes() for p in (repo / "constraints").iterdir()} == before
+    assert snapshot(repo / "constraints") == before
 
 
 def test_impossible_resolution_exits_4(index, repo, capsys):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import httpx
@@ -18,7 +17,6 @@ from resolver.client import ClientOptions, IndexClient, json_api_root
 from resolver.errors import (
     IndexUnavailable,
     MetadataMismatch,
-    MetadataUnavailable,
     OfflineCacheMiss,
     ProjectNotFound,
 )
@@ -178,16 +176,6 @@ def test_server_that_ignores_range_on_a_small_file_is_read_from_the_full_answer(
     assert [p for p in index.paths() if p.startswith("/packages")] == ["/packages/nixl-1.5.1-py3-none-any.whl"]
 
 
-def test_server_that_ignores_range_on_a_large_file_gives_up_clearly(index, mock):
-    index.add("huge", "1.0", ["numpy"], module="huge", module_source="BLOB = " + repr(os.urandom(1_200_000)))
-    filename = "huge-1.0-py3-none-any.whl"
-    index.override(f"/packages/{filename}", httpx.Response(200, content=index.file_bytes(filename)))
-    with pytest.raises(MetadataUnavailable) as failure:
-        run(fetch(client_for(), "huge", "1.0"))
-    assert filename in str(failure.value) and "ignores Range" in str(failure.value)
-    assert failure.value.exit_code == 5
-
-
 def test_unknown_project_is_a_clear_error(index, mock):
     with pytest.raises(ProjectNotFound) as failure:
         run(fetch(client_for(), "no-such-project"))
@@ -305,19 +293,14 @@ def test_offline_uses_the_cache_and_names_what_is_missing(index, mock, tmp_path)
     assert "--offline" in str(failure.value) and failure.value.exit_code == 5
 
 
-def test_a_read_only_cache_directory_degrades_to_no_cache(index, mock, tmp_path):
+def test_a_cache_directory_that_cannot_be_written_degrades_to_no_cache(index, mock):
+    """/proc refuses new files to every user, root included (a chmod would not stop root)."""
     warnings = []
-    cache_dir = tmp_path / "cache"
-    cache_dir.mkdir()
-    os.chmod(cache_dir, 0o500)
-    try:
-        client = IndexClient(ClientOptions(index_url=f"{ROOT}/simple"), Cache(cache_dir, warn=warnings.append), sleep=Sleeps())
-        metadata = run(fetch(client, "nixl", "1.5.1"))
-    finally:
-        os.chmod(cache_dir, 0o700)
+    cache = Cache(Path("/proc/self/cuda-constraints-cache"), warn=warnings.append)
+    client = IndexClient(ClientOptions(index_url=f"{ROOT}/simple"), cache, sleep=Sleeps())
+    metadata = run(fetch(client, "nixl", "1.5.1"))
     assert metadata.name == "nixl"
-    if os.geteuid() != 0:  # root writes anyway
-        assert len(warnings) == 1 and "cannot be written" in warnings[0]
+    assert len(warnings) == 1 and "cannot be written" in warnings[0] and "continuing without caching" in warnings[0]
 
 
 def test_requests_are_coalesced(index, mock):

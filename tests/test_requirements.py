@@ -139,9 +139,10 @@ def test_any_text_parses_or_fails_naming_a_line(tmp_path, text):
         load_requirements([path], root=tmp_path)
     except RequirementsFileError as error:
         message = str(error)
-        assert message.startswith("fuzz.txt")
-        assert error.line_number >= 0
-        assert error.exit_code == 2
+        assert message.startswith(f"fuzz.txt:{error.line_number}: ")
+        lines = text.splitlines()
+        assert 1 <= error.line_number <= len(lines)  # a line of the file, not the file as a whole
+        assert error.line.startswith(lines[error.line_number - 1].lstrip()[:1])  # the line it quotes starts there
 
 
 requirement_like = st.lists(

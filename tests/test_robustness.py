@@ -1,0 +1,525 @@
+"""Robustness against a hostile index and against signals, with a real server on 127.0.0.1 and the tool in a
+real subprocess under a memory limit (a regression fails cleanly instead of eating the machine); its peak
+RSS is measured by the kernel."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .hostile_server import (
+    HostileServer,
+    deflated,
+    end_record,
+    endless,
+    file_entry,
+    serve_ranges,
+    zip_with_member,
+)
+from .index_server import IndexServer, ServedIndex
+from .synthetic import BOTH_ARCHES, KV_REQUIREMENTS, kv_connectors_index
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="signals, rlimits and /proc as on Linux")
+ADDRESS_SPACE = 2 << 30  # virtual memory: threads reserve much more than they use
+PEAK_RSS_MB = 300
+ONE_TARGET = ["--cuda", "13", "--platform", "manylinux_2_28_x86_64", "--no-cache", "--retries", "0"]
+WHEEL = "bomb-1.0-py3-none-any.whl"
+
+
+@dataclass
+class Finished:
+    code: int
+    out: str
+    err: str
+    seconds: float
+    peak_rss_mb: float
+
+
+def start(arguments: list[str], cwd: Path, **environment: str) -> tuple[subprocess.Popen[bytes], Path]:
+    logs = cwd / f"run-{time.monotonic_ns()}"
+    logs.mkdir()
+
+    def limit_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "resolver", *arguments],
+        cwd=cwd,
+        stdout=(logs / "out").open("wb"),
+        stderr=(logs / "err").open("wb"),
+        env={**os.environ, "MALLOC_ARENA_MAX": "2", "NETRC": "/nonexistent", "PYTHONPATH": str(Path(__file__).parents[1]), **environment},
+        preexec_fn=limit_memory,
+    )
+    return process, logs
+
+
+def finish(process: subprocess.Popen[bytes], logs: Path, started: float, timeout: float = 120) -> Finished:
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"still running after {timeout}s")
+        time.sleep(0.02)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return Finished(
+        process.returncode,
+        (logs / "out").read_text(errors="replace"),
+        (logs / "err").read_text(errors="replace"),
+        time.monotonic() - started,
+        usage.ru_maxrss / 1024,
+    )
+
+
+def run(arguments: list[str], cwd: Path, timeout: float = 120, **environment: str) -> Finished:
+    started = time.monotonic()
+    process, logs = start(arguments, cwd, **environment)
+    return finish(process, logs, started, timeout)
+
+
+def project(root: Path, requirements: str) -> Path:
+    (root / "pyproject.toml").write_text('[tool.cuda-constraints]\nrequirements = ["requirements.txt"]\n')
+    (root / "requirements.txt").write_text(requirements)
+    return root
+
+
+def one_clear_error(finished: Finished, *words: str) -> None:
+    assert finished.code == 5, finished.err
+    assert "Traceback" not in finished.err and "MemoryError" not in finished.err
+    errors = [line for line in finished.err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, finished.err
+    for word in words:
+        assert word in errors[0], errors[0]
+    assert finished.peak_rss_mb < PEAK_RSS_MB, finished.peak_rss_mb
+
+
+# -- bounded reads ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def zip_bomb() -> bytes:
+    """1 GiB of METADATA, deflated to about 1 MB."""
+    return deflated(b"Metadata-Version: 2.1\nName: bomb\nVersion: 1.0\nLicense: " if n == 0 else b" " * (1 << 20) for n in range(1024))
+
+
+@pytest.mark.parametrize("declared", ["honestly", "small"])
+def test_a_zip_bomb_metadata_member_is_cut_off(tmp_path, zip_bomb, declared):
+    size = (1 << 30) + 60 if declared == "honestly" else 400
+    wheel = zip_with_member("bomb-1.0.dist-info/METADATA", zip_bomb, 8, size)
+    with HostileServer() as server:
+        server.page("bomb", [file_entry(WHEEL, wheel)])
+        server.answers[f"/packages/{WHEEL}"] = serve_ranges(wheel)
+        finished = run(["compile", *ONE_TARGET, "--index-url", f"{server.url}/simple"], project(tmp_path, "bomb\n"))
+    one_clear_error(finished, WHEEL, "allowed for a METADATA file", "16 MiB")
+
+
+def test_a_range_answer_larger_than_asked_is_cut_off(tmp_path):
+    with HostileServer() as server:
+        server.page("bomb", [file_entry(WHEEL, size=500_000_000, sha256="0" * 64)])
+        server.answers[f"/packages/{WHEEL}"] = lambda c: c.stream(206, endless(), **{"Content-Range": "bytes 0-65535/500000000"})
+        finished = run(["compile", *ONE_TARGET, "--index-url", f"{server.url}/simple"], project(tmp_path, "bomb\n"))
+        sent = server.sent.get(f"/packages/{WHEEL}", 0)
+    one_clear_error(finished, WHEEL, "sent more", "the range asked for")
+    assert sent < 64 << 20  # the client hung up; the server did not get to send its gigabyte
+
+
+def test_a_file_whose_listed_size_lies_is_downloaded_no_further_than_the_limit(tmp_path):
+    """The page says 500 bytes; the server ignores Range and sends without end."""
+    with HostileServer() as server:
+        server.page("bomb", [file_entry(WHEEL, size=500, sha256="0" * 64)])
+        server.answers[f"/packages/{WHEEL}"] = lambda c: c.stream(200, endless())
+        finished = run(["compile", *ONE_TARGET, "--index-url", f"{server.url}/simple"], project(tmp_path, "bomb\n"))
+        sent = server.sent.get(f"/packages/{WHEEL}", 0)
+    one_clear_error(finished, WHEEL, "sent more", "1 MiB")
+    assert sent < 64 << 20
+
+
+def test_a_damaged_end_record_cannot_ask_for_a_huge_directory(tmp_path):
+    total = 400_000_000
+    tail = b"\0" * 1000 + end_record(directory_offset=80_000_000, directory_size=315_000_000)
+    with HostileServer() as server:
+        server.page("bomb", [file_entry(WHEEL, size=total, sha256="0" * 64)])
+        server.answers[f"/packages/{WHEEL}"] = serve_ranges(tail, total)
+        finished = run(["compile", *ONE_TARGET, "--index-url", f"{server.url}/simple"], project(tmp_path, "bomb\n"))
+        asked = [path for _, path in server.requests if path.startswith("/packages/")]
+    one_clear_error(finished, WHEEL, "central directory declares 315,000,000 bytes", "32 MiB")
+    assert len(asked) == 1  # the tail only
+
+
+def test_a_page_that_never_ends_is_cut_off_at_the_page_limit(tmp_path):
+    with HostileServer() as server:
+        server.answers["/pypi/bomb/json"] = lambda c: c.stream(200, endless(b'{"info": {"name": "bomb"}, "releases": {"1.0": [' + b" " * 65000), **{"Content-Type": "application/json"})
+        finished = run(["compile", *ONE_TARGET, "--max-page-size", "8", "--index-url", f"{server.url}/simple"], project(tmp_path, "bomb\n"))
+    one_clear_error(finished, "/pypi/bomb/json", "sent more", "8 MiB")
+
+
+def test_a_page_that_declares_too_much_is_not_read(tmp_path):
+    with HostileServer() as server:
+        server.answers["/pypi/bomb/json"] = lambda c: c.head(200, {"Content-Length": str(1 << 30)}) or c.send(b"{" * 1000)
+        finished = run(["compile", *ONE_TARGET, "--index-url", f"{server.url}/simple"], project(tmp_path, "bomb\n"))
+    one_clear_error(finished, "declares 1,073,741,824 bytes", "64 MiB")
+
+
+@pytest.mark.parametrize("command", ["compile", "inspect"])
+def test_json_nested_200000_deep_is_a_clear_error(tmp_path, command):
+    deep = b'{"info": {"name": "bomb"}, "releases": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    with HostileServer() as server:
+        server.answers["/pypi/bomb/json"] = lambda c: c.whole(200, deep, "application/json")
+        arguments = ["compile", *ONE_TARGET] if command == "compile" else ["inspect", "bomb", "--no-cache", "--retries", "0"]
+        finished = run([*arguments, "--index-url", f"{server.url}/simple"], project(tmp_path, "bomb\n"))
+    one_clear_error(finished, "/pypi/bomb/json", "nested more than")
+
+
+def test_a_server_that_drips_is_cut_off_at_the_deadline(tmp_path):
+    with HostileServer() as server:
+        server.answers["/pypi/bomb/json"] = lambda c: c.stream(200, endless(b"[", delay=0.5), **{"Content-Type": "application/json"})
+        arguments = ["compile", *ONE_TARGET, "--timeout", "2", "--deadline", "3", "--index-url", f"{server.url}/simple"]
+        finished = run(arguments, project(tmp_path, "bomb\n"))
+    one_clear_error(finished, "/pypi/bomb/json", "did not finish within 3s")
+    assert finished.seconds < 15
+
+
+def test_the_deadline_follows_the_timeout_by_default(tmp_path):
+    with HostileServer() as server:
+        server.answers["/pypi/bomb/json"] = lambda c: c.stream(200, endless(b"[", delay=0.2), **{"Content-Type": "application/json"})
+        finished = run(["compile", *ONE_TARGET, "--timeout", "0.5", "--index-url", f"{server.url}/simple"], project(tmp_path, "bomb\n"))
+    one_clear_error(finished, "did not finish within 5s")
+
+
+def test_a_server_that_ignores_range_on_a_large_file_is_not_read(tmp_path):
+    """A 200 MB wheel answered whole: the client reads none of its body (the listed size is over 1 MiB)."""
+    size = 200 << 20
+    with HostileServer() as server:
+        server.page("bomb", [file_entry(WHEEL, size=size, sha256="0" * 64)])
+        server.answers[f"/packages/{WHEEL}"] = lambda c: c.head(200, {"Content-Length": str(size)}) or [c.send(b"\0" * (1 << 20)) for _ in range(200)]
+        (tmp_path / "requirements.txt")
+        finished = run(["compile", *ONE_TARGET, "--index-url", f"{server.url}/simple"], project(tmp_path, "bomb\n"))
+        sent = server.sent.get(f"/packages/{WHEEL}", 0)
+    assert finished.code == 4 and "ignores Range" in finished.err and "Traceback" not in finished.err
+    assert sent < 32 << 20, sent
+
+
+# -- signals ----------------------------------------------------------------------------------------------
+
+
+class Slow(ServedIndex):
+    """The KV index, answering each request after a pause: a cold compile that takes many seconds."""
+
+
+def slow_server(delay: float) -> IndexServer:
+    index = Slow()
+    index.releases.update(kv_connectors_index().releases)
+    for number in range(40):  # more to fetch, so the run is mid-way when the signal comes
+        index.add("numpy", f"1.{number}.0", tags=BOTH_ARCHES)
+    server = IndexServer(index)
+    respond = server._respond
+
+    def slowly(*arguments):  # noqa: ANN002, ANN202
+        time.sleep(delay)
+        return respond(*arguments)
+
+    server._respond = slowly  # type: ignore[method-assign]
+    return server
+
+
+def kv_project(root: Path, url: str) -> Path:
+    (root / "pyproject.toml").write_text(f'[tool.cuda-constraints]\nrequirements = ["requirements.txt"]\nindex-url = "{url}/simple"\n')
+    (root / "requirements.txt").write_text(KV_REQUIREMENTS)
+    return root
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_the_run_within_a_second_with_one_line(tmp_path, signum, code):
+    with slow_server(0.3) as server:
+        root = kv_project(tmp_path, server.url)
+        started = time.monotonic()
+        process, logs = start(["compile", "--no-cache"], root)
+        while len(server.index.requests) < 12:
+            assert process.poll() is None, (logs / "err").read_text()
+            time.sleep(0.05)
+        process.send_signal(signum)
+        signalled, asked = time.monotonic(), len(server.index.requests)
+        finished = finish(process, logs, started, timeout=30)
+        stopped = time.monotonic() - signalled
+        time.sleep(0.5)
+        later = len(server.index.requests) - asked
+    assert finished.code == code
+    assert stopped < 1.5, stopped
+    lines = finished.err.strip().splitlines()
+    assert lines[-1] == f"interrupted ({signal.Signals(signum).name}); nothing was written", finished.err
+    assert "Traceback" not in finished.err
+    assert later <= 20  # what was in flight, not the rest of the resolution
+    assert not (root / "constraints" / "cu12.txt").exists()
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.02, 0.05, 0.1, 0.2, 0.35])
+def test_a_ctrl_c_while_starting_is_one_line_too(tmp_path, delay):
+    with slow_server(0.3) as server:
+        root = kv_project(tmp_path, server.url)
+        started = time.monotonic()
+        process, logs = start(["compile", "--no-cache"], root)
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        finished = finish(process, logs, started, timeout=30)
+    if finished.code == -signal.SIGINT or "Fatal Python error: init_import_site" in finished.err:
+        return  # so early that the interpreter itself was still starting: none of the tool's code had run
+    assert "Traceback" not in finished.err
+    assert finished.code == 130, finished.err
+    assert finished.err.strip().splitlines()[-1] in ("interrupted (SIGINT); nothing was written", "interrupted (SIGINT)")
+
+
+# -- all or nothing ---------------------------------------------------------------------------------------
+
+# Runs compile in a child that kills itself (SIGKILL: no cleanup at all) or interrupts itself (SIGINT) at a
+# chosen step of replacing the files.
+CHILD = """
+import os, signal, sys
+from pathlib import Path
+from resolver import output_dir
+from resolver.cli import main
+from tests.synthetic import served, kv_connectors_index, BOTH_ARCHES
+
+step, signum = sys.argv[1], int(sys.argv[2])
+real_replace, real_write = os.replace, output_dir._write_durably
+
+def replace(source, destination):
+    real_replace(source, destination)
+    if step == "between-renames" and Path(destination).name == "cu12.txt":
+        os.kill(os.getpid(), signum)
+
+def write(path, content, mode):
+    real_write(path, content, mode)
+    if step == "staging" and path.name == "cu12.txt":
+        os.kill(os.getpid(), signum)
+
+output_dir.os = type(os)("os_with_hooks")
+output_dir.os.__dict__.update(os.__dict__)
+output_dir.os.replace = replace
+output_dir._write_durably = write
+index = kv_connectors_index()
+index.add("numpy", "2.3.0", tags=BOTH_ARCHES)
+with served(index):
+    sys.exit(main(["compile", "-U", "--no-cache"]))
+"""
+
+
+@pytest.fixture
+def compiled(tmp_path, inside):  # noqa: ANN001, ANN201
+    from resolver.cli import main
+
+    from .synthetic import served, write_project
+
+    root = inside(write_project(tmp_path))
+    with served(kv_connectors_index()):
+        assert main(["compile", "-q", "--no-cache"]) == 0
+    return root
+
+
+def child(root: Path, step: str, signum: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", CHILD, step, str(signum)], cwd=root, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "NETRC": "/nonexistent"}, check=False,
+    )
+
+
+def files(root: Path) -> dict[str, str]:
+    return {path.name: path.read_text() for path in (root / "constraints").glob("cu*.txt")}
+
+
+def leftovers(root: Path) -> list[str]:
+    state = root / "constraints" / ".cuda-constraints"
+    return sorted(p.relative_to(root).as_posix() for p in state.rglob("*") if p.name not in ("lock", ".gitignore"))
+
+
+def test_the_helpers_see_leftovers(tmp_path):
+    (tmp_path / "constraints" / ".cuda-constraints" / "new").mkdir(parents=True)
+    assert leftovers(tmp_path) == ["constraints/.cuda-constraints/new"]
+
+
+@pytest.mark.parametrize(("step", "expected"), [("staging", "old"), ("between-renames", "new")])
+def test_after_sigkill_the_next_run_sees_all_old_or_all_new_files(compiled, step, expected, capsys):
+    from resolver.cli import main
+
+    old = files(compiled)
+    killed = child(compiled, step, signal.SIGKILL)
+    assert killed.returncode == -signal.SIGKILL
+    assert leftovers(compiled)  # the interrupted replacement is on disk (in a folder git ignores)
+    assert "*" in (compiled / "constraints" / ".cuda-constraints" / ".gitignore").read_text().splitlines()
+    assert main(["check"]) in (0, 1)  # any command finishes or undoes it first
+    now = files(compiled)
+    assert leftovers(compiled) == []
+    if expected == "old":
+        assert now == old
+    else:
+        assert all("numpy==2.3.0" in text for text in now.values()) and now != old
+    capsys.readouterr()
+    assert main(["check"]) == 0  # consistent, and it says so truthfully
+
+
+def test_a_signal_while_files_move_is_held_until_all_moved_and_the_message_says_so(compiled):
+    interrupted = child(compiled, "between-renames", signal.SIGINT)
+    assert interrupted.returncode == 130
+    assert interrupted.stderr.strip().splitlines()[-1] == (
+        "interrupted (SIGINT); constraints/cu12.txt, constraints/cu13.txt were written"
+    )
+    assert all("numpy==2.3.0" in text for text in files(compiled).values())
+    assert leftovers(compiled) == []
+
+
+def test_a_signal_while_staging_writes_nothing(compiled):
+    old = files(compiled)
+    interrupted = child(compiled, "staging", signal.SIGINT)
+    assert interrupted.returncode == 130, interrupted.stderr
+    assert interrupted.stderr.strip().splitlines()[-1] == "interrupted (SIGINT); nothing was written"
+    assert files(compiled) == old and leftovers(compiled) == []
+
+
+# -- modes and the lock -----------------------------------------------------------------------------------
+
+
+def test_files_get_the_mode_an_ordinary_write_gives(compiled):
+    from resolver.cli import main
+
+    from .synthetic import served
+
+    cu12, cu13 = compiled / "constraints" / "cu12.txt", compiled / "constraints" / "cu13.txt"
+    cu12.chmod(0o640)
+    cu13.unlink()
+    previous = os.umask(0o022)
+    try:
+        index = kv_connectors_index()
+        index.add("numpy", "2.3.0", tags=BOTH_ARCHES)
+        with served(index):
+            assert main(["compile", "-q", "-U", "--no-cache"]) == 0
+    finally:
+        os.umask(previous)
+    assert "numpy==2.3.0" in cu12.read_text()
+    assert (cu12.stat().st_mode & 0o777, cu13.stat().st_mode & 0o777) == (0o640, 0o644)
+    lock = compiled / "constraints" / ".cuda-constraints" / "lock"
+    assert lock.stat().st_mode & 0o777 == 0o600
+
+
+def test_no_lock_file_outside_the_output_directory(tmp_path, inside):
+    import tempfile
+
+    from resolver.cli import main
+
+    from .synthetic import served, write_project
+
+    before = set(Path(tempfile.gettempdir()).iterdir())
+    for number in range(3):
+        (tmp_path / str(number)).mkdir()
+        inside(write_project(tmp_path / str(number)))
+        with served(kv_connectors_index()):
+            assert main(["compile", "-q", "--no-cache"]) == 0
+    assert set(Path(tempfile.gettempdir()).iterdir()) - before == set()
+
+
+@pytest.mark.parametrize("planted", ["symlink", "directory"])
+def test_a_planted_lock_is_a_clear_error_and_followed_nowhere(compiled, planted, tmp_path_factory, capsys):
+    from resolver.cli import main
+
+    from .synthetic import served
+
+    target = tmp_path_factory.mktemp("elsewhere") / "precious"
+    target.write_text("keep me")
+    lock = compiled / "constraints" / ".cuda-constraints" / "lock"
+    lock.unlink()
+    if planted == "symlink":
+        lock.symlink_to(target)
+    else:
+        lock.mkdir()
+    with served(kv_connectors_index()):
+        assert main(["compile", "-q", "--no-cache"]) == 2
+    err = capsys.readouterr().err
+    assert "lock" in err and "remove it" in err and "Traceback" not in err
+    assert target.read_text() == "keep me"
+
+
+HOLD = """
+import fcntl, os, sys, time
+descriptor = os.open(sys.argv[1], os.O_RDWR)
+fcntl.flock(descriptor, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def hold_lock(root: Path, seconds: float) -> subprocess.Popen[str]:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(root / "constraints" / ".cuda-constraints" / "lock"), str(seconds)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    return holder
+
+
+def test_a_second_compile_waits_for_the_first(compiled, monkeypatch):
+    from resolver.cli import main
+
+    from .synthetic import served
+
+    monkeypatch.setenv("CUDA_CONSTRAINTS_LOCK_WAIT", "30")
+    holder = hold_lock(compiled, 1.5)
+    started = time.monotonic()
+    index = kv_connectors_index()
+    index.add("numpy", "2.3.0", tags=BOTH_ARCHES)
+    with served(index):
+        assert main(["compile", "-q", "-U", "--no-cache"]) == 0
+    assert time.monotonic() - started >= 1.3  # it waited for the other run
+    assert holder.wait(5) == 0
+    assert "numpy==2.3.0" in (compiled / "constraints" / "cu13.txt").read_text()
+
+
+def test_a_lock_held_too_long_is_a_clear_error_and_nothing_changes(compiled, monkeypatch, capsys):
+    from resolver.cli import main
+
+    from .conftest import snapshot
+    from .synthetic import served
+
+    before = snapshot(compiled / "constraints")
+    monkeypatch.setenv("CUDA_CONSTRAINTS_LOCK_WAIT", "0.5")
+    holder = hold_lock(compiled, 5)
+    started = time.monotonic()
+    try:
+        with served(kv_connectors_index()):
+            assert main(["compile", "-q", "-U", "--no-cache"]) == 2
+    finally:
+        holder.kill()
+    assert 0.5 <= time.monotonic() - started < 4
+    err = capsys.readouterr().err
+    assert "error: constraints is locked by another cuda-constraints run" in err and "Traceback" not in err
+    assert snapshot(compiled / "constraints") == before
+
+
+def test_a_failed_first_compile_leaves_no_directory(tmp_path, inside, capsys):
+    from resolver.cli import main
+
+    from .synthetic import served, write_project
+
+    root = inside(write_project(tmp_path, requirements={"kv.txt": "no-such-project\n"}))
+    with served(kv_connectors_index()):
+        assert main(["compile", "-q", "--no-cache", "--retries", "0"]) == 2
+    assert not (root / "constraints").exists()
+
+
+def test_stats_and_json_answers_are_json(tmp_path):
+    """The figures file of a run under the memory limit is valid JSON (no partial write)."""
+    with IndexServer(ServedIndex()) as server:
+        server.index.releases.update(kv_connectors_index().releases)
+        root = kv_project(tmp_path, server.url)
+        finished = run(["compile", "-q", "--no-cache", "--stats-json", str(root / "stats.json")], root)
+    assert finished.code == 0, finished.err
+    assert json.loads((root / "stats.json").read_text())["requests"] > 0
+    assert finished.peak_rss_mb < PEAK_RSS_MB
