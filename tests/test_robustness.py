@@ -523,3 +523,29 @@ def test_stats_and_json_answers_are_json(tmp_path):
     assert finished.code == 0, finished.err
     assert json.loads((root / "stats.json").read_text())["requests"] > 0
     assert finished.peak_rss_mb < PEAK_RSS_MB
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/bin/python3").exists(), reason="runs a process as another user")
+def test_another_user_cannot_open_the_lock_so_cannot_hold_it():
+    import pwd
+    import shutil
+    import tempfile
+
+    from resolver.output_dir import OutputDirectory
+
+    nobody = pwd.getpwnam("nobody")
+    shared = Path(tempfile.mkdtemp())
+    try:
+        shared.chmod(0o755)  # a checkout other users may read, as on a shared CI machine
+        with OutputDirectory(shared / "constraints").locked():
+            pass
+        lock = shared / "constraints" / ".cuda-constraints" / "lock"
+        holding = "import fcntl, os, sys; fcntl.flock(os.open(sys.argv[1], os.O_RDONLY), fcntl.LOCK_SH)"
+        attempt = subprocess.run(
+            ["/usr/bin/python3", "-c", holding, str(lock)], capture_output=True, text=True, check=False,
+            preexec_fn=lambda: (os.setgid(nobody.pw_gid), os.setuid(nobody.pw_uid)),
+        )
+        assert (shared / "constraints" / ".cuda-constraints").stat().st_mode & 0o005  # the folder is readable
+        assert attempt.returncode != 0 and f"Permission denied: '{lock}'" in attempt.stderr
+    finally:
+        shutil.rmtree(shared)
