@@ -12,10 +12,10 @@ import sys
 
 def run() -> None:
     try:
-        from .interrupts import handle_signals
+        from .errors.interrupts import handle_signals
 
         handle_signals()
-        from .cli import main
+        from .cli.main import main
 
         code = main()
     except KeyboardInterrupt as error:

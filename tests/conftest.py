@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from resolver.candidates import SelectionOptions
-from resolver.compile import CompileRequest, CompileResult, compile_constraints
-from resolver.config import Config
-from resolver.requirements import load_requirements
-from resolver.targets import Platform, PythonVersion
+from resolver.commands.compile import CompileRequest, CompileResult, compile_constraints
+from resolver.files.config import Config
+from resolver.files.requirements import load_requirements
+from resolver.model.targets import Platform, PythonVersion
+from resolver.resolve.selection import SelectionOptions
 
 from .synthetic import SyntheticIndex, kv_connectors_index
 
@@ -72,7 +72,7 @@ class Project:
 
     def pins(self, major: int) -> dict[str, str]:
         """name -> version (or 'version ; marker' lines joined) of a written file."""
-        from resolver.constraints_file import parse
+        from resolver.files.constraints import parse
 
         document = parse(self.text(major), f"cu{major}.txt")
         found: dict[str, str] = {}

@@ -16,7 +16,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from resolver.models import DistFile, Project, Release
+from resolver.model.distributions import DistFile, Project, Release
 
 from .synthetic import BOTH_ARCHES, SyntheticIndex, kv_connectors_index
 

@@ -26,9 +26,9 @@ import respx
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from resolver.core_metadata import parse_core_metadata
 from resolver.errors import ProjectNotFound
-from resolver.models import CoreMetadata, DistFile, Project, Release
+from resolver.index.metadata import parse_core_metadata
+from resolver.model.distributions import CoreMetadata, DistFile, Project, Release
 
 LINUX_TAGS = ("py3-none-any",)
 BOTH_ARCHES = ("cp312-cp312-manylinux_2_28_x86_64", "cp312-cp312-manylinux_2_28_aarch64")

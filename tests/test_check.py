@@ -12,10 +12,10 @@ import respx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from resolver.check import swap_problems
-from resolver.cli import main
-from resolver.constraints_file import ConstraintsDocument, SwapLine
-from resolver.swaps import MajorInput, Swap
+from resolver.cli.main import main
+from resolver.commands.check import swap_problems
+from resolver.files.constraints import ConstraintsDocument, SwapLine
+from resolver.resolve.swaps import MajorInput, Swap
 
 from .synthetic import (
     BOTH_ARCHES,

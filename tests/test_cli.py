@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import respx
 
-from resolver.cli import main
+from resolver.cli.main import main
 
 from .conftest import snapshot
 from .synthetic import KV_REQUIREMENTS, kv_connectors_index, served, write_project

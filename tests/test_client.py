@@ -12,14 +12,14 @@ import pytest
 import respx
 from packaging.version import Version
 
-from resolver.cache import Cache
-from resolver.client import ClientOptions, IndexClient, json_api_root
 from resolver.errors import (
     IndexUnavailable,
     MetadataMismatch,
     OfflineCacheMiss,
     ProjectNotFound,
 )
+from resolver.index.cache import Cache
+from resolver.index.client import ClientOptions, IndexClient, json_api_root
 
 from .synthetic import SyntheticIndex
 

@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from packaging.version import Version
 
-from resolver.constraints_file import (
+from resolver.errors import ConstraintsFileError
+from resolver.files.constraints import (
     ConstraintsDocument,
     ExcludedLine,
     PinLine,
@@ -16,7 +17,6 @@ from resolver.constraints_file import (
     parse,
     render,
 )
-from resolver.errors import ConstraintsFileError
 
 DOCUMENT = ConstraintsDocument(
     cuda_major=13,

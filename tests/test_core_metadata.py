@@ -14,7 +14,7 @@ from packaging.metadata import parse_email
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from resolver.core_metadata import (
+from resolver.index.metadata import (
     BadMetadata,
     header_block,
     parse_core_metadata,

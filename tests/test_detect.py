@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from resolver import detect
-from resolver.cli import main
-from resolver.detect import (
+from resolver.cli.main import main
+from resolver.errors import NoCudaDetected, UsageError
+from resolver.machine import detect
+from resolver.machine.detect import (
     Probe,
     cuda_version_probe,
     decide,
@@ -29,8 +30,7 @@ from resolver.detect import (
     require_installable,
     torch_probe,
 )
-from resolver.errors import NoCudaDetected, UsageError
-from resolver.interpreter import TorchReport
+from resolver.machine.interpreter import TorchReport
 
 NVCC_12 = """\
 nvcc: NVIDIA (R) Cuda compiler driver

@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from packaging.version import Version
 
-from resolver.cli import main
-from resolver.constraint_sets import ConstraintSet, NamedDocument
-from resolver.constraints_file import (
+from resolver.cli.main import main
+from resolver.commands.diff import diff_sets, render_markdown, render_text
+from resolver.files.constraints import (
     ConstraintsDocument,
     ExcludedLine,
     PinLine,
@@ -24,8 +24,8 @@ from resolver.constraints_file import (
     SwapLine,
     render,
 )
-from resolver.diff import diff_sets, render_markdown, render_text
-from resolver.families import FamilyTable
+from resolver.files.sets import ConstraintSet, NamedDocument
+from resolver.model.families import FamilyTable
 
 KV = "requirements/kv_connectors.txt"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from packaging.version import Version
 
-from resolver.families import FamilyTable, family_from_config
+from resolver.model.families import FamilyTable, family_from_config
 
 TABLE = FamilyTable()
 

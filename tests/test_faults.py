@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from resolver.cli import main
+from resolver.cli.main import main
 
 from .conftest import snapshot as snapshot_of
 from .synthetic import kv_connectors_index, served, write_project
@@ -118,7 +118,7 @@ def test_a_cache_directory_that_is_a_file_degrades_to_no_cache(repo, capsys):
 def test_a_full_disk_for_the_cache_degrades_to_no_cache(repo, capsys, monkeypatch):
     import types
 
-    import resolver.cache as cache_module
+    import resolver.index.cache as cache_module
 
     def full(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -129,7 +129,7 @@ def test_a_full_disk_for_the_cache_degrades_to_no_cache(repo, capsys, monkeypatc
 
 
 def test_a_failed_write_names_the_file_and_leaves_the_old_ones(repo, monkeypatch, capsys):
-    from resolver import output_dir
+    from resolver.files import output_dir
 
     before = snapshot(repo)
     real = output_dir._write_durably

@@ -17,13 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from resolver import detect
-from resolver.auth import IndexUrl
-from resolver.cli import main
-from resolver.constraints_file import parse
-from resolver.errors import ConstraintsFileError
-from resolver.families import FamilyTable
-from resolver.install import (
+from resolver.cli.main import main
+from resolver.commands.install import (
     InstallRequest,
     Prepared,
     Tool,
@@ -32,10 +27,15 @@ from resolver.install import (
     read_constraints,
     swapped_requirements,
 )
-from resolver.interpreter import environment_report
-from resolver.machine import SystemMachine
-from resolver.requirements import load_requirements
-from resolver.targets import Platform, PythonVersion
+from resolver.errors import ConstraintsFileError
+from resolver.files.constraints import parse
+from resolver.files.requirements import load_requirements
+from resolver.index.auth import IndexUrl
+from resolver.machine import detect
+from resolver.machine.interpreter import environment_report
+from resolver.machine.system import SystemMachine
+from resolver.model.families import FamilyTable
+from resolver.model.targets import Platform, PythonVersion
 
 from .conftest import Project
 from .index_server import PLATFORM, PYTHON_VERSION, IndexServer, installable_kv_index

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from resolver.background import BlockingIndex
-from resolver.cache import Cache
-from resolver.cli import main
-from resolver.client import ClientOptions, IndexClient
-from resolver.constraints_file import parse
-from resolver.families import FamilyTable
-from resolver.inspection import inspect_release
-from resolver.targets import Environment, Platform, PythonVersion
+from resolver.cli.main import main
+from resolver.commands.inspect import inspect_release
+from resolver.files.constraints import parse
+from resolver.index.blocking import BlockingIndex
+from resolver.index.cache import Cache
+from resolver.index.client import ClientOptions, IndexClient
+from resolver.model.families import FamilyTable
+from resolver.model.targets import Environment, Platform, PythonVersion
 
 pytestmark = pytest.mark.live
 ROOT = Path(__file__).resolve().parents[1]

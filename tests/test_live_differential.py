@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from resolver.cli import main
-from resolver.constraints_file import parse
+from resolver.cli.main import main
+from resolver.files.constraints import parse
 
 pytestmark = [
     pytest.mark.live,

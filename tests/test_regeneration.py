@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from resolver.cli import main
-from resolver.constraint_sets import read_file
+from resolver.cli.main import main
+from resolver.files.sets import read_file
 
 from .synthetic import BOTH_ARCHES, SyntheticIndex, served, write_project
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from resolver.errors import RequirementsFileError
-from resolver.requirements import load_requirements
+from resolver.files.requirements import load_requirements
 
 
 def write(path: Path, text: str) -> Path:

@@ -6,10 +6,10 @@ import os
 
 import pytest
 
-from resolver.config import Config
 from resolver.errors import NoMemberForMajor, ResolutionFailed
-from resolver.families import Family
-from resolver.targets import PythonVersion
+from resolver.files.config import Config
+from resolver.model.families import Family
+from resolver.model.targets import PythonVersion
 
 from .conftest import ARM, X86
 from .synthetic import BOTH_ARCHES
@@ -260,10 +260,10 @@ def test_single_platform_file_has_no_markers(project):
 def _target_setup(kv_index, major, platform):  # noqa: ANN001, ANN202
     from packaging.specifiers import SpecifierSet
 
-    from resolver.candidates import SelectionOptions, Selector
-    from resolver.families import FamilyTable
-    from resolver.provider import CudaProvider, Req
-    from resolver.targets import Environment, PythonVersion, Target
+    from resolver.model.families import FamilyTable
+    from resolver.model.targets import Environment, PythonVersion, Target
+    from resolver.resolve.provider import CudaProvider, Req
+    from resolver.resolve.selection import SelectionOptions, Selector
 
     environments = tuple(Environment(PythonVersion(3, 12), p) for p in (X86, ARM))
     environment = next(e for e in environments if e.platform == platform)
@@ -283,7 +283,7 @@ def _target_setup(kv_index, major, platform):  # noqa: ANN001, ANN202
 @pytest.mark.parametrize("major", [12, 13])
 @pytest.mark.parametrize("platform", [X86, ARM])
 def test_preferred_pins_that_fit_are_the_resolution(kv_index, major, platform):
-    from resolver.resolution import resolve_target, settle_on_preferred
+    from resolver.resolve.resolution import resolve_target, settle_on_preferred
 
     target, roots, provider = _target_setup(kv_index, major, platform)
     resolved = resolve_target(provider(), target, roots)
@@ -299,7 +299,7 @@ def test_preferred_pins_that_fit_are_the_resolution(kv_index, major, platform):
 def test_preferred_pins_that_no_longer_fit_fall_back_to_resolving(kv_index):
     from packaging.version import Version
 
-    from resolver.resolution import resolve_target, settle_on_preferred
+    from resolver.resolve.resolution import resolve_target, settle_on_preferred
 
     target, roots, provider = _target_setup(kv_index, 12, X86)
     stale = {"lmcache": Version("0.5.6"), "nixl": Version("1.5.1"), "cupy-cuda12x": Version("14.1.0")}
@@ -326,7 +326,7 @@ def test_matches_are_found_when_backtracking_left_only_incompatibilities(kv_inde
     """resolvelib may ask about a project whose requirements were all withdrawn (apache-airflow with sqlalchemy<2)."""
     from packaging.version import Version
 
-    from resolver.provider import Candidate
+    from resolver.resolve.provider import Candidate
 
     _, _, provider = _target_setup(kv_index, 13, X86)
     incompatible = [Candidate("numpy", Version("2.2.6"), frozenset(), None)]

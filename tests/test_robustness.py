@@ -286,8 +286,8 @@ def test_a_ctrl_c_while_starting_is_one_line_too(tmp_path, delay):
 CHILD = """
 import os, signal, sys
 from pathlib import Path
-from resolver import output_dir
-from resolver.cli import main
+from resolver.files import output_dir
+from resolver.cli.main import main
 from tests.synthetic import served, kv_connectors_index, BOTH_ARCHES
 
 step, signum = sys.argv[1], int(sys.argv[2])
@@ -316,7 +316,7 @@ with served(index):
 
 @pytest.fixture
 def compiled(tmp_path, inside):  # noqa: ANN001, ANN201
-    from resolver.cli import main
+    from resolver.cli.main import main
 
     from .synthetic import served, write_project
 
@@ -349,7 +349,7 @@ def test_the_helpers_see_leftovers(tmp_path):
 
 @pytest.mark.parametrize(("step", "expected"), [("staging", "old"), ("between-renames", "new")])
 def test_after_sigkill_the_next_run_sees_all_old_or_all_new_files(compiled, step, expected, capsys):
-    from resolver.cli import main
+    from resolver.cli.main import main
 
     old = files(compiled)
     killed = child(compiled, step, signal.SIGKILL)
@@ -389,7 +389,7 @@ def test_a_signal_while_staging_writes_nothing(compiled):
 
 
 def test_files_get_the_mode_an_ordinary_write_gives(compiled):
-    from resolver.cli import main
+    from resolver.cli.main import main
 
     from .synthetic import served
 
@@ -413,7 +413,7 @@ def test_files_get_the_mode_an_ordinary_write_gives(compiled):
 def test_no_lock_file_outside_the_output_directory(tmp_path, inside):
     import tempfile
 
-    from resolver.cli import main
+    from resolver.cli.main import main
 
     from .synthetic import served, write_project
 
@@ -428,7 +428,7 @@ def test_no_lock_file_outside_the_output_directory(tmp_path, inside):
 
 @pytest.mark.parametrize("planted", ["symlink", "directory"])
 def test_a_planted_lock_is_a_clear_error_and_followed_nowhere(compiled, planted, tmp_path_factory, capsys):
-    from resolver.cli import main
+    from resolver.cli.main import main
 
     from .synthetic import served
 
@@ -466,7 +466,7 @@ def hold_lock(root: Path, seconds: float) -> subprocess.Popen[str]:
 
 
 def test_a_second_compile_waits_for_the_first(compiled, monkeypatch):
-    from resolver.cli import main
+    from resolver.cli.main import main
 
     from .synthetic import served
 
@@ -483,7 +483,7 @@ def test_a_second_compile_waits_for_the_first(compiled, monkeypatch):
 
 
 def test_a_lock_held_too_long_is_a_clear_error_and_nothing_changes(compiled, monkeypatch, capsys):
-    from resolver.cli import main
+    from resolver.cli.main import main
 
     from .conftest import snapshot
     from .synthetic import served
@@ -504,7 +504,7 @@ def test_a_lock_held_too_long_is_a_clear_error_and_nothing_changes(compiled, mon
 
 
 def test_a_failed_first_compile_leaves_no_directory(tmp_path, inside, capsys):
-    from resolver.cli import main
+    from resolver.cli.main import main
 
     from .synthetic import served, write_project
 
@@ -531,7 +531,7 @@ def test_another_user_cannot_open_the_lock_so_cannot_hold_it():
     import shutil
     import tempfile
 
-    from resolver.output_dir import OutputDirectory
+    from resolver.files.output_dir import OutputDirectory
 
     nobody = pwd.getpwnam("nobody")
     shared = Path(tempfile.mkdtemp())

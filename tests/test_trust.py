@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from resolver.auth import CredentialStore, IndexUrl, split_credentials
-from resolver.cli import main
-from resolver.config import load_config
-from resolver.display import redact_text, redact_url
-from resolver.requirements import RequirementsInput
-from resolver.settings import compile_parser, compile_request, with_index_url
+from resolver.cli.main import main
+from resolver.commands.options import compile_parser, compile_request, with_index_url
+from resolver.errors.display import redact_text, redact_url
+from resolver.files.config import load_config
+from resolver.files.requirements import RequirementsInput
+from resolver.index.auth import CredentialStore, IndexUrl, split_credentials
 
 from .index_server import IndexServer, ServedIndex
 from .synthetic import BOTH_ARCHES, KV_REQUIREMENTS, kv_connectors_index, served

@@ -7,8 +7,8 @@ import zipfile
 
 import pytest
 
-from resolver.core_metadata import parse_core_metadata
-from resolver.wheel_metadata import (
+from resolver.index.metadata import parse_core_metadata
+from resolver.index.wheel import (
     CentralDirectory,
     ZipReadError,
     entries_from_tail,

@@ -1,0 +1,35 @@
+"""The lines `compile` prints when it is done: per major, what was written and what changed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..commands.compile import CompileRequest, CompileResult
+from ..files.changes import compare
+from ..files.sets import display_path
+from ..index.http import Stats
+
+
+def summarize(result: CompileResult, request: CompileRequest, stats: Stats) -> Iterator[str]:
+    for outcome in result.outcomes:
+        changes = compare(outcome.old, outcome.new)
+        if not outcome.changed:
+            status = "unchanged"
+        elif request.dry_run:
+            status = "would change (dry run)" if outcome.old else "would be created (dry run)"
+        else:
+            status = "written" if outcome.old else "created"
+        packages = len({pin.name for pin in outcome.new.pins})
+        yield f"CUDA {outcome.major}: {display_path(outcome.path)} {status}: {packages} packages; {changes.counts()}"
+        if outcome.old is not None:  # a new file's every line is an addition: the count says enough
+            for change in changes.versions:
+                yield f"  {change.kind:<10} {change.describe()}"
+        for excluded in changes.excluded_added:
+            yield f"  excluded   {excluded.name} (required by {excluded.required_by})"
+        for swap in changes.swapped_added:
+            yield f"  swapped    {swap.original} -> {swap.replacement}"
+    for major, reason in sorted(result.skipped_majors.items()):
+        yield f"CUDA {major}: skipped ({reason})"
+    megabytes = stats.bytes / 1e6
+    yield f"{stats.requests} requests, {megabytes:.1f} MB in {result.seconds:.1f}s"
+

@@ -1,0 +1,310 @@
+"""`check`: do the constraints files still match their inputs, their configuration and the family model?
+(DESIGN §5)
+
+Offline: every answer comes from the files, the requirements they were compiled from and
+`[tool.cuda-constraints]`. A file's header command is read with `compile`'s own flags (`settings`), so a
+file is compared with exactly what running that command would produce: the input digest, the inputs, the
+targets, the options line, the majors, the swaps; then every pin against the top-level requirements
+(after swaps) and `-c` constraints of every target, and every pin against the family model. Each finding
+names the file and the command that fixes it.
+
+`newer_releases` is the online part: for the top-level requirements only, the releases newer than the
+pins that the requirements, the family model and the selection options allow (project pages only; no
+resolution, so a newer release may still turn out unusable because of its dependencies).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from ..errors import Finding, ProjectNotFound, UsageError
+from ..files.config import Config
+from ..files.constraints import ConstraintsDocument, SwapLine
+from ..files.output_dir import OutputDirectory
+from ..files.requirements import (
+    RequirementsInput,
+    SourcedRequirement,
+    digest_of,
+    load_requirements,
+)
+from ..files.sets import constraints_files, display_path, read_file
+from ..model.families import FamilyTable
+from ..model.targets import Environment, describe_environments
+from ..resolve.selection import Selector
+from ..resolve.source import MetadataSource
+from ..resolve.swaps import MajorInput, swap_for_major
+from .compile import CompileRequest, describe_options
+from .options import (
+    compile_parser,
+    compile_request,
+    request_from_command,
+    with_index_url,
+)
+
+
+@dataclass(frozen=True)
+class CheckedFile:
+    """One constraints file (or a configured major's missing file) and what is wrong with it."""
+
+    major: int
+    shown: str
+    findings: tuple[Finding, ...]
+    document: ConstraintsDocument | None = None
+    # What regenerating the file would use; None when the file is missing or its header cannot be read.
+    request: CompileRequest | None = None
+    requirements_input: RequirementsInput | None = None
+    major_input: MajorInput | None = None
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    directory: str
+    files: tuple[CheckedFile, ...]
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        return tuple(f for checked in self.files for f in checked.findings)
+
+
+@dataclass(frozen=True)
+class NewerRelease:
+    """A release newer than the pin that the file's requirements allow for its major."""
+
+    shown: str
+    major: int
+    name: str
+    pinned: tuple[Version, ...]
+    newest: Version
+    wanted_by: str  # "lmcache>=0.3.9 (requirements/kv_connectors.txt:3)"
+
+
+def check_constraints(config: Config, output_dir: Path | None = None) -> CheckReport:
+    """Check every `cuNN.txt` of the output directory, and that every configured major has one.
+
+    Raises ConstraintsFileError (a damaged file) and RequirementsFileError (a damaged input).
+    """
+    directory = output_dir or config.resolve_path(config.output_dir)
+    OutputDirectory(directory).recover_if_idle()  # a compile killed while moving files left it half done
+    fix_all = regenerate_command(config, directory)
+    present = constraints_files(directory)
+    checked = [_check_file(path, major, config, fix_all) for major, path in present.items()]
+    configured = config.cuda if isinstance(config.cuda, tuple) else ()
+    for major in configured:
+        if major not in present:
+            shown = display_path(directory / f"cu{major}.txt")
+            problem = f"is missing: CUDA {major} is configured in [tool.cuda-constraints] cuda"
+            checked.append(CheckedFile(major, shown, (Finding(shown, problem, fix_all),)))
+    return CheckReport(display_path(directory), tuple(sorted(checked, key=lambda c: c.major)))
+
+
+def regenerate_command(config: Config, directory: Path) -> str:
+    """`cuda-constraints compile`, with `-o` when the directory is not the configured one."""
+    arguments = [] if directory.resolve() == config.resolve_path(config.output_dir).resolve() else ["-o", str(directory)]
+    return compile_request(compile_parser().parse_args(arguments), config).command
+
+
+def _check_file(path: Path, major: int, config: Config, fix_all: str) -> CheckedFile:
+    named = read_file(path)
+    shown, document = named.shown, named.document
+    try:
+        request, requirements_input = _inputs_of(document, config)
+    except _Unreadable as unreadable:
+        return CheckedFile(major, shown, (Finding(shown, unreadable.problem, fix_all),), document)
+    families = config.family_table()
+    major_input = swap_for_major(requirements_input, families, document.cuda_major)
+    environments = tuple(Environment(p, q) for p in request.python_versions for q in request.platforms)
+    problems = [
+        *header_problems(document, major, request, requirements_input, environments),
+        *requirement_problems(document, major_input, environments),
+        *variant_problems(document, families),
+    ]
+    if not problems:  # a changed input explains changed swaps; otherwise the family model changed
+        problems = list(swap_problems(document, major_input))
+    findings = [Finding(shown, problem, document.command) for problem in problems]
+    if isinstance(request.majors, tuple) and document.cuda_major not in request.majors:
+        configured = ", ".join(map(str, request.majors))
+        problem = f"CUDA {document.cuda_major} is not among the majors its command resolves ({configured})"
+        findings.append(Finding(shown, problem, f"delete {shown}, or add {document.cuda_major} to `cuda` in [tool.cuda-constraints]"))
+    return CheckedFile(major, shown, tuple(findings), document, request, requirements_input, major_input)
+
+
+class _Unreadable(Exception):
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+def _inputs_of(document: ConstraintsDocument, config: Config) -> tuple[CompileRequest, RequirementsInput]:
+    """What running the header's command would use today: the request and the requirements it reads."""
+    try:
+        request, args = request_from_command(document.command, config)
+    except UsageError as error:
+        raise _Unreadable(f"its header command {document.command!r} cannot be read ({error.problem})") from None
+    absent = [p for p in request.requirement_files if not p.is_file()]
+    if absent:
+        raise _Unreadable(f"its command reads {display_path(absent[0])}, which does not exist")
+    requirements_input = load_requirements(list(request.requirement_files), root=config.root)
+    return with_index_url(request, args.index_url, requirements_input), requirements_input
+
+
+def header_problems(
+    document: ConstraintsDocument,
+    major: int,
+    request: CompileRequest,
+    requirements_input: RequirementsInput,
+    environments: tuple[Environment, ...],
+) -> Iterator[str]:
+    """Where the header no longer matches what its command would write today."""
+    if document.cuda_major != major:
+        yield f"its header is for CUDA {document.cuda_major}, but the file name says CUDA {major}"
+    if document.inputs != requirements_input.top_level_files:
+        yield f"its inputs were {', '.join(document.inputs)}; its command now reads {', '.join(requirements_input.top_level_files)}"
+    else:
+        digest = digest_of(requirements_input, request.config.families_text)
+        if document.digest != digest:
+            yield f"the inputs changed since it was generated (sha256 {document.digest} in the header, {digest} now)"
+    targets = describe_environments(environments)
+    if document.targets != targets:
+        yield f"its targets are {document.targets!r}; the configuration now gives {targets!r}"
+    options = describe_options(request)
+    if document.options != options:
+        yield f"its options are {_or_none(document.options)}; the configuration now gives {_or_none(options)}"
+
+
+def requirement_problems(document: ConstraintsDocument, major_input: MajorInput, environments: tuple[Environment, ...]) -> Iterator[str]:
+    """Pins that violate a top-level requirement (after swaps) or a `-c` constraint, per target."""
+    failing: dict[str, list[Environment]] = defaultdict(list)
+    for environment in environments:
+        pins = document.pins_for(environment.markers)
+        for problem in _violations(pins, major_input.requirements, environment, required=True):
+            failing[problem].append(environment)
+        for problem in _violations(pins, major_input.constraints, environment, required=False):
+            failing[problem].append(environment)
+    for problem, where in failing.items():
+        yield f"{problem} {_on(where, environments)}"
+
+
+def _violations(
+    pins: dict[str, Version], requirements: Iterable[SourcedRequirement], environment: Environment, required: bool
+) -> Iterator[str]:
+    for sourced in requirements:
+        requirement = sourced.requirement
+        if not environment.evaluate(requirement.marker):
+            continue
+        name = canonicalize_name(requirement.name)
+        version = pins.get(name)
+        if version is None:
+            if required:
+                yield f"{requirement} ({sourced.origin}) is required but {name} is not pinned"
+        elif not requirement.specifier.contains(version, prereleases=True):
+            kind = "requirement" if required else "constraint"
+            yield f"{name}=={version} violates the {kind} {requirement} ({sourced.origin})"
+
+
+def variant_problems(document: ConstraintsDocument, families: FamilyTable) -> Iterator[str]:
+    """Pins of another CUDA major (by name, declared default, or the pinned version's major)."""
+    for pin in document.pins:
+        if not families.fits(pin.name, pin.version, document.cuda_major):
+            major = families.major_of(pin.name, pin.version)
+            what = f"a CUDA {major} package" if major is not None else "a release that names no CUDA major"
+            yield f"{pin.name}=={pin.version} is {what}, in the CUDA {document.cuda_major} file"
+
+
+def swap_problems(document: ConstraintsDocument, major_input: MajorInput) -> Iterator[str]:
+    """Swaps the family model would record today but the file does not (or the reverse)."""
+    expected = {SwapLine(s.original, s.replacement, s.origin) for s in major_input.swaps}
+    recorded = set(document.swapped)
+    for swap in sorted(expected - recorded):
+        yield f"the requirement {swap.original} ({swap.origin}) is now swapped for {swap.replacement}, which the file does not record"
+    for swap in sorted(recorded - expected):
+        yield f"the file records the swap {swap.original} -> {swap.replacement}, which no longer applies"
+
+
+def _on(where: list[Environment], environments: tuple[Environment, ...]) -> str:
+    if set(where) == set(environments):
+        return "on every target" if len(environments) > 1 else f"on {environments[0]}"
+    return "on " + ", ".join(str(e) for e in sorted(where))
+
+
+def _or_none(options: str) -> str:
+    return repr(options) if options else "(none)"
+
+
+# -- online -------------------------------------------------------------------------------------------------
+
+
+def newer_releases(checked: CheckedFile, source: MetadataSource) -> list[NewerRelease]:
+    """Releases newer than the pins that the file's top-level requirements allow (project pages only)."""
+    if checked.document is None or checked.request is None or checked.major_input is None:
+        return []
+    document, request, major_input = checked.document, checked.request, checked.major_input
+    environments = tuple(Environment(p, q) for p in request.python_versions for q in request.platforms)
+    families = request.config.family_table()
+    selection = request.selection
+    if checked.requirements_input is not None and checked.requirements_input.pre:
+        selection = replace(selection, pre=True)
+    found: dict[str, NewerRelease] = {}
+    for environment in environments:
+        siblings = tuple(e for e in environments if e.python == environment.python)
+        selector = Selector(document.cuda_major, environment, siblings, families, selection)
+        pins = document.pins_for(environment.markers)
+        for sourced in major_input.requirements:
+            name = canonicalize_name(sourced.requirement.name)
+            if name not in pins or not environment.evaluate(sourced.requirement.marker):
+                continue
+            newest = _newest_allowed(source, name, pins[name], major_input, environment, selector)
+            if newest is None:
+                continue
+            earlier = found.get(name)
+            pinned = tuple(sorted({pins[name], *(earlier.pinned if earlier else ())}))
+            best = max(newest, earlier.newest) if earlier else newest
+            found[name] = NewerRelease(checked.shown, document.cuda_major, name, pinned, best, f"{sourced.requirement} ({sourced.origin})")
+    return [found[name] for name in sorted(found)]
+
+
+def _newest_allowed(
+    source: MetadataSource, name: str, pinned: Version, major_input: MajorInput, environment: Environment, selector: Selector
+) -> Version | None:
+    try:
+        project = source.project(name)
+    except ProjectNotFound:
+        return None
+    applied = [
+        r.requirement
+        for r in (*major_input.requirements, *major_input.constraints)
+        if canonicalize_name(r.requirement.name) == name and environment.evaluate(r.requirement.marker)
+    ]
+    allow_pre = selector.options.pre or pinned.is_prerelease or any(r.specifier.prereleases for r in applied)
+    for release in project.releases:  # newest first
+        if release.version <= pinned:
+            return None
+        if release.version.is_prerelease and not allow_pre:
+            continue
+        if not all(r.specifier.contains(release.version, prereleases=True) for r in applied):
+            continue
+        if not isinstance(selector.select(release), str):
+            return release.version
+    return None
+
+
+def newer_findings(newer: Iterable[NewerRelease], commands: dict[str, str]) -> list[Finding]:
+    """`--strict`: each newer release as a finding whose fix upgrades exactly those projects."""
+    by_file: dict[str, list[NewerRelease]] = defaultdict(list)
+    for release in newer:
+        by_file[release.shown].append(release)
+    findings = []
+    for shown, releases in by_file.items():
+        upgrade = " ".join(f"--upgrade-package {r.name}" for r in releases)
+        findings += [Finding(shown, describe_newer(r), f"{commands[shown]} {upgrade}") for r in releases]
+    return findings
+
+
+def describe_newer(release: NewerRelease) -> str:
+    pinned = ", ".join(map(str, release.pinned))
+    return f"{release.name} {pinned} -> {release.newest} (allowed by {release.wanted_by})"

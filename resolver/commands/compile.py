@@ -1,0 +1,313 @@
+"""`compile`: resolve every CUDA major and write one constraints file per major (DESIGN §5, §6).
+
+Orchestration only: read the input, swap per major, start the prefetch crawl, resolve every target
+(majors in parallel; the platforms of a major one after another, each preferring the pins of the first
+so a major's file agrees across platforms wherever it can), merge, and write at the edge. Nothing is
+written unless every major resolved; unchanged files are not rewritten; writes are atomic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shlex
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+from resolvelib import BaseReporter
+
+from ..errors import (
+    ConstraintsFileError,
+    CudaConstraintsError,
+    NotOurFile,
+    RequirementsFileError,
+    SeveralFailed,
+    UsageError,
+)
+from ..errors.display import redact_url
+from ..files.config import Config
+from ..files.constraints import TITLE, ConstraintsDocument, parse, render
+from ..files.output_dir import OutputDirectory
+from ..files.requirements import RequirementsInput, digest_of, load_requirements
+from ..files.sets import display_path
+from ..model.distributions import DEFAULT_INDEX_URL
+from ..model.families import FamilyTable
+from ..model.targets import (
+    Environment,
+    Platform,
+    PythonVersion,
+    Target,
+    describe_environments,
+)
+from ..resolve.merge import merge
+from ..resolve.provider import CudaProvider, Req
+from ..resolve.resolution import TargetResolution, resolve_target
+from ..resolve.selection import SelectionOptions, Selector
+from ..resolve.source import Index
+from ..resolve.swaps import MajorInput, roots_for, swap_for_major
+
+logger = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+DISCOVERY_MAJORS = range(11, 20)
+
+
+@dataclass(frozen=True)
+class CompileRequest:
+    config: Config
+    requirement_files: tuple[Path, ...]
+    majors: tuple[int, ...] | str
+    python_versions: tuple[PythonVersion, ...]
+    platforms: tuple[Platform, ...]
+    output_dir: Path
+    selection: SelectionOptions
+    index_url: str
+    command: str
+    generate_hashes: bool = False
+    upgrade: bool = False
+    upgrade_packages: Mapping[str, Version | None] = field(default_factory=dict)
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class MajorOutcome:
+    major: int
+    path: Path
+    old: ConstraintsDocument | None
+    new: ConstraintsDocument
+    text: str
+    changed: bool
+
+
+@dataclass
+class CompileResult:
+    outcomes: list[MajorOutcome]
+    skipped_majors: dict[int, str]
+    seconds: float
+
+
+def read_input(request: CompileRequest) -> RequirementsInput:
+    """The requirements to compile; an input without any is refused: it would empty every file."""
+    requirements_input = load_requirements(list(request.requirement_files), root=request.config.root)
+    if not requirements_input.requirements:
+        shown = ", ".join(requirements_input.top_level_files)
+        raise RequirementsFileError(
+            Path(shown), 0, "", "names no requirement; compiling it would empty every constraints file (nothing was written)"
+        )
+    return requirements_input
+
+
+def compile_constraints(
+    request: CompileRequest,
+    requirements_input: RequirementsInput,
+    index: Index,
+    progress: Progress = lambda message: None,
+    reporter_for: Callable[[Target], BaseReporter] | None = None,
+) -> CompileResult:
+    started = time.monotonic()
+    families = request.config.family_table()
+    digest = digest_of(requirements_input, request.config.families_text)
+    skipped: dict[int, str] = {}
+    if request.majors == "auto":
+        majors, skipped = discover_majors(index, requirements_input, families)
+        progress(f"CUDA majors on the index: {', '.join(map(str, majors)) or 'none'}")
+        if not majors:
+            raise UsageError("--cuda auto found no CUDA major for which every variant family of the input has a member")
+    else:
+        majors = list(request.majors)  # type: ignore[arg-type]
+    environments = tuple(Environment(p, q) for p in request.python_versions for q in request.platforms)
+    output = OutputDirectory(request.output_dir)
+    # Held from reading the existing files to writing the new ones: a second run waits, then starts
+    # from what the first wrote.
+    with contextlib.nullcontext() if request.dry_run else output.locked():
+        plans = {major: _plan(request, requirements_input, families, major, environments) for major in majors}
+        index.start_crawl([(p.crawler(env), p.roots[env]) for p in plans.values() for env in environments])
+        with ThreadPoolExecutor(max_workers=len(majors)) as pool:
+            futures = {major: pool.submit(_resolve_major, index, plans[major], environments, progress, reporter_for) for major in majors}
+            try:
+                results, errors = _gather(futures)
+            except KeyboardInterrupt:
+                index.cancel()  # the resolver threads stop at their next request, not after their work
+                raise
+        if errors:
+            raise errors[0] if len(errors) == 1 else SeveralFailed(errors)
+        header_options = describe_options(request)
+        outcomes = []
+        for major in majors:
+            plan = plans[major]
+            header = ConstraintsDocument(
+                cuda_major=major,
+                command=request.command,
+                inputs=requirements_input.top_level_files,
+                digest=digest,
+                targets=describe_environments(environments),
+                options=header_options,
+            )
+            document = merge(
+                major, results[major], header, plan.major_input.swaps, request.generate_hashes, plan.selection.exclude_newer
+            )
+            text = render(document)
+            outcomes.append(MajorOutcome(major, plan.path, plan.old, document, text, text != plan.old_text))
+        changed = {o.path.name: o.text for o in outcomes if o.changed}
+        if not request.dry_run:
+            written = ", ".join(display_path(request.output_dir / name) for name in sorted(changed))
+            output.replace(changed, f"{written} were written" if len(changed) > 1 else f"{written} was written")
+    return CompileResult(outcomes, skipped, time.monotonic() - started)
+
+
+def _gather(futures: Mapping[int, Future[list[TargetResolution]]]) -> tuple[dict[int, list[TargetResolution]], list[CudaConstraintsError]]:
+    """Every major's result, and every major's error (all are reported, not just the first)."""
+    results: dict[int, list[TargetResolution]] = {}
+    errors: list[CudaConstraintsError] = []
+    for major, future in futures.items():
+        try:
+            results[major] = future.result()
+        except CudaConstraintsError as error:
+            errors.append(error)
+    return results, errors
+
+
+@dataclass
+class _MajorPlan:
+    major: int
+    major_input: MajorInput
+    path: Path
+    old: ConstraintsDocument | None
+    old_text: str | None
+    families: FamilyTable
+    selection: SelectionOptions
+    roots: dict[Environment, list[Req]]
+    constraints: dict[Environment, dict[str, list[Req]]]
+    preferred: dict[Environment, dict[str, Version]]
+    environments: tuple[Environment, ...] = ()
+
+    def siblings(self, environment: Environment) -> tuple[Environment, ...]:
+        return tuple(e for e in self.environments if e.python == environment.python)
+
+    def provider(self, index: Index | None, environment: Environment, preferred: Mapping[str, Version]) -> CudaProvider:
+        """A provider for one target; with an index, its pinned candidates' subtrees are crawled ahead."""
+        selector = Selector(self.major, environment, self.siblings(environment), self.families, self.selection)
+        provider = CudaProvider(index, selector, self.constraints[environment], preferred, pre=self.selection.pre)  # type: ignore[arg-type]
+        if index is not None:
+            twin = self.provider(None, environment, preferred)
+            provider.on_dependencies = lambda requirements: index.start_crawl([(twin, requirements)])
+        return provider
+
+    def crawler(self, environment: Environment) -> CudaProvider:
+        return self.provider(None, environment, self.preferred[environment])
+
+
+def _plan(
+    request: CompileRequest,
+    requirements_input: RequirementsInput,
+    families: FamilyTable,
+    major: int,
+    environments: tuple[Environment, ...],
+) -> _MajorPlan:
+    major_input = swap_for_major(requirements_input, families, major)
+    path = request.output_dir / f"cu{major}.txt"
+    old_text, old = _existing(path)
+    roots, constraints, preferred = {}, {}, {}
+    for environment in environments:
+        roots[environment], constraints[environment] = roots_for(major_input, environment)
+        for name, version in request.upgrade_packages.items():
+            if version is not None:
+                pinned = Req(name, SpecifierSet(f"=={version}"), origin="--upgrade-package")
+                constraints[environment] = {**constraints[environment], name: [*constraints[environment].get(name, []), pinned]}
+        kept = {} if (old is None or request.upgrade) else old.pins_for(environment.markers)
+        preferred[environment] = {n: v for n, v in kept.items() if n not in request.upgrade_packages}
+    selection = request.selection if not requirements_input.pre else SelectionOptions(
+        True, request.selection.allow_sdist, request.selection.allow_sdist_packages, request.selection.exclude_newer
+    )
+    return _MajorPlan(major, major_input, path, old, old_text, families, selection, roots, constraints, preferred, environments)
+
+
+def _existing(path: Path) -> tuple[str | None, ConstraintsDocument | None]:
+    """The file a compile replaces, and its pins when they can be read.
+
+    A file that is not a cuda-constraints file (or not text) is never overwritten: it is not ours. One
+    whose header is ours but whose lines are damaged is regenerated from scratch, with a warning.
+    """
+    if not path.exists():
+        return None, None
+    shown = display_path(path)
+    if not path.is_file():
+        raise NotOurFile(shown, 0, "is not a file")
+    try:
+        content = path.read_bytes()
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = content[: error.start].count(b"\n") + 1
+        raise NotOurFile(shown, line, f"is not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except OSError as error:
+        raise NotOurFile(shown, 0, f"cannot be read ({error.strerror or error})") from None
+    if not TITLE.match(text.split("\n", 1)[0]):
+        raise NotOurFile(shown, 1, "is not a cuda-constraints file (its first line is not the header)")
+    try:
+        return text, parse(text, shown)
+    except ConstraintsFileError as error:
+        logger.warning("%s: its pins are not kept (%s)", shown, error.problem)
+        return text, None
+
+
+def _resolve_major(
+    index: Index,
+    plan: _MajorPlan,
+    environments: Sequence[Environment],
+    progress: Progress,
+    reporter_for: Callable[[Target], BaseReporter] | None,
+) -> list[TargetResolution]:
+    resolutions: list[TargetResolution] = []
+    for environment in environments:
+        target = Target(plan.major, environment)
+        preferred = dict(plan.preferred[environment])
+        if resolutions:
+            first = {name: pin.version for name, pin in resolutions[0].pins.items()}
+            preferred = {**first, **preferred}
+        progress(f"Resolving CUDA {plan.major} for {environment}")
+        provider = plan.provider(index, environment, preferred)
+        resolution = resolve_target(
+            provider, target, plan.roots[environment], reporter_for(target) if reporter_for else None
+        )
+        resolutions.append(resolution)
+    return resolutions
+
+
+def discover_majors(index: Index, requirements_input: RequirementsInput, families: FamilyTable) -> tuple[list[int], dict[int, str]]:
+    """Majors for which every variant family named by the input has a member on the index."""
+    named = families.families_named_by(r.requirement.name for r in requirements_input.requirements)
+    if not named:
+        raise UsageError("--cuda auto: the input names no CUDA variant family; give --cuda 12,13")
+    probes = {(family.name, major): family.member_name(major) for family in named for major in DISCOVERY_MAJORS}
+    found = index.existing(member for member in probes.values() if member)
+    majors, skipped = [], {}
+    for major in DISCOVERY_MAJORS:
+        present = {family.name for family in named if probes[(family.name, major)] in found}
+        missing = sorted({family.name for family in named} - present)
+        if present and missing:
+            skipped[major] = f"no CUDA {major} member of {', '.join(missing)}"
+        elif present:
+            majors.append(major)
+    return majors, skipped
+
+
+def describe_options(request: CompileRequest) -> str:
+    """Resolution options that shape the output, as flags (the header's `options:` line)."""
+    selection = request.selection
+    parts = []
+    if request.index_url.rstrip("/") != DEFAULT_INDEX_URL:
+        parts.append(f"--index-url {shlex.quote(redact_url(request.index_url))}")
+    if selection.pre:
+        parts.append("--pre")
+    if selection.allow_sdist:
+        parts.append("--allow-sdist")
+    parts.extend(f"--allow-sdist-package {name}" for name in sorted(selection.allow_sdist_packages))
+    if selection.exclude_newer is not None:
+        parts.append(f"--exclude-newer {selection.exclude_newer.isoformat().replace('+00:00', 'Z')}")
+    if request.generate_hashes:
+        parts.append("--generate-hashes")
+    return " ".join(parts)

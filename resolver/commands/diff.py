@@ -1,0 +1,233 @@
+"""`diff`: the reviewer's view of two constraint sets (DESIGN §5), as plain text or as a PR body.
+
+Pure: it compares what `constraint_sets` read (per CUDA major, with `changes.compare`) and renders the
+result; git and the filesystem stay at that edge. Then it lists the packages that are not CUDA variants
+but are pinned differently across the majors of the new set (a reviewer should see when cu12 and cu13
+got different `numpy`), marking the ones this change made differ. The output is deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ..files.changes import Changes, VersionChange, compare
+from ..files.constraints import ConstraintsDocument
+from ..files.sets import ConstraintSet, NamedDocument
+from ..model.families import FamilyTable
+
+KINDS = ("upgraded", "downgraded", "added", "removed")
+
+
+@dataclass(frozen=True)
+class MajorDiff:
+    major: int
+    old: NamedDocument | None
+    new: NamedDocument | None
+    changes: Changes
+
+    @property
+    def status(self) -> str:
+        if self.old is None:
+            return "added"
+        if self.new is None:
+            return "removed"
+        return "unchanged" if self.changes.empty else "changed"
+
+    @property
+    def shown(self) -> str:
+        return (self.new or self.old).shown  # type: ignore[union-attr]
+
+    def summary(self) -> str:
+        if self.status in ("added", "removed"):
+            document = (self.new or self.old).document  # type: ignore[union-attr]
+            return f"file {self.status} ({len({p.name for p in document.pins})} packages)"
+        if self.status == "unchanged":
+            return "no changes"
+        parts = [f"{len(self.changes.of_kind(k))} {k}" for k in KINDS if self.changes.of_kind(k)]
+        others = len(other_changes(self.changes))
+        if others:
+            parts.append(f"{others} other change{'s' if others > 1 else ''}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class AcrossMajors:
+    """A package that is not a CUDA variant, pinned differently in the majors of the new set."""
+
+    name: str
+    # (major, "2.2.6" or "2.2.6 ; marker, 2.3.0 ; marker") for every major that pins it
+    pins: tuple[tuple[int, str], ...]
+    # True when this change made it differ (or differ otherwise than before)
+    changed: bool
+
+
+@dataclass(frozen=True)
+class Diff:
+    old_label: str
+    new_label: str
+    majors: tuple[MajorDiff, ...]
+    across_majors: tuple[AcrossMajors, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return all(m.status == "unchanged" for m in self.majors)
+
+
+def diff_sets(old: ConstraintSet, new: ConstraintSet, families: FamilyTable) -> Diff:
+    majors = tuple(
+        MajorDiff(
+            major,
+            old.files.get(major),
+            new.files.get(major),
+            compare(_document(old.files.get(major)), _document(new.files.get(major))),
+        )
+        for major in sorted(old.files.keys() | new.files.keys())
+    )
+    notes = tuple(note for note in (old.note, new.note) if note)
+    return Diff(old.label, new.label, majors, across_majors(old, new, families), notes)
+
+
+def _document(named: NamedDocument | None) -> ConstraintsDocument | None:
+    return named.document if named is not None else None
+
+
+def across_majors(old: ConstraintSet, new: ConstraintSet, families: FamilyTable) -> tuple[AcrossMajors, ...]:
+    new_pins, old_pins = _pins_by_name(new), _pins_by_name(old)
+    found = []
+    for name in sorted(new_pins):
+        per_major = new_pins[name]
+        variant = families.classify(name)
+        if len(per_major) < 2 or len(set(per_major.values())) < 2 or (variant is not None and variant.role == "member"):
+            continue
+        before = {major: text for major, text in old_pins.get(name, {}).items() if major in per_major}
+        found.append(AcrossMajors(name, tuple(sorted(per_major.items())), before != per_major))
+    return tuple(found)
+
+
+def _pins_by_name(constraint_set: ConstraintSet) -> dict[str, dict[int, str]]:
+    found: dict[str, dict[int, list[str]]] = {}
+    for major, named in constraint_set.files.items():
+        for pin in named.document.pins:
+            found.setdefault(pin.name, {}).setdefault(major, []).append(_pin_text(str(pin.version), pin.marker))
+    return {name: {major: ", ".join(texts) for major, texts in majors.items()} for name, majors in found.items()}
+
+
+def _pin_text(version: str, marker: str) -> str:
+    return f"{version} ; {marker}" if marker else version
+
+
+def other_changes(changes: Changes) -> list[tuple[str, str]]:
+    """Everything but version changes, as (what, detail) rows, in a fixed order."""
+    rows = [("excluded", f"+ {e.name} (required by {e.required_by})") for e in changes.excluded_added]
+    rows += [("excluded", f"- {e.name} (required by {e.required_by})") for e in changes.excluded_removed]
+    rows += [("swapped", f"+ {s.original} -> {s.replacement} ({s.origin})") for s in changes.swapped_added]
+    rows += [("swapped", f"- {s.original} -> {s.replacement} ({s.origin})") for s in changes.swapped_removed]
+    rows += [("from source", f"+ {b.name}=={b.version} on {b.platforms}") for b in changes.source_builds_added]
+    rows += [("from source", f"- {b.name}=={b.version} on {b.platforms}") for b in changes.source_builds_removed]
+    rows += [(h.field, f"{h.old or '(none)'} -> {h.new or '(none)'}") for h in changes.header]
+    return rows
+
+
+def summary_line(diff: Diff) -> str:
+    if not diff.majors:
+        return "No constraints files on either side."
+    if diff.empty:
+        return "No changes to the constraints."
+    return " · ".join(f"CUDA {m.major}: {m.summary()}" for m in diff.majors)
+
+
+# -- text -------------------------------------------------------------------------------------------------
+
+
+def render_text(diff: Diff) -> str:
+    return "".join(line + "\n" for line in _text_lines(diff))
+
+
+def _text_lines(diff: Diff) -> Iterator[str]:
+    yield f"{diff.old_label} -> {diff.new_label}: {summary_line(diff)}"
+    yield from (f"note: {note}" for note in diff.notes)
+    for major in diff.majors:
+        yield f"CUDA {major.major} ({major.shown}): {major.summary()}"
+        for change in _listed_versions(major):
+            yield f"  {change.kind:<12}{change.describe()}"
+        for what, detail in other_changes(major.changes):
+            yield f"  {what:<12}{detail}"
+    if diff.across_majors:
+        yield "Not CUDA variants, pinned differently across majors:"
+        width = max(len(a.name) for a in diff.across_majors) + 2
+        for entry in diff.across_majors:
+            pins = " | ".join(f"cu{major} {text}" for major, text in entry.pins)
+            yield f"  {entry.name:<{width}}{pins}" + ("   (changed here)" if entry.changed else "")
+
+
+def _listed_versions(major: MajorDiff) -> list[VersionChange]:
+    """Version changes grouped by kind; a removed file lists its pins as removed, an added one as added."""
+    return [change for kind in KINDS for change in major.changes.of_kind(kind)]
+
+
+# -- markdown ---------------------------------------------------------------------------------------------
+
+
+def render_markdown(diff: Diff) -> str:
+    return "".join(line + "\n" for line in _markdown_lines(diff))
+
+
+def _markdown_lines(diff: Diff) -> Iterator[str]:
+    yield "## Constraints changes"
+    yield ""
+    yield f"`{_cell(diff.old_label)}` → `{_cell(diff.new_label)}`: **{_cell(summary_line(diff))}**"
+    for note in diff.notes:
+        yield ""
+        yield f"> {note}"
+    for major in diff.majors:
+        if major.status == "unchanged":
+            continue
+        yield ""
+        yield f"### CUDA {major.major} — `{_cell(major.shown)}`: {major.summary()}"
+        versions = _listed_versions(major)
+        if versions:
+            yield from _folded(major.status in ("added", "removed"), f"{len(versions)} packages", _version_table(versions))
+        others = other_changes(major.changes)
+        if others:
+            yield ""
+            yield "| | change |"
+            yield "|---|---|"
+            yield from (f"| {what} | `{_cell(detail)}` |" for what, detail in others)
+    if diff.across_majors:
+        majors = sorted({major for entry in diff.across_majors for major, _ in entry.pins})
+        yield ""
+        yield "### Not CUDA variants, pinned differently across majors"
+        yield ""
+        yield "| package | " + " | ".join(f"cu{m}" for m in majors) + " | |"
+        yield "|---|" + "---|" * len(majors) + "---|"
+        for entry in diff.across_majors:
+            pins = dict(entry.pins)
+            cells = " | ".join(f"`{_cell(pins[m])}`" if m in pins else "" for m in majors)
+            yield f"| `{entry.name}` | {cells} | {'changed here' if entry.changed else ''} |"
+
+
+def _version_table(changes: list[VersionChange]) -> list[str]:
+    rows = ["| change | package | old | new | marker |", "|---|---|---|---|---|"]
+    for change in changes:
+        old = f"`{change.old}`" if change.old is not None else ""
+        new = f"`{change.new}`" if change.new is not None else ""
+        marker = f"`{_cell(change.marker)}`" if change.marker else ""
+        rows.append(f"| {change.kind} | `{change.name}` | {old} | {new} | {marker} |")
+    return rows
+
+
+def _folded(fold: bool, title: str, lines: list[str]) -> Iterator[str]:
+    yield ""
+    if fold:
+        yield f"<details><summary>{title}</summary>"
+        yield ""
+    yield from lines
+    if fold:
+        yield ""
+        yield "</details>"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")

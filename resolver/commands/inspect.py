@@ -1,0 +1,169 @@
+"""`inspect`: what the resolver sees of one release (DESIGN §5).
+
+Version, files usable per target environment, dependencies with their markers, and where the release
+and each dependency sit in the variant-family model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from ..errors import MetadataUnavailable, UsageError
+from ..errors.display import escape
+from ..model.distributions import CoreMetadata, DistFile, Project, Release
+from ..model.families import FamilyTable
+from ..model.targets import Environment
+from ..resolve.selection import best_wheel, python_ok
+from ..resolve.source import MetadataSource
+
+
+@dataclass(frozen=True)
+class Dependency:
+    requirement: str
+    name: str
+    marker: str
+    family: str | None
+    cuda_major: int | None
+    role: str | None
+
+
+@dataclass(frozen=True)
+class ReleaseReport:
+    name: str
+    version: str
+    yanked: bool
+    # Why the resolver cannot use the release's dependencies (so never picks it); None when it can.
+    unusable: str | None
+    requires_python: str | None
+    family: str | None
+    cuda_major: int | None
+    role: str | None
+    variant: str
+    files: dict[str, str | None]
+    dependencies: list[Dependency]
+    provides_extra: list[str]
+    metadata_file: str
+    metadata_source: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def pick_release(project: Project, version: Version | None) -> Release:
+    if version is not None:
+        release = project.release(version)
+        if release is None:
+            newest = ", ".join(str(r.version) for r in project.releases[:5])
+            raise UsageError(f"{project.name} has no release {version} (newest: {newest})")
+        return release
+    usable = [r for r in project.releases if not r.yanked]
+    finals = [r for r in usable if not r.version.is_prerelease]
+    if not (finals or usable):
+        raise UsageError(f"{project.name} has no release that is not yanked")
+    return (finals or usable)[0]
+
+
+def inspect_release(
+    source: MetadataSource,
+    name: str,
+    version: Version | None,
+    environments: tuple[Environment, ...],
+    families: FamilyTable,
+) -> ReleaseReport:
+    release = pick_release(source.project(name), version)
+    files: dict[str, str | None] = {}
+    for environment in environments:
+        wheel = best_wheel(release.files, environment)
+        sdist = next((f for f in release.files if f.is_sdist and python_ok(f, environment)), None)
+        files[str(environment)] = wheel.filename if wheel else (f"{sdist.filename} (sdist only)" if sdist else None)
+    metadata_file = _metadata_file(release, environments)
+    unusable = None
+    try:
+        metadata = source.metadata(release, metadata_file)
+    except MetadataUnavailable as error:  # a property of the release, which is what inspect reports
+        metadata, unusable = CoreMetadata(release.name, release.version, source="none"), error.problem
+    variant = families.classify(release.name, release.version)
+    return ReleaseReport(
+        name=release.name,
+        version=str(release.version),
+        yanked=release.yanked,
+        unusable=unusable,
+        requires_python=metadata.requires_python,
+        family=variant.family.name if variant else None,
+        cuda_major=variant.major if variant else None,
+        role=variant.role if variant else None,
+        variant=variant.describe() if variant else "not a CUDA variant (fits every major)",
+        files=files,
+        dependencies=[_dependency(text, families) for text in metadata.requires_dist],
+        provides_extra=list(metadata.provides_extra),
+        metadata_file=metadata_file.filename,
+        metadata_source=metadata.source,
+    )
+
+
+def _metadata_file(release: Release, environments: tuple[Environment, ...]) -> DistFile:
+    for environment in environments:
+        wheel = best_wheel(release.files, environment)
+        if wheel is not None:
+            return wheel
+    wheels = [f for f in release.files if f.is_wheel]
+    return (wheels or list(release.files))[0]
+
+
+def _dependency(text: str, families: FamilyTable) -> Dependency:
+    try:
+        requirement = Requirement(text)
+    except InvalidRequirement:
+        return Dependency(text, "", "", None, None, None)
+    name = canonicalize_name(requirement.name)
+    variant = families.classify(name, _pinned_version(requirement))
+    return Dependency(
+        requirement=text,
+        name=name,
+        marker=str(requirement.marker) if requirement.marker else "",
+        family=variant.family.name if variant else None,
+        cuda_major=variant.major if variant else None,
+        role=variant.role if variant else None,
+    )
+
+
+def _pinned_version(requirement: Requirement) -> Version | None:
+    for specifier in requirement.specifier:
+        if specifier.operator == "==":
+            try:
+                return Version(specifier.version.replace(".*", ""))
+            except ValueError:
+                return None
+    return None
+
+
+def render_text(report: ReleaseReport) -> str:
+    lines = [
+        f"{report.name} {report.version}" + ("  (yanked)" if report.yanked else ""),
+        f"  variant: {report.variant}",
+        f"  requires-python: {report.requires_python or 'any'}",
+        "  files per target:",
+    ]
+    lines += [f"    {environment}: {escape(file or 'none usable')}" for environment, file in report.files.items()]
+    if report.unusable is not None:
+        lines.append(f"  dependencies: unusable, so the resolver never picks this release: {escape(report.unusable)}")
+        return "\n".join(lines)
+    lines.append(f"  dependencies (from {escape(report.metadata_file)}, read by {report.metadata_source}):")
+    if not report.dependencies:
+        lines.append("    (none)")
+    for dependency in report.dependencies:
+        note = ""
+        if dependency.role == "meta":
+            note = f"  [meta package of {dependency.family}]"
+        elif dependency.family is not None:
+            major = f"CUDA {dependency.cuda_major}" if dependency.cuda_major else "CUDA major by version"
+            note = f"  [{major} member of {dependency.family}]"
+        lines.append(f"    {escape(dependency.requirement)}{note}")
+    if report.provides_extra:
+        lines.append(f"  extras: {', '.join(report.provides_extra)}")
+    return "\n".join(lines)

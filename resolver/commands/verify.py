@@ -1,0 +1,117 @@
+"""What `install` checks in the target interpreter afterwards, as pure functions of what it reported:
+installed versions equal the pins (markers evaluated for that interpreter), no member of another CUDA
+major is installed, and every canary imports. The result renders as the table `install` prints last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from packaging.markers import Marker
+from packaging.version import InvalidVersion, Version
+
+from ..files.constraints import ConstraintsDocument, PinLine
+from ..model.families import FamilyTable
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """An installed member of another CUDA major (from an earlier install, or installed by hand)."""
+
+    name: str
+    version: str
+    cuda_major: int
+
+
+@dataclass(frozen=True)
+class Row:
+    package: str
+    pinned: str
+    installed: str
+    status: str
+    ok: bool
+    leftover: bool = False
+
+
+@dataclass(frozen=True)
+class Verification:
+    cuda_major: int
+    rows: tuple[Row, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(row.ok for row in self.rows)
+
+    @property
+    def leftovers(self) -> tuple[str, ...]:
+        return tuple(row.package for row in self.rows if row.leftover)
+
+    def problems(self) -> list[str]:
+        found = [f"{row.package}: {row.status}" for row in self.rows if not row.ok and not row.leftover]
+        if self.leftovers:
+            found.append(
+                f"members of another CUDA major are installed ({', '.join(self.leftovers)}); "
+                "`cuda-constraints install --fix` removes them"
+            )
+        return found
+
+
+def applicable_pins(document: ConstraintsDocument, markers: Mapping[str, str]) -> tuple[PinLine, ...]:
+    """The pin lines whose markers hold for an interpreter."""
+    environment = {**markers, "extra": ""}
+    return tuple(pin for pin in document.pins if not pin.marker or Marker(pin.marker).evaluate(environment))
+
+
+def find_leftovers(installed: Mapping[str, str], cuda_major: int, families: FamilyTable) -> tuple[Leftover, ...]:
+    found = []
+    for name, text in sorted(installed.items()):
+        try:
+            version: Version | None = Version(text)
+        except InvalidVersion:
+            version = None
+        major = families.major_of(name, version)
+        if major is not None and major != cuda_major:
+            found.append(Leftover(name, text, major))
+    return tuple(found)
+
+
+def verify(
+    document: ConstraintsDocument,
+    markers: Mapping[str, str],
+    installed: Mapping[str, str],
+    families: FamilyTable,
+    canary_errors: Mapping[str, str | None],
+) -> Verification:
+    rows = [_pin_row(pin, installed.get(pin.name)) for pin in applicable_pins(document, markers)]
+    for leftover in find_leftovers(installed, document.cuda_major, families):
+        rows.append(Row(leftover.name, "-", leftover.version, f"CUDA {leftover.cuda_major} build", False, leftover=True))
+    for module, error in canary_errors.items():
+        status = "imports" if error is None else f"import failed: {error}"
+        rows.append(Row(f"import {module}", "", "", status, error is None))
+    return Verification(document.cuda_major, tuple(rows))
+
+
+def _pin_row(pin: PinLine, installed: str | None) -> Row:
+    pinned = str(pin.version)
+    if installed is None:
+        return Row(pin.name, pinned, "-", "not installed", False)
+    try:
+        same = Version(installed) == pin.version
+    except InvalidVersion:
+        same = False
+    return Row(pin.name, pinned, installed, "ok" if same else "wrong version", same)
+
+
+def render_table(verification: Verification) -> list[str]:
+    header = Row("package", "pinned", "installed", "status", True)
+    rows = (header, *verification.rows)
+    widths = [max(len(getattr(row, column)) for row in rows) for column in ("package", "pinned", "installed")]
+
+    def line(row: Row) -> str:
+        cells = (row.package.ljust(widths[0]), row.pinned.ljust(widths[1]), row.installed.ljust(widths[2]), row.status)
+        return "  ".join(cells).rstrip()
+
+    failed = sum(not row.ok for row in verification.rows)
+    verdict = "all verified" if not failed else f"{failed} problem{'s' if failed != 1 else ''}"
+    return [line(header), *(line(row) for row in verification.rows), f"CUDA {verification.cuda_major}: {verdict}"]

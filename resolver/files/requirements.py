@@ -1,0 +1,266 @@
+"""The requirements-file reader: the pip syntax a CI maintainer writes, and nothing the index can't serve.
+
+Supported: comments and inline comments, blank lines, `\\` continuations, PEP 508 requirements with extras
+and markers, `-r`/`-c` includes relative to the including file (cycles detected), and the
+`--index-url`/`--extra-index-url`/`--pre` option lines. Anything else (URLs, `-e`, local paths, unknown
+options) is an error naming the file, the line number and the line.
+
+Files are read through an injected function, so the reader itself does no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shlex
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+from ..errors import RequirementsFileError
+
+ReadText = Callable[[Path], str]
+
+_COMMENT = re.compile(r"(^|\s+)#.*$")
+_URL_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".tar.bz2", ".tgz", ".zip")
+_INCLUDE_OPTIONS = {"-r": False, "--requirement": False, "-c": True, "--constraint": True}
+_VALUE_OPTIONS = {"-i": "index_url", "--index-url": "index_url", "--extra-index-url": "extra_index_url"}
+
+
+@dataclass(frozen=True)
+class SourcedRequirement:
+    """A requirement and where it was written."""
+
+    requirement: Requirement
+    path: str
+    line_number: int
+
+    @property
+    def origin(self) -> str:
+        return f"{self.path}:{self.line_number}"
+
+    def __str__(self) -> str:
+        return str(self.requirement)
+
+
+@dataclass(frozen=True)
+class RequirementsInput:
+    """Everything read from the top-level requirements files and their includes."""
+
+    requirements: tuple[SourcedRequirement, ...]
+    constraints: tuple[SourcedRequirement, ...] = ()
+    top_level_files: tuple[str, ...] = ()
+    # (display path, text) of every file read, in reading order: what the input digest covers.
+    files: tuple[tuple[str, str], ...] = ()
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    pre: bool = False
+
+    @property
+    def digest(self) -> str:
+        return input_digest(self.files)
+
+
+def input_digest(files: tuple[tuple[str, str], ...]) -> str:
+    """sha256 (first 16 hex digits) of the names and texts of every input file."""
+    hasher = hashlib.sha256()
+    for name, text in files:
+        hasher.update(name.encode() + b"\0" + text.replace("\r\n", "\n").encode() + b"\0")
+    return hasher.hexdigest()[:16]
+
+
+FAMILIES_DIGEST_NAME = "[tool.cuda-constraints.families]"
+
+
+def digest_of(requirements_input: RequirementsInput, families_text: str = "") -> str:
+    """The digest a constraints file header records: every input file, and the configured families table.
+
+    `families_text` is `Config.families_text` (empty when no families are configured). `compile` writes
+    this digest; `check` and `install` compare a header against it.
+    """
+    files = requirements_input.files
+    if families_text:
+        files = (*files, (FAMILIES_DIGEST_NAME, families_text))
+    return input_digest(files)
+
+
+def read_utf8(path: Path) -> str:
+    """The default file reader for the CLI's edge: UTF-8 text, errors named by file."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise RequirementsFileError(path, 0, "", "no such file") from None
+    except IsADirectoryError:
+        raise RequirementsFileError(path, 0, "", "is a directory, not a requirements file") from None
+    except UnicodeDecodeError as error:
+        raise RequirementsFileError(path, 0, "", f"not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except OSError as error:
+        raise RequirementsFileError(path, 0, "", f"cannot be read: {error.strerror or error}") from None
+
+
+def load_requirements(paths: list[Path], read_text: ReadText = read_utf8, root: Path | None = None) -> RequirementsInput:
+    """Read requirements files (and what they include) into one input."""
+    reader = _Reader(read_text, root)
+    for path in paths:
+        reader.read(path, constraint=False, stack=())
+    return RequirementsInput(
+        requirements=tuple(reader.requirements),
+        constraints=tuple(reader.constraints),
+        top_level_files=tuple(reader.display(p) for p in paths),
+        files=tuple(reader.files),
+        index_url=reader.index_url,
+        extra_index_urls=tuple(reader.extra_index_urls),
+        pre=reader.pre,
+    )
+
+
+def relative_to_root(path: Path, root: Path | None) -> str:
+    """A path as a header or message shows it: relative to the project root, with `/`."""
+    if root is not None:
+        try:
+            return PurePosixPath(path.resolve().relative_to(root.resolve())).as_posix()
+        except ValueError:
+            pass
+    return path.as_posix()
+
+
+def parse_requirement_line(text: str, path: str, line_number: int) -> Requirement:
+    """One PEP 508 requirement that names a project on the index."""
+
+    def fail(problem: str) -> RequirementsFileError:
+        return RequirementsFileError(Path(path), line_number, text, problem)
+
+    if _URL_SCHEME.match(text) or text.startswith(("git+", "hg+", "svn+", "bzr+")):
+        raise fail("URLs are not supported; name a project on the index")
+    try:
+        requirement = Requirement(text)
+    except InvalidRequirement as error:
+        if text.startswith((".", "/", "~")) or text.endswith(_ARCHIVE_SUFFIXES) or "/" in text or "\\" in text:
+            raise fail("local paths are not supported; name a project on the index") from None
+        raise fail(f"not a valid requirement ({str(error).splitlines()[0]})") from None
+    if requirement.url:
+        raise fail("direct URL references are not supported; name a project on the index")
+    return requirement
+
+
+@dataclass
+class _Reader:
+    read_text: ReadText
+    root: Path | None
+    requirements: list[SourcedRequirement] = field(default_factory=list)
+    constraints: list[SourcedRequirement] = field(default_factory=list)
+    files: list[tuple[str, str]] = field(default_factory=list)
+    seen: set[tuple[Path, bool]] = field(default_factory=set)
+    index_url: str | None = None
+    extra_index_urls: list[str] = field(default_factory=list)
+    pre: bool = False
+
+    def display(self, path: Path) -> str:
+        return relative_to_root(path, self.root)
+
+    def read(self, path: Path, constraint: bool, stack: tuple[Path, ...]) -> None:
+        resolved = path.resolve()
+        if resolved in stack:
+            cycle = " -> ".join(self.display(p) for p in (*stack, resolved))
+            raise RequirementsFileError(path, 0, "", f"include cycle: {cycle}")
+        if (resolved, constraint) in self.seen:
+            return
+        self.seen.add((resolved, constraint))
+        text = self.read_text(path)
+        shown = self.display(path)
+        self.files.append((shown, text))
+        for line_number, line in _logical_lines(text):
+            self._line(path, shown, line_number, line, constraint, (*stack, resolved))
+
+    def _line(self, path: Path, shown: str, line_number: int, line: str, constraint: bool, stack: tuple[Path, ...]) -> None:
+        def fail(problem: str) -> RequirementsFileError:
+            return RequirementsFileError(Path(shown), line_number, line, problem)
+
+        if not line.startswith("-"):
+            requirement = parse_requirement_line(line, shown, line_number)
+            sourced = SourcedRequirement(requirement, shown, line_number)
+            if constraint:
+                if requirement.extras:
+                    raise fail("constraints cannot have extras; constrain the project without them")
+                self.constraints.append(sourced)
+            else:
+                self.requirements.append(sourced)
+            return
+        option, value = _split_option(line, fail)
+        if option in _INCLUDE_OPTIONS:
+            if not value:
+                raise fail(f"{option} needs a file name")
+            if _URL_SCHEME.match(value):
+                raise fail("including a file by URL is not supported")
+            included = path.parent / value
+            try:
+                self.read(included, constraint or _INCLUDE_OPTIONS[option], stack)
+            except RequirementsFileError as error:
+                if error.line_number == 0 and error.problem in ("no such file", "is a directory, not a requirements file"):
+                    raise fail(f"{option} {value}: {error.problem} ({self.display(included)})") from None
+                raise
+        elif option in _VALUE_OPTIONS:
+            if not value or not _URL_SCHEME.match(value):
+                raise fail(f"{option} needs an http(s) URL")
+            if _VALUE_OPTIONS[option] == "index_url":
+                self.index_url = value
+            else:
+                self.extra_index_urls.append(value)
+        elif option == "--pre":
+            if value:
+                raise fail("--pre takes no value")
+            self.pre = True
+        elif option in ("-e", "--editable"):
+            raise fail("editable installs are not supported; name a project on the index")
+        else:
+            raise fail(
+                f"option {option} is not supported here (supported: -r, -c, --index-url, --extra-index-url, --pre)"
+            )
+
+
+def _split_option(line: str, fail: Callable[[str], RequirementsFileError]) -> tuple[str, str]:
+    """`-r file`, `-rfile`, `--requirement=file` -> ("-r"/"--requirement", "file")."""
+    try:
+        words = shlex.split(line)
+    except ValueError as error:
+        raise fail(f"cannot split the line into words ({error})") from None
+    if not words:
+        raise fail("empty option")
+    first = words[0]
+    if first.startswith("--"):
+        option, _, inline = first.partition("=")
+        rest = words[1:]
+        if inline:
+            rest = [inline, *rest]
+    elif len(first) > 2:
+        option, rest = first[:2], [first[2:], *words[1:]]
+    else:
+        option, rest = first, words[1:]
+    if len(rest) > 1:
+        raise fail(f"{option} takes one value, got {len(rest)}")
+    return option, rest[0] if rest else ""
+
+
+def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
+    """Comment-free, continuation-joined, non-blank lines with the number of the line they start on."""
+    pending: list[str] = []
+    start = 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not pending:
+            start = number
+        line = raw.rstrip()
+        if line.endswith("\\") and not _COMMENT.search(line[:-1]):
+            pending.append(line[:-1])
+            continue
+        pending.append(line)
+        joined = _COMMENT.sub("", "".join(pending)).strip()
+        pending = []
+        if joined:
+            yield start, joined
+    if pending:
+        joined = _COMMENT.sub("", "".join(pending)).strip()
+        if joined:
+            yield start, joined

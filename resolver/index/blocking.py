@@ -1,0 +1,149 @@
+"""A blocking face for the async index client: its event loop runs in a background thread.
+
+The resolver (resolvelib is synchronous) calls `project()` and `metadata()` from its own threads, while
+prefetches and crawls keep the network busy in the loop. Requests are coalesced in the client, so a
+prefetch and a later blocking call for the same thing make one request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Coroutine, Iterable, Sequence
+from typing import Any, TypeVar
+
+from ..errors import CudaConstraintsError, ProjectNotFound
+from ..errors.interrupts import Interrupted
+from ..model.distributions import CoreMetadata, DistFile, Project, Release
+from ..resolve.provider import CudaProvider, Req
+from .client import IndexClient
+from .crawl import Crawler
+
+T = TypeVar("T")
+logger = logging.getLogger(__name__)
+
+
+class BlockingIndex:
+    """Implements `MetadataSource` on top of an `IndexClient` created inside the background loop."""
+
+    def __init__(self, make_client: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="cuda-constraints-index", daemon=True)
+        self._thread.start()
+        self._submitted: list[concurrent.futures.Future[Any]] = []
+        self._cancelled = False
+        self._projects: dict[str, Project] = {}
+        self._metadata: dict[str, CoreMetadata] = {}
+        self.client: IndexClient = self.run(_call(make_client))
+        self.crawler = Crawler(self.client)
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine in the loop and wait for its result; Interrupted once `cancel` was called."""
+        if self._cancelled:
+            coroutine.close()
+            raise Interrupted()
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        try:
+            return future.result()
+        except concurrent.futures.CancelledError:
+            raise Interrupted() from None
+
+    def cancel(self) -> None:
+        """Stop: cancel every request in flight; every later call raises Interrupted (any thread)."""
+        self._cancelled = True
+        for future in self._submitted:
+            future.cancel()
+        self._loop.call_soon_threadsafe(self.client.cancel_all)
+
+    def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Start a coroutine in the loop without waiting for it."""
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        future.add_done_callback(_log_failure)
+        self._submitted = [f for f in self._submitted if not f.done()]
+        self._submitted.append(future)
+        return future
+
+    def project(self, name: str) -> Project:
+        if self._cancelled:
+            raise Interrupted()
+        # Answers already in hand, and answers in the disk cache, are served in the calling thread: a
+        # trip through the loop costs milliseconds, and the resolvers ask hundreds of times.
+        found = self._projects.get(name)
+        if found is None:
+            found = (
+                self.client.finished("project", name)  # fetched by the crawl: one copy in memory, not two
+                or self.client.cached_project(name)
+                or self.run(self.client.project(name))
+            )
+            self._projects[name] = found
+        return found
+
+    def metadata(self, release: Release, file: DistFile) -> CoreMetadata:
+        if self._cancelled:
+            raise Interrupted()
+        found = self._metadata.get(file.cache_key)
+        if found is None:
+            found = (
+                self.client.finished("metadata", file.cache_key)
+                or self.client.cached_metadata(release, file)
+                or self.run(self.client.metadata(release, file))
+            )
+            self._metadata[file.cache_key] = found
+        return found
+
+    def prefetch_metadata(self, release: Release, file: DistFile) -> None:
+        self.submit(self.client.metadata(release, file))
+
+    def start_crawl(self, plans: Iterable[tuple[CudaProvider, Sequence[Req]]]) -> None:
+        self.submit(self.crawler.crawl(list(plans)))
+
+    def existing(self, names: Iterable[str]) -> set[str]:
+        return self.run(_existing(self.client, sorted(set(names))))
+
+    def close(self) -> None:
+        for future in self._submitted:
+            future.cancel()
+        self._cancelled = False  # closing must still run in the loop
+        try:
+            self.run(self.client.close())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+            self._loop.close()
+
+    def __enter__(self) -> BlockingIndex:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        if kind is not None and issubclass(kind, KeyboardInterrupt):
+            self.cancel()
+        self.close()
+
+
+async def _existing(client: IndexClient, names: list[str]) -> set[str]:
+    async def exists(name: str) -> str | None:
+        try:
+            project = await client.project(name)
+        except ProjectNotFound:
+            return None
+        return name if project.releases else None
+
+    return {name for name in await asyncio.gather(*(exists(n) for n in names)) if name}
+
+
+async def _call(factory: Any) -> Any:
+    return factory()
+
+
+def _log_failure(future: concurrent.futures.Future[Any]) -> None:
+    """A background job nobody waits for: its failure is logged (an index error is met again, and reported,
+    by the resolver that needs the answer; anything else is a defect worth a warning)."""
+    if future.cancelled():
+        return
+    error = future.exception()
+    if isinstance(error, CudaConstraintsError):
+        logger.debug("background fetch failed: %s", error.message())
+    elif error is not None and not isinstance(error, asyncio.CancelledError):
+        logger.warning("a background fetch failed unexpectedly: %s: %s", type(error).__name__, error)

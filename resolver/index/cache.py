@@ -1,0 +1,213 @@
+"""The on-disk cache: project pages with their validators, and metadata keyed by file URL and hash.
+
+Layout (format version in the path, so a new format never reads an old one):
+
+    <cache dir>/v3/projects/<index key>/<name>.json   {"format": 3, "url", "etag", "last_modified",
+                                                       "fetched_at", "max_age", "project": {...}}
+    <cache dir>/v3/metadata/<key[:2]>/<key>.json       {"format": 3, "metadata": {...}} or {"format": 3, "invalid": why}
+
+The index key is a digest of the index URL without credentials; the metadata key a digest of the file's
+URL and the sha256 its index gave (see `DistFile.cache_key`). No credential is ever written: the client
+strips them from URLs before anything is cached, and does not cache a page whose URLs carry a token.
+
+Writes are atomic (temp file and rename). A corrupt or foreign entry is discarded and refetched, never
+fatal. A cache directory that cannot be written (read-only, full) degrades to no caching with one warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packaging.version import Version
+
+from ..model.distributions import CoreMetadata, parse_requirement
+
+FORMAT = 3
+ENV_CACHE_DIR = "CUDA_CONSTRAINTS_CACHE_DIR"
+
+
+def default_cache_dir() -> Path:
+    """The platform's user cache directory, as pip and uv choose theirs."""
+    if os.environ.get(ENV_CACHE_DIR):
+        return Path(os.environ[ENV_CACHE_DIR])
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+        return base / "cuda-constraints" / "Cache"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "cuda-constraints"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cuda-constraints"
+
+
+@dataclass(frozen=True)
+class CachedPage:
+    """A project page as cached: its parsed form plus what is needed to revalidate it."""
+
+    url: str
+    project: dict[str, Any]
+    etag: str | None
+    last_modified: str | None
+    fetched_at: float
+    max_age: float | None
+
+    def is_fresh(self, now: float, default_max_age: float) -> bool:
+        max_age = self.max_age if self.max_age is not None else default_max_age
+        return now - self.fetched_at < max_age
+
+
+class Cache:
+    """Disk cache; `Cache(None)` caches nothing."""
+
+    def __init__(self, root: Path | None, warn: Callable[[str], None] | None = None) -> None:
+        self.root = root / f"v{FORMAT}" if root is not None else None
+        self._warn = warn or (lambda message: warnings.warn(message, stacklevel=2))
+        self._write_failed = False
+        self._directories: set[Path] = set()
+
+    def _project_path(self, index_url: str, name: str) -> Path | None:
+        if self.root is None:
+            return None
+        index_key = hashlib.sha256(index_url.encode()).hexdigest()[:16]
+        return self.root / "projects" / index_key / f"{name}.json"
+
+    def _metadata_path(self, key: str) -> Path | None:
+        if self.root is None:
+            return None
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        return self.root / "metadata" / digest[:2] / f"{digest}.json"
+
+    def load_page(self, index_url: str, name: str) -> CachedPage | None:
+        document = self._read(self._project_path(index_url, name))
+        if document is None:
+            return None
+        try:
+            return CachedPage(
+                url=str(document["url"]),
+                project=dict(document["project"]),
+                etag=document.get("etag"),
+                last_modified=document.get("last_modified"),
+                fetched_at=float(document["fetched_at"]),
+                max_age=None if document.get("max_age") is None else float(document["max_age"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            self._discard(self._project_path(index_url, name))
+            return None
+
+    def store_page(self, index_url: str, name: str, page: CachedPage) -> None:
+        self._write(
+            self._project_path(index_url, name),
+            {
+                "url": page.url,
+                "etag": page.etag,
+                "last_modified": page.last_modified,
+                "fetched_at": page.fetched_at,
+                "max_age": page.max_age,
+                "project": page.project,
+            },
+        )
+
+    def touch_page(self, index_url: str, name: str, page: CachedPage) -> CachedPage:
+        """Record a successful revalidation (HTTP 304)."""
+        renewed = CachedPage(page.url, page.project, page.etag, page.last_modified, time.time(), page.max_age)
+        self.store_page(index_url, name, renewed)
+        return renewed
+
+    def load_metadata(self, key: str) -> CoreMetadata | str | None:
+        """The metadata cached under a key; a string when the file's metadata was found invalid (why)."""
+        path = self._metadata_path(key)
+        document = self._read(path)
+        if document is None:
+            return None
+        try:
+            if "invalid" in document:
+                return str(document["invalid"])
+            fields = document["metadata"]
+            for text in fields["requires_dist"]:
+                parse_requirement(text)  # a damaged entry is a miss, never a dependency dropped later
+            return CoreMetadata(
+                name=str(fields["name"]),
+                version=Version(fields["version"]),
+                requires_dist=tuple(str(r) for r in fields["requires_dist"]),
+                requires_python=fields.get("requires_python"),
+                provides_extra=tuple(str(e) for e in fields.get("provides_extra", ())),
+                source="cache",
+            )
+        except Exception:  # any malformed entry is a cache miss
+            self._discard(path)
+            return None
+
+    def store_metadata(self, key: str, metadata: CoreMetadata) -> None:
+        self._write(
+            self._metadata_path(key),
+            {
+                "metadata": {
+                    "name": metadata.name,
+                    "version": str(metadata.version),
+                    "requires_dist": list(metadata.requires_dist),
+                    "requires_python": metadata.requires_python,
+                    "provides_extra": list(metadata.provides_extra),
+                }
+            },
+        )
+
+    def store_invalid_metadata(self, key: str, reason: str) -> None:
+        self._write(self._metadata_path(key), {"invalid": reason})
+
+    def _read(self, path: Path | None) -> dict[str, Any] | None:
+        if path is None:
+            return None
+        try:
+            document = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            self._discard(path)
+            return None
+        if not isinstance(document, dict) or document.get("format") != FORMAT:
+            self._discard(path)
+            return None
+        return document
+
+    def _write(self, path: Path | None, document: dict[str, Any]) -> None:
+        if path is None or self._write_failed:
+            return
+        body = json.dumps({"format": FORMAT, **document}, separators=(",", ":")).encode()
+        try:
+            if path.parent not in self._directories:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._directories.add(path.parent)
+            descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+            try:
+                with os.fdopen(descriptor, "wb") as handle:
+                    handle.write(body)
+                os.replace(temporary, path)
+            except BaseException:
+                _remove_quietly(Path(temporary))
+                raise
+        except OSError as error:
+            self._write_failed = True
+            self._warn(
+                f"cache directory {self.root} cannot be written ({error.strerror or error}); "
+                "continuing without caching (use --cache-dir or --no-cache)"
+            )
+
+    def _discard(self, path: Path | None) -> None:
+        if path is not None:
+            _remove_quietly(path)
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
+

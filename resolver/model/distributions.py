@@ -1,0 +1,128 @@
+"""Values the index client produces and the resolver consumes: projects, releases, files, metadata."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+
+from packaging.requirements import Requirement
+from packaging.tags import Tag
+from packaging.utils import (
+    InvalidWheelFilename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+SDIST_SUFFIXES = (".tar.gz", ".zip")
+DEFAULT_INDEX_URL = "https://pypi.org/simple"
+
+
+@dataclass(frozen=True)
+class DistFile:
+    """One file of a release as the index lists it."""
+
+    filename: str
+    url: str
+    sha256: str | None = None
+    requires_python: str | None = None
+    yanked: bool = False
+    size: int | None = None
+    upload_time: datetime | None = None
+    # PEP 658: True when `<url>.metadata` is served; its sha256 when the index gives one.
+    core_metadata: bool = False
+    core_metadata_sha256: str | None = None
+
+    @property
+    def is_wheel(self) -> bool:
+        return self.filename.endswith(".whl")
+
+    @property
+    def is_sdist(self) -> bool:
+        return self.filename.endswith(SDIST_SUFFIXES)
+
+    @cached_property
+    def build_number(self) -> tuple[int, str]:
+        """The wheel build tag (`torch-2.10.0-3-...whl`); a higher one is what installers pick."""
+        if not self.is_wheel:
+            return (-1, "")
+        try:
+            build = parse_wheel_filename(self.filename)[2]
+        except (InvalidWheelFilename, InvalidVersion):
+            return (-1, "")
+        return build if build else (-1, "")
+
+    @property
+    def cache_key(self) -> str:
+        """The key of this file's metadata: where it was read from and the hash the index gave for it.
+
+        Not the hash alone: a hash is only what an index claims, and one index must never answer for
+        another (a compile against a hostile index would plant dependencies for the next one).
+        """
+        return f"{self.url}#sha256={self.sha256 or ''}"
+
+
+@dataclass(frozen=True, eq=False)
+class Release:
+    """One version of a project. Files may be given lazily: large projects list thousands of them."""
+
+    name: str
+    version: Version
+    listed_files: tuple[DistFile, ...] | Callable[[], tuple[DistFile, ...]] = field(repr=False)
+
+    @cached_property
+    def files(self) -> tuple[DistFile, ...]:
+        listed = self.listed_files
+        return listed() if callable(listed) else listed
+
+    @property
+    def yanked(self) -> bool:
+        return bool(self.files) and all(f.yanked for f in self.files)
+
+
+@dataclass(frozen=True)
+class Project:
+    name: str
+    # Newest first.
+    releases: tuple[Release, ...]
+    url: str = ""
+
+    def release(self, version: Version) -> Release | None:
+        for release in self.releases:
+            if release.version == version:
+                return release
+        return None
+
+
+@dataclass(frozen=True)
+class CoreMetadata:
+    """What a distribution's METADATA says about its dependencies."""
+
+    name: str
+    version: Version
+    requires_dist: tuple[str, ...] = ()
+    requires_python: str | None = None
+    provides_extra: tuple[str, ...] = ()
+    # How it was read: "pep658", "version-json", "range", "download"; for reports, not for identity.
+    source: str = field(default="", compare=False)
+    # Legacy spellings repaired while reading (`pytz (>dev)` read as `pytz>0.0.0dev`), for warnings.
+    repairs: tuple[str, ...] = field(default=(), compare=False)
+
+
+@functools.lru_cache(maxsize=65536)
+def parse_requirement(text: str) -> Requirement:
+    """A requirement from metadata, parsed once however many targets ask (raises InvalidRequirement)."""
+    return Requirement(text)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def wheel_tags(filename: str) -> frozenset[Tag]:
+    """The tags a wheel's filename declares; empty for anything else or a malformed name."""
+    if not filename.endswith(".whl"):
+        return frozenset()
+    try:
+        return parse_wheel_filename(filename)[3]
+    except (InvalidWheelFilename, InvalidVersion):
+        return frozenset()

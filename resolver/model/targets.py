@@ -1,0 +1,200 @@
+"""Targets: a CUDA major, a Python version and a platform, and what each means for wheels and markers.
+
+Nothing here asks the machine: the environment is built from the target, as packaging's
+`cpython_tags(python_version, abis, platforms)` is.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+
+from packaging import tags
+from packaging.markers import (
+    InvalidMarker,
+    Marker,
+    UndefinedComparison,
+    UndefinedEnvironmentName,
+)
+from packaging.tags import Tag
+from packaging.version import InvalidVersion
+
+from ..errors import UsageError
+
+DEFAULT_PYTHON_VERSIONS = ("3.12",)
+DEFAULT_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_28_aarch64")
+
+_MANYLINUX = re.compile(r"^manylinux_(?P<major>\d+)_(?P<minor>\d+)_(?P<arch>.+)$")
+_LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+_MACOS = re.compile(r"^macosx_(?P<major>\d+)_(?P<minor>\d+)_(?P<arch>.+)$")
+_WINDOWS = {"win_amd64": "AMD64", "win_arm64": "ARM64", "win32": "x86"}
+_PYTHON_VERSION = re.compile(r"^3\.(\d{1,2})$")
+
+
+@dataclass(frozen=True, order=True)
+class Platform:
+    """A wheel platform tag such as `manylinux_2_28_x86_64`, with what it implies."""
+
+    tag: str
+
+    @classmethod
+    def parse(cls, text: str) -> Platform:
+        text = text.strip().replace("-", "_").replace(".", "_")
+        for legacy, (major, minor) in _LEGACY_MANYLINUX.items():
+            if text.startswith(legacy + "_"):
+                text = f"manylinux_{major}_{minor}_{text[len(legacy) + 1:]}"
+        if not (_MANYLINUX.match(text) or _MACOS.match(text) or text in _WINDOWS or text.startswith("linux_")):
+            raise UsageError(
+                f"unknown platform {text!r}: give a wheel platform tag such as "
+                "'manylinux_2_28_x86_64', 'manylinux_2_28_aarch64', 'macosx_14_0_arm64' or 'win_amd64'"
+            )
+        return cls(text)
+
+    @cached_property
+    def machine(self) -> str:
+        if self.tag in _WINDOWS:
+            return _WINDOWS[self.tag]
+        match = _MANYLINUX.match(self.tag) or _MACOS.match(self.tag)
+        if match:
+            return match.group("arch")
+        return self.tag.removeprefix("linux_")
+
+    @cached_property
+    def system(self) -> str:
+        if self.tag in _WINDOWS:
+            return "Windows"
+        return "Darwin" if self.tag.startswith("macosx_") else "Linux"
+
+    @property
+    def sys_platform(self) -> str:
+        return {"Windows": "win32", "Darwin": "darwin"}.get(self.system, "linux")
+
+    @cached_property
+    def compatible_tags(self) -> tuple[str, ...]:
+        """Every platform tag a wheel may carry to install here, most specific first."""
+        manylinux = _MANYLINUX.match(self.tag)
+        if manylinux:
+            arch, glibc_major, glibc_minor = (
+                manylinux.group("arch"), int(manylinux.group("major")), int(manylinux.group("minor"))
+            )
+            found = []
+            for minor in range(glibc_minor, -1, -1):
+                found.append(f"manylinux_{glibc_major}_{minor}_{arch}")
+                for legacy, version in _LEGACY_MANYLINUX.items():
+                    if version == (glibc_major, minor):
+                        found.append(f"{legacy}_{arch}")
+            return (*found, f"linux_{arch}")
+        macos = _MACOS.match(self.tag)
+        if macos:
+            version = (int(macos.group("major")), int(macos.group("minor")))
+            return tuple(tags.mac_platforms(version, macos.group("arch")))
+        return (self.tag,)
+
+
+@dataclass(frozen=True, order=True)
+class PythonVersion:
+    major: int
+    minor: int
+
+    @classmethod
+    def parse(cls, text: str) -> PythonVersion:
+        match = _PYTHON_VERSION.match(text.strip())
+        if not match:
+            raise UsageError(f"unknown Python version {text!r}: give a minor version such as '3.12'")
+        return cls(3, int(match.group(1)))
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+    @property
+    def tag(self) -> str:
+        return f"cp{self.major}{self.minor}"
+
+
+@dataclass(frozen=True, order=True)
+class Environment:
+    """A (Python version, platform) pair: what decides wheel compatibility and marker values."""
+
+    python: PythonVersion
+    platform: Platform
+
+    @cached_property
+    def tag_priority(self) -> dict[Tag, int]:
+        """Every tag a wheel may carry to install here, mapped to its rank (0 is the most specific)."""
+        version = (self.python.major, self.python.minor)
+        platforms = list(self.platform.compatible_tags)
+        supported = list(tags.cpython_tags(version, platforms=platforms))
+        supported += list(tags.compatible_tags(version, self.python.tag, platforms))
+        priority: dict[Tag, int] = {}
+        for rank, tag in enumerate(supported):
+            priority.setdefault(tag, rank)
+        return priority
+
+    @cached_property
+    def markers(self) -> dict[str, str]:
+        """PEP 508 marker values for this environment (the lowest patch release of the Python)."""
+        return {
+            "implementation_name": "cpython",
+            "implementation_version": f"{self.python}.0",
+            "os_name": "nt" if self.platform.system == "Windows" else "posix",
+            "platform_machine": self.platform.machine,
+            "platform_python_implementation": "CPython",
+            "platform_release": "",
+            "platform_system": self.platform.system,
+            "platform_version": "",
+            "python_full_version": f"{self.python}.0",
+            "python_version": str(self.python),
+            "sys_platform": self.platform.sys_platform,
+        }
+
+    @cached_property
+    def wheel_ranks(self) -> dict[str, int | None]:
+        """Memo of `candidates.compatible_rank` by wheel filename."""
+        return {}
+
+    def evaluate(self, marker: Marker | None, extra: str = "") -> bool:
+        """Whether a marker holds here; one that cannot be evaluated (bad version literal) does not."""
+        if marker is None:
+            return True
+        try:
+            return marker.evaluate({**self.markers, "extra": extra})
+        except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName, InvalidVersion):
+            return False
+
+    def __str__(self) -> str:
+        return f"{self.python.tag} {self.platform.tag}"
+
+
+@dataclass(frozen=True, order=True)
+class Target:
+    """What one resolution is for: a CUDA major in one environment."""
+
+    cuda_major: int
+    environment: Environment
+
+    def __str__(self) -> str:
+        return f"{self.environment}"
+
+
+def describe_environments(environments: tuple[Environment, ...]) -> str:
+    """`cp312 manylinux_2_28 x86_64, aarch64` — the targets line of a constraints file header.
+
+    Pythons in version order, platforms in the order they are configured.
+    """
+    pythons = ", ".join(sorted({e.python.tag for e in environments}, key=_python_sort_key))
+    platforms = list(dict.fromkeys(e.platform.tag for e in environments))
+    prefixes = {_manylinux_prefix(p) for p in platforms}
+    if len(prefixes) == 1 and None not in prefixes:
+        arches = dict.fromkeys(Platform(p).machine for p in platforms)
+        return f"{pythons} {prefixes.pop()} {', '.join(arches)}"
+    return f"{pythons} {', '.join(platforms)}"
+
+
+def _manylinux_prefix(platform: str) -> str | None:
+    match = _MANYLINUX.match(platform)
+    return f"manylinux_{match.group('major')}_{match.group('minor')}" if match else None
+
+
+def _python_sort_key(tag: str) -> int:
+    return int(tag[3:])

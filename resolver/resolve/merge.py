@@ -1,0 +1,124 @@
+"""Merge one CUDA major's per-target resolutions into one constraints document.
+
+Where every target pins the same version, the line has no marker; where pins differ (or a project is
+needed on some targets only), each line carries a PEP 508 marker naming the targets it is for.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+
+from packaging.version import Version
+
+from ..files.constraints import (
+    ConstraintsDocument,
+    ExcludedLine,
+    PinLine,
+    SourceBuild,
+    SwapLine,
+)
+from ..model.targets import Environment
+from .resolution import Pin, TargetResolution
+from .selection import compatible_rank, python_ok, uploaded_by
+from .swaps import Swap
+
+
+def merge(
+    cuda_major: int,
+    resolutions: Sequence[TargetResolution],
+    header: ConstraintsDocument,
+    swaps: Iterable[Swap],
+    generate_hashes: bool = False,
+    exclude_newer: datetime | None = None,
+) -> ConstraintsDocument:
+    """`header` gives command, inputs, digest, targets and options; the rest comes from the resolutions.
+
+    With `generate_hashes`, each line hashes the files its environments could install (uploaded by
+    `exclude_newer`, when given, so a rerun gives the same hashes).
+    """
+    grid = tuple(r.target.environment for r in resolutions)
+    by_name: dict[str, dict[Environment, Pin]] = defaultdict(dict)
+    for resolution in resolutions:
+        for name, pin in resolution.pins.items():
+            by_name[name][resolution.target.environment] = pin
+    pins: list[PinLine] = []
+    builds: list[SourceBuild] = []
+    for name in sorted(by_name):
+        per_environment = by_name[name]
+        versions: dict[Version, list[Environment]] = defaultdict(list)
+        for environment, pin in per_environment.items():
+            versions[pin.version].append(environment)
+        for version, environments in sorted(versions.items()):
+            chosen = {e: per_environment[e] for e in environments}
+            marker = "" if set(environments) == set(grid) else environments_marker(environments, grid)
+            via = sorted({parent for pin in chosen.values() for parent in pin.parents}, key=_via_order)
+            hashes = _hashes(chosen, exclude_newer) if generate_hashes else ()
+            pins.append(PinLine(name, version, marker, tuple(via), hashes))
+            sdist_platforms = sorted({e.platform.tag for e, pin in chosen.items() if _builds_from_sdist(pin, e)})
+            if sdist_platforms:
+                builds.append(SourceBuild(name, str(version), ", ".join(sdist_platforms)))
+    excluded = sorted({ExcludedLine(e.name, e.required_by) for r in resolutions for e in r.exclusions})
+    return ConstraintsDocument(
+        cuda_major=cuda_major,
+        command=header.command,
+        inputs=header.inputs,
+        digest=header.digest,
+        targets=header.targets,
+        options=header.options,
+        excluded=tuple(excluded),
+        swapped=tuple(sorted({SwapLine(s.original, s.replacement, s.origin) for s in swaps})),
+        source_builds=tuple(sorted(set(builds))),
+        pins=tuple(pins),
+    )
+
+
+def environments_marker(selected: Sequence[Environment], grid: Sequence[Environment]) -> str:
+    """A PEP 508 marker true in exactly the selected environments of the grid."""
+    pythons = sorted({e.python for e in grid})
+    platforms = sorted({e.platform for e in grid})
+    chosen_pythons = sorted({e.python for e in selected})
+    chosen_platforms = sorted({e.platform for e in selected})
+    mixed_systems = len({p.system for p in platforms}) > 1
+    rectangle = {(e.python, e.platform) for e in selected} == {(p, q) for p in chosen_pythons for q in chosen_platforms}
+    if rectangle:
+        parts = []
+        if chosen_pythons != pythons:
+            parts.append(_any_of([f'python_version == "{p}"' for p in chosen_pythons]))
+        if chosen_platforms != platforms:
+            parts.append(_any_of([_platform_marker(p, mixed_systems) for p in chosen_platforms]))
+        return " and ".join(parts)
+    return " or ".join(
+        f'(python_version == "{e.python}" and {_platform_marker(e.platform, mixed_systems)})' for e in sorted(selected)
+    )
+
+
+def _platform_marker(platform, mixed_systems: bool) -> str:  # noqa: ANN001
+    machine = f'platform_machine == "{platform.machine}"'
+    return f'sys_platform == "{platform.sys_platform}" and {machine}' if mixed_systems else machine
+
+
+def _any_of(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else "(" + " or ".join(parts) + ")"
+
+
+def _builds_from_sdist(pin: Pin, environment: Environment) -> bool:
+    """Whether this environment installs the pin from its sdist (a Choice names every platform of its Python)."""
+    return environment.platform.tag in pin.builds_from_sdist
+
+
+def _hashes(chosen: Mapping[Environment, Pin], exclude_newer: datetime | None) -> tuple[str, ...]:
+    """sha256 of every file an installer could pick in these environments: the wheels whose tags and
+    requires-python fit, and the sdist where the environment builds from source."""
+    digests = set()
+    for environment, pin in chosen.items():
+        for file in pin.release.files:
+            fits = compatible_rank(file, environment) is not None or (file.is_sdist and _builds_from_sdist(pin, environment))
+            if fits and file.sha256 and python_ok(file, environment) and uploaded_by(file, exclude_newer):
+                digests.add(file.sha256)
+    return tuple(sorted(digests))
+
+
+def _via_order(parent: str) -> tuple[int, str]:
+    return (0 if parent.startswith("-") else 1, parent)

@@ -1,0 +1,162 @@
+"""Which releases are candidates for a target, and which file of each the target would install.
+
+A release is a candidate for CUDA major M in an environment when it fits M (families), is not yanked
+(unless pinned with `==`), was uploaded before `--exclude-newer`, and has a wheel for the environment
+*and* for every other platform of the same Python (or an sdist, where allowed) whose `requires-python`
+admits the Python. Otherwise the selector says why not, in words an error message can quote.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import Version
+
+from ..errors.display import escape
+from ..model.distributions import DistFile, Release, wheel_tags
+from ..model.families import FamilyTable
+from ..model.targets import Environment, PythonVersion
+
+
+@dataclass(frozen=True)
+class SelectionOptions:
+    pre: bool = False
+    allow_sdist: bool = False
+    allow_sdist_packages: frozenset[str] = frozenset()
+    exclude_newer: datetime | None = None
+
+    def sdist_allowed(self, name: str) -> bool:
+        return self.allow_sdist or name in self.allow_sdist_packages
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A usable release: the file for the resolving environment, and where an sdist would be built."""
+
+    release: Release
+    file: DistFile
+    # Whose METADATA gives the release's dependencies (see Selector.select).
+    metadata_file: DistFile
+    # Platform tags (of this Python) that have no wheel and would build the sdist.
+    sdist_platforms: tuple[str, ...] = ()
+
+
+@dataclass
+class Selector:
+    cuda_major: int
+    environment: Environment
+    # Every environment a release must serve (the resolving one included): same Python, all platforms.
+    environments: tuple[Environment, ...]
+    families: FamilyTable
+    options: SelectionOptions = field(default_factory=SelectionOptions)
+    _memo: dict[tuple[int, bool], Choice | str] = field(default_factory=dict, repr=False)
+
+    def select(self, release: Release, allow_yanked: bool = False) -> Choice | str:
+        """The choice for this release, or the reason it is not a candidate.
+
+        Dependencies are read per release (DESIGN §4), as uv and pip read them: from the wheel of the
+        first environment (so every platform of a major shares one read), else any wheel (an sdist's
+        METADATA cannot be read by ranges); markers carry what differs between platforms.
+        """
+        key = (id(release), allow_yanked)
+        if key not in self._memo:
+            self._memo[key] = self._select(release, allow_yanked)
+        return self._memo[key]
+
+    def _select(self, release: Release, allow_yanked: bool) -> Choice | str:
+        if not self.families.fits(release.name, release.version, self.cuda_major):
+            major = self.families.major_of(release.name, release.version)
+            return f"a CUDA {major} package" if major is not None else f"not a CUDA {self.cuda_major} release"
+        files = [f for f in release.files if allow_yanked or not f.yanked]
+        if not files:
+            return "yanked"
+        if self.options.exclude_newer is not None:
+            files = [f for f in files if uploaded_by(f, self.options.exclude_newer)]
+            if not files:
+                return f"uploaded after {self.options.exclude_newer.date().isoformat()}"
+        chosen: DistFile | None = None
+        sdist_platforms = []
+        wheels: list[DistFile] = []
+        for environment in self.environments:
+            file = best_wheel(files, environment)
+            if file is not None:
+                wheels.append(file)
+            if file is None and self.options.sdist_allowed(release.name):
+                file = next((f for f in files if f.is_sdist and python_ok(f, environment)), None)
+                if file is not None:
+                    sdist_platforms.append(environment.platform.tag)
+            if file is None:
+                return self._why_no_file(files, environment, release.name)
+            if environment == self.environment:
+                chosen = file
+        assert chosen is not None
+        metadata_file = wheels[0] if wheels else next((f for f in files if f.is_wheel), chosen)
+        return Choice(release, chosen, metadata_file, tuple(sdist_platforms))
+
+    def _why_no_file(self, files: list[DistFile], environment: Environment, name: str) -> str:
+        wheels = [f for f in files if f.is_wheel and compatible_rank(f, environment) is not None]
+        if wheels:
+            return f"requires Python {_normalized(wheels[0].requires_python)} (target {environment.python})"
+        if any(f.is_sdist for f in files) and not self.options.sdist_allowed(name):
+            return f"no wheel for {environment} (only an sdist; see --allow-sdist-package)"
+        return f"no wheel for {environment}"
+
+
+def _normalized(requires_python: str | None) -> str:
+    """`>=3.7, <3.11` and `<3.11,>=3.7` as one text, so they count as one reason."""
+    try:
+        return str(SpecifierSet(requires_python or ""))
+    except InvalidSpecifier:
+        return escape(requires_python or "")
+
+
+def best_wheel(files: Iterable[DistFile], environment: Environment) -> DistFile | None:
+    """The wheel an installer would pick here: highest build number, then the most specific tag."""
+    best: tuple[tuple[int, str], int] | None = None
+    chosen = None
+    for file in files:
+        rank = compatible_rank(file, environment)
+        if rank is None or not python_ok(file, environment):
+            continue
+        key = (file.build_number, -rank)
+        if best is None or key > best:
+            best, chosen = key, file
+    return chosen
+
+
+def compatible_rank(file: DistFile, environment: Environment) -> int | None:
+    """The rank of the most specific of the wheel's tags supported here, or None."""
+    if not file.is_wheel:
+        return None
+    ranks = environment.wheel_ranks
+    if file.filename not in ranks:
+        priority = environment.tag_priority
+        found = [priority[tag] for tag in wheel_tags(file.filename) if tag in priority]
+        ranks[file.filename] = min(found) if found else None
+    return ranks[file.filename]
+
+
+def uploaded_by(file: DistFile, exclude_newer: datetime | None) -> bool:
+    """Whether `--exclude-newer` lets the file be seen (a file without an upload time always is)."""
+    return exclude_newer is None or file.upload_time is None or file.upload_time <= exclude_newer
+
+
+def python_ok(file: DistFile, environment: Environment) -> bool:
+    return requires_python_ok(file.requires_python, environment)
+
+
+def requires_python_ok(requires_python: str | None, environment: Environment) -> bool:
+    return not requires_python or _python_admitted(requires_python, environment.python)
+
+
+@functools.lru_cache(maxsize=4096)
+def _python_admitted(requires_python: str, python: PythonVersion) -> bool:
+    try:
+        specifier = SpecifierSet(requires_python)
+    except InvalidSpecifier:
+        return True  # as pip does: an invalid requires_python does not exclude a file
+    return specifier.contains(Version(f"{python}.0"), prereleases=True)
