@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from resolver.cli.main import main
 from resolver.commands.check import swap_problems
 from resolver.files.constraints import ConstraintsDocument, SwapLine
-from resolver.resolve.swaps import MajorInput, Swap
+from resolver.resolve.swaps import MajorInput
 
 from .synthetic import (
     BOTH_ARCHES,
@@ -194,7 +194,7 @@ def test_a_corrupt_file_exits_2_naming_file_and_line(repo, capsys):
 def test_swaps_the_family_model_no_longer_gives():
     recorded = (SwapLine("a-cu13", "a-cu12", "r.txt:1"),)
     document = ConstraintsDocument(12, "cuda-constraints compile", ("r.txt",), "00", "t", swapped=recorded)
-    expected = MajorInput((), (), (Swap("b-cu13", "b-cu12", "r.txt:2"),))
+    expected = MajorInput((), (), (SwapLine("b-cu13", "b-cu12", "r.txt:2"),))
     assert list(swap_problems(document, expected)) == [
         "the requirement b-cu13 (r.txt:2) is now swapped for b-cu12, which the file does not record",
         "the file records the swap a-cu13 -> a-cu12, which no longer applies",

@@ -262,7 +262,9 @@ def _target_setup(kv_index, major, platform):  # noqa: ANN001, ANN202
 
     from resolver.model.families import FamilyTable
     from resolver.model.targets import Environment, PythonVersion, Target
-    from resolver.resolve.provider import CudaProvider, Req
+    from resolver.resolve.candidates import Req
+    from resolver.resolve.policy import Policy
+    from resolver.resolve.provider import CudaProvider
     from resolver.resolve.selection import SelectionOptions, Selector
 
     environments = tuple(Environment(PythonVersion(3, 12), p) for p in (X86, ARM))
@@ -275,7 +277,7 @@ def _target_setup(kv_index, major, platform):  # noqa: ANN001, ANN202
 
     def provider(preferred=None):  # noqa: ANN001, ANN202
         selector = Selector(major, environment, environments, FamilyTable(), SelectionOptions())
-        return CudaProvider(kv_index, selector, {}, preferred or {})
+        return CudaProvider(Policy(selector, {}, preferred or {}), kv_index)
 
     return Target(major, environment), roots, provider
 
@@ -326,7 +328,7 @@ def test_matches_are_found_when_backtracking_left_only_incompatibilities(kv_inde
     """resolvelib may ask about a project whose requirements were all withdrawn (apache-airflow with sqlalchemy<2)."""
     from packaging.version import Version
 
-    from resolver.resolve.provider import Candidate
+    from resolver.resolve.candidates import Candidate
 
     _, _, provider = _target_setup(kv_index, 13, X86)
     incompatible = [Candidate("numpy", Version("2.2.6"), frozenset(), None)]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
@@ -25,7 +25,7 @@ from packaging.version import Version
 
 from ..errors import Finding, ProjectNotFound, UsageError
 from ..files.config import Config
-from ..files.constraints import ConstraintsDocument, SwapLine
+from ..files.constraints import ConstraintsDocument
 from ..files.output_dir import OutputDirectory
 from ..files.requirements import (
     RequirementsInput,
@@ -36,9 +36,11 @@ from ..files.requirements import (
 from ..files.sets import constraints_files, display_path, read_file
 from ..model.families import FamilyTable
 from ..model.targets import Environment, describe_environments
+from ..resolve.candidates import Req
+from ..resolve.policy import Policy
 from ..resolve.selection import Selector
 from ..resolve.source import MetadataSource
-from ..resolve.swaps import MajorInput, swap_for_major
+from ..resolve.swaps import MajorInput, roots_for, swap_for_major
 from .compile import CompileRequest, describe_options
 from .options import (
     compile_parser,
@@ -218,7 +220,7 @@ def variant_problems(document: ConstraintsDocument, families: FamilyTable) -> It
 
 def swap_problems(document: ConstraintsDocument, major_input: MajorInput) -> Iterator[str]:
     """Swaps the family model would record today but the file does not (or the reverse)."""
-    expected = {SwapLine(s.original, s.replacement, s.origin) for s in major_input.swaps}
+    expected = set(major_input.swaps)
     recorded = set(document.swapped)
     for swap in sorted(expected - recorded):
         yield f"the requirement {swap.original} ({swap.origin}) is now swapped for {swap.replacement}, which the file does not record"
@@ -240,57 +242,44 @@ def _or_none(options: str) -> str:
 
 
 def newer_releases(checked: CheckedFile, source: MetadataSource) -> list[NewerRelease]:
-    """Releases newer than the pins that the file's top-level requirements allow (project pages only)."""
+    """Releases newer than the pins that the file's top-level requirements allow (project pages only).
+
+    The newest candidate is what the target's own rules (the same `Policy` compile resolves with) offer
+    first for the requirement and its `-c` constraints, with no pin preferred.
+    """
     if checked.document is None or checked.request is None or checked.major_input is None:
         return []
     document, request, major_input = checked.document, checked.request, checked.major_input
     environments = tuple(Environment(p, q) for p in request.python_versions for q in request.platforms)
     families = request.config.family_table()
-    selection = request.selection
-    if checked.requirements_input is not None and checked.requirements_input.pre:
-        selection = replace(selection, pre=True)
+    pre = request.selection.pre or bool(checked.requirements_input and checked.requirements_input.pre)
     found: dict[str, NewerRelease] = {}
     for environment in environments:
         siblings = tuple(e for e in environments if e.python == environment.python)
-        selector = Selector(document.cuda_major, environment, siblings, families, selection)
+        roots, constraints = roots_for(major_input, environment)
+        selector = Selector(document.cuda_major, environment, siblings, families, request.selection)
+        policy = Policy(selector, constraints, pre=pre)
         pins = document.pins_for(environment.markers)
-        for sourced in major_input.requirements:
-            name = canonicalize_name(sourced.requirement.name)
-            if name not in pins or not environment.evaluate(sourced.requirement.marker):
+        for root in roots:
+            if root.name not in pins:
                 continue
-            newest = _newest_allowed(source, name, pins[name], major_input, environment, selector)
-            if newest is None:
+            newest = _newest(source, policy, root)
+            if newest is None or newest <= pins[root.name]:
                 continue
-            earlier = found.get(name)
-            pinned = tuple(sorted({pins[name], *(earlier.pinned if earlier else ())}))
+            earlier = found.get(root.name)
+            pinned = tuple(sorted({pins[root.name], *(earlier.pinned if earlier else ())}))
             best = max(newest, earlier.newest) if earlier else newest
-            found[name] = NewerRelease(checked.shown, document.cuda_major, name, pinned, best, f"{sourced.requirement} ({sourced.origin})")
+            found[root.name] = NewerRelease(checked.shown, document.cuda_major, root.name, pinned, best, f"{root} ({root.origin})")
     return [found[name] for name in sorted(found)]
 
 
-def _newest_allowed(
-    source: MetadataSource, name: str, pinned: Version, major_input: MajorInput, environment: Environment, selector: Selector
-) -> Version | None:
+def _newest(source: MetadataSource, policy: Policy, requirement: Req) -> Version | None:
     try:
-        project = source.project(name)
+        project = source.project(requirement.name)
     except ProjectNotFound:
         return None
-    applied = [
-        r.requirement
-        for r in (*major_input.requirements, *major_input.constraints)
-        if canonicalize_name(r.requirement.name) == name and environment.evaluate(r.requirement.marker)
-    ]
-    allow_pre = selector.options.pre or pinned.is_prerelease or any(r.specifier.prereleases for r in applied)
-    for release in project.releases:  # newest first
-        if release.version <= pinned:
-            return None
-        if release.version.is_prerelease and not allow_pre:
-            continue
-        if not all(r.specifier.contains(release.version, prereleases=True) for r in applied):
-            continue
-        if not isinstance(selector.select(release), str):
-            return release.version
-    return None
+    first = next(policy.candidates_in(project, [requirement]), None)
+    return first.version if first is not None else None
 
 
 def newer_findings(newer: Iterable[NewerRelease], commands: dict[str, str]) -> list[Finding]:

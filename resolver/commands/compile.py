@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName
 from packaging.version import Version
 from resolvelib import BaseReporter
 
@@ -44,8 +45,10 @@ from ..model.targets import (
     Target,
     describe_environments,
 )
+from ..resolve.candidates import Req
 from ..resolve.merge import merge
-from ..resolve.provider import CudaProvider, Req
+from ..resolve.policy import Policy
+from ..resolve.provider import CudaProvider
 from ..resolve.resolution import TargetResolution, resolve_target
 from ..resolve.selection import SelectionOptions, Selector
 from ..resolve.source import Index
@@ -125,7 +128,7 @@ def compile_constraints(
     # from what the first wrote.
     with contextlib.nullcontext() if request.dry_run else output.locked():
         plans = {major: _plan(request, requirements_input, families, major, environments) for major in majors}
-        index.start_crawl([(p.crawler(env), p.roots[env]) for p in plans.values() for env in environments])
+        index.start_crawl([(p.policy(env, p.preferred[env]), p.roots[env]) for p in plans.values() for env in environments])
         with ThreadPoolExecutor(max_workers=len(majors)) as pool:
             futures = {major: pool.submit(_resolve_major, index, plans[major], environments, progress, reporter_for) for major in majors}
             try:
@@ -188,17 +191,16 @@ class _MajorPlan:
     def siblings(self, environment: Environment) -> tuple[Environment, ...]:
         return tuple(e for e in self.environments if e.python == environment.python)
 
-    def provider(self, index: Index | None, environment: Environment, preferred: Mapping[str, Version]) -> CudaProvider:
-        """A provider for one target; with an index, its pinned candidates' subtrees are crawled ahead."""
+    def policy(self, environment: Environment, preferred: Mapping[NormalizedName, Version]) -> Policy:
+        """The rules of one target."""
         selector = Selector(self.major, environment, self.siblings(environment), self.families, self.selection)
-        provider = CudaProvider(index, selector, self.constraints[environment], preferred, pre=self.selection.pre)  # type: ignore[arg-type]
-        if index is not None:
-            twin = self.provider(None, environment, preferred)
-            provider.on_dependencies = lambda requirements: index.start_crawl([(twin, requirements)])
-        return provider
+        return Policy(selector, self.constraints[environment], preferred, pre=self.selection.pre)
 
-    def crawler(self, environment: Environment) -> CudaProvider:
-        return self.provider(None, environment, self.preferred[environment])
+    def provider(self, index: Index, environment: Environment, preferred: Mapping[NormalizedName, Version]) -> CudaProvider:
+        """A provider for one target, whose pinned candidates' subtrees are crawled ahead."""
+        policy = self.policy(environment, preferred)
+        crawl_rules = policy.fork()
+        return CudaProvider(policy, index, on_dependencies=lambda requirements: index.start_crawl([(crawl_rules, requirements)]))
 
 
 def _plan(

@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 from ..errors import CudaConstraintsError, ProjectNotFound
 from ..errors.interrupts import Interrupted
 from ..model.distributions import CoreMetadata, DistFile, Project, Release
-from ..resolve.provider import CudaProvider, Req
+from ..resolve.candidates import Req
+from ..resolve.source import CrawlRules
 from .client import IndexClient
 from .crawl import Crawler
 
@@ -96,7 +97,7 @@ class BlockingIndex:
     def prefetch_metadata(self, release: Release, file: DistFile) -> None:
         self.submit(self.client.metadata(release, file))
 
-    def start_crawl(self, plans: Iterable[tuple[CudaProvider, Sequence[Req]]]) -> None:
+    def start_crawl(self, plans: Iterable[tuple[CrawlRules, Sequence[Req]]]) -> None:
         self.submit(self.crawler.crawl(list(plans)))
 
     def existing(self, names: Iterable[str]) -> set[str]:

@@ -2,7 +2,7 @@
 
 resolvelib works one project at a time, so fetching on demand costs a round trip per step. The crawl
 walks the tree of each target's most preferred candidates (the ones a resolver tries first) with the
-network kept busy, using twins of the targets' own providers for the choices (no second set of rules).
+network kept busy, asking each target's own rules (a fork of its policy: no second set of rules).
 It starts from the roots, and again from the dependencies of every candidate a resolver pins, so the
 subtree of a release reached by backtracking (torch 2.10 for CUDA 12) is fetched in parallel too.
 Requests are coalesced in the client. Failures are left for the resolver to meet and report. Below a
@@ -16,7 +16,8 @@ import asyncio
 from collections.abc import Iterable, Sequence
 
 from ..errors import CudaConstraintsError
-from ..resolve.provider import PYTHON, UNREADABLE, CudaProvider, Req
+from ..resolve.candidates import PYTHON, UNREADABLE, Req
+from ..resolve.source import CrawlRules
 from .client import IndexClient
 
 
@@ -27,10 +28,10 @@ class Crawler:
         self.client = client
         self.visited: set[tuple[int, str, str]] = set()
 
-    async def crawl(self, plans: Iterable[tuple[CudaProvider, Sequence[Req]]]) -> None:
-        await asyncio.gather(*(self._visit(provider, root) for provider, roots in plans for root in roots))
+    async def crawl(self, plans: Iterable[tuple[CrawlRules, Sequence[Req]]]) -> None:
+        await asyncio.gather(*(self._visit(rules, root) for rules, roots in plans for root in roots))
 
-    async def _visit(self, provider: CudaProvider, requirement: Req) -> None:
+    async def _visit(self, provider: CrawlRules, requirement: Req) -> None:
         if requirement.name in (PYTHON, UNREADABLE) or provider.mismatched_major(requirement.name) is not None:
             return
         try:

@@ -14,7 +14,6 @@ from packaging.version import Version
 
 from ..files.constraints import (
     ConstraintsDocument,
-    ExcludedLine,
     PinLine,
     SourceBuild,
     SwapLine,
@@ -22,14 +21,13 @@ from ..files.constraints import (
 from ..model.targets import Environment
 from .resolution import Pin, TargetResolution
 from .selection import compatible_rank, python_ok, uploaded_by
-from .swaps import Swap
 
 
 def merge(
     cuda_major: int,
     resolutions: Sequence[TargetResolution],
     header: ConstraintsDocument,
-    swaps: Iterable[Swap],
+    swaps: Iterable[SwapLine],
     generate_hashes: bool = False,
     exclude_newer: datetime | None = None,
 ) -> ConstraintsDocument:
@@ -59,7 +57,7 @@ def merge(
             sdist_platforms = sorted({e.platform.tag for e, pin in chosen.items() if _builds_from_sdist(pin, e)})
             if sdist_platforms:
                 builds.append(SourceBuild(name, str(version), ", ".join(sdist_platforms)))
-    excluded = sorted({ExcludedLine(e.name, e.required_by) for r in resolutions for e in r.exclusions})
+    excluded = sorted({exclusion for r in resolutions for exclusion in r.exclusions})
     return ConstraintsDocument(
         cuda_major=cuda_major,
         command=header.command,
@@ -68,7 +66,7 @@ def merge(
         targets=header.targets,
         options=header.options,
         excluded=tuple(excluded),
-        swapped=tuple(sorted({SwapLine(s.original, s.replacement, s.origin) for s in swaps})),
+        swapped=tuple(sorted(set(swaps))),
         source_builds=tuple(sorted(set(builds))),
         pins=tuple(pins),
     )

@@ -3,7 +3,7 @@
 A release is a candidate for CUDA major M in an environment when it fits M (families), is not yanked
 (unless pinned with `==`), was uploaded before `--exclude-newer`, and has a wheel for the environment
 *and* for every other platform of the same Python (or an sdist, where allowed) whose `requires-python`
-admits the Python. Otherwise the selector says why not, in words an error message can quote.
+admits the Python. Otherwise the selector says why not: an `Unavailable` with a kind and a detail.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
@@ -20,6 +21,29 @@ from ..errors.display import escape
 from ..model.distributions import DistFile, Release, wheel_tags
 from ..model.families import FamilyTable
 from ..model.targets import Environment, PythonVersion
+
+UnavailableKind = Literal[
+    "other-major",  # a member of another CUDA major
+    "no-major",  # a version-major project whose version names no CUDA major (0.0.0a0 placeholders)
+    "yanked",
+    "uploaded-after",  # --exclude-newer
+    "requires-python",
+    "no-wheel",  # no wheel for a platform of the target (and no sdist allowed)
+    "unreadable",  # its dependencies cannot be read (invalid metadata, a large sdist)
+]
+# Kinds that say everything by themselves; the others read "unusable here: <detail>".
+_SELF_EXPLAINING = frozenset({"other-major", "no-major", "yanked", "uploaded-after"})
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """Why a release is not a candidate for a target: a kind to decide on, a detail to show."""
+
+    kind: UnavailableKind
+    detail: str
+
+    def phrase(self) -> str:
+        return self.detail if self.kind in _SELF_EXPLAINING else f"unusable here: {self.detail}"
 
 
 @dataclass(frozen=True)
@@ -53,12 +77,16 @@ class Selector:
     environments: tuple[Environment, ...]
     families: FamilyTable
     options: SelectionOptions = field(default_factory=SelectionOptions)
-    _memo: dict[tuple[int, bool], Choice | str] = field(default_factory=dict, repr=False)
+    _memo: dict[tuple[int, bool], Choice | Unavailable] = field(default_factory=dict, repr=False)
 
-    def select(self, release: Release, allow_yanked: bool = False) -> Choice | str:
+    def copy(self) -> Selector:
+        """The same selection with a memo of its own (for another thread)."""
+        return Selector(self.cuda_major, self.environment, self.environments, self.families, self.options)
+
+    def select(self, release: Release, allow_yanked: bool = False) -> Choice | Unavailable:
         """The choice for this release, or the reason it is not a candidate.
 
-        Dependencies are read per release (DESIGN §4), as uv and pip read them: from the wheel of the
+        Dependencies are read per release, as uv and pip read them: from the wheel of the
         first environment (so every platform of a major shares one read), else any wheel (an sdist's
         METADATA cannot be read by ranges); markers carry what differs between platforms.
         """
@@ -67,17 +95,19 @@ class Selector:
             self._memo[key] = self._select(release, allow_yanked)
         return self._memo[key]
 
-    def _select(self, release: Release, allow_yanked: bool) -> Choice | str:
+    def _select(self, release: Release, allow_yanked: bool) -> Choice | Unavailable:
         if not self.families.fits(release.name, release.version, self.cuda_major):
             major = self.families.major_of(release.name, release.version)
-            return f"a CUDA {major} package" if major is not None else f"not a CUDA {self.cuda_major} release"
+            if major is not None:
+                return Unavailable("other-major", f"a CUDA {major} package")
+            return Unavailable("no-major", f"not a CUDA {self.cuda_major} release")
         files = [f for f in release.files if allow_yanked or not f.yanked]
         if not files:
-            return "yanked"
+            return Unavailable("yanked", "yanked")
         if self.options.exclude_newer is not None:
             files = [f for f in files if uploaded_by(f, self.options.exclude_newer)]
             if not files:
-                return f"uploaded after {self.options.exclude_newer.date().isoformat()}"
+                return Unavailable("uploaded-after", f"uploaded after {self.options.exclude_newer.date().isoformat()}")
         chosen: DistFile | None = None
         sdist_platforms = []
         wheels: list[DistFile] = []
@@ -97,13 +127,13 @@ class Selector:
         metadata_file = wheels[0] if wheels else next((f for f in files if f.is_wheel), chosen)
         return Choice(release, chosen, metadata_file, tuple(sdist_platforms))
 
-    def _why_no_file(self, files: list[DistFile], environment: Environment, name: str) -> str:
+    def _why_no_file(self, files: list[DistFile], environment: Environment, name: str) -> Unavailable:
         wheels = [f for f in files if f.is_wheel and compatible_rank(f, environment) is not None]
         if wheels:
-            return f"requires Python {_normalized(wheels[0].requires_python)} (target {environment.python})"
+            return Unavailable("requires-python", f"requires Python {_normalized(wheels[0].requires_python)} (target {environment.python})")
         if any(f.is_sdist for f in files) and not self.options.sdist_allowed(name):
-            return f"no wheel for {environment} (only an sdist; see --allow-sdist-package)"
-        return f"no wheel for {environment}"
+            return Unavailable("no-wheel", f"no wheel for {environment} (only an sdist; see --allow-sdist-package)")
+        return Unavailable("no-wheel", f"no wheel for {environment}")
 
 
 def _normalized(requires_python: str | None) -> str:

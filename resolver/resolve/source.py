@@ -1,31 +1,47 @@
-"""The contract between the resolver core and wherever metadata comes from (the index, or a test's dict)."""
+"""The interfaces the resolver needs from wherever releases and metadata come from.
+
+This package owns them and never imports the index: the index (index/blocking.py) implements them,
+and so does a test's synthetic index. A crawl that fetches ahead of the resolvers is given the target's
+rules through `CrawlRules`, which `Policy` implements.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Protocol
+
+from packaging.utils import NormalizedName
+from packaging.version import Version
 
 from ..model.distributions import CoreMetadata, DistFile, Project, Release
-
-if TYPE_CHECKING:
-    from .provider import CudaProvider, Req
+from .candidates import Candidate, Req
 
 
 class MetadataSource(Protocol):
-    def project(self, name: str) -> Project:
+    def project(self, name: NormalizedName) -> Project:
         """Every release and file of a project; raises ProjectNotFound when the index has none."""
 
     def metadata(self, release: Release, file: DistFile) -> CoreMetadata:
-        """The dependencies one file of a release declares."""
+        """The dependencies one file of a release declares; MetadataUnavailable when they cannot be read."""
 
     def prefetch_metadata(self, release: Release, file: DistFile) -> None:
         """A hint that `metadata(release, file)` will be asked for soon; may do nothing."""
 
 
-class Index(MetadataSource, Protocol):
-    """A metadata source that can also work ahead and answer which projects exist."""
+class CrawlRules(Protocol):
+    """What a crawl needs to walk a target's most likely tree: the target's own rules, nothing else."""
 
-    def start_crawl(self, plans: Iterable[tuple[CudaProvider, Sequence[Req]]]) -> None:
+    def mismatched_major(self, name: NormalizedName) -> int | None: ...
+
+    def candidates_in(self, project: Project, requested: Sequence[Req], excluded: frozenset[Version] = ...) -> Iterator[Candidate]: ...
+
+    def dependencies_from(self, candidate: Candidate, metadata: CoreMetadata) -> Iterator[Req]: ...
+
+
+class Index(MetadataSource, Protocol):
+    """A metadata source that can also work ahead, answer which projects exist, and stop."""
+
+    def start_crawl(self, plans: Iterable[tuple[CrawlRules, Sequence[Req]]]) -> None:
         """Start fetching, in the background, the trees the resolvers will most likely walk."""
 
     def existing(self, names: Iterable[str]) -> set[str]:

@@ -12,25 +12,11 @@ from dataclasses import dataclass
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from ..files.constraints import SwapLine
 from ..files.requirements import RequirementsInput, SourcedRequirement
 from ..model.families import FamilyTable
 from ..model.targets import Environment
-from .provider import Req
-
-
-@dataclass(frozen=True, order=True)
-class Swap:
-    original: str  # the requirement as written, "cupy-cuda13x!=14.1.0"
-    replacement: str  # "cupy-cuda12x!=14.1.0"
-    origin: str  # "requirements/kv_connectors.txt:5"
-
-    @property
-    def original_name(self) -> str:
-        return canonicalize_name(Requirement(self.original).name)
-
-    @property
-    def replacement_name(self) -> str:
-        return canonicalize_name(Requirement(self.replacement).name)
+from .candidates import Req
 
 
 @dataclass(frozen=True)
@@ -39,11 +25,11 @@ class MajorInput:
 
     requirements: tuple[SourcedRequirement, ...]
     constraints: tuple[SourcedRequirement, ...]
-    swaps: tuple[Swap, ...]
+    swaps: tuple[SwapLine, ...]
 
 
 def swap_for_major(requirements_input: RequirementsInput, families: FamilyTable, major: int) -> MajorInput:
-    swaps: list[Swap] = []
+    swaps: list[SwapLine] = []
 
     def swapped(sourced: SourcedRequirement) -> SourcedRequirement:
         target = families.swap_target(sourced.requirement.name, major)
@@ -51,7 +37,7 @@ def swap_for_major(requirements_input: RequirementsInput, families: FamilyTable,
             return sourced
         replacement = Requirement(str(sourced.requirement))
         replacement.name = target
-        swaps.append(Swap(str(sourced.requirement), str(replacement), sourced.origin))
+        swaps.append(SwapLine(str(sourced.requirement), str(replacement), sourced.origin))
         return SourcedRequirement(replacement, sourced.path, sourced.line_number)
 
     requirements = tuple(swapped(r) for r in requirements_input.requirements)

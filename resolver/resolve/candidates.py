@@ -1,0 +1,84 @@
+"""What the resolver works with: requirements with their markers already evaluated, and candidates.
+
+An identifier is a project name, with its extras when a requirement asks for some (`nixl[cu13]`): the
+extras candidate stands for the release plus what its extras add, as pip's resolver models it. Two
+virtual identifiers are not projects: the target's Python (a release's `requires-python` is a
+requirement on it) and an unreadable-metadata marker that nothing satisfies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+
+from .selection import Choice
+
+PYTHON = NormalizedName("<python>")
+# A requirement nothing satisfies: how a release whose metadata cannot be read is made unusable.
+UNREADABLE = NormalizedName("<unreadable-metadata>")
+
+
+@dataclass(frozen=True)
+class Req:
+    """A requirement as the resolver sees it: markers already evaluated for the target."""
+
+    name: NormalizedName
+    specifier: SpecifierSet = field(default_factory=SpecifierSet)
+    extras: frozenset[NormalizedName] = frozenset()
+    # Where it comes from, for messages: "requirements/x.txt:3" or "lmcache==0.4.4".
+    origin: str = ""
+    _admitted: dict[Version, bool] = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    def admits(self, version: Version) -> bool:
+        """Whether the specifier admits the version (pre-releases are filtered elsewhere); memoised."""
+        try:
+            return self._admitted[version]
+        except KeyError:
+            admitted = self._admitted[version] = self.specifier.contains(version, prereleases=True)
+            return admitted
+
+    @property
+    def identifier(self) -> str:
+        return identifier_of(self.name, self.extras)
+
+    @property
+    def pinned_exactly(self) -> bool:
+        return any(s.operator in ("==", "===") and not s.version.endswith(".*") for s in self.specifier)
+
+    def __str__(self) -> str:
+        extras = f"[{','.join(sorted(self.extras))}]" if self.extras else ""
+        return f"{self.name}{extras}{self.specifier}"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: NormalizedName
+    version: Version
+    extras: frozenset[NormalizedName]
+    choice: Choice | None  # None for the virtual Python candidate
+
+    @property
+    def identifier(self) -> str:
+        return identifier_of(self.name, self.extras)
+
+    def __str__(self) -> str:
+        return f"{self.name}=={self.version}"
+
+
+def identifier_of(name: str, extras: Iterable[str]) -> str:
+    ordered = sorted(extras)
+    return f"{name}[{','.join(ordered)}]" if ordered else name
+
+
+def requirement_for(identifier: str) -> Req:
+    """`name[a,b]` -> a requirement for any release of that identifier."""
+    name, _, extras = identifier.partition("[")
+    return Req(canonicalize_name(name), extras=frozenset(canonicalize_name(e) for e in extras.rstrip("]").split(",") if e))
+
+
+def name_of(identifier: str) -> NormalizedName:
+    return NormalizedName(identifier.split("[", 1)[0])

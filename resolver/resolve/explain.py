@@ -1,0 +1,108 @@
+"""Explaining a resolution failure: who wanted what, and why nothing fit, in words a CI maintainer can act on.
+
+One line per group of requirers, one per project that could not be satisfied; releases that were passed
+over are grouped by why (newest first), from the policy's typed reasons.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+from packaging.utils import NormalizedName
+from packaging.version import Version
+from resolvelib.structs import RequirementInformation
+
+from .candidates import PYTHON, UNREADABLE, Candidate, Req
+from .policy import Policy, Record
+from .selection import Unavailable
+
+MAX_REASON_GROUPS = 5
+Information = RequirementInformation[Req, Candidate]
+
+
+def explain(causes: Sequence[Information], policy: Policy, roots: Sequence[Req]) -> str:
+    """Who wanted what, and why nothing fit: one line per requirer group, one per unsatisfiable project."""
+    record, major = policy.record, policy.major
+    lines: list[str] = []
+    by_name: dict[str, list[Information]] = defaultdict(list)
+    for cause in causes:
+        by_name[cause.requirement.name].append(cause)
+    for name, infos in by_name.items():
+        if name == PYTHON:
+            lines += [f"  {info.parent} requires Python {info.requirement.specifier}" for info in infos]
+            continue
+        if name == UNREADABLE:
+            for info in infos:
+                if info.parent is not None:
+                    reason = record.unavailable.get(info.parent.name, {}).get(info.parent.version)
+                    lines.append(f"  {info.parent}: {reason.detail if reason else 'its dependencies cannot be read'}")
+            continue
+        for parent_name, group in _group_by_parent(infos).items():
+            lines.append("  " + _describe_requirers(parent_name, group, policy, roots))
+        lines.append("  " + _describe_availability(name, infos, policy, major))
+    return "\n".join(dict.fromkeys(lines))
+
+
+def _group_by_parent(infos: Iterable[Information]) -> dict[str | None, list[Information]]:
+    groups: dict[str | None, list[Information]] = defaultdict(list)
+    for info in infos:
+        groups[info.parent.name if info.parent is not None else None].append(info)
+    return groups
+
+
+def _describe_requirers(parent_name: str | None, group: list[Information], policy: Policy, roots: Sequence[Req]) -> str:
+    wanted = " and ".join(sorted({str(info.requirement) for info in group}))
+    if parent_name is None:
+        origins = sorted({info.requirement.origin for info in group})
+        return f"{wanted} is required by {', '.join(origins)}"
+    versions = sorted({info.parent.version for info in group if info.parent is not None})
+    how = _how_required(parent_name, roots, policy.record)
+    if len(versions) > 1 and set(policy.offered(parent_name)) <= set(versions):
+        span = f"{versions[0]} … {versions[-1]}" if len(versions) > 2 else " and ".join(map(str, versions))
+        return f"every {parent_name} that fits ({span}){how} requires {wanted}"
+    return f"{parent_name} {', '.join(map(str, versions))}{how} requires {wanted}"
+
+
+def _how_required(name: str, roots: Sequence[Req], record: Record) -> str:
+    for root in roots:
+        if root.name == name:
+            return f", wanted as {root} by {root.origin},"
+    for (parent, version, _), requirements in record.dependencies.items():
+        if parent != name and any(r.name == name for r in requirements):
+            return f" (required by {parent} {version})"
+    return ""
+
+
+def _describe_availability(name: str, infos: list[Information], policy: Policy, major: int) -> str:
+    project = NormalizedName(name)
+    if project in policy.record.mismatched:
+        return f"{name}: no release fits CUDA {major}: it is a CUDA {policy.record.mismatched[project]} package"
+    offered = policy.offered(project)
+    unavailable = policy.record.unavailable.get(project, {})
+    if offered:
+        span = ", ".join(str(v) for v in offered[:5]) + (" …" if len(offered) > 5 else "")
+        return f"{name}: the releases that fit CUDA {major} ({span}) satisfy none of these together"
+    if not unavailable:
+        specifiers = sorted({str(i.requirement.specifier) or "any version" for i in infos})
+        return f"{name}: no release matches {' and '.join(specifiers)}"
+    groups: dict[Unavailable, list[Version]] = defaultdict(list)
+    for version, reason in unavailable.items():
+        groups[reason].append(version)
+    if len(groups) == 1:
+        return f"{name}: no release fits CUDA {major}: every matching release is {next(iter(groups)).phrase()}"
+    # The groups with the newest releases first: those are the ones a reader expected to be picked.
+    ordered = sorted(groups.items(), key=lambda item: max(item[1]), reverse=True)
+    parts = [f"{_span(versions)} {reason.phrase()}" for reason, versions in ordered[:MAX_REASON_GROUPS]]
+    rest = [version for _, versions in ordered[MAX_REASON_GROUPS:] for version in versions]
+    if rest:
+        parts.append(f"{_span(rest)} for other reasons")
+    return f"{name}: no release fits CUDA {major}: " + "; ".join(parts)
+
+
+def _span(versions: list[Version]) -> str:
+    """`3 (0.18.9 … 0.18.11)`: how many releases, newest and oldest."""
+    ordered = sorted(versions)
+    if len(ordered) == 1:
+        return f"1 ({ordered[0]})"
+    return f"{len(ordered)} ({ordered[0]} … {ordered[-1]})"

@@ -1,0 +1,228 @@
+"""The rules of one target (a CUDA major in one environment), as pure functions: no resolvelib, no I/O.
+
+- Candidates: the releases of a project a set of requirements admits, most preferred first (a preferred
+  pin, then newest); a release of another CUDA major is not a candidate (the Selector says why), so the
+  resolver backtracks to releases whose whole tree fits the major. Pre-releases only when a specifier
+  names one, `--pre` is given, or no final release can be installed (PEP 440, as pip and uv).
+- Dependencies: a release's requirements whose markers hold here; a meta package's edges to members of
+  another major are dropped (recorded as exclusions) and its member for the major is required at its
+  own version (through its `[cuM]` extra when it declares one).
+
+The resolvelib provider (provider.py), the speculative crawl (index/crawl.py), `check` and `inspect`
+ask these same rules. Everything learnt on the way goes into the policy's `Record`, for the result and
+for error messages; `fork` gives another thread the same rules with a record of its own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from packaging.markers import Marker
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+
+from ..errors import NoMemberForMajor
+from ..files.constraints import ExcludedLine
+from ..model.distributions import CoreMetadata, Project, Release, parse_requirement
+from ..model.families import Family, FamilyTable
+from .candidates import PYTHON, UNREADABLE, Candidate, Req
+from .selection import Selector, Unavailable, requires_python_ok
+
+logger = logging.getLogger(__name__)
+_EXTRA_MARKER = re.compile(r"""extra\s*==\s*['"]([^'"]+)['"]""")
+# How many later candidates to name once the resolver starts walking down a project's releases.
+BACKTRACK_LOOKAHEAD = 8
+CandidateKey = tuple[NormalizedName, Version, frozenset[NormalizedName]]
+
+
+@dataclass
+class Record:
+    """What the rules met during one resolution."""
+
+    # name -> version -> why it was not a candidate
+    unavailable: dict[NormalizedName, dict[Version, Unavailable]] = field(default_factory=lambda: defaultdict(dict))
+    # (name, version, extras) -> dropped edges of that meta release (or of its extras)
+    exclusions: dict[CandidateKey, tuple[ExcludedLine, ...]] = field(default_factory=dict)
+    # name -> the other CUDA major of a project that was required but is named for that major
+    mismatched: dict[NormalizedName, int] = field(default_factory=dict)
+    # name -> the last query for it: (project, requirements, excluded versions)
+    queries: dict[NormalizedName, tuple[Project, tuple[Req, ...], frozenset[Version]]] = field(default_factory=dict)
+    # (name, version, extras) -> requirements that candidate declared for this target
+    dependencies: dict[CandidateKey, tuple[Req, ...]] = field(default_factory=dict)
+
+
+class Policy:
+    def __init__(
+        self,
+        selector: Selector,
+        constraints: Mapping[NormalizedName, Sequence[Req]] | None = None,
+        preferred: Mapping[NormalizedName, Version] | None = None,
+        pre: bool = False,
+    ) -> None:
+        self.selector = selector
+        self.families: FamilyTable = selector.families
+        self.major = selector.cuda_major
+        self.environment = selector.environment
+        self.constraints = constraints or {}
+        self.preferred = preferred or {}
+        self.pre = pre
+        self.record = Record()
+        self._applies_memo: dict[tuple[str, frozenset[NormalizedName]], bool] = {}
+
+    def fork(self) -> Policy:
+        """The same rules with a record of their own (for another thread, such as the crawl)."""
+        return Policy(self.selector.copy(), self.constraints, self.preferred, self.pre)
+
+    # -- which releases ---------------------------------------------------------------------------------
+
+    def mismatched_major(self, name: NormalizedName) -> int | None:
+        """The other CUDA major a project belongs to by its name alone (any version), if any."""
+        major = self.families.major_of(name)
+        return major if major is not None and major != self.major else None
+
+    def python_candidates(self, requested: Iterable[Req]) -> list[Candidate]:
+        """The target's Python as the one candidate of PYTHON, if every `requires-python` admits it."""
+        python = Version(f"{self.environment.python}.0")
+        ok = all(r.specifier.contains(python, prereleases=True) for r in requested)
+        return [Candidate(PYTHON, python, frozenset(), None)] if ok else []
+
+    def candidates_in(self, project: Project, requested: Sequence[Req], excluded: frozenset[Version] = frozenset()) -> Iterator[Candidate]:
+        """The candidates of a project for these requirements, most preferred first, lazily."""
+        name, extras = requested[0].name, requested[0].extras
+        applied = (*requested, *self.constraints.get(name, ()))
+        allow_yanked = any(r.pinned_exactly for r in applied)
+        allow_pre = self.pre or any(spec.prereleases for r in applied for spec in r.specifier)
+        if not allow_pre and not any(
+            _admits(applied, r.version, False) and not isinstance(self.selector.select(r, allow_yanked), Unavailable)
+            for r in project.releases
+        ):
+            # PEP 440: pre-releases are acceptable when no final release satisfies the requirement; as pip
+            # and uv, a final release counts only if it can be installed here (a wheel for every target).
+            allow_pre = True
+        releases: Iterable[Release] = project.releases
+        preferred = project.release(self.preferred[name]) if name in self.preferred else None
+        if preferred is not None:
+            releases = (preferred, *(r for r in project.releases if r is not preferred))
+        for release in releases:
+            if release.version in excluded or not _admits(applied, release.version, allow_pre):
+                continue
+            choice = self.selector.select(release, allow_yanked)
+            if isinstance(choice, Unavailable):
+                self.record.unavailable[release.name][release.version] = choice
+            else:
+                yield Candidate(name, release.version, extras, choice)
+
+    def remember_query(self, project: Project, requested: tuple[Req, ...], excluded: frozenset[Version]) -> None:
+        self.record.queries[project.name] = (project, requested, excluded)
+
+    def offered(self, name: NormalizedName) -> list[Version]:
+        """Every version the last query for a project offered, in the resolver's order."""
+        query = self.record.queries.get(name)
+        return [c.version for c in self.candidates_in(*query)] if query else []
+
+    def upcoming(self, candidate: Candidate) -> list[Candidate]:
+        """When the resolver walks down a project's releases, the next few it will try (else none)."""
+        query = self.record.queries.get(candidate.name)
+        if query is None:
+            return []
+        offered = self.candidates_in(*query)
+        first = next(offered, None)
+        if first is None or first.version == candidate.version:
+            return []  # the first choice: no walk has started
+        later = itertools.dropwhile(lambda c: c.version != candidate.version, offered)
+        if next(later, None) is None:
+            return []
+        return list(itertools.islice(later, BACKTRACK_LOOKAHEAD))
+
+    def missing_member(self, name: NormalizedName) -> NoMemberForMajor | None:
+        """For a project the index does not have: the error when it is this major's member of a family."""
+        variant = self.families.classify(name)
+        if variant is not None and variant.role == "member" and variant.major == self.major:
+            return NoMemberForMajor(variant.family.meta or variant.family.name, self.major, name)
+        return None
+
+    # -- what a release requires ------------------------------------------------------------------------
+
+    def dependencies_from(self, candidate: Candidate, metadata: CoreMetadata) -> Iterator[Req]:
+        """What a candidate requires here, meta rules applied."""
+        origin = str(candidate)
+        if candidate.extras:
+            # The extras candidate stands for the base release plus what the extras add.
+            yield Req(candidate.name, SpecifierSet(f"=={candidate.version}"), origin=origin)
+            for extra in sorted(candidate.extras - declared_extras(metadata)):
+                logger.warning("%s has no extra named %r; it adds nothing", candidate, extra)
+        if metadata.requires_python and not requires_python_ok(metadata.requires_python, self.environment):
+            yield Req(PYTHON, SpecifierSet(metadata.requires_python), origin=origin)
+        declared = list(self._declared(candidate, metadata))
+        meta = self.families.meta_family(candidate.name)
+        if meta is None:
+            yield from declared
+            return
+        kept, dropped = [], []
+        for requirement in declared:
+            member_major = meta.member_major(requirement.name)
+            if member_major is not None and member_major != self.major:
+                dropped.append(ExcludedLine(requirement.name, origin))
+            else:
+                kept.append(requirement)
+        self.record.exclusions[(candidate.name, candidate.version, candidate.extras)] = tuple(dict.fromkeys(dropped))
+        yield from kept
+        if not candidate.extras:
+            yield self._member_requirement(candidate, metadata, meta)
+
+    def unreadable(self, candidate: Candidate, problem: str) -> tuple[Req, ...]:
+        """A release whose dependencies cannot be read: unusable, and recorded as such."""
+        reason = Unavailable("unreadable", f"its dependencies cannot be read ({problem})")
+        self.record.unavailable[candidate.name][candidate.version] = reason
+        return (Req(UNREADABLE, origin=str(candidate)),)
+
+    def _member_requirement(self, candidate: Candidate, metadata: CoreMetadata, meta: Family) -> Req:
+        pinned = SpecifierSet(f"=={candidate.version}")
+        extra = canonicalize_name(meta.meta_extra.format(major=self.major))
+        if extra in declared_extras(metadata):
+            return Req(candidate.name, pinned, frozenset({extra}), origin=str(candidate))
+        member = meta.member_name(self.major)
+        if member is None:
+            raise NoMemberForMajor(candidate.name, self.major, f"{meta.name} (no member pattern)")
+        return Req(canonicalize_name(member), pinned, origin=str(candidate))
+
+    def _declared(self, candidate: Candidate, metadata: CoreMetadata) -> Iterator[Req]:
+        """The release's requirements whose markers hold here (for its extras only, on an extras candidate)."""
+        for text in metadata.requires_dist:
+            requirement = parse_requirement(text)  # valid: metadata is checked as it is read
+            key = (text, candidate.extras)
+            if key not in self._applies_memo:
+                self._applies_memo[key] = self._applies(requirement.marker, candidate.extras)
+            if not self._applies_memo[key]:
+                continue
+            extras = frozenset(canonicalize_name(e) for e in requirement.extras)
+            yield Req(canonicalize_name(requirement.name), requirement.specifier, extras, str(candidate))
+
+    def _applies(self, marker: Marker | None, extras: frozenset[NormalizedName]) -> bool:
+        if marker is None:
+            return not extras
+        base = self.environment.evaluate(marker)
+        if not extras:
+            return base
+        return not base and any(self.environment.evaluate(marker, extra) for extra in extras)
+
+
+def _admits(requirements: Sequence[Req], version: Version, allow_pre: bool) -> bool:
+    """Whether every requirement admits the version; pre-releases only when allowed (PEP 440)."""
+    if version.is_prerelease and not allow_pre:
+        return False
+    return all(requirement.admits(version) for requirement in requirements)
+
+
+def declared_extras(metadata: CoreMetadata) -> frozenset[NormalizedName]:
+    """The extras a release offers: `Provides-Extra`, and (for old metadata without it) the `extra` markers."""
+    found = {canonicalize_name(extra) for extra in metadata.provides_extra}
+    for text in metadata.requires_dist:
+        found.update(canonicalize_name(extra) for extra in _EXTRA_MARKER.findall(text))
+    return frozenset(found)
