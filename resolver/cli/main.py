@@ -35,9 +35,7 @@ from ..commands.install import (
 )
 from ..commands.options import (
     add_compile_flags,
-    add_index_flags,
-    add_input_flags,
-    add_target_flags,
+    add_flags,
     compile_request,
     environments,
     with_index_url,
@@ -63,7 +61,7 @@ from ..index.http import MIB, Limits
 from ..machine.detect import probe_machine, require_installable, system_machine
 from ..machine.system import find_interpreter
 from ..model.distributions import DEFAULT_INDEX_URL
-from ..model.targets import Environment
+from ..model.targets import Environment, parse_major
 from .progress import LiveReporter, Progress
 from .summary import summarize
 
@@ -144,15 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
     inspect_parser = commands.add_parser("inspect", help="show what the resolver sees of one release")
     inspect_parser.add_argument("spec", metavar="NAME[==VERSION]")
     inspect_parser.add_argument("--json", action="store_true", help="machine-readable output")
-    add_target_flags(inspect_parser, with_cuda=False)
-    add_index_flags(inspect_parser)
+    add_flags(inspect_parser, "target", "index", "network")
     inspect_parser.set_defaults(run=run_inspect)
 
     check_parser = commands.add_parser("check", help="fail when the constraints files no longer match their inputs")
     check_parser.add_argument("-o", "--output-dir", type=Path, metavar="DIR", help="the directory to check (default: constraints)")
     check_parser.add_argument("--online", action="store_true", help="also list newer releases the requirements allow")
     check_parser.add_argument("--strict", action="store_true", help="with --online: fail (exit 1) when there are newer releases")
-    add_index_flags(check_parser)
+    add_flags(check_parser, "index", "network")
     check_parser.set_defaults(run=run_check)
 
     diff_parser = commands.add_parser("diff", help="what changed between two constraint sets (default: git HEAD vs working tree)")
@@ -340,7 +337,7 @@ def run_diff(args: argparse.Namespace) -> int:
 
 def add_install_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cuda", default="auto", metavar="N|auto", help="the CUDA major to install for (default: auto, as `detect`)")
-    add_input_flags(parser)
+    add_flags(parser, "input")
     parser.add_argument("--constraints-dir", type=Path, metavar="DIR", help="where cuNN.txt files are (default: output-dir, constraints)")
     parser.add_argument("--installer", choices=("uv", "pip", "auto"), default="auto", help="auto: uv when it is on PATH, else pip")
     parser.add_argument("--python", metavar="PATH", help="the interpreter to install into (default: this one)")
@@ -349,9 +346,7 @@ def add_install_flags(parser: argparse.ArgumentParser) -> None:
         "--index-url", metavar="URL",
         help="the index to install from (default: the requirements file's, the configured one, or the installer's own)",
     )
-    parser.add_argument(
-        "--canary", action="append", metavar="MODULE", help="a module that must import afterwards; repeatable (default: from config, nixl)"
-    )
+    add_flags(parser, "install")
     parser.add_argument("--dry-run", action="store_true", help="print the exact commands and stop")
     parser.add_argument("--fix", action="store_true", help="remove installed builds for another CUDA major; reinstall the matching ones")
     parser.add_argument("--print-excludes", action="store_true", help="print the names uv's --excludes needs for the major, and stop")
@@ -414,12 +409,4 @@ def run_install(args: argparse.Namespace) -> int:
 
 
 def _install_major(text: str) -> int | None:
-    if text.strip() == "auto":
-        return None
-    try:
-        major = int(text)
-    except ValueError:
-        major = 0
-    if not 10 <= major <= 99:
-        raise UsageError(f"--cuda {text!r}: give one CUDA major such as 13, or auto")
-    return major
+    return None if text.strip() == "auto" else parse_major(text, "--cuda")

@@ -41,10 +41,11 @@ from ..resolve.policy import Policy
 from ..resolve.selection import Selector
 from ..resolve.source import MetadataSource
 from ..resolve.swaps import MajorInput, roots_for, swap_for_major
-from .compile import CompileRequest, describe_options
 from .options import (
+    CompileRequest,
     compile_parser,
     compile_request,
+    describe_options,
     request_from_command,
     with_index_url,
 )

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.specifiers import SpecifierSet
@@ -30,18 +29,13 @@ from ..errors import (
     SeveralFailed,
     UsageError,
 )
-from ..errors.display import redact_url
-from ..files.config import Config
 from ..files.constraints import TITLE, ConstraintsDocument, parse, render
 from ..files.output_dir import OutputDirectory
 from ..files.requirements import RequirementsInput, digest_of, load_requirements
 from ..files.sets import display_path
-from ..model.distributions import DEFAULT_INDEX_URL
 from ..model.families import FamilyTable
 from ..model.targets import (
     Environment,
-    Platform,
-    PythonVersion,
     Target,
     describe_environments,
 )
@@ -53,27 +47,11 @@ from ..resolve.resolution import TargetResolution, resolve_target
 from ..resolve.selection import SelectionOptions, Selector
 from ..resolve.source import Index
 from ..resolve.swaps import MajorInput, roots_for, swap_for_major
+from .options import CompileRequest, describe_options
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 DISCOVERY_MAJORS = range(11, 20)
-
-
-@dataclass(frozen=True)
-class CompileRequest:
-    config: Config
-    requirement_files: tuple[Path, ...]
-    majors: tuple[int, ...] | str
-    python_versions: tuple[PythonVersion, ...]
-    platforms: tuple[Platform, ...]
-    output_dir: Path
-    selection: SelectionOptions
-    index_url: str
-    command: str
-    generate_hashes: bool = False
-    upgrade: bool = False
-    upgrade_packages: Mapping[str, Version | None] = field(default_factory=dict)
-    dry_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -295,21 +273,3 @@ def discover_majors(index: Index, requirements_input: RequirementsInput, familie
         elif present:
             majors.append(major)
     return majors, skipped
-
-
-def describe_options(request: CompileRequest) -> str:
-    """Resolution options that shape the output, as flags (the header's `options:` line)."""
-    selection = request.selection
-    parts = []
-    if request.index_url.rstrip("/") != DEFAULT_INDEX_URL:
-        parts.append(f"--index-url {shlex.quote(redact_url(request.index_url))}")
-    if selection.pre:
-        parts.append("--pre")
-    if selection.allow_sdist:
-        parts.append("--allow-sdist")
-    parts.extend(f"--allow-sdist-package {name}" for name in sorted(selection.allow_sdist_packages))
-    if selection.exclude_newer is not None:
-        parts.append(f"--exclude-newer {selection.exclude_newer.isoformat().replace('+00:00', 'Z')}")
-    if request.generate_hashes:
-        parts.append("--generate-hashes")
-    return " ".join(parts)

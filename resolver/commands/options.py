@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import shlex
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -22,83 +24,58 @@ from packaging.version import InvalidVersion, Version
 from ..errors import UsageError
 from ..errors.display import redact_url
 from ..files.config import Config, parse_date
+from ..files.options import OPTIONS, Option, Scope, options
 from ..files.requirements import RequirementsInput, relative_to_root
-from ..index.cache import default_cache_dir
-from ..model.targets import Platform, PythonVersion
+from ..model.distributions import DEFAULT_INDEX_URL
+from ..model.targets import Platform, PythonVersion, parse_majors
 from ..resolve.selection import SelectionOptions
-from .compile import CompileRequest
 
 PROG = "cuda-constraints"
 COMPILE = f"{PROG} compile"
 
 
+@dataclass(frozen=True)
+class CompileRequest:
+    config: Config
+    requirement_files: tuple[Path, ...]
+    majors: tuple[int, ...] | str
+    python_versions: tuple[PythonVersion, ...]
+    platforms: tuple[Platform, ...]
+    output_dir: Path
+    selection: SelectionOptions
+    index_url: str
+    command: str
+    generate_hashes: bool = False
+    upgrade: bool = False
+    upgrade_packages: Mapping[str, Version | None] = field(default_factory=dict)
+    dry_run: bool = False
+
+
 # -- flag definitions ---------------------------------------------------------------------------------------
 
 
-def add_input_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-r", "--requirements", action="append", type=Path, metavar="FILE",
-        help="requirements file; repeatable (default: from [tool.cuda-constraints], requirements/kv_connectors.txt)",
-    )
-
-
-def add_target_flags(parser: argparse.ArgumentParser, with_cuda: bool = True) -> None:
-    if with_cuda:
-        parser.add_argument("--cuda", metavar="12,13|auto", help="CUDA majors to resolve (default: 12,13)")
-    parser.add_argument(
-        "--python-version", action="append", metavar="3.12", help="target Python; repeatable (default: 3.12)"
-    )
-    parser.add_argument(
-        "--platform", action="append", metavar="TAG",
-        help="target wheel platform; repeatable (default: manylinux_2_28_x86_64 and manylinux_2_28_aarch64)",
-    )
-
-
-def add_resolution_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pre", action="store_true", default=None, help="allow pre-releases")
-    parser.add_argument("--allow-sdist", action="store_true", default=None, help="accept an sdist where a platform has no wheel")
-    parser.add_argument(
-        "--allow-sdist-package", action="append", default=[], metavar="NAME",
-        help="accept an sdist for this project only; repeatable",
-    )
-    parser.add_argument("--exclude-newer", metavar="DATE", help="ignore files uploaded after DATE (YYYY-MM-DD or RFC 3339)")
-    parser.add_argument("--generate-hashes", action="store_true", default=None, help="add --hash lines for every usable file")
-
-
-def add_index_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--index-url", metavar="URL", help="pip-style simple URL; its root serves the JSON API (default: https://pypi.org/simple)")
-    parser.add_argument("--cache-dir", type=Path, metavar="DIR", help=f"cache directory (default: {default_cache_dir()})")
-    parser.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
-    parser.add_argument("--offline", action="store_true", help="use only the cache; fail on anything not in it")
-    parser.add_argument("--refresh", action="store_true", help="revalidate every cached project page")
-    parser.add_argument("--retries", type=int, default=4, metavar="N", help="retries of a failed request (default: 4)")
-    parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="network timeout of one read (default: 30)")
-    parser.add_argument(
-        "--deadline", type=float, metavar="SECONDS",
-        help="the most one request may take, start to last byte, whatever each read does (default: 10 x --timeout)",
-    )
-    parser.add_argument(
-        "--max-page-size", type=float, default=64, metavar="MiB", help="the largest project page read (default: 64 MiB)"
-    )
+def add_flags(parser: argparse.ArgumentParser, *scopes: Scope) -> None:
+    """The flags of the table's options of these scopes, as the table defines them."""
+    for option in options(*scopes):
+        if not option.flags:
+            continue
+        arguments: dict[str, object] = {"help": option.help, "dest": option.dest}
+        if option.kind == "switch":
+            arguments.update(action="store_true", default=None)
+        else:
+            arguments.update(metavar=option.metavar, default=option.default)
+            if option.kind in ("values", "paths"):
+                arguments["action"] = "append"
+            if option.kind in ("path", "paths"):
+                arguments["type"] = Path
+            elif option.number is not None:
+                arguments["type"] = option.number
+        parser.add_argument(*option.flags, **arguments)  # type: ignore[arg-type]
 
 
 def add_compile_flags(parser: argparse.ArgumentParser) -> None:
     """Every flag of `compile`."""
-    add_input_flags(parser)
-    add_target_flags(parser)
-    add_resolution_flags(parser)
-    add_index_flags(parser)
-    parser.add_argument("-o", "--output-dir", type=Path, help="where cuNN.txt files go (default: constraints)")
-    parser.add_argument("-U", "--upgrade", action="store_true", help="ignore the pins of existing files")
-    parser.add_argument(
-        "-P", "--upgrade-package", action="append", default=[], metavar="NAME[==V]",
-        help="upgrade one project (to V when given), keeping the other pins; repeatable",
-    )
-    parser.add_argument("--dry-run", action="store_true", help="resolve and report, write nothing")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
-    parser.add_argument(
-        "--stats-json", type=Path, metavar="FILE", help="write the network figures (requests, bytes, metadata reads) as JSON"
-    )
+    add_flags(parser, "input", "majors", "target", "resolution", "index", "network", "compile")
 
 
 # -- flags and configuration -> request ---------------------------------------------------------------------
@@ -110,16 +87,9 @@ def environments(args: argparse.Namespace, config: Config) -> tuple[tuple[Python
     return tuple(dict.fromkeys(pythons)), tuple(dict.fromkeys(platforms))
 
 
-def parse_majors(text: str) -> tuple[int, ...] | str:
-    if text.strip() == "auto":
-        return "auto"
-    try:
-        majors = tuple(sorted({int(part) for part in text.replace(" ", "").split(",") if part}))
-    except ValueError:
-        raise UsageError(f"--cuda {text!r}: give CUDA majors such as 12,13, or auto") from None
-    if not majors or any(not 10 <= m <= 99 for m in majors):
-        raise UsageError(f"--cuda {text!r}: give CUDA majors such as 12,13, or auto")
-    return majors
+def parse_cuda(text: str) -> tuple[int, ...] | str:
+    """`--cuda`: `12,13` or `auto`."""
+    return "auto" if text.strip() == "auto" else parse_majors(text, "--cuda")
 
 
 def parse_upgrade_packages(values: list[str]) -> dict[str, Version | None]:
@@ -140,15 +110,20 @@ def parse_upgrade_packages(values: list[str]) -> dict[str, Version | None]:
 
 
 def compile_request(args: argparse.Namespace, config: Config) -> CompileRequest:
+    """The request the flags make with the configuration, and the command that makes it again."""
+    return replace(_request(args, config), command=regenerate_command(args, config))
+
+
+def _request(args: argparse.Namespace, config: Config) -> CompileRequest:
     requirement_files = tuple(args.requirements) if args.requirements else tuple(config.resolve_path(p) for p in config.requirements)
-    majors = parse_majors(args.cuda) if args.cuda else config.cuda
+    majors = parse_cuda(args.cuda) if args.cuda else config.cuda
     pythons, platforms = environments(args, config)
     output_dir = args.output_dir if args.output_dir else config.resolve_path(config.output_dir)
     exclude_newer = parse_date(args.exclude_newer) if args.exclude_newer else config.exclude_newer
     selection = SelectionOptions(
         pre=bool(args.pre) or config.pre,
         allow_sdist=bool(args.allow_sdist) or config.allow_sdist,
-        allow_sdist_packages=frozenset(canonicalize_name(n) for n in (*config.allow_sdist_packages, *args.allow_sdist_package)),
+        allow_sdist_packages=frozenset(canonicalize_name(n) for n in (*config.allow_sdist_packages, *(args.allow_sdist_package or ()))),
         exclude_newer=exclude_newer,
     )
     request = CompileRequest(
@@ -162,47 +137,67 @@ def compile_request(args: argparse.Namespace, config: Config) -> CompileRequest:
         index_url=args.index_url or config.default_index_url,
         command="",
         generate_hashes=bool(args.generate_hashes) or config.generate_hashes,
-        upgrade=args.upgrade,
-        upgrade_packages=parse_upgrade_packages(args.upgrade_package),
-        dry_run=args.dry_run,
+        upgrade=bool(args.upgrade),
+        upgrade_packages=parse_upgrade_packages(args.upgrade_package or []),
+        dry_run=bool(args.dry_run),
     )
-    return with_command(request, args, config)
+    return request
 
 
-def with_command(request: CompileRequest, args: argparse.Namespace, config: Config) -> CompileRequest:
-    """The command the header gives: `cuda-constraints compile` plus the flags the configuration lacks."""
-
-    def shown(path: Path) -> str:
-        return relative_to_root(path, config.root)
-
+def regenerate_command(args: argparse.Namespace, config: Config) -> str:
+    """The command a header gives: `cuda-constraints compile` plus each option given on the command line
+    that makes the request differ from the configuration's (quoted for a shell, secrets masked)."""
+    request, baseline = _request(args, config), _request(compile_parser().parse_args([]), config)
     words = [PROG, "compile"]
-    if args.requirements and [p.resolve() for p in args.requirements] != [config.resolve_path(p).resolve() for p in config.requirements]:
-        words += [word for p in args.requirements for word in ("-r", shown(p))]
-    if args.cuda and request.majors != config.cuda:
-        words += ["--cuda", args.cuda.replace(" ", "")]
-    if args.python_version and request.python_versions != config.python_versions:
-        words += [word for v in request.python_versions for word in ("--python-version", str(v))]
-    if args.platform and request.platforms != config.platforms:
-        words += [word for p in request.platforms for word in ("--platform", p.tag)]
-    if args.output_dir and args.output_dir.resolve() != config.resolve_path(config.output_dir).resolve():
-        words += ["-o", shown(args.output_dir)]
-    if args.index_url and args.index_url != config.index_url:
-        words += ["--index-url", redact_url(args.index_url)]
-    if args.pre and not config.pre:
-        words.append("--pre")
-    if args.allow_sdist and not config.allow_sdist:
-        words.append("--allow-sdist")
-    words += [
-        word
-        for n in args.allow_sdist_package
-        if canonicalize_name(n) not in config.allow_sdist_packages
-        for word in ("--allow-sdist-package", n)
-    ]
-    if args.exclude_newer and request.selection.exclude_newer != config.exclude_newer:
-        words += ["--exclude-newer", args.exclude_newer]
-    if args.generate_hashes and not config.generate_hashes:
-        words.append("--generate-hashes")
-    return replace(request, command=shlex.join(words))
+    for option in OPTIONS:
+        given = getattr(args, option.dest, None) if option.regenerate and option.field else None
+        if given and _value(request, option) != _value(baseline, option):
+            words += _words(option, given, _value(request, option), _value(baseline, option), config)
+    return shlex.join(words)
+
+
+def _value(request: CompileRequest, option: Option) -> Any:
+    value: Any = request
+    for part in (option.field or "").split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _words(option: Option, given: Any, value: Any, configured: Any, config: Config) -> list[str]:
+    flag = option.flags[0]
+    if option.kind == "switch":
+        return [flag]
+    if option.kind in ("path", "paths"):
+        paths = given if isinstance(given, list) else [given]
+        return [word for path in paths for word in (flag, relative_to_root(path, config.root))]
+    if option.extends:  # only what the configuration does not already give
+        return [word for item in given if canonicalize_name(item) not in configured for word in (flag, item)]
+    if option.kind == "values":
+        return [word for item in value for word in (flag, str(item))]
+    if isinstance(value, tuple):  # CUDA majors, sorted and once each
+        return [flag, ",".join(map(str, value))]
+    return [flag, redact_url(given) if option.secret else given]
+
+
+def describe_options(request: CompileRequest) -> str:
+    """The options that shaped the result, as flags: a header's `options:` line."""
+    baseline = CompileRequest(request.config, (), (), (), (), Path(), SelectionOptions(), DEFAULT_INDEX_URL, "")
+    words: list[str] = []
+    for option in OPTIONS:
+        if not option.shapes:
+            continue
+        value = _value(request, option)
+        if value == _value(baseline, option) or (option.secret and str(value).rstrip("/") == DEFAULT_INDEX_URL):
+            continue
+        if option.kind == "switch":
+            words.append(option.flag)
+        elif isinstance(value, (set, frozenset, tuple)):
+            words += [word for item in sorted(value) for word in (option.flag, str(item))]
+        elif isinstance(value, datetime):
+            words += [option.flag, value.isoformat().replace("+00:00", "Z")]
+        else:
+            words += [option.flag, redact_url(str(value)) if option.secret else str(value)]
+    return shlex.join(words)
 
 
 def with_index_url(request: CompileRequest, explicit: str | None, requirements_input: RequirementsInput) -> CompileRequest:

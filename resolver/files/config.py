@@ -40,7 +40,9 @@ from ..model.targets import (
     DEFAULT_PYTHON_VERSIONS,
     Platform,
     PythonVersion,
+    parse_major,
 )
+from .options import CONFIG_KEYS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -168,13 +170,9 @@ def key_line(path: Path, key: str) -> int:
 
 def _parse(table: dict[str, Any], path: Path) -> Config:
     reader = _Reader(table, path)
-    known = {
-        "requirements", "cuda", "python-versions", "platforms", "output-dir", "index-url", "pre", "allow-sdist",
-        "exclude-newer", "generate-hashes", "canaries", "rocm-requirements", "families",
-    }
-    unknown = sorted(set(table) - known)
+    unknown = sorted(set(table) - CONFIG_KEYS)
     if unknown:
-        raise reader.fail(unknown[0], f"unknown key (known: {', '.join(sorted(known))})")
+        raise reader.fail(unknown[0], f"unknown key (known: {', '.join(sorted(CONFIG_KEYS))})")
     allow_sdist = table.get("allow-sdist", False)
     if not isinstance(allow_sdist, (bool, list)) or (isinstance(allow_sdist, list) and not all(isinstance(p, str) for p in allow_sdist)):
         raise reader.fail("allow-sdist", "must be true, false, or a list of project names")
@@ -237,9 +235,12 @@ class _Reader:
         value = self.table.get("cuda", list(DEFAULT_MAJORS))
         if value == "auto":
             return "auto"
-        if not isinstance(value, list) or not value or not all(isinstance(v, int) and 10 <= v <= 99 for v in value):
+        if not isinstance(value, list) or not value or not all(isinstance(v, int) for v in value):
             raise self.fail("cuda", 'must be "auto" or a list of CUDA majors such as [12, 13]')
-        return tuple(sorted(set(value)))
+        try:
+            return tuple(sorted({parse_major(v, "cuda =") for v in value}))
+        except UsageError as error:
+            raise self.fail("cuda", error.problem) from None
 
     def date(self, key: str) -> datetime | None:
         if key not in self.table:

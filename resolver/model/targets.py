@@ -23,6 +23,10 @@ from packaging.version import InvalidVersion
 from ..errors import UsageError
 
 DEFAULT_PYTHON_VERSIONS = ("3.12",)
+# CUDA majors are two digits: 10 (2018) to whatever comes; 1-9 and 100+ are typing mistakes.
+MAJORS = range(10, 100)
+# A CUDA version as tools print it: `13`, `13.0`, `12.9.1`; its first part is the major.
+_CUDA_VERSION = re.compile(r"^\s*(\d+)(?:\.\d+)*\s*$")
 DEFAULT_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_28_aarch64")
 
 _MANYLINUX = re.compile(r"^manylinux_(?P<major>\d+)_(?P<minor>\d+)_(?P<arch>.+)$")
@@ -30,6 +34,28 @@ _LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2
 _MACOS = re.compile(r"^macosx_(?P<major>\d+)_(?P<minor>\d+)_(?P<arch>.+)$")
 _WINDOWS = {"win_amd64": "AMD64", "win_arm64": "ARM64", "win32": "x86"}
 _PYTHON_VERSION = re.compile(r"^3\.(\d{1,2})$")
+
+
+def parse_major(text: str | int, what: str) -> int:
+    """A CUDA major from `13`, `13.0` or `12.9.1` (the first part); UsageError naming `what` otherwise."""
+    match = _CUDA_VERSION.match(str(text))
+    major = int(match.group(1)) if match else None
+    if major is None or major not in MAJORS or isinstance(text, bool):
+        raise UsageError(f"{what} {text!r}: give a CUDA major such as 13 ({MAJORS.start} to {MAJORS.stop - 1})")
+    return major
+
+
+def parse_majors(text: str, what: str) -> tuple[int, ...]:
+    """`12,13` (any order, repeats allowed) -> (12, 13)."""
+    parts = [part for part in text.replace(" ", "").split(",") if part]
+    if not parts:
+        raise UsageError(f"{what} {text!r}: give CUDA majors such as 12,13")
+    return tuple(sorted({parse_major(part, what) for part in parts}))
+
+
+def environment_grid(pythons: tuple[PythonVersion, ...], platforms: tuple[Platform, ...]) -> tuple[Environment, ...]:
+    """Every (Python, platform) pair, Pythons first: the environments one CUDA major is resolved for."""
+    return tuple(Environment(python, platform) for python in pythons for platform in platforms)
 
 
 @dataclass(frozen=True, order=True)
@@ -50,6 +76,9 @@ class Platform:
                 "'manylinux_2_28_x86_64', 'manylinux_2_28_aarch64', 'macosx_14_0_arm64' or 'win_amd64'"
             )
         return cls(text)
+
+    def __str__(self) -> str:
+        return self.tag
 
     @cached_property
     def machine(self) -> str:

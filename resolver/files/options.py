@@ -1,0 +1,111 @@
+"""Every option once: its flags, its `[tool.cuda-constraints]` key, its help, and how a header shows it.
+
+The command line is built from this table (commands/options.py), the configuration reader knows its keys
+from it (files/config.py), and a constraints file's header writes its regenerate command (the options
+given on the command line that the configuration does not already say) and its `options:` line (the
+options that shaped the result) from it. Adding an option is adding a row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["switch", "value", "values", "path", "paths"]
+# Which commands take the option: compile takes all but install and config; inspect target, index, network.
+Scope = Literal["input", "majors", "target", "resolution", "index", "network", "compile", "install", "config"]
+
+
+@dataclass(frozen=True)
+class Option:
+    dest: str  # the attribute on the parsed arguments and, with `key`, on Config
+    flags: tuple[str, ...]  # empty for a configuration-only key
+    help: str
+    kind: Kind
+    scope: Scope
+    metavar: str | None = None
+    key: str | None = None  # its [tool.cuda-constraints] key
+    # Repeated in a header's regenerate command when given on the command line and not configured.
+    regenerate: bool = False
+    # A flag adds to the configured values (allow-sdist-package) instead of replacing them (platforms).
+    extends: bool = False
+    # Listed in a header's `options:` line: it shaped the result (as opposed to inputs and targets).
+    shapes: bool = False
+    secret: bool = False  # holds a URL: shown with its credentials masked
+    default: object = None
+    number: type[int] | type[float] | None = None  # a numeric value: its type
+    # Where the effective value is on a compile request ("selection.pre"): what decides whether a given
+    # option differs from the configuration, and what the options line shows.
+    field: str | None = None
+
+    @property
+    def flag(self) -> str:
+        """The long spelling, as headers and messages write it."""
+        return self.flags[-1]
+
+
+OPTIONS: tuple[Option, ...] = (
+    # -- input and targets ------------------------------------------------------------------------------
+    Option("requirements", ("-r", "--requirements"), "requirements file; repeatable (default: from [tool.cuda-constraints], "
+           "requirements/kv_connectors.txt)", "paths", "input", "FILE", key="requirements", regenerate=True, field="requirement_files"),
+    Option("cuda", ("--cuda",), "CUDA majors to resolve (default: 12,13)", "value", "majors", "12,13|auto", key="cuda",
+           regenerate=True, field="majors"),
+    Option("python_version", ("--python-version",), "target Python; repeatable (default: 3.12)", "values", "target",
+           "3.12", key="python-versions", regenerate=True, field="python_versions"),
+    Option("platform", ("--platform",), "target wheel platform; repeatable (default: manylinux_2_28_x86_64 and "
+           "manylinux_2_28_aarch64)", "values", "target", "TAG", key="platforms", regenerate=True, field="platforms"),
+    Option("output_dir", ("-o", "--output-dir"), "where cuNN.txt files go (default: constraints)", "path", "compile", "DIR",
+           key="output-dir", regenerate=True, field="output_dir"),
+    # -- the index --------------------------------------------------------------------------------------
+    Option("index_url", ("--index-url",), "the index: a simple URL whose root serves the JSON API (default: "
+           "https://pypi.org/simple, or the environment's, see the README)", "value", "index", "URL", key="index-url",
+           regenerate=True, shapes=True, secret=True, field="index_url"),
+    # -- what may be resolved ---------------------------------------------------------------------------
+    Option("pre", ("--pre",), "allow pre-releases", "switch", "resolution", key="pre", regenerate=True, shapes=True, field="selection.pre"),
+    Option("allow_sdist", ("--allow-sdist",), "accept an sdist where a platform has no wheel", "switch", "resolution",
+           key="allow-sdist", regenerate=True, shapes=True, field="selection.allow_sdist"),
+    Option("allow_sdist_package", ("--allow-sdist-package",), "accept an sdist for this project only; repeatable",
+           "values", "resolution", "NAME", regenerate=True, extends=True, shapes=True, field="selection.allow_sdist_packages"),
+    Option("exclude_newer", ("--exclude-newer",), "ignore files uploaded after DATE (YYYY-MM-DD or RFC 3339)", "value",
+           "resolution", "DATE", key="exclude-newer", regenerate=True, shapes=True, field="selection.exclude_newer"),
+    Option("generate_hashes", ("--generate-hashes",), "add --hash lines for every usable file", "switch", "resolution",
+           key="generate-hashes", regenerate=True, shapes=True, field="generate_hashes"),
+    # -- one run of compile -----------------------------------------------------------------------------
+    Option("upgrade", ("-U", "--upgrade"), "ignore the pins of existing files", "switch", "compile"),
+    Option("upgrade_package", ("-P", "--upgrade-package"), "upgrade one project (to V when given), keeping the other "
+           "pins; repeatable", "values", "compile", "NAME[==V]"),
+    Option("dry_run", ("--dry-run",), "resolve and report, write nothing", "switch", "compile"),
+    Option("quiet", ("-q", "--quiet"), "no progress on stderr", "switch", "compile"),
+    Option("stats_json", ("--stats-json",), "write the network figures (requests, bytes, metadata reads) as JSON", "path",
+           "compile", "FILE"),
+    # -- the network and the cache ----------------------------------------------------------------------
+    Option("cache_dir", ("--cache-dir",), "cache directory (default: the platform's user cache)", "path", "network", "DIR"),
+    Option("no_cache", ("--no-cache",), "neither read nor write the cache", "switch", "network"),
+    Option("offline", ("--offline",), "use only the cache; fail on anything not in it", "switch", "network"),
+    Option("refresh", ("--refresh",), "revalidate every cached project page", "switch", "network"),
+    Option("retries", ("--retries",), "retries of a failed request (default: 4)", "value", "network", "N", default=4, number=int),
+    Option("timeout", ("--timeout",), "network timeout of one read (default: 30)", "value", "network", "SECONDS",
+           default=30.0, number=float),
+    Option("deadline", ("--deadline",), "the most one request may take, start to last byte, whatever each read does "
+           "(default: 10 x --timeout)", "value", "network", "SECONDS", number=float),
+    Option("max_page_size", ("--max-page-size",), "the largest project page read (default: 64 MiB)", "value", "network",
+           "MiB", default=64.0, number=float),
+    # -- configuration of other commands --------------------------------------------------------------
+    Option("canary", ("--canary",), "a module that must import afterwards; repeatable (default: from config, nixl)",
+           "values", "install", "MODULE", key="canaries"),
+    Option("rocm_requirements", (), "the requirements `install` installs on ROCm machines", "path", "config",
+           key="rocm-requirements"),
+    Option("families", (), "variant families beyond the built-in table", "value", "config", key="families"),
+)
+
+
+def options(*scopes: Scope) -> Iterator[Option]:
+    return (option for option in OPTIONS if option.scope in scopes)
+
+
+def by_dest(dest: str) -> Option:
+    return next(option for option in OPTIONS if option.dest == dest)
+
+
+CONFIG_KEYS = frozenset(option.key for option in OPTIONS if option.key)
