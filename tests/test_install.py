@@ -262,14 +262,14 @@ LINE_EDITS = st.sampled_from(["replace", "insert", "delete", "truncate", "bytes"
 )
 def test_a_corrupt_file_is_a_clear_error_and_installs_nothing(isolated, project, server, capsys, corrupt_venv, edit, position, text, raw):
     content = _corrupt((project.output / "cu13.txt").read_bytes(), edit, position, text, raw)
-    try:
-        read_constraints(Path("cu13.txt"), content, 13)
-    except ConstraintsFileError:
-        pass
-    else:
-        return  # still a valid file (a deleted pin, a comment): not what this property is about
     with tempfile.TemporaryDirectory() as directory:
         (Path(directory) / "cu13.txt").write_bytes(content)
+        try:
+            read_constraints(Path(directory) / "cu13.txt", 13)
+        except ConstraintsFileError:
+            pass
+        else:
+            return  # still a valid file (a deleted pin, a comment): not what this property is about
         code, out, err = install(capsys, server, corrupt_venv, "--cuda", "13", "--installer", "uv", "--constraints-dir", directory)
     assert code == 2, err
     assert err.startswith(f"error: {Path(directory).resolve()}/cu13.txt") and "Traceback" not in out + err and "\n" not in err.strip()
@@ -299,7 +299,7 @@ def _corrupt(content: bytes, edit: str, position: int, text: str, raw: bytes) ->
 
 def prepared(project: Project, major: int, directory: str = "constraints") -> Prepared:
     path = project.root / directory / f"cu{major}.txt"
-    document = read_constraints(path, path.read_bytes(), major)
+    document = read_constraints(path, major)
     requirements_input = load_requirements([project.requirements], root=project.root)
     return Prepared(major, path, document, swapped_requirements(requirements_input, document), None)
 

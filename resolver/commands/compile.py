@@ -29,10 +29,10 @@ from ..errors import (
     SeveralFailed,
     UsageError,
 )
-from ..files.constraints import TITLE, ConstraintsDocument, parse, render
+from ..files.constraints import ConstraintsDocument, render
 from ..files.output_dir import OutputDirectory
 from ..files.requirements import RequirementsInput, digest_of, load_requirements
-from ..files.sets import display_path
+from ..files.sets import display_path, read_file
 from ..model.families import FamilyTable
 from ..model.targets import (
     Environment,
@@ -207,31 +207,21 @@ def _plan(
 
 
 def _existing(path: Path) -> tuple[str | None, ConstraintsDocument | None]:
-    """The file a compile replaces, and its pins when they can be read.
+    """The file a compile replaces (its text, to tell whether anything changed), and its pins.
 
     A file that is not a cuda-constraints file (or not text) is never overwritten: it is not ours. One
     whose header is ours but whose lines are damaged is regenerated from scratch, with a warning.
     """
-    if not path.exists():
+    try:
+        named = read_file(path)
+    except FileNotFoundError:
         return None, None
-    shown = display_path(path)
-    if not path.is_file():
-        raise NotOurFile(shown, 0, "is not a file")
-    try:
-        content = path.read_bytes()
-        text = content.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = content[: error.start].count(b"\n") + 1
-        raise NotOurFile(shown, line, f"is not UTF-8 text ({error.reason} at byte {error.start})") from None
-    except OSError as error:
-        raise NotOurFile(shown, 0, f"cannot be read ({error.strerror or error})") from None
-    if not TITLE.match(text.split("\n", 1)[0]):
-        raise NotOurFile(shown, 1, "is not a cuda-constraints file (its first line is not the header)")
-    try:
-        return text, parse(text, shown)
     except ConstraintsFileError as error:
-        logger.warning("%s: its pins are not kept (%s)", shown, error.problem)
-        return text, None
+        if error.foreign:
+            raise NotOurFile(error.path, error.line_number, error.problem) from None
+        logger.warning("%s: its pins are not kept (%s)", error.path, error.problem)
+        return path.read_text(encoding="utf-8"), None
+    return path.read_text(encoding="utf-8"), named.document
 
 
 def _resolve_major(

@@ -40,10 +40,10 @@ from ..errors import (
     StaleConstraints,
     UsageError,
 )
-from ..files.constraints import ConstraintsDocument, PinLine, parse
+from ..files.constraints import ConstraintsDocument, PinLine
 from ..files.output_dir import OutputDirectory
 from ..files.requirements import RequirementsInput, digest_of, load_requirements
-from ..files.sets import display_path
+from ..files.sets import display_path, read_file
 from ..index.auth import CredentialStore, IndexUrl
 from ..machine.detect import Detection, probe_machine, require_installable
 from ..machine.interpreter import environment_report, import_canary
@@ -162,16 +162,16 @@ class InstallOutcome:
 # -- pure: reading and checking the constraints file ----------------------------------------------------------
 
 
-def read_constraints(path: Path, content: bytes, major: int) -> ConstraintsDocument:
-    shown = str(path)
+def read_constraints(path: Path, major: int) -> ConstraintsDocument:
+    """The major's constraints file; a missing one is ConstraintsMissing, one for another major an error."""
     try:
-        text = content.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ConstraintsFileError(shown, 0, "", f"not UTF-8 text ({error.reason} at byte {error.start})") from None
-    document = parse(text, shown)
-    if document.cuda_major != major:
-        raise ConstraintsFileError(shown, 1, text.splitlines()[0], f"is the file for CUDA {document.cuda_major}, not {major}")
-    return document
+        named = read_file(path)
+    except FileNotFoundError:
+        raise ConstraintsMissing(Path(display_path(path)), major) from None
+    if named.document.cuda_major != major:
+        problem = f"is the file for CUDA {named.document.cuda_major}, not {major}"
+        raise ConstraintsFileError(named.shown, 1, "", problem)
+    return named.document
 
 
 def check_fresh(document: ConstraintsDocument, path: Path, requirements_input: RequirementsInput, families_text: str) -> None:
@@ -322,7 +322,7 @@ def prepare(request: InstallRequest, major: int, detection: Detection | None = N
     path = request.constraints_dir / f"cu{major}.txt"
     OutputDirectory(request.constraints_dir).recover_if_idle()
     shown = _shown(path)
-    document = read_constraints(shown, _read_bytes(path, shown, major), major)
+    document = read_constraints(path, major)
     requirements_input = load_requirements(list(request.requirement_files), root=request.root)
     check_fresh(document, shown, requirements_input, request.families_text)
     index = _index(request, request.index_url or requirements_input.index_url or request.config_index_url)
@@ -334,17 +334,6 @@ def _index(request: InstallRequest, url: str | None) -> IndexUrl | None:
     if url is None:
         return None
     return (request.credentials or CredentialStore(read_netrc=False, use_keyring=False)).index(url)
-
-
-def _read_bytes(path: Path, shown: Path, major: int) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise ConstraintsMissing(shown, major) from None
-    except IsADirectoryError:
-        raise ConstraintsFileError(str(shown), 0, "", "is a directory, not a constraints file") from None
-    except OSError as error:
-        raise ConstraintsFileError(str(shown), 0, "", f"cannot be read ({error.strerror or error})") from None
 
 
 def _shown(path: Path) -> Path:

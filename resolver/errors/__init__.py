@@ -70,13 +70,14 @@ class RequirementsFileError(CudaConstraintsError):
 
 
 class ConstraintsFileError(CudaConstraintsError):
-    """A constraints file that cannot be read back (hand-edited or corrupt)."""
+    """A constraints file that cannot be read back (hand-edited or corrupt); `foreign` when it is not one
+    at all (not text, or not a cuda-constraints header), which compile must never overwrite."""
 
     exit_code = 2
 
-    def __init__(self, path: Path | str, line_number: int, line: str, problem: str) -> None:
+    def __init__(self, path: Path | str, line_number: int, line: str, problem: str, foreign: bool = False) -> None:
         super().__init__(path, line_number, line, problem)
-        self.path, self.line_number, self.line, self.problem = path, line_number, line, problem
+        self.path, self.line_number, self.line, self.problem, self.foreign = path, line_number, line, problem, foreign
 
     def message(self) -> str:
         where = f"{self.path}:{self.line_number}" if self.line_number else str(self.path)

@@ -54,20 +54,26 @@ def constraints_files(directory: Path) -> dict[int, Path]:
     return found
 
 
-def read_document(text: bytes | str, shown: str) -> ConstraintsDocument:
-    """Parse a file's content; undecodable bytes are an error naming the file, as a damaged line is."""
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise ConstraintsFileError(shown, 0, "", f"not UTF-8 text ({error.reason} at byte {error.start})") from None
+def read_document(content: bytes, shown: str) -> ConstraintsDocument:
+    """Parse a file's bytes; undecodable ones are an error naming the file and line (a foreign file)."""
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = content[: error.start].count(b"\n") + 1
+        problem = f"not UTF-8 text ({error.reason} at byte {error.start})"
+        raise ConstraintsFileError(shown, line, "", problem, foreign=True) from None
     return parse(text, shown)
 
 
 def read_file(path: Path) -> NamedDocument:
+    """The one reader of a constraints file on disk (FileNotFoundError when there is none)."""
     shown = display_path(path)
     try:
         content = path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except IsADirectoryError:
+        raise ConstraintsFileError(shown, 0, "", "is a directory, not a constraints file", foreign=True) from None
     except OSError as error:
         raise ConstraintsFileError(shown, 0, "", f"cannot be read ({error.strerror or error})") from None
     return NamedDocument(shown, read_document(content, shown))
