@@ -13,6 +13,7 @@ from resolver.resolve.selection import SelectionOptions
 from .synthetic import SyntheticIndex, kv_connectors_index
 
 X86 = Platform("manylinux_2_28_x86_64")
+PY312 = PythonVersion(3, 12)
 INDEX_VARIABLES = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX_URL", "UV_INDEX", "UV_EXTRA_INDEX_URL")
 
 
@@ -45,11 +46,11 @@ class Project:
 
     def compile(
         self,
-        majors=(12, 13),  # noqa: ANN001
-        platforms=(X86, ARM),  # noqa: ANN001
-        pythons=(PythonVersion(3, 12),),  # noqa: ANN001
+        majors=(12, 13),
+        platforms=(X86, ARM),
+        pythons=(PY312,),
         config: Config | None = None,
-        **options,  # noqa: ANN003
+        **options,
     ) -> CompileResult:
         selection_fields = {k: options.pop(k) for k in ("pre", "allow_sdist", "allow_sdist_packages", "exclude_newer") if k in options}
         request = CompileRequest(
@@ -94,7 +95,7 @@ def snapshot(directory: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture
-def inside(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+def inside(monkeypatch: pytest.MonkeyPatch):
     """Enter a directory as the working directory, with its own cache directory."""
 
     def enter(root: Path) -> Path:

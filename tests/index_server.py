@@ -9,6 +9,7 @@ that imports the member of the machine's CUDA major, as the real one loads its C
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import platform
 import sys
@@ -127,10 +128,10 @@ class IndexServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            def do_GET(self) -> None:
                 self._answer(body=True)
 
-            def do_HEAD(self) -> None:  # noqa: N802
+            def do_HEAD(self) -> None:
                 self._answer(body=False)
 
             def _answer(self, body: bool) -> None:
@@ -146,12 +147,11 @@ class IndexServer:
                 self.send_header("Content-Length", str(len(content)))
                 self.end_headers()
                 if body:
-                    try:
+                    # The client may stop reading (a limit, an interrupt): fine.
+                    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                         self.wfile.write(content)
-                    except (BrokenPipeError, ConnectionResetError):
-                        pass  # the client stopped reading (a limit, an interrupt): fine
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet
+            def log_message(self, format: str, *args: object) -> None:
                 pass
 
         return Handler

@@ -138,12 +138,12 @@ class SyntheticIndex:
         # callable(request) -> httpx.Response; a callable stays, the others are used once each.
         self.overrides: dict[str, list] = {}
 
-    def override(self, path: str, *answers) -> None:  # noqa: ANN002
+    def override(self, path: str, *answers) -> None:
         self.overrides.setdefault(path, []).extend(answers)
 
     # -- building --------------------------------------------------------------------------------------------
 
-    def add(self, name: str, version: str, requires: Iterable[str] = (), **options) -> SyntheticRelease:  # noqa: ANN003
+    def add(self, name: str, version: str, requires: Iterable[str] = (), **options) -> SyntheticRelease:
         release = SyntheticRelease(name, version, tuple(requires), **options)
         self.releases.setdefault(canonicalize_name(name), []).append(release)
         self._files.clear()
@@ -201,7 +201,7 @@ class SyntheticIndex:
     def prefetch_metadata(self, release: Release, file: DistFile) -> None:
         pass
 
-    def start_crawl(self, plans) -> None:  # noqa: ANN001 - nothing to fetch ahead of time
+    def start_crawl(self, plans) -> None:
         pass
 
     def existing(self, names: Iterable[str]) -> set[str]:
@@ -338,7 +338,7 @@ def _record_hash(text: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
 
 
-def _time(text: str):  # noqa: ANN202
+def _time(text: str):
     from datetime import datetime
 
     return datetime.fromisoformat(text.replace("Z", "+00:00"))

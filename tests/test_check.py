@@ -30,13 +30,13 @@ KV = KV_REQUIREMENTS
 
 
 @pytest.fixture
-def index():  # noqa: ANN201
+def index():
     with served(kv_connectors_index()) as index:
         yield index
 
 
 @pytest.fixture(scope="module")
-def compiled(tmp_path_factory) -> Path:  # noqa: ANN001
+def compiled(tmp_path_factory) -> Path:
     """A project compiled once against the synthetic index; each test works on a copy."""
     root = write_project(tmp_path_factory.mktemp("compiled"))
     with served(kv_connectors_index()), pytest.MonkeyPatch.context() as monkeypatch:
@@ -46,7 +46,7 @@ def compiled(tmp_path_factory) -> Path:  # noqa: ANN001
 
 
 @pytest.fixture
-def repo(tmp_path: Path, inside, index, compiled) -> Path:  # noqa: ANN001
+def repo(tmp_path: Path, inside, index, compiled) -> Path:
     shutil.copytree(compiled, tmp_path, dirs_exist_ok=True)
     return inside(tmp_path)
 
@@ -62,7 +62,7 @@ def configure(repo: Path, extra: str) -> None:
     (repo / "pyproject.toml").write_text(PYPROJECT + extra)
 
 
-def failed_check(capsys, *arguments: str) -> str:  # noqa: ANN001
+def failed_check(capsys, *arguments: str) -> str:
     assert main(["check", *arguments]) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err
@@ -271,7 +271,7 @@ def test_a_header_naming_a_missing_input(repo, capsys):
 
 
 @st.composite
-def damaged(draw, text: str) -> bytes:  # noqa: ANN001
+def damaged(draw, text: str) -> bytes:
     """The file cut, with noise inserted, a line replaced, or bytes that are not UTF-8."""
     lines = text.splitlines(keepends=True)
     how = draw(st.sampled_from(["cut", "insert", "line", "bytes"]))

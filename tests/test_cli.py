@@ -18,13 +18,13 @@ KV = KV_REQUIREMENTS
 
 
 @pytest.fixture
-def index():  # noqa: ANN201
+def index():
     with served(kv_connectors_index()) as index:
         yield index
 
 
 @pytest.fixture
-def repo(tmp_path: Path, inside) -> Path:  # noqa: ANN001
+def repo(tmp_path: Path, inside) -> Path:
     return inside(write_project(tmp_path))
 
 

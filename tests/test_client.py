@@ -26,7 +26,7 @@ from .synthetic import SyntheticIndex
 ROOT = "https://index.test"
 
 
-def run(coroutine):  # noqa: ANN001, ANN201
+def run(coroutine):
     return asyncio.run(coroutine)
 
 
@@ -35,7 +35,7 @@ class Sleeps(list):
         self.append(seconds)
 
 
-def client_for(cache_dir: Path | None = None, sleeps: Sleeps | None = None, **options) -> IndexClient:  # noqa: ANN003
+def client_for(cache_dir: Path | None = None, sleeps: Sleeps | None = None, **options) -> IndexClient:
     return IndexClient(
         ClientOptions(index_url=f"{ROOT}/simple", retries=3, **options),
         Cache(cache_dir),
@@ -43,7 +43,7 @@ def client_for(cache_dir: Path | None = None, sleeps: Sleeps | None = None, **op
     )
 
 
-async def fetch(client: IndexClient, name: str, version: str | None = None, filename_part: str = ""):  # noqa: ANN201
+async def fetch(client: IndexClient, name: str, version: str | None = None, filename_part: str = ""):
     try:
         project = await client.project(name)
         if version is None:
@@ -66,7 +66,7 @@ def index() -> SyntheticIndex:
 
 
 @pytest.fixture
-def mock(index: SyntheticIndex):  # noqa: ANN201
+def mock(index: SyntheticIndex):
     with respx.mock(assert_all_called=False) as router:
         router.route(host="index.test").mock(side_effect=index.handler)
         yield router

@@ -31,8 +31,9 @@ def reference_values(data: bytes, header: str) -> list[str]:
     values = []
     for value in message.get_all(header) or []:
         if isinstance(value, email.header.Header):  # non-ASCII bytes: decoded as packaging does
-            value = str(email.header.make_header(email.header.decode_header(value)))
-        values.append(value)
+            values.append(str(email.header.make_header(email.header.decode_header(value))))
+        else:
+            values.append(value)
     return values
 
 

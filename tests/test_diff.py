@@ -30,7 +30,7 @@ from resolver.model.families import FamilyTable
 KV = "requirements/kv_connectors.txt"
 
 
-def document(major: int, pins: dict[str, str], options: str = "", **fields) -> ConstraintsDocument:  # noqa: ANN003
+def document(major: int, pins: dict[str, str], options: str = "", **fields) -> ConstraintsDocument:
     lines = []
     for name, value in sorted(pins.items()):
         version, _, marker = value.partition(" ; ")
@@ -63,7 +63,7 @@ def git(repo: Path, *arguments: str) -> None:
 
 
 @pytest.fixture
-def repo(tmp_path: Path, monkeypatch) -> Path:  # noqa: ANN001
+def repo(tmp_path: Path, monkeypatch) -> Path:
     """A git repository with both files committed."""
     (tmp_path / "pyproject.toml").write_text("[tool.cuda-constraints]\n")
     write_set(tmp_path / "constraints", document(12, CU12, **NIXL_12), document(13, CU13, **NIXL_13))
@@ -74,7 +74,7 @@ def repo(tmp_path: Path, monkeypatch) -> Path:  # noqa: ANN001
     return tmp_path
 
 
-def run_diff(capsys, *arguments: str) -> str:  # noqa: ANN001
+def run_diff(capsys, *arguments: str) -> str:
     assert main(["diff", *arguments]) == 0
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err
@@ -242,7 +242,7 @@ def test_output_is_deterministic():
 
 
 @st.composite
-def damaged(draw, text: str) -> bytes:  # noqa: ANN001
+def damaged(draw, text: str) -> bytes:
     """One line replaced by noise, noise inserted, or bytes that are not UTF-8 put in."""
     lines = [line.encode() for line in text.splitlines(keepends=True)]
     number = draw(st.integers(0, len(lines) - 1))

@@ -18,13 +18,13 @@ FAST = ["--retries", "1", "--no-cache"]
 
 
 @pytest.fixture
-def index():  # noqa: ANN201
+def index():
     with served(kv_connectors_index()) as index:
         yield index
 
 
 @pytest.fixture
-def repo(tmp_path: Path, inside, index) -> Path:  # noqa: ANN001
+def repo(tmp_path: Path, inside, index) -> Path:
     """A repository whose constraints were compiled once; the files every fault must leave alone."""
     inside(write_project(tmp_path))
     assert main(["compile", "-q", "--no-cache"]) == 0
@@ -120,7 +120,7 @@ def test_a_full_disk_for_the_cache_degrades_to_no_cache(repo, capsys, monkeypatc
 
     import resolver.index.cache as cache_module
 
-    def full(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(cache_module, "tempfile", types.SimpleNamespace(mkstemp=full))
@@ -135,7 +135,7 @@ def test_a_failed_write_names_the_file_and_leaves_the_old_ones(repo, monkeypatch
     real = output_dir._write_durably
     written = []
 
-    def full(path, content, mode):  # noqa: ANN001, ANN202
+    def full(path, content, mode):
         if written:  # the second file: the disk is full
             raise OSError(errno.ENOSPC, "No space left on device")
         written.append(path)

@@ -26,7 +26,7 @@ ENVIRONMENTS = tuple(Environment(PythonVersion(3, 12), Platform(p)) for p in ("m
 
 
 @pytest.fixture(scope="module")
-def index():  # noqa: ANN201
+def index():
     with BlockingIndex(lambda: IndexClient(ClientOptions(), Cache(None))) as index:
         yield index
 
@@ -83,7 +83,7 @@ def test_each_file_holds_only_its_own_major(directory, compiled):
         document = parse(path.read_text(), str(path))
         pins = {p.name: p.version for p in document.pins}
         assert f"nixl-cu{major}" in pins and f"nixl-cu{25 - major}" not in pins
-        assert pins["nixl-cu%d" % major] == pins["nixl"]
+        assert pins[f"nixl-cu{major}"] == pins["nixl"]
         assert (pins["torch"] < Version("2.11")) == (major == 12)
         assert [e.name for e in document.excluded] == [f"nixl-cu{25 - major}"]
     cu12 = parse((folder / "cu12.txt").read_text(), "cu12.txt")

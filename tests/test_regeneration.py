@@ -33,13 +33,13 @@ NOT_INSTALLABLE = (
 
 
 @pytest.fixture
-def index():  # noqa: ANN201
+def index():
     with served(SyntheticIndex()) as index:
         yield index
 
 
 @pytest.fixture
-def repo(tmp_path: Path, inside) -> Path:  # noqa: ANN001
+def repo(tmp_path: Path, inside) -> Path:
     return inside(write_project(tmp_path, PYPROJECT, requirements={}))
 
 

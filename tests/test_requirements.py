@@ -18,7 +18,7 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def names(result) -> list[str]:  # noqa: ANN001
+def names(result) -> list[str]:
     return [str(r.requirement) for r in result.requirements]
 
 

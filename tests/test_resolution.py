@@ -257,7 +257,7 @@ def test_single_platform_file_has_no_markers(project):
     assert "nvidia-cublas-cu12" not in project.pins(12)
 
 
-def _target_setup(kv_index, major, platform):  # noqa: ANN001, ANN202
+def _target_setup(kv_index, major, platform):
     from packaging.specifiers import SpecifierSet
 
     from resolver.model.families import FamilyTable
@@ -275,7 +275,7 @@ def _target_setup(kv_index, major, platform):  # noqa: ANN001, ANN202
         Req(f"cupy-cuda{major}x", SpecifierSet("!=14.1.0"), origin="kv.txt:2"),
     ]
 
-    def provider(preferred=None):  # noqa: ANN001, ANN202
+    def provider(preferred=None):
         selector = Selector(major, environment, environments, FamilyTable(), SelectionOptions())
         return CudaProvider(Policy(selector, {}, preferred or {}), kv_index)
 

@@ -225,7 +225,7 @@ def slow_server(delay: float) -> IndexServer:
     server = IndexServer(index)
     respond = server._respond
 
-    def slowly(*arguments):  # noqa: ANN002, ANN202
+    def slowly(*arguments):
         time.sleep(delay)
         return respond(*arguments)
 
@@ -315,7 +315,7 @@ with served(index):
 
 
 @pytest.fixture
-def compiled(tmp_path, inside):  # noqa: ANN001, ANN201
+def compiled(tmp_path, inside):
     from resolver.cli.main import main
 
     from .synthetic import served, write_project

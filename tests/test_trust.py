@@ -57,7 +57,7 @@ class LyingIndex(ServedIndex):
         super().__init__()
         self.claimed = claimed_sha256
 
-    def _file_entry(self, release, filename):  # noqa: ANN001, ANN202
+    def _file_entry(self, release, filename):
         entry = super()._file_entry(release, filename)
         if filename.startswith("goodpkg"):
             entry["digests"]["sha256"] = self.claimed
@@ -280,7 +280,7 @@ def test_redaction(url, shown):
 
 def test_a_page_with_a_token_in_its_file_urls_stays_out_of_the_disk_cache(tmp_path, inside):
     class Signed(ServedIndex):
-        def _file_entry(self, release, filename):  # noqa: ANN001, ANN202
+        def _file_entry(self, release, filename):
             entry = super()._file_entry(release, filename)
             entry["url"] += f"?token={SECRET}"
             return entry

@@ -78,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.progress = Progress(quiet=getattr(args, "quiet", False))
     with warnings_to(args.progress):
         try:
-            return args.run(args)
+            code: int = args.run(args)
+            return code
         except CudaConstraintsError as error:
             print(f"error: {safe_text(error.message())}", file=sys.stderr)
             return error.exit_code

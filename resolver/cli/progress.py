@@ -10,6 +10,8 @@ from typing import TextIO
 
 from resolvelib import BaseReporter
 
+from ..resolve.candidates import Candidate, Req
+
 
 class Progress:
     def __init__(self, stream: TextIO | None = None, quiet: bool = False, live: bool | None = None) -> None:
@@ -58,13 +60,13 @@ class Progress:
             self._live_shown = False
 
 
-class LiveReporter(BaseReporter):  # type: ignore[type-arg]
+class LiveReporter(BaseReporter[Req, Candidate, str]):
     """Feeds resolvelib's steps into the live line."""
 
     def __init__(self, progress: Progress, label: str) -> None:
         self.progress, self.label = progress, label
         self.pinned = 0
 
-    def pinning(self, candidate) -> None:  # noqa: ANN001
+    def pinning(self, candidate: object) -> None:
         self.pinned += 1
         self.progress.update(f"{self.label}: {self.pinned} pinned, trying {candidate}")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..commands.compile import CompileRequest, CompileResult
+from ..commands.compile import CompileResult
+from ..commands.options import CompileRequest
 from ..files.changes import compare
 from ..files.sets import display_path
 from ..index.http import Stats

@@ -16,11 +16,11 @@ resolution, so a newer release may still turn out unusable because of its depend
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.utils import canonicalize_name
+from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from ..errors import Finding, ProjectNotFound, UsageError
@@ -194,7 +194,7 @@ def requirement_problems(document: ConstraintsDocument, major_input: MajorInput,
 
 
 def _violations(
-    pins: dict[str, Version], requirements: Iterable[SourcedRequirement], environment: Environment, required: bool
+    pins: Mapping[NormalizedName, Version], requirements: Iterable[SourcedRequirement], environment: Environment, required: bool
 ) -> Iterator[str]:
     for sourced in requirements:
         requirement = sourced.requirement

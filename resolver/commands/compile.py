@@ -19,7 +19,6 @@ from pathlib import Path
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName
 from packaging.version import Version
-from resolvelib import BaseReporter
 
 from ..errors import (
     ConstraintsFileError,
@@ -43,7 +42,7 @@ from ..resolve.candidates import Req
 from ..resolve.merge import merge
 from ..resolve.policy import Policy
 from ..resolve.provider import CudaProvider
-from ..resolve.resolution import TargetResolution, resolve_target
+from ..resolve.resolution import Reporter, TargetResolution, resolve_target
 from ..resolve.selection import SelectionOptions, Selector
 from ..resolve.source import Index
 from ..resolve.swaps import MajorInput, roots_for, swap_for_major
@@ -87,7 +86,7 @@ def compile_constraints(
     requirements_input: RequirementsInput,
     index: Index,
     progress: Progress = lambda message: None,
-    reporter_for: Callable[[Target], BaseReporter] | None = None,
+    reporter_for: Callable[[Target], Reporter] | None = None,
 ) -> CompileResult:
     started = time.monotonic()
     families = request.config.family_table()
@@ -162,8 +161,8 @@ class _MajorPlan:
     families: FamilyTable
     selection: SelectionOptions
     roots: dict[Environment, list[Req]]
-    constraints: dict[Environment, dict[str, list[Req]]]
-    preferred: dict[Environment, dict[str, Version]]
+    constraints: dict[Environment, dict[NormalizedName, list[Req]]]
+    preferred: dict[Environment, dict[NormalizedName, Version]]
     environments: tuple[Environment, ...] = ()
 
     def siblings(self, environment: Environment) -> tuple[Environment, ...]:
@@ -229,7 +228,7 @@ def _resolve_major(
     plan: _MajorPlan,
     environments: Sequence[Environment],
     progress: Progress,
-    reporter_for: Callable[[Target], BaseReporter] | None,
+    reporter_for: Callable[[Target], Reporter] | None,
 ) -> list[TargetResolution]:
     resolutions: list[TargetResolution] = []
     for environment in environments:

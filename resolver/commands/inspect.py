@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from ..errors import MetadataUnavailable, UsageError
@@ -70,7 +70,7 @@ def pick_release(project: Project, version: Version | None) -> Release:
 
 def inspect_release(
     source: MetadataSource,
-    name: str,
+    name: NormalizedName,
     version: Version | None,
     environments: tuple[Environment, ...],
     families: FamilyTable,

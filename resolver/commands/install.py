@@ -236,10 +236,7 @@ def plan_install(
 ) -> InstallPlan:
     """The files and commands that install `prepared` with `tool`, removing `removals` first and
     reinstalling `reinstall` (members whose files a removed variant may have shared)."""
-    if tool.kind == "uv":
-        plan = _uv_plan(prepared, tool, work_dir, reinstall)
-    else:
-        plan = _pip_plan(prepared, tool, families, work_dir, reinstall)
+    plan = _uv_plan(prepared, tool, work_dir, reinstall) if tool.kind == "uv" else _pip_plan(prepared, tool, families, work_dir, reinstall)
     commands = (tool.uninstall(removals), *plan.commands) if removals else plan.commands
     return InstallPlan(plan.files, commands, tool.environment)
 

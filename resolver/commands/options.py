@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from ..errors import UsageError
@@ -47,7 +47,7 @@ class CompileRequest:
     command: str
     generate_hashes: bool = False
     upgrade: bool = False
-    upgrade_packages: Mapping[str, Version | None] = field(default_factory=dict)
+    upgrade_packages: Mapping[NormalizedName, Version | None] = field(default_factory=dict)
     dry_run: bool = False
 
 
@@ -92,8 +92,8 @@ def parse_cuda(text: str) -> tuple[int, ...] | str:
     return "auto" if text.strip() == "auto" else parse_majors(text, "--cuda")
 
 
-def parse_upgrade_packages(values: list[str]) -> dict[str, Version | None]:
-    found: dict[str, Version | None] = {}
+def parse_upgrade_packages(values: list[str]) -> dict[NormalizedName, Version | None]:
+    found: dict[NormalizedName, Version | None] = {}
     for value in values:
         try:
             requirement = Requirement(value)

@@ -22,6 +22,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from ..errors import RequirementsFileError
 
 ReadText = Callable[[Path], str]
+Fail = Callable[[str], RequirementsFileError]
 
 _COMMENT = re.compile(r"(^|\s+)#.*$")
 _URL_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -180,35 +181,13 @@ class _Reader:
             return RequirementsFileError(Path(shown), line_number, line, problem)
 
         if not line.startswith("-"):
-            requirement = parse_requirement_line(line, shown, line_number)
-            sourced = SourcedRequirement(requirement, shown, line_number)
-            if constraint:
-                if requirement.extras:
-                    raise fail("constraints cannot have extras; constrain the project without them")
-                self.constraints.append(sourced)
-            else:
-                self.requirements.append(sourced)
+            self._requirement(parse_requirement_line(line, shown, line_number), shown, line_number, constraint, fail)
             return
         option, value = _split_option(line, fail)
         if option in _INCLUDE_OPTIONS:
-            if not value:
-                raise fail(f"{option} needs a file name")
-            if _URL_SCHEME.match(value):
-                raise fail("including a file by URL is not supported")
-            included = path.parent / value
-            try:
-                self.read(included, constraint or _INCLUDE_OPTIONS[option], stack)
-            except RequirementsFileError as error:
-                if error.line_number == 0 and error.problem in ("no such file", "is a directory, not a requirements file"):
-                    raise fail(f"{option} {value}: {error.problem} ({self.display(included)})") from None
-                raise
+            self._include(path, option, value, constraint or _INCLUDE_OPTIONS[option], stack, fail)
         elif option in _VALUE_OPTIONS:
-            if not value or not _URL_SCHEME.match(value):
-                raise fail(f"{option} needs an http(s) URL")
-            if _VALUE_OPTIONS[option] == "index_url":
-                self.index_url = value
-            else:
-                self.extra_index_urls.append(value)
+            self._value(option, value, fail)
         elif option == "--pre":
             if value:
                 raise fail("--pre takes no value")
@@ -216,12 +195,40 @@ class _Reader:
         elif option in ("-e", "--editable"):
             raise fail("editable installs are not supported; name a project on the index")
         else:
-            raise fail(
-                f"option {option} is not supported here (supported: -r, -c, --index-url, --extra-index-url, --pre)"
-            )
+            raise fail(f"option {option} is not supported here (supported: -r, -c, --index-url, --extra-index-url, --pre)")
+
+    def _requirement(self, requirement: Requirement, shown: str, line_number: int, constraint: bool, fail: Fail) -> None:
+        sourced = SourcedRequirement(requirement, shown, line_number)
+        if not constraint:
+            self.requirements.append(sourced)
+        elif requirement.extras:
+            raise fail("constraints cannot have extras; constrain the project without them")
+        else:
+            self.constraints.append(sourced)
+
+    def _include(self, path: Path, option: str, value: str, constraint: bool, stack: tuple[Path, ...], fail: Fail) -> None:
+        if not value:
+            raise fail(f"{option} needs a file name")
+        if _URL_SCHEME.match(value):
+            raise fail("including a file by URL is not supported")
+        included = path.parent / value
+        try:
+            self.read(included, constraint, stack)
+        except RequirementsFileError as error:
+            if error.line_number == 0 and error.problem in ("no such file", "is a directory, not a requirements file"):
+                raise fail(f"{option} {value}: {error.problem} ({self.display(included)})") from None
+            raise
+
+    def _value(self, option: str, value: str, fail: Fail) -> None:
+        if not value or not _URL_SCHEME.match(value):
+            raise fail(f"{option} needs an http(s) URL")
+        if _VALUE_OPTIONS[option] == "index_url":
+            self.index_url = value
+        else:
+            self.extra_index_urls.append(value)
 
 
-def _split_option(line: str, fail: Callable[[str], RequirementsFileError]) -> tuple[str, str]:
+def _split_option(line: str, fail: Fail) -> tuple[str, str]:
     """`-r file`, `-rfile`, `--requirement=file` -> ("-r"/"--requirement", "file")."""
     try:
         words = shlex.split(line)

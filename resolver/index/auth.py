@@ -101,7 +101,7 @@ class CredentialStore:
         self._by_origin: dict[Origin, Credentials] = {}
         self._usernames: dict[Origin, str] = {}
         self._environ = dict(os.environ if environ is None else environ)
-        self._netrc: netrc.netrc | None | bool = False if read_netrc else None  # False: not read yet
+        self._netrc: netrc.netrc | bool | None = False if read_netrc else None  # False: not read yet
         self._use_keyring = use_keyring
         self._asked_keyring: set[Origin] = set()
         for url in urls:

@@ -16,6 +16,7 @@ fatal. A cache directory that cannot be written (read-only, full) degrades to no
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from ..model.distributions import CoreMetadata, parse_requirement
@@ -134,7 +136,7 @@ class Cache:
             for text in fields["requires_dist"]:
                 parse_requirement(text)  # a damaged entry is a miss, never a dependency dropped later
             return CoreMetadata(
-                name=str(fields["name"]),
+                name=canonicalize_name(str(fields["name"])),
                 version=Version(fields["version"]),
                 requires_dist=tuple(str(r) for r in fields["requires_dist"]),
                 requires_python=fields.get("requires_python"),
@@ -206,8 +208,6 @@ class Cache:
 
 
 def _remove_quietly(path: Path) -> None:
-    try:
+    with contextlib.suppress(OSError):
         path.unlink()
-    except OSError:
-        pass
 

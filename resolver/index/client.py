@@ -37,6 +37,7 @@ from ..model.distributions import (
     DEFAULT_INDEX_URL,
     CoreMetadata,
     DistFile,
+    MetadataSourceKind,
     Project,
     Release,
 )
@@ -89,7 +90,7 @@ class ClientOptions:
     timeout: float = 30.0
     retries: int = 4
     backoff: float = 0.5
-    limits: Limits = Limits()
+    limits: Limits = field(default_factory=Limits)
     # Credentials for the index (and the hosts it sends files from); None sends none.
     credentials: CredentialStore | None = field(default=None, compare=False)
 
@@ -322,7 +323,7 @@ class IndexClient:
             return None
         return self._parse(response.body, file, "pep658")
 
-    def _parse(self, raw: bytes, file: DistFile, source: str, require_static: bool = False) -> CoreMetadata:
+    def _parse(self, raw: bytes, file: DistFile, source: MetadataSourceKind, require_static: bool = False) -> CoreMetadata:
         try:
             return parse_core_metadata(raw, source, require_static)
         except BadMetadata as bad:
@@ -378,7 +379,8 @@ class IndexClient:
         if entry is None and location.offset < tail_start:
             # The dist-info is not at the end (torch 2.11+): read the whole directory, then find it by name.
             if location.size > limits.directory_bytes:
-                raise LimitExceeded(file.url, f"its zip central directory declares {location.size:,} bytes", limits.directory_bytes, "a central directory")
+                declared = f"its zip central directory declares {location.size:,} bytes"
+                raise LimitExceeded(file.url, declared, limits.directory_bytes, "a central directory")
             directory, _ = await self.http.get_range(file.url, location.offset, location.offset + location.size, "range")
             entry = metadata_entry_in_tail(directory, location.offset, location, project) or find_metadata_entry(
                 parse_central_entries(directory), project

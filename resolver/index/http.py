@@ -213,12 +213,12 @@ class Http:
                 self.stats.count(kind, len(body))
                 return body, total
             if response.status_code in (200, 416):
-                body = None
+                whole: bytes | None = None
                 length = _content_length(response)
                 if response.status_code == 200 and length is not None and 0 < length <= full_limit:
-                    body = await read_bounded(response, url, full_limit)
-                    self.stats.count(kind + "-full", len(body))
-                raise RangeNotSupported(url, response.status_code, body)
+                    whole = await read_bounded(response, url, full_limit)
+                    self.stats.count(kind + "-full", len(whole))
+                raise RangeNotSupported(url, response.status_code, whole)
             raise _status_error(url, response.status_code)
 
         return await self._with_retries(url, {"Range": spec}, read, self._pool("files"))
@@ -241,7 +241,8 @@ class Http:
                         pool.busy[lane] -= 1
                 if not isinstance(outcome, _Retry):
                     return outcome
-                status, problem, delay = outcome.status, _status_error(url, outcome.status).problem, self._delay(attempt, outcome.retry_after)
+                status, delay = outcome.status, self._delay(attempt, outcome.retry_after)
+                problem = _status_error(url, outcome.status).problem
             except (httpx.UnsupportedProtocol, httpx.InvalidURL) as error:
                 raise IndexUnavailable(url, f"not a usable URL ({error})") from None
             except asyncio.TimeoutError:
@@ -272,7 +273,7 @@ class Http:
             seconds = _retry_after_seconds(retry_after)
             if seconds is not None:
                 return min(seconds, MAX_RETRY_AFTER)
-        return self.backoff * (2**attempt) * (1 + random.random() / 4)
+        return float(self.backoff * (2**attempt) * (1 + random.random() / 4))
 
 
 @dataclass(frozen=True)

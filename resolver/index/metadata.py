@@ -29,7 +29,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from ..model.distributions import CoreMetadata, parse_requirement
+from ..model.distributions import CoreMetadata, MetadataSourceKind, parse_requirement
 
 # The fields the resolver reads; any of them set aside by the parser makes the metadata unusable.
 _NEEDED = {
@@ -60,7 +60,7 @@ def header_block(raw: bytes) -> bytes:
     return raw if end is None else raw[: end.end()]
 
 
-def parse_core_metadata(raw: bytes, source: str = "", require_static: bool = False) -> CoreMetadata:
+def parse_core_metadata(raw: bytes, source: MetadataSourceKind = "none", require_static: bool = False) -> CoreMetadata:
     """The fields the resolver needs; `require_static` (an sdist's PKG-INFO) also demands static dependencies."""
     fields, unparsed = parse_email(header_block(raw))
     for header in _NEEDED.values():
@@ -86,7 +86,7 @@ def checked_metadata(
     requires_dist: Iterable[str],
     requires_python: str | None,
     provides_extra: Iterable[str],
-    source: str,
+    source: MetadataSourceKind,
 ) -> CoreMetadata:
     """Metadata from its fields, however they were read: every requirement valid PEP 508 (or repaired)."""
     notes: list[str] = []

@@ -42,7 +42,8 @@ def parse_page(body: bytes) -> Slim:
     document = json.loads(body, object_hook=_slim_object)
     if not isinstance(document, dict) or not isinstance(document.get("releases"), dict):
         raise PageError("not a PyPI JSON project page (no 'releases' object)")
-    info = document.get("info") if isinstance(document.get("info"), dict) else {}
+    info = document.get("info")
+    info = info if isinstance(info, dict) else {}
     releases: dict[str, str] = {}
     secret = False
     for version, files in document["releases"].items():
@@ -56,7 +57,7 @@ def parse_page(body: bytes) -> Slim:
     return {"name": str(info.get("name") or ""), "releases": releases, "secret": secret}
 
 
-class _Row(list):  # type: ignore[type-arg]
+class _Row(list[Any]):
     """A slimmed file entry (a list subclass, so the page check can tell it from any JSON array)."""
 
 

@@ -14,7 +14,7 @@ import tarfile
 import zipfile
 import zlib
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO
 
 from packaging.utils import canonicalize_name
 
@@ -234,7 +234,7 @@ def extract_member(data: bytes, entry: ZipEntry, limit: int = 16 * 1024 * 1024) 
 def local_bytes_needed(entry: ZipEntry, data: bytes) -> int:
     """How many bytes from the local header the member needs, now that the header is known."""
     name_length, extra_length = struct.unpack("<HH", data[26:30])
-    return _LOCAL_HEADER_SIZE + name_length + extra_length + entry.compressed_size
+    return int(_LOCAL_HEADER_SIZE + name_length + extra_length + entry.compressed_size)
 
 
 def metadata_from_wheel(data: bytes, project: str, limit: int = 16 * 1024 * 1024) -> bytes:
@@ -274,7 +274,7 @@ def metadata_from_sdist(data: bytes, filename: str, limit: int = 16 * 1024 * 102
     raise ZipReadError("no PKG-INFO in the source distribution")
 
 
-def _read_at_most(member: BinaryIO, name: str, limit: int) -> bytes:
+def _read_at_most(member: IO[bytes], name: str, limit: int) -> bytes:
     content = member.read(limit + 1)
     if len(content) > limit:
         raise MemberTooLarge(name, "inflates to more", limit)

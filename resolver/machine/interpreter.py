@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import UsageError
 from .system import Machine
@@ -126,7 +127,7 @@ def import_canary(machine: Machine, python: str, module: str) -> str | None:
     return None if result.returncode == 0 else result.last_error_line
 
 
-def _run_json(machine: Machine, python: str, script: str) -> dict | str:
+def _run_json(machine: Machine, python: str, script: str) -> dict[str, Any] | str:
     """The JSON object a script prints, or why there is none."""
     result = machine.run([python, "-c", script])
     if result is None:

@@ -7,16 +7,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from typing import Literal
 
 from packaging.requirements import Requirement
 from packaging.tags import Tag
 from packaging.utils import (
     InvalidWheelFilename,
+    NormalizedName,
     parse_wheel_filename,
 )
 from packaging.version import InvalidVersion, Version
 
 SDIST_SUFFIXES = (".tar.gz", ".zip")
+# How a release's metadata was read: PEP 658 file, per-version JSON page, HTTP ranges of the wheel, the
+# whole file, the disk cache, a test's synthetic index, or not at all.
+MetadataSourceKind = Literal["pep658", "version-json", "range", "download", "cache", "synthetic", "none"]
 DEFAULT_INDEX_URL = "https://pypi.org/simple"
 
 
@@ -68,7 +73,7 @@ class DistFile:
 class Release:
     """One version of a project. Files may be given lazily: large projects list thousands of them."""
 
-    name: str
+    name: NormalizedName
     version: Version
     listed_files: tuple[DistFile, ...] | Callable[[], tuple[DistFile, ...]] = field(repr=False)
 
@@ -84,7 +89,7 @@ class Release:
 
 @dataclass(frozen=True)
 class Project:
-    name: str
+    name: NormalizedName
     # Newest first.
     releases: tuple[Release, ...]
     url: str = ""
@@ -100,13 +105,13 @@ class Project:
 class CoreMetadata:
     """What a distribution's METADATA says about its dependencies."""
 
-    name: str
+    name: NormalizedName
     version: Version
     requires_dist: tuple[str, ...] = ()
     requires_python: str | None = None
     provides_extra: tuple[str, ...] = ()
-    # How it was read: "pep658", "version-json", "range", "download"; for reports, not for identity.
-    source: str = field(default="", compare=False)
+    # How it was read; for reports and the benchmark, not for identity.
+    source: MetadataSourceKind = field(default="none", compare=False)
     # Legacy spellings repaired while reading (`pytz (>dev)` read as `pytz>0.0.0dev`), for warnings.
     repairs: tuple[str, ...] = field(default=(), compare=False)
 

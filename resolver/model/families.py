@@ -121,7 +121,7 @@ BUILTIN_FAMILIES: tuple[Family, ...] = (
             "nvidia-nvtx",
             "nvidia-nvvm",
         ),
-        fixed_major={name: 13 for name in _CUDA_13_ONLY_LIBRARIES},
+        fixed_major=dict.fromkeys(_CUDA_13_ONLY_LIBRARIES, 13),
     ),
 )
 
@@ -129,7 +129,7 @@ BUILTIN_FAMILIES: tuple[Family, ...] = (
 class FamilyTable:
     """Classifies projects; answers which project is a family's build for a major."""
 
-    def __init__(self, families: Iterable[Family] = BUILTIN_FAMILIES, generic_patterns: Iterable[str] = GENERIC_PATTERNS):
+    def __init__(self, families: Iterable[Family] = BUILTIN_FAMILIES, generic_patterns: Iterable[str] = GENERIC_PATTERNS) -> None:
         self.families = tuple(families)
         self._by_name: dict[str, tuple[Family, Role | None]] = {}
         for family in self.families:
@@ -234,12 +234,16 @@ def family_from_config(name: str, entry: Mapping[str, object]) -> Family:
     `fixed-major` (project -> the only CUDA major it exists for).
     """
     canonical = canonicalize_name(name)
+    members, meta_extra, default_major = entry.get("members"), entry.get("meta-extra", "cu{major}"), entry.get("default-major")
+    version_major, fixed_major = entry.get("version-major", []), entry.get("fixed-major", {})
+    assert isinstance(members, (str, type(None))) and isinstance(meta_extra, str) and isinstance(default_major, (int, type(None)))
+    assert isinstance(version_major, list) and isinstance(fixed_major, dict)
     return Family(
         name=canonical,
-        pattern=entry.get("members"),  # type: ignore[arg-type]
+        pattern=members,
         meta=canonical if entry.get("meta") else None,
-        meta_extra=entry.get("meta-extra", "cu{major}"),  # type: ignore[arg-type]
-        default_major=entry.get("default-major"),  # type: ignore[arg-type]
-        version_major=tuple(canonicalize_name(n) for n in entry.get("version-major", ())),  # type: ignore[union-attr]
-        fixed_major={canonicalize_name(k): int(v) for k, v in dict(entry.get("fixed-major", {})).items()},  # type: ignore[call-overload]
+        meta_extra=meta_extra,
+        default_major=default_major,
+        version_major=tuple(canonicalize_name(str(n)) for n in version_major),
+        fixed_major={canonicalize_name(str(k)): int(v) for k, v in fixed_major.items()},
     )

@@ -58,7 +58,7 @@ def _describe_requirers(parent_name: str | None, group: list[Information], polic
         return f"{wanted} is required by {', '.join(origins)}"
     versions = sorted({info.parent.version for info in group if info.parent is not None})
     how = _how_required(parent_name, roots, policy.record)
-    if len(versions) > 1 and set(policy.offered(parent_name)) <= set(versions):
+    if len(versions) > 1 and set(policy.offered(NormalizedName(parent_name))) <= set(versions):
         span = f"{versions[0]} … {versions[-1]}" if len(versions) > 2 else " and ".join(map(str, versions))
         return f"every {parent_name} that fits ({span}){how} requires {wanted}"
     return f"{parent_name} {', '.join(map(str, versions))}{how} requires {wanted}"

@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
+from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from ..files.constraints import (
@@ -18,7 +19,7 @@ from ..files.constraints import (
     SourceBuild,
     SwapLine,
 )
-from ..model.targets import Environment
+from ..model.targets import Environment, Platform
 from .resolution import Pin, TargetResolution
 from .selection import compatible_rank, python_ok, uploaded_by
 
@@ -37,7 +38,7 @@ def merge(
     `exclude_newer`, when given, so a rerun gives the same hashes).
     """
     grid = tuple(r.target.environment for r in resolutions)
-    by_name: dict[str, dict[Environment, Pin]] = defaultdict(dict)
+    by_name: dict[NormalizedName, dict[Environment, Pin]] = defaultdict(dict)
     for resolution in resolutions:
         for name, pin in resolution.pins.items():
             by_name[name][resolution.target.environment] = pin
@@ -92,7 +93,7 @@ def environments_marker(selected: Sequence[Environment], grid: Sequence[Environm
     )
 
 
-def _platform_marker(platform, mixed_systems: bool) -> str:  # noqa: ANN001
+def _platform_marker(platform: Platform, mixed_systems: bool) -> str:
     machine = f'platform_machine == "{platform.machine}"'
     return f'sys_platform == "{platform.sys_platform}" and {machine}' if mixed_systems else machine
 

@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from packaging.utils import NormalizedName
 from packaging.version import Version
 from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
 from resolvelib.structs import RequirementInformation
@@ -20,11 +21,12 @@ from .policy import Record
 from .provider import CudaProvider
 
 MAX_ROUNDS = 20000
+Reporter = BaseReporter[Req, Candidate, str]
 
 
 @dataclass(frozen=True)
 class Pin:
-    name: str
+    name: NormalizedName
     version: Version
     release: Release
     # The file this target installs.
@@ -37,23 +39,23 @@ class Pin:
 @dataclass(frozen=True)
 class TargetResolution:
     target: Target
-    pins: Mapping[str, Pin]
+    pins: Mapping[NormalizedName, Pin]
     exclusions: frozenset[ExcludedLine]
 
 
 def resolve_target(
-    provider: CudaProvider, target: Target, roots: Sequence[Req], reporter: BaseReporter | None = None
+    provider: CudaProvider, target: Target, roots: Sequence[Req], reporter: Reporter | None = None
 ) -> TargetResolution:
     """Pins for one target; raises ResolutionFailed with an explanation when none exist."""
     settled = settle_on_preferred(provider, roots)
     if settled is not None:
         return _collect(target, *settled, provider.policy.record)
-    resolver = Resolver(provider, reporter or BaseReporter())
+    resolver = Resolver(provider, reporter or Reporter())
     try:
         result = resolver.resolve(list(roots), max_rounds=MAX_ROUNDS)
     except ResolutionImpossible as error:
         raise ResolutionFailed(
-            target.cuda_major, str(target), explain(error.causes, provider.policy, roots)
+            target.cuda_major, str(target), explain(list(error.causes), provider.policy, roots)
         ) from None
     except ResolutionTooDeep:
         raise ResolutionFailed(
@@ -117,7 +119,7 @@ def _collect(target: Target, mapping: Mapping[str, Candidate], information: Info
             parents[name].add("-r " + info.requirement.origin.rsplit(":", 1)[0])
         elif info.parent.name != name:
             parents[name].add(info.parent.name)
-    pins: dict[str, Pin] = {}
+    pins: dict[NormalizedName, Pin] = {}
     exclusions: set[ExcludedLine] = set()
     for identifier, candidate in mapping.items():
         if identifier == PYTHON:

@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
+from packaging.utils import NormalizedName, canonicalize_name
 
 from ..files.constraints import SwapLine
 from ..files.requirements import RequirementsInput, SourcedRequirement
@@ -45,10 +45,10 @@ def swap_for_major(requirements_input: RequirementsInput, families: FamilyTable,
     return MajorInput(requirements, constraints, tuple(swaps))
 
 
-def roots_for(major_input: MajorInput, environment: Environment) -> tuple[list[Req], dict[str, list[Req]]]:
+def roots_for(major_input: MajorInput, environment: Environment) -> tuple[list[Req], dict[NormalizedName, list[Req]]]:
     """Resolver requirements and constraints whose markers hold in this environment."""
     roots = [_req(r) for r in major_input.requirements if environment.evaluate(r.requirement.marker)]
-    constraints: dict[str, list[Req]] = defaultdict(list)
+    constraints: dict[NormalizedName, list[Req]] = defaultdict(list)
     for sourced in major_input.constraints:
         if environment.evaluate(sourced.requirement.marker):
             constraints[canonicalize_name(sourced.requirement.name)].append(_req(sourced))
