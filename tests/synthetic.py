@@ -1,4 +1,4 @@
-"""A small synthetic index, modelled on the real shapes of DESIGN §1, seen three ways:
+"""A small synthetic index, modelled on the real shapes of the index, seen three ways:
 
 - as a `MetadataSource` (for resolver tests: no HTTP at all);
 - as HTTP answers (PyPI JSON API, PEP 503 pages, wheels with Range support) for respx or a real server;
@@ -345,7 +345,7 @@ def _time(text: str):
 
 
 def kv_connectors_index() -> SyntheticIndex:
-    """The shapes of the real KV-connector set (DESIGN §1), small."""
+    """The shapes of the real KV-connector set, small."""
     index = SyntheticIndex()
     both = {"tags": BOTH_ARCHES}
     # nixl: 1.1+ hard-requires both members; 0.7-1.0 required cu12 and offered extras.

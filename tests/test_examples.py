@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from resolver.cli.main import build_parser
+from resolver.cli.parser import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 GITHUB = ROOT / "examples" / "github-actions" / "regenerate-constraints.yml"

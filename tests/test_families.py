@@ -1,4 +1,4 @@
-"""The variant-family model: every naming scheme of DESIGN §1, as data."""
+"""The variant-family model: every naming scheme, as data."""
 
 from __future__ import annotations
 

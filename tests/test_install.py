@@ -18,15 +18,8 @@ from hypothesis import strategies as st
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from resolver.cli.main import main
-from resolver.commands.install import (
-    InstallRequest,
-    Prepared,
-    Tool,
-    no_deps_names,
-    plan_install,
-    read_constraints,
-    swapped_requirements,
-)
+from resolver.commands.install import InstallRequest, read_constraints
+from resolver.commands.install_plan import Prepared, Tool, no_deps_names, plan_install, swapped_requirements
 from resolver.errors import ConstraintsFileError
 from resolver.files.constraints import parse
 from resolver.files.requirements import load_requirements

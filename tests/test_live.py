@@ -1,4 +1,4 @@
-"""Against the real PyPI (pytest -m live): the acceptance facts of DESIGN §1 and the committed files."""
+"""Against the real PyPI (pytest -m live): the facts about the real index and the committed files."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""CUDA-aware resolution on synthetic indexes shaped like the real one (DESIGN §1, §3)."""
+"""CUDA-aware resolution on synthetic indexes shaped like the real one."""
 
 from __future__ import annotations
 

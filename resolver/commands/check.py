@@ -1,5 +1,4 @@
 """`check`: do the constraints files still match their inputs, their configuration and the family model?
-(DESIGN §5)
 
 Offline: every answer comes from the files, the requirements they were compiled from and
 `[tool.cuda-constraints]`. A file's header command is read with `compile`'s own flags (`settings`), so a
@@ -35,7 +34,7 @@ from ..files.requirements import (
 )
 from ..files.sets import constraints_files, display_path, read_file
 from ..model.families import FamilyTable
-from ..model.targets import Environment, describe_environments
+from ..model.targets import Environment, describe_environments, environment_grid
 from ..resolve.candidates import Req
 from ..resolve.policy import Policy
 from ..resolve.selection import Selector
@@ -121,7 +120,7 @@ def _check_file(path: Path, major: int, config: Config, fix_all: str) -> Checked
         return CheckedFile(major, shown, (Finding(shown, unreadable.problem, fix_all),), document)
     families = config.family_table()
     major_input = swap_for_major(requirements_input, families, document.cuda_major)
-    environments = tuple(Environment(p, q) for p in request.python_versions for q in request.platforms)
+    environments = environment_grid(request.python_versions, request.platforms)
     problems = [
         *header_problems(document, major, request, requirements_input, environments),
         *requirement_problems(document, major_input, environments),
@@ -251,7 +250,7 @@ def newer_releases(checked: CheckedFile, source: MetadataSource) -> list[NewerRe
     if checked.document is None or checked.request is None or checked.major_input is None:
         return []
     document, request, major_input = checked.document, checked.request, checked.major_input
-    environments = tuple(Environment(p, q) for p in request.python_versions for q in request.platforms)
+    environments = environment_grid(request.python_versions, request.platforms)
     families = request.config.family_table()
     pre = request.selection.pre or bool(checked.requirements_input and checked.requirements_input.pre)
     found: dict[str, NewerRelease] = {}

@@ -1,4 +1,4 @@
-"""`compile`: resolve every CUDA major and write one constraints file per major (DESIGN §5, §6).
+"""`compile`: resolve every CUDA major and write one constraints file per major.
 
 Orchestration only: read the input, swap per major, start the prefetch crawl, resolve every target
 (majors in parallel; the platforms of a major one after another, each preferring the pins of the first
@@ -37,6 +37,7 @@ from ..model.targets import (
     Environment,
     Target,
     describe_environments,
+    environment_grid,
 )
 from ..resolve.candidates import Req
 from ..resolve.merge import merge
@@ -90,53 +91,74 @@ def compile_constraints(
 ) -> CompileResult:
     started = time.monotonic()
     families = request.config.family_table()
-    digest = digest_of(requirements_input, request.config.families_text)
-    skipped: dict[int, str] = {}
-    if request.majors == "auto":
-        majors, skipped = discover_majors(index, requirements_input, families)
-        progress(f"CUDA majors on the index: {', '.join(map(str, majors)) or 'none'}")
-        if not majors:
-            raise UsageError("--cuda auto found no CUDA major for which every variant family of the input has a member")
-    else:
-        majors = list(request.majors)  # type: ignore[arg-type]
-    environments = tuple(Environment(p, q) for p in request.python_versions for q in request.platforms)
+    majors, skipped = _majors(request, requirements_input, index, families, progress)
+    environments = environment_grid(request.python_versions, request.platforms)
     output = OutputDirectory(request.output_dir)
     # Held from reading the existing files to writing the new ones: a second run waits, then starts
     # from what the first wrote.
     with contextlib.nullcontext() if request.dry_run else output.locked():
         plans = {major: _plan(request, requirements_input, families, major, environments) for major in majors}
         index.start_crawl([(p.policy(env, p.preferred[env]), p.roots[env]) for p in plans.values() for env in environments])
-        with ThreadPoolExecutor(max_workers=len(majors)) as pool:
-            futures = {major: pool.submit(_resolve_major, index, plans[major], environments, progress, reporter_for) for major in majors}
-            try:
-                results, errors = _gather(futures)
-            except KeyboardInterrupt:
-                index.cancel()  # the resolver threads stop at their next request, not after their work
-                raise
-        if errors:
-            raise errors[0] if len(errors) == 1 else SeveralFailed(errors)
-        header_options = describe_options(request)
-        outcomes = []
-        for major in majors:
-            plan = plans[major]
-            header = ConstraintsDocument(
-                cuda_major=major,
-                command=request.command,
-                inputs=requirements_input.top_level_files,
-                digest=digest,
-                targets=describe_environments(environments),
-                options=header_options,
-            )
-            document = merge(
-                major, results[major], header, plan.major_input.swaps, request.generate_hashes, plan.selection.exclude_newer
-            )
-            text = render(document)
-            outcomes.append(MajorOutcome(major, plan.path, plan.old, document, text, text != plan.old_text))
+        results = _resolve_every_major(index, plans, environments, progress, reporter_for)
+        outcomes = [_outcome(request, requirements_input, plans[major], results[major], environments) for major in majors]
         changed = {o.path.name: o.text for o in outcomes if o.changed}
         if not request.dry_run:
             written = ", ".join(display_path(request.output_dir / name) for name in sorted(changed))
             output.replace(changed, f"{written} were written" if len(changed) > 1 else f"{written} was written")
     return CompileResult(outcomes, skipped, time.monotonic() - started)
+
+
+def _majors(
+    request: CompileRequest, requirements_input: RequirementsInput, index: Index, families: FamilyTable, progress: Progress
+) -> tuple[list[int], dict[int, str]]:
+    """The majors to resolve: as configured, or (`auto`) those every family of the input has on the index."""
+    if not isinstance(request.majors, str):
+        return list(request.majors), {}
+    majors, skipped = discover_majors(index, requirements_input, families)
+    progress(f"CUDA majors on the index: {', '.join(map(str, majors)) or 'none'}")
+    if not majors:
+        raise UsageError("--cuda auto found no CUDA major for which every variant family of the input has a member")
+    return majors, skipped
+
+
+def _resolve_every_major(
+    index: Index,
+    plans: Mapping[int, _MajorPlan],
+    environments: tuple[Environment, ...],
+    progress: Progress,
+    reporter_for: Callable[[Target], Reporter] | None,
+) -> dict[int, list[TargetResolution]]:
+    """The majors in parallel (the platforms of one after another); every failing major is reported."""
+    with ThreadPoolExecutor(max_workers=len(plans)) as pool:
+        futures = {major: pool.submit(_resolve_major, index, plan, environments, progress, reporter_for) for major, plan in plans.items()}
+        try:
+            results, errors = _gather(futures)
+        except KeyboardInterrupt:
+            index.cancel()  # the resolver threads stop at their next request, not after their work
+            raise
+    if errors:
+        raise errors[0] if len(errors) == 1 else SeveralFailed(errors)
+    return results
+
+
+def _outcome(
+    request: CompileRequest,
+    requirements_input: RequirementsInput,
+    plan: _MajorPlan,
+    resolutions: list[TargetResolution],
+    environments: tuple[Environment, ...],
+) -> MajorOutcome:
+    header = ConstraintsDocument(
+        cuda_major=plan.major,
+        command=request.command,
+        inputs=requirements_input.top_level_files,
+        digest=digest_of(requirements_input, request.config.families_text),
+        targets=describe_environments(environments),
+        options=describe_options(request),
+    )
+    document = merge(plan.major, resolutions, header, plan.major_input.swaps, request.generate_hashes, plan.selection.exclude_newer)
+    text = render(document)
+    return MajorOutcome(plan.major, plan.path, plan.old, document, text, text != plan.old_text)
 
 
 def _gather(futures: Mapping[int, Future[list[TargetResolution]]]) -> tuple[dict[int, list[TargetResolution]], list[CudaConstraintsError]]:

@@ -1,4 +1,4 @@
-"""`diff`: the reviewer's view of two constraint sets (DESIGN §5), as plain text or as a PR body.
+"""`diff`: the reviewer's view of two constraint sets, as plain text or as a PR body.
 
 Pure: it compares what `constraint_sets` read (per CUDA major, with `changes.compare`) and renders the
 result; git and the filesystem stay at that edge. Then it lists the packages that are not CUDA variants

@@ -1,4 +1,4 @@
-"""`inspect`: what the resolver sees of one release (DESIGN §5).
+"""`inspect`: what the resolver sees of one release.
 
 Version, files usable per target environment, dependencies with their markers, and where the release
 and each dependency sit in the variant-family model.

@@ -1,20 +1,9 @@
-"""`install`: install the requirements with the constraints file of one CUDA major (DESIGN §5), never
-asking the index for a variant of another major, then verify the result in the target interpreter.
+"""`install`: install the requirements with the constraints file of one CUDA major, never asking the
+index for a variant of another major, then verify the result in the target interpreter.
 
-- The file must be current: its input digest equals the requirements' (else `StaleConstraints`).
-- Swaps: top-level requirements naming another major's member are passed as the file's replacement.
-- Exclusions (edges of meta packages to other majors' members): uv drops them with `--excludes`. pip
-  cannot drop an edge, so the packages whose edges are excluded (the `nixl` meta package, and anything
-  that depends on one) are installed with `--no-deps`, after their matching members and everything
-  else are installed with `-c` (the file is closed, so nothing they need is left out).
-- Hashes: when the file carries `--hash` lines, every download is checked. uv takes the file itself as
-  the requirements (`--require-hashes -r`): in hash-checking mode it needs every requirement pinned
-  with `==`. pip gets the pins as hashed requirements files too: pip 24 rejects requirements that are
-  not pinned and hashed themselves when only a `-c` file carries hashes (pypa/pip#9243, #12956); pip
-  26 accepts them, but CI images carry older pips.
-
-Planning is pure (`plan_install` returns files and commands); `install_with_constraints` is the edge:
-it detects, writes the planned files to a temporary directory, runs the commands and verifies.
+The file must be current: its input digest equals the requirements' (else `StaleConstraints`). What to
+run is planned purely in install_plan.py; this is the edge: it detects the major, reads and checks the
+file, writes the planned files to a temporary directory, runs the commands and verifies.
 """
 
 from __future__ import annotations
@@ -24,14 +13,11 @@ import os
 import shlex
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 
 from ..errors import (
     ConstraintsFileError,
@@ -49,9 +35,17 @@ from ..machine.detect import Detection, probe_machine, require_installable
 from ..machine.interpreter import environment_report, import_canary
 from ..machine.system import Machine
 from ..model.families import FamilyTable
+from .install_plan import (
+    Installer,
+    InstallPlan,
+    Prepared,
+    Tool,
+    plan_install,
+    reinstall_pins,
+    swapped_requirements,
+)
 from .verify import Verification, applicable_pins, find_leftovers, verify
 
-Installer = Literal["uv", "pip"]
 Say = Callable[[str], None]
 
 
@@ -74,82 +68,6 @@ class InstallRequest:
     rocm_requirements: Path | None = None
     dry_run: bool = False
     fix: bool = False
-
-
-@dataclass(frozen=True)
-class Tool:
-    """An installer, bound to the target interpreter and index.
-
-    An index without credentials goes on the command line; one with credentials goes in the installer's
-    environment (`UV_DEFAULT_INDEX`, `PIP_INDEX_URL`), so the secret is in no argument list and no printed
-    command: those show it as `user:****@`.
-    """
-
-    kind: Installer
-    prefix: tuple[str, ...]  # ("/usr/bin/uv", "pip") or ("/venv/bin/python", "-m", "pip"[, "--python", T])
-    python: str
-    system: bool = False
-    index: IndexUrl | None = None
-
-    def install(self, *arguments: str) -> tuple[str, ...]:
-        flag = "--default-index" if self.kind == "uv" else "--index-url"
-        index = (flag, self.index.url) if self.index is not None and self.index.credentials is None else ()
-        if self.kind == "uv":
-            target: tuple[str, ...] = ("--python", self.python, *(("--system",) if self.system else ()))
-        else:
-            # The skipped edges are deliberate; the verification afterwards checks what matters.
-            target = ("--no-warn-conflicts",)
-        return (*self.prefix, "install", *target, *index, *arguments)
-
-    @property
-    def environment(self) -> dict[str, IndexUrl]:
-        """Variables the installer runs with: the index, when it carries credentials."""
-        if self.index is None or self.index.credentials is None:
-            return {}
-        return {"UV_DEFAULT_INDEX" if self.kind == "uv" else "PIP_INDEX_URL": self.index}
-
-    def uninstall(self, names: Iterable[str]) -> tuple[str, ...]:
-        if self.kind == "uv":
-            return (*self.prefix, "uninstall", "--python", self.python, *(("--system",) if self.system else ()), *names)
-        return (*self.prefix, "uninstall", "--yes", *names)
-
-
-@dataclass(frozen=True)
-class PlannedFile:
-    path: Path
-    text: str
-
-
-@dataclass(frozen=True)
-class InstallPlan:
-    files: tuple[PlannedFile, ...]
-    commands: tuple[tuple[str, ...], ...]
-    environment: Mapping[str, IndexUrl] = field(default_factory=dict)
-
-    def exports(self) -> list[str]:
-        """The environment as shell lines, credentials masked (`user:****@`: give the password there)."""
-        return [f"export {name}={shlex.quote(str(value))}" for name, value in sorted(self.environment.items())]
-
-    def script(self) -> list[str]:
-        """The plan as shell lines a user can run by hand (what `--dry-run` prints)."""
-        lines = self.exports()
-        if self.files:
-            lines.append(shlex.join(("mkdir", "-p", str(self.files[0].path.parent))))
-        for planned in self.files:
-            lines += [f"cat > {shlex.quote(str(planned.path))} <<'EOF'", *planned.text.splitlines(), "EOF"]
-        return lines + [shlex.join(command) for command in self.commands]
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A checked constraints file and what `install` passes next to it."""
-
-    major: int
-    path: Path
-    document: ConstraintsDocument
-    requirements: tuple[Requirement, ...]
-    index: IndexUrl | None
-    detection: Detection | None = None
 
 
 @dataclass(frozen=True)
@@ -178,125 +96,6 @@ def check_fresh(document: ConstraintsDocument, path: Path, requirements_input: R
     current = digest_of(requirements_input, families_text)
     if document.digest != current:
         raise StaleConstraints(path, document.digest, current, requirements_input.top_level_files)
-
-
-def swapped_requirements(requirements_input: RequirementsInput, document: ConstraintsDocument) -> tuple[Requirement, ...]:
-    """The top-level requirements with the file's swaps applied (same specifier, extras and markers)."""
-    by_origin = {(swap.origin, swap.original): swap for swap in document.swapped}
-    by_text = {swap.original: swap for swap in document.swapped}
-    found = []
-    for sourced in requirements_input.requirements:
-        text = str(sourced.requirement)
-        swap = by_origin.get((sourced.origin, text)) or by_text.get(text)
-        found.append(Requirement(swap.replacement) if swap else sourced.requirement)
-    return tuple(found)
-
-
-def excluded_names(document: ConstraintsDocument) -> tuple[str, ...]:
-    return tuple(sorted({canonicalize_name(line.name) for line in document.excluded}))
-
-
-def no_deps_names(document: ConstraintsDocument, families: FamilyTable) -> frozenset[str]:
-    """What pip must install with `--no-deps`: the packages whose edges are excluded (meta packages), and
-    every pinned package that depends on one of them (else pip would resolve the excluded edge again)."""
-    pinned = {pin.name for pin in document.pins}
-    seeds = {_leading_name(line.required_by) for line in document.excluded}
-    seeds |= {name for name in pinned if families.meta_family(name) is not None}
-    parents: dict[str, set[str]] = {}
-    for pin in document.pins:
-        parents.setdefault(pin.name, set()).update(canonicalize_name(p) for p in pin.via if not p.startswith("-"))
-    found: set[str] = set()
-    pending = [name for name in seeds if name in pinned]
-    while pending:
-        name = pending.pop()
-        if name not in found:
-            found.add(name)
-            pending += [parent for parent in parents.get(name, ()) if parent in pinned]
-    return frozenset(found)
-
-
-def _leading_name(text: str) -> str:
-    """`nixl==1.5.1` (or `nixl[cu13]==1.5.1`) -> `nixl`."""
-    name = text.strip()
-    for stop in "[=<>!~; (":
-        name = name.split(stop, 1)[0]
-    return canonicalize_name(name)
-
-
-# -- pure: planning the commands ------------------------------------------------------------------------------
-
-
-def plan_install(
-    prepared: Prepared,
-    tool: Tool,
-    families: FamilyTable,
-    work_dir: Path,
-    removals: Sequence[str] = (),
-    reinstall: Sequence[PinLine] = (),
-) -> InstallPlan:
-    """The files and commands that install `prepared` with `tool`, removing `removals` first and
-    reinstalling `reinstall` (members whose files a removed variant may have shared)."""
-    plan = _uv_plan(prepared, tool, work_dir, reinstall) if tool.kind == "uv" else _pip_plan(prepared, tool, families, work_dir, reinstall)
-    commands = (tool.uninstall(removals), *plan.commands) if removals else plan.commands
-    return InstallPlan(plan.files, commands, tool.environment)
-
-
-def _uv_plan(prepared: Prepared, tool: Tool, work_dir: Path, reinstall: Sequence[PinLine]) -> InstallPlan:
-    document, constraints = prepared.document, str(prepared.path)
-    files = []
-    excludes: tuple[str, ...] = ()
-    if document.excluded:
-        files.append(PlannedFile(work_dir / "excludes.txt", "".join(f"{name}\n" for name in excluded_names(document))))
-        excludes = ("--excludes", str(files[-1].path))
-    again = tuple(f"--reinstall-package={pin.name}" for pin in reinstall)
-    if _hashed(document):
-        command = tool.install("--require-hashes", "-r", constraints, *excludes, *again)
-    else:
-        command = tool.install("-c", constraints, *excludes, *again, *(str(r) for r in prepared.requirements))
-    return InstallPlan(tuple(files), (command,))
-
-
-def _pip_plan(prepared: Prepared, tool: Tool, families: FamilyTable, work_dir: Path, reinstall: Sequence[PinLine]) -> InstallPlan:
-    document = prepared.document
-    no_deps = no_deps_names(document, families)
-    rest = [pin for pin in document.pins if pin.name not in no_deps]
-    without_deps = [pin for pin in document.pins if pin.name in no_deps]
-    steps = ((rest, ()), (without_deps, ("--no-deps",)), (reinstall, ("--no-deps", "--force-reinstall")))
-    if _hashed(document):
-        files, commands = [], []
-        for (pins, flags), name in zip(steps, ("requirements.txt", "no-deps.txt", "reinstall.txt"), strict=True):
-            if pins:
-                files.append(PlannedFile(work_dir / name, hashed_requirements(pins)))
-                commands.append(tool.install("--require-hashes", *flags, "-r", str(files[-1].path)))
-        return InstallPlan(tuple(files), tuple(commands))
-    members = [pin.requirement for pin in rest if any(canonicalize_name(p) in no_deps for p in pin.via if not p.startswith("-"))]
-    top_level = [str(r) for r in prepared.requirements if canonicalize_name(r.name) not in no_deps]
-    commands = [tool.install("-c", str(prepared.path), *top_level, *members)] if top_level or members else []
-    commands += [tool.install(*flags, *(pin.requirement for pin in pins)) for pins, flags in steps[1:] if pins]
-    return InstallPlan((), tuple(commands))
-
-
-def _hashed(document: ConstraintsDocument) -> bool:
-    return any(pin.hashes for pin in document.pins)
-
-
-def hashed_requirements(pins: Iterable[PinLine]) -> str:
-    """A requirements file of pins with their hashes, for hash-checking mode."""
-    lines = []
-    for pin in pins:
-        lines.append(pin.requirement + "".join(f" \\\n    --hash=sha256:{digest}" for digest in pin.hashes))
-    return "".join(line + "\n" for line in lines)
-
-
-def reinstall_pins(pins: Sequence[PinLine], removals: Sequence[str], families: FamilyTable) -> tuple[PinLine, ...]:
-    """The pinned members of the families whose other-major members are being removed."""
-    removed_families = {variant.family.name for name in removals if (variant := families.classify(name)) is not None}
-    return tuple(
-        pin for pin in pins
-        if (variant := families.classify(pin.name, pin.version)) is not None
-        and variant.role == "member"
-        and variant.family.name in removed_families
-    )
 
 
 # -- the edge: detect, read, run, verify ----------------------------------------------------------------------

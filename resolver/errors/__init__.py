@@ -1,7 +1,7 @@
 """One exception root for everything the tool reports to a user.
 
 Each error stores its fields, formats a one-paragraph message that says what to do next, and carries the
-exit code the CLI uses (DESIGN §7): 1 stale or failed check, 2 usage/input error, 3 no CUDA detected,
+exit code the CLI uses: 1 stale or failed check, 2 usage/input error, 3 no CUDA detected,
 4 resolution impossible, 5 index unreachable.
 """
 

@@ -148,19 +148,7 @@ def parse(text: str, path: str) -> ConstraintsDocument:
     if number < len(lines) and lines[number].startswith("# options: "):
         options = lines[number][len("# options: ") :]
         number += 1
-    sections: dict[str, list[str]] = {}
-    current = None
-    while number < len(lines) and lines[number].startswith("#"):
-        line = lines[number]
-        number += 1
-        if line in (EXCLUDED_TITLE, SWAPPED_TITLE, SOURCE_TITLE):
-            current = line
-            sections[current] = []
-        elif current is not None and line.startswith("#   "):
-            if line != NONE:
-                sections[current].append(line)
-        else:
-            raise fail(number, "unexpected comment in the header")
+    sections, number = _header_sections(lines, number, fail)
     excluded = tuple(_section(sections.get(EXCLUDED_TITLE, []), _EXCLUDED, ExcludedLine, lines, fail))
     swapped = tuple(_section(sections.get(SWAPPED_TITLE, []), _SWAPPED, SwapLine, lines, fail))
     builds = tuple(_section(sections.get(SOURCE_TITLE, []), _SOURCE, SourceBuild, lines, fail))
@@ -176,6 +164,24 @@ def parse(text: str, path: str) -> ConstraintsDocument:
         source_builds=builds,
         pins=tuple(_pins(lines, number, fail)),
     )
+
+
+def _header_sections(lines: list[str], number: int, fail: Fail) -> tuple[dict[str, list[str]], int]:
+    """The header's titled blocks (excluded, swapped, builds from source), and where the pins start."""
+    sections: dict[str, list[str]] = {}
+    current = None
+    while number < len(lines) and lines[number].startswith("#"):
+        line = lines[number]
+        number += 1
+        if line in (EXCLUDED_TITLE, SWAPPED_TITLE, SOURCE_TITLE):
+            current = line
+            sections[current] = []
+        elif current is not None and line.startswith("#   "):
+            if line != NONE:
+                sections[current].append(line)
+        else:
+            raise fail(number, "unexpected comment in the header")
+    return sections, number
 
 
 def _section(entries: list[str], pattern: re.Pattern[str], make: Callable[..., T], lines: list[str], fail: Fail) -> Iterator[T]:

@@ -1,4 +1,4 @@
-"""`detect`: the CUDA major of a machine (DESIGN §5), from probes in order of authority.
+"""`detect`: the CUDA major of a machine, from probes in order of authority.
 
 1. `CUDA_CONSTRAINTS_CUDA_MAJOR` overrides everything.
 2. torch in the target interpreter: `torch.version.cuda` gives the major, `torch.version.hip` means ROCm,

@@ -1,4 +1,4 @@
-"""The variant-family model: which packages belong to one CUDA major, as data (DESIGN §1, §3).
+"""The variant-family model: which packages belong to one CUDA major, as data.
 
 A *family* is a set of projects that are builds of one thing for different CUDA majors. How a project's
 CUDA major shows is its *scheme*:

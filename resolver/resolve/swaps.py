@@ -1,4 +1,4 @@
-"""Top-level requirements for one CUDA major: swapped where they name another major's member (DESIGN §3.3).
+"""Top-level requirements for one CUDA major: swapped where they name another major's member.
 
 `cupy-cuda13x != 14.1.0` becomes `cupy-cuda12x != 14.1.0` for CUDA 12, with the same specifier, extras and
 markers, and the swap is recorded for the constraints file and for `install`.

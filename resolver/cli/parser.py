@@ -1,0 +1,91 @@
+"""The command line's parser: every command and its flags (the shared ones from the option table)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .. import __version__
+from ..commands.options import (
+    add_compile_flags,
+    add_flags,
+)
+from .output import safe_text
+from .run import (
+    run_check,
+    run_compile,
+    run_detect,
+    run_diff,
+    run_inspect,
+    run_install,
+)
+
+PROG = "cuda-constraints"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"error: {safe_text(message)}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Pinned, CUDA-consistent constraints files, one per CUDA major.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
+
+    compile_parser = commands.add_parser("compile", help="resolve every CUDA major and write constraints/cuNN.txt")
+    add_compile_flags(compile_parser)
+    compile_parser.set_defaults(run=run_compile, on_interrupt="nothing was written")
+
+    inspect_parser = commands.add_parser("inspect", help="show what the resolver sees of one release")
+    inspect_parser.add_argument("spec", metavar="NAME[==VERSION]")
+    inspect_parser.add_argument("--json", action="store_true", help="machine-readable output")
+    add_flags(inspect_parser, "target", "index", "network")
+    inspect_parser.set_defaults(run=run_inspect)
+
+    check_parser = commands.add_parser("check", help="fail when the constraints files no longer match their inputs")
+    check_parser.add_argument("-o", "--output-dir", type=Path, metavar="DIR", help="the directory to check (default: constraints)")
+    check_parser.add_argument("--online", action="store_true", help="also list newer releases the requirements allow")
+    check_parser.add_argument("--strict", action="store_true", help="with --online: fail (exit 1) when there are newer releases")
+    add_flags(check_parser, "index", "network")
+    check_parser.set_defaults(run=run_check)
+
+    diff_parser = commands.add_parser("diff", help="what changed between two constraint sets (default: git HEAD vs working tree)")
+    diff_parser.add_argument("paths", nargs="*", type=Path, metavar="OLD NEW", help="two directories or two files")
+    diff_parser.add_argument("--format", choices=("text", "markdown"), default="text", help="markdown: a PR body (default: text)")
+    diff_parser.add_argument("-o", "--output-dir", type=Path, metavar="DIR", help="the directory compared with HEAD (default: constraints)")
+    diff_parser.set_defaults(run=run_diff)
+
+    detect_parser = commands.add_parser("detect", help="print the CUDA major of this machine")
+    detect_parser.add_argument("--python", metavar="PATH", help="the interpreter whose torch is asked (default: this one)")
+    detect_parser.add_argument("--json", action="store_true", help="every probe, its answer, and which one decided")
+    detect_parser.set_defaults(run=run_detect)
+
+    install_parser = commands.add_parser("install", help="install the requirements with the constraints file of this machine's CUDA major")
+    add_install_flags(install_parser)
+    install_parser.set_defaults(
+        run=run_install, on_interrupt="the environment may be partly installed; run the same command again"
+    )
+    return parser
+
+
+def add_install_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cuda", default="auto", metavar="N|auto", help="the CUDA major to install for (default: auto, as `detect`)")
+    add_flags(parser, "input")
+    parser.add_argument("--constraints-dir", type=Path, metavar="DIR", help="where cuNN.txt files are (default: output-dir, constraints)")
+    parser.add_argument("--installer", choices=("uv", "pip", "auto"), default="auto", help="auto: uv when it is on PATH, else pip")
+    parser.add_argument("--python", metavar="PATH", help="the interpreter to install into (default: this one)")
+    parser.add_argument("--system", action="store_true", help="uv: allow installing into a Python outside a virtual environment")
+    parser.add_argument(
+        "--index-url", metavar="URL",
+        help="the index to install from (default: the requirements file's, the configured one, or the installer's own)",
+    )
+    add_flags(parser, "install")
+    parser.add_argument("--dry-run", action="store_true", help="print the exact commands and stop")
+    parser.add_argument("--fix", action="store_true", help="remove installed builds for another CUDA major; reinstall the matching ones")
+    parser.add_argument("--print-excludes", action="store_true", help="print the names uv's --excludes needs for the major, and stop")
+
+

@@ -1,0 +1,284 @@
+"""What each command does at the command line: read the configuration, call the command, print."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from ..commands.check import (
+    CheckReport,
+    check_constraints,
+    describe_newer,
+    newer_findings,
+    newer_releases,
+)
+from ..commands.compile import compile_constraints, read_input
+from ..commands.diff import diff_sets, render_markdown
+from ..commands.diff import render_text as render_diff_text
+from ..commands.inspect import inspect_release, render_text
+from ..commands.install import (
+    InstallRequest,
+    choose_major,
+    install_with_constraints,
+    prepare,
+)
+from ..commands.install_plan import excluded_names
+from ..commands.options import (
+    compile_request,
+    environments,
+    with_index_url,
+)
+from ..commands.verify import render_table
+from ..errors import (
+    CheckFailed,
+    ConstraintsOutOfDate,
+    NewerReleasesAllowed,
+    UsageError,
+)
+from ..errors.display import redact_url
+from ..files.config import Config, load_config
+from ..files.output_dir import OutputDirectory
+from ..files.sets import read_at_head, read_directory, read_paths
+from ..index.auth import CredentialStore
+from ..index.blocking import BlockingIndex
+from ..index.cache import Cache, default_cache_dir
+from ..index.client import ClientOptions, IndexClient
+from ..index.http import MIB, Limits
+from ..machine.detect import probe_machine, require_installable, system_machine
+from ..machine.system import find_interpreter
+from ..model.distributions import DEFAULT_INDEX_URL
+from ..model.targets import environment_grid, parse_major
+from .progress import LiveReporter, Progress
+from .summary import summarize
+
+PROG = "cuda-constraints"
+
+
+# -- shared helpers -----------------------------------------------------------------------------------------
+
+
+def open_index(args: argparse.Namespace, index_url: str, config: Config, progress: Progress | None = None) -> BlockingIndex:
+    if args.no_cache and args.offline:
+        raise UsageError("--offline needs the cache; drop --no-cache")
+    if config.environment_extra_index_urls:
+        raise UsageError(
+            f"the environment names extra indexes ({', '.join(redact_url(u) for u in config.environment_extra_index_urls)}); "
+            "resolution reads one index: unset UV_INDEX, UV_EXTRA_INDEX_URL and PIP_EXTRA_INDEX_URL for this command"
+        )
+    cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
+    warn = progress.warning if progress else (lambda message: print(f"warning: {message}", file=sys.stderr))
+    cache = Cache(cache_dir, warn=warn)
+    if args.retries < 0 or args.timeout <= 0 or (args.deadline is not None and args.deadline <= 0) or args.max_page_size <= 0:
+        raise UsageError("--retries must be 0 or more, and --timeout, --deadline and --max-page-size more than 0")
+    limits = Limits(
+        page_bytes=int(args.max_page_size * MIB),
+        deadline=args.deadline if args.deadline is not None else 10 * args.timeout,
+    )
+    options = ClientOptions(
+        index_url=index_url,
+        offline=args.offline,
+        refresh=args.refresh,
+        retries=args.retries,
+        timeout=args.timeout,
+        limits=limits,
+        credentials=credential_store(config, index_url),
+    )
+    return BlockingIndex(lambda: IndexClient(options, cache))
+
+
+def credential_store(config: Config, *urls: str | None) -> CredentialStore:
+    """Credentials from every index URL the tool was given (flag, file, configuration, environment), and
+    from `~/.netrc` and keyring."""
+    given = [*urls, config.index_url, config.environment_index_url]
+    return CredentialStore([url for url in given if url])
+
+
+# -- compile ------------------------------------------------------------------------------------------------
+
+
+def run_compile(args: argparse.Namespace) -> int:
+    config = load_config()
+    request = compile_request(args, config)
+    progress = args.progress
+    requirements_input = read_input(request)
+    if requirements_input.extra_index_urls:
+        raise UsageError(
+            f"--extra-index-url ({requirements_input.extra_index_urls[0]}) is not supported: resolution reads one "
+            "index; point --index-url at a mirror that serves every project"
+        )
+    request = with_index_url(request, args.index_url, requirements_input)
+    with open_index(args, request.index_url, config, progress) as index:
+        result = compile_constraints(
+            request,
+            requirements_input,
+            index,
+            progress,
+            reporter_for=lambda target: LiveReporter(progress, f"CUDA {target.cuda_major} {target.environment}"),
+        )
+        stats = index.client.stats
+    progress.done()
+    for line in summarize(result, request, stats):
+        print(line)
+    if args.stats_json:
+        write_stats(args.stats_json, {"seconds": round(result.seconds, 3), **stats.to_json()})
+    return 0
+
+
+def write_stats(path: Path, figures: dict[str, object]) -> None:
+    try:
+        path.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"--stats-json {path}: cannot write ({error.strerror or error})") from None
+
+
+# -- inspect ------------------------------------------------------------------------------------------------
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    config = load_config()
+    try:
+        requirement = Requirement(args.spec)
+    except InvalidRequirement:
+        raise UsageError(f"{args.spec!r}: give NAME or NAME==VERSION") from None
+    specifiers = list(requirement.specifier)
+    if len(specifiers) > 1 or (specifiers and specifiers[0].operator != "=="):
+        raise UsageError(f"{args.spec!r}: give NAME or NAME==VERSION")
+    version = Version(specifiers[0].version) if specifiers else None
+    pythons, platforms = environments(args, config)
+    targets = environment_grid(pythons, platforms)
+    with open_index(args, args.index_url or config.default_index_url, config) as index:
+        report = inspect_release(index, canonicalize_name(requirement.name), version, targets, config.family_table())
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print(render_text(report))
+    return 0
+
+
+# -- check --------------------------------------------------------------------------------------------------
+
+
+def run_check(args: argparse.Namespace) -> int:
+    if args.strict and not args.online:
+        raise UsageError("--strict applies to --online; give both")
+    config = load_config()
+    report = check_constraints(config, args.output_dir)
+    for checked in report.files:
+        if not checked.findings and checked.document is not None:
+            pins = len({pin.name for pin in checked.document.pins})
+            print(f"{checked.shown}: up to date (CUDA {checked.major}, {pins} packages, {checked.document.targets})")
+    if report.findings:
+        raise ConstraintsOutOfDate(report.findings)
+    if not report.files:
+        print(f"{report.directory}: no constraints files to check")
+    if args.online:
+        return _check_online(args, report, config)
+    return 0
+
+
+def _check_online(args: argparse.Namespace, report: CheckReport, config: Config) -> int:
+    checked_files = [c for c in report.files if c.request is not None]
+    newer = []
+    for index_url in sorted({args.index_url or c.request.index_url for c in checked_files}):  # type: ignore[union-attr]
+        with open_index(args, index_url, config) as index:
+            for checked in checked_files:
+                if (args.index_url or checked.request.index_url) == index_url:  # type: ignore[union-attr]
+                    newer += newer_releases(checked, index)
+    if not newer:
+        print("no newer releases that the requirements allow")
+        return 0
+    for release in newer:
+        print(f"{release.shown}: newer release: {describe_newer(release)}")
+    if args.strict:
+        commands = {c.shown: c.document.command for c in checked_files if c.document is not None}
+        raise NewerReleasesAllowed(newer_findings(newer, commands))
+    return 0
+
+
+# -- diff ---------------------------------------------------------------------------------------------------
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    config = load_config()
+    if args.paths and len(args.paths) != 2:
+        raise UsageError("give OLD and NEW (two directories or two files), or nothing to compare git HEAD with the working tree")
+    if args.paths and args.output_dir:
+        raise UsageError("-o names the directory compared with git HEAD; with OLD and NEW, leave it out")
+    if args.paths:
+        old, new = read_paths(*args.paths)
+    else:
+        directory = args.output_dir or config.resolve_path(config.output_dir)
+        OutputDirectory(directory).recover_if_idle()
+        old, new = read_at_head(directory), read_directory(directory)
+    diff = diff_sets(old, new, config.family_table())
+    print(render_markdown(diff) if args.format == "markdown" else render_diff_text(diff), end="")
+    return 0
+
+
+# -- detect and install -------------------------------------------------------------------------------------
+
+
+def run_detect(args: argparse.Namespace) -> int:
+    config = load_config()
+    machine = system_machine()
+    detection = probe_machine(machine, find_interpreter(machine, args.python or sys.executable))
+    if args.json:
+        print(json.dumps(detection.to_json(), indent=2))
+    for warning in detection.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if detection.kind == "rocm" and not args.json:
+        print("rocm")
+    require_installable(detection, rocm_configured=config.rocm_requirements is not None)
+    if detection.kind == "cuda" and not args.json:
+        print(detection.major)
+    return 0
+
+
+def run_install(args: argparse.Namespace) -> int:
+    config = load_config()
+    machine = system_machine()
+    request = InstallRequest(
+        requirement_files=tuple(args.requirements) if args.requirements else tuple(config.resolve_path(p) for p in config.requirements),
+        root=config.root,
+        families=config.family_table(),
+        families_text=config.families_text,
+        constraints_dir=args.constraints_dir or config.resolve_path(config.output_dir),
+        python=find_interpreter(machine, args.python or sys.executable),
+        cuda=_install_major(args.cuda),
+        installer=args.installer,
+        system=args.system,
+        index_url=args.index_url,
+        config_index_url=None if config.default_index_url == DEFAULT_INDEX_URL else config.default_index_url,
+        credentials=credential_store(config, args.index_url),
+        canaries=tuple(args.canary) if args.canary else config.canaries,
+        rocm_requirements=config.resolve_path(config.rocm_requirements) if config.rocm_requirements else None,
+        dry_run=args.dry_run,
+        fix=args.fix,
+    )
+
+    def warn(message: str) -> None:
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
+    if args.print_excludes:
+        major, detection = choose_major(request, machine, warn)
+        for name in excluded_names(prepare(request, major, detection).document) if major is not None else ():
+            print(name)
+        return 0
+    outcome = install_with_constraints(request, machine, lambda line: print(line, flush=True), warn)
+    if outcome.verification is None:
+        return 0
+    for line in render_table(outcome.verification):
+        print(line)
+    if not outcome.verification.ok:
+        raise CheckFailed(outcome.verification.problems())
+    return 0
+
+
+def _install_major(text: str) -> int | None:
+    return None if text.strip() == "auto" else parse_major(text, "--cuda")

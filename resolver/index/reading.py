@@ -1,0 +1,215 @@
+"""Reading the dependencies of one file, from the first source that works.
+
+1. PEP 658 `core-metadata` when the index advertises it (checked against its sha256 when given);
+2. the per-version JSON page (`/pypi/<name>/<version>/json`) when the index serves them: whether it does
+   is asked once, not once per concurrent read;
+3. HTTP Range reads of the wheel's `METADATA`: the tail, the central directory when the dist-info is not
+   in it, then the one member; every size the archive declares is checked before it is asked for;
+4. the whole file, only when it is small (and its bytes must match the index's sha256).
+
+What is read is parsed as the email parser reads it (index/metadata.py); metadata that cannot be
+trusted raises InvalidMetadata (the release is unusable), a read that breaks a limit LimitExceeded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+
+from ..errors import IndexUnavailable, InvalidMetadata, LimitExceeded, MetadataUnavailable
+from ..errors.display import shown_url
+from ..model.distributions import CoreMetadata, DistFile, MetadataSourceKind, Release
+from .http import Http, RangeNotSupported
+from .metadata import BadMetadata, checked_metadata, parse_core_metadata
+from .pypi_json import version_page_requires_dist
+from .wheel import (
+    CentralDirectory,
+    MemberTooLarge,
+    Span,
+    ZipEntry,
+    ZipReadError,
+    check_member_size,
+    entries_from_tail,
+    extract_member,
+    find_metadata_entry,
+    local_bytes_needed,
+    locate_central_directory,
+    metadata_entry_in_tail,
+    metadata_from_sdist,
+    metadata_from_wheel,
+    parse_central_entries,
+    parse_zip64_record,
+)
+
+logger = logging.getLogger(__name__)
+TAIL_SIZE = 64 * 1024
+
+
+class MetadataReader:
+    """Reads metadata through one index's HTTP client; use it from that client's event loop."""
+
+    def __init__(self, http: Http, json_root: str) -> None:
+        self.http, self.root = http, json_root
+        # Whether the index serves per-version pages: unknown (None) until the first one answers; while
+        # that first one is out, the others wait for it instead of each asking (85 requests on a cold run).
+        self._version_pages: bool | None = None
+        self._version_probe = asyncio.Lock()
+
+    async def read(self, release: Release, file: DistFile) -> CoreMetadata:
+        """The metadata of one file of a release, from the first source that works."""
+        if file.core_metadata:
+            metadata = await self._pep658(file)
+            if metadata is not None:
+                return metadata
+        if self._version_pages is not False:
+            metadata = await self._version_page(release)
+            if metadata is not None:
+                return metadata
+        problem = "the index serves no PEP 658 metadata or per-version page for it"
+        if file.is_wheel:
+            try:
+                return self._parse(await self._range_read(file, release.name), file, "range")
+            except MemberTooLarge as large:
+                raise LimitExceeded(file.url, f"{file.filename}: {large}", large.limit, "a METADATA file") from None
+            except RangeNotSupported as refused:
+                if refused.body is not None:
+                    return self._parse_download(refused.body, file, release.name)
+                problem = f"the server ignores Range requests (HTTP {refused.status})"
+            except ZipReadError as error:
+                problem = f"its zip structure cannot be read by ranges ({error})"
+        most = self.http.limits.download_bytes
+        if file.size is not None and file.size <= most:
+            # At most the limit is read, whatever the server sends: the listed size may be a lie.
+            response = await self.http.get(file.url, "download", small=True, limit=most)
+            return self._parse_download(response.body, file, release.name)
+        size = f"{file.size / 1e6:.1f} MB" if file.size else "of unknown size"
+        raise MetadataUnavailable(
+            file.url,
+            f"cannot read the dependencies of {file.filename}: {problem}, and the file is {size} "
+            f"(only files under {most // 1024} KiB are downloaded whole)",
+        )
+
+    async def _pep658(self, file: DistFile) -> CoreMetadata | None:
+        url = file.url + ".metadata"
+        response = await self.http.get(url, "pep658", accept=frozenset({200, 404}), small=True, limit=self.http.limits.metadata_bytes)
+        if response.status != 200:
+            return None
+        found = hashlib.sha256(response.body).hexdigest()
+        if file.core_metadata_sha256 and found != file.core_metadata_sha256:
+            logger.warning(
+                "%s: sha256 %s, but the index lists %s for it; reading the metadata from the wheel instead",
+                shown_url(url), found, file.core_metadata_sha256,
+            )
+            return None
+        return self._parse(response.body, file, "pep658")
+
+    def _parse(self, raw: bytes, file: DistFile, source: MetadataSourceKind, require_static: bool = False) -> CoreMetadata:
+        try:
+            return parse_core_metadata(raw, source, require_static)
+        except BadMetadata as bad:
+            raise InvalidMetadata(file.url, file.filename, bad.problem) from None
+
+    async def _version_page(self, release: Release) -> CoreMetadata | None:
+        if self._version_pages is None:
+            async with self._version_probe:
+                if self._version_pages is None:
+                    return await self._ask_version_page(release)
+        if self._version_pages is False:
+            return None
+        return await self._ask_version_page(release)
+
+    async def _ask_version_page(self, release: Release) -> CoreMetadata | None:
+        url = f"{self.root}pypi/{release.name}/{release.version}/json"
+        response = await self.http.get(url, "version-page", {"Accept": "application/json"}, accept=frozenset({200, 404}), small=True)
+        if response.status == 404:
+            self._version_pages = False  # the project exists, so the index has no per-version pages
+            return None
+        self._version_pages = True
+        try:
+            found = version_page_requires_dist(json.loads(response.body), release.version)
+        except (ValueError, RecursionError):
+            found = None
+        if found is None:
+            return None
+        requires_dist, requires_python = found
+        try:
+            return checked_metadata(release.name, release.version, requires_dist, requires_python, (), "version-json")
+        except BadMetadata as bad:
+            raise InvalidMetadata(url, f"{release.name} {release.version}", bad.problem) from None
+
+    async def _range_read(self, file: DistFile, project: str) -> bytes:
+        """METADATA of a wheel from byte ranges: tail, central directory if needed, the member.
+
+        Every size the archive declares is checked before it is asked for: a damaged or hostile end
+        record cannot make the client read a directory or a member larger than the limits.
+        """
+        limits = self.http.limits
+        tail_size = min(TAIL_SIZE, file.size) if file.size else TAIL_SIZE
+        tail, total = await self.http.get_range(file.url, None, tail_size, "range", limits.download_bytes)
+        tail_start = total - len(tail)
+        location = locate_central_directory(tail, tail_start)
+        if isinstance(location, Span):
+            _within(location.start, location.end, total)
+            record, _ = await self.http.get_range(file.url, location.start, location.end, "range")
+            location = parse_zip64_record(record)
+        _within(location.offset, location.offset + location.size, total)
+        entry = metadata_entry_in_tail(tail, tail_start, location, project)
+        if entry is None:
+            entry = find_metadata_entry(_entries_in_tail(tail, tail_start, location), project)
+        if entry is None and location.offset < tail_start:
+            # The dist-info is not at the end (torch 2.11+): read the whole directory, then find it by name.
+            if location.size > limits.directory_bytes:
+                declared = f"its zip central directory declares {location.size:,} bytes"
+                raise LimitExceeded(file.url, declared, limits.directory_bytes, "a central directory")
+            directory, _ = await self.http.get_range(file.url, location.offset, location.offset + location.size, "range")
+            entry = metadata_entry_in_tail(directory, location.offset, location, project) or find_metadata_entry(
+                parse_central_entries(directory), project
+            )
+        if entry is None:
+            raise ZipReadError("no .dist-info/METADATA entry")
+        check_member_size(entry, limits.metadata_bytes)
+        span = entry.data_span()
+        _within(span.start, span.start + entry.compressed_size, total)
+        if span.start >= tail_start:
+            data = tail[span.start - tail_start :]
+        else:
+            data, _ = await self.http.get_range(file.url, span.start, min(span.end, total), "range")
+        needed = local_bytes_needed(entry, data) if len(data) >= 30 else span.end - span.start
+        if needed > len(data):
+            _within(span.start, span.start + needed, total)
+            data, _ = await self.http.get_range(file.url, span.start, span.start + needed, "range")
+        return extract_member(data, entry, limits.metadata_bytes)
+
+    def _parse_download(self, body: bytes, file: DistFile, project: str) -> CoreMetadata:
+        """Metadata of a file downloaded whole, after checking its bytes against the index's sha256."""
+        if file.sha256:
+            found = hashlib.sha256(body).hexdigest()
+            if found != file.sha256:
+                raise IndexUnavailable(
+                    file.url, f"the downloaded {file.filename} has sha256 {found}, but the index lists {file.sha256}"
+                )
+        limit = self.http.limits.metadata_bytes
+        try:
+            raw = metadata_from_wheel(body, project, limit) if file.is_wheel else metadata_from_sdist(body, file.filename, limit)
+        except MemberTooLarge as large:
+            raise LimitExceeded(file.url, f"{file.filename}: {large}", large.limit, "a METADATA file") from None
+        except ZipReadError as error:
+            raise InvalidMetadata(file.url, file.filename, f"the file cannot be read ({error})") from None
+        return self._parse(raw, file, "download", require_static=not file.is_wheel)
+
+
+def _within(start: int, end: int, total: int) -> None:
+    """A span the archive declares must lie inside the file."""
+    if not 0 <= start <= end <= total:
+        raise ZipReadError(f"the archive declares bytes {start}-{end} of a {total}-byte file")
+
+
+def _entries_in_tail(tail: bytes, tail_start: int, location: CentralDirectory) -> list[ZipEntry]:
+    if location.offset >= tail_start:
+        start = location.offset - tail_start
+        return parse_central_entries(tail[start : start + location.size])
+    return entries_from_tail(tail, tail_start, location)
+
+
