@@ -24,7 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     # One display for progress and warnings (warnings print even with --quiet).
     args.progress = Progress(quiet=getattr(args, "quiet", False))
-    with warnings_to(args.progress):
+    with warnings_to(args.progress, verbose=getattr(args, "verbose", False)):
         try:
             code: int = args.run(args)
             return code

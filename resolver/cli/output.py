@@ -19,27 +19,34 @@ def safe_text(message: str) -> str:
     return escape_for_terminal(redact_text(message))
 
 
-class _WarningHandler(logging.Handler):
-    """Warnings of every module, each once, as `warning: ...` lines through the progress display."""
+class _Handler(logging.Handler):
+    """Log records of every module, each message once: warnings as `warning: ...`, and with --verbose the
+    debug lines (which metadata source answered, retries, cache discards, every release passed over and
+    why) as `debug: ...`, through the progress display."""
 
-    def __init__(self, progress: Progress) -> None:
-        super().__init__(logging.WARNING)
+    def __init__(self, progress: Progress, level: int) -> None:
+        super().__init__(level)
         self.progress = progress
         self.seen: set[str] = set()
 
     def emit(self, record: logging.LogRecord) -> None:
         message = safe_text(record.getMessage())
-        if message not in self.seen:
-            self.seen.add(message)
+        if message in self.seen:
+            return
+        self.seen.add(message)
+        if record.levelno >= logging.WARNING:
             self.progress.warning(message)
+        else:
+            self.progress.debug(message)
 
 
 @contextlib.contextmanager
-def warnings_to(progress: Progress) -> Iterator[None]:
+def warnings_to(progress: Progress, verbose: bool = False) -> Iterator[None]:
+    level = logging.DEBUG if verbose else logging.WARNING
     logger = logging.getLogger("resolver")
-    handler = _WarningHandler(progress)
+    handler = _Handler(progress, level)
     logger.addHandler(handler)
-    logger.setLevel(logging.WARNING)
+    logger.setLevel(level)
     logger.propagate = False
     try:
         yield

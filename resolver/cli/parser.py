@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from .. import __version__
@@ -22,6 +23,7 @@ from .run import (
 )
 
 PROG = "cuda-constraints"
+Run = Callable[[argparse.Namespace], int]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,39 +38,40 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
 
-    compile_parser = commands.add_parser("compile", help="resolve every CUDA major and write constraints/cuNN.txt")
-    add_compile_flags(compile_parser)
-    compile_parser.set_defaults(run=run_compile, on_interrupt="nothing was written")
+    def command(name: str, summary: str, run: Run, on_interrupt: str = "") -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = commands.add_parser(name, help=summary, description=summary)
+        sub.add_argument("-v", "--verbose", action="store_true", help="explain: metadata sources, retries, releases passed over")
+        sub.set_defaults(run=run, on_interrupt=on_interrupt)
+        return sub
 
-    inspect_parser = commands.add_parser("inspect", help="show what the resolver sees of one release")
-    inspect_parser.add_argument("spec", metavar="NAME[==VERSION]")
-    inspect_parser.add_argument("--json", action="store_true", help="machine-readable output")
-    add_flags(inspect_parser, "target", "index", "network")
-    inspect_parser.set_defaults(run=run_inspect)
+    compile_ = command("compile", "resolve every CUDA major and write constraints/cuNN.txt", run_compile, "nothing was written")
+    add_compile_flags(compile_)
 
-    check_parser = commands.add_parser("check", help="fail when the constraints files no longer match their inputs")
-    check_parser.add_argument("-o", "--output-dir", type=Path, metavar="DIR", help="the directory to check (default: constraints)")
-    check_parser.add_argument("--online", action="store_true", help="also list newer releases the requirements allow")
-    check_parser.add_argument("--strict", action="store_true", help="with --online: fail (exit 1) when there are newer releases")
-    add_flags(check_parser, "index", "network")
-    check_parser.set_defaults(run=run_check)
+    inspect = command("inspect", "show what the resolver sees of one release", run_inspect)
+    inspect.add_argument("spec", metavar="NAME[==VERSION]")
+    inspect.add_argument("--json", action="store_true", help="machine-readable output")
+    add_flags(inspect, "target", "index", "network")
 
-    diff_parser = commands.add_parser("diff", help="what changed between two constraint sets (default: git HEAD vs working tree)")
-    diff_parser.add_argument("paths", nargs="*", type=Path, metavar="OLD NEW", help="two directories or two files")
-    diff_parser.add_argument("--format", choices=("text", "markdown"), default="text", help="markdown: a PR body (default: text)")
-    diff_parser.add_argument("-o", "--output-dir", type=Path, metavar="DIR", help="the directory compared with HEAD (default: constraints)")
-    diff_parser.set_defaults(run=run_diff)
+    check = command("check", "fail when the constraints files no longer match their inputs", run_check)
+    check.add_argument("-o", "--output-dir", type=Path, metavar="DIR", help="the directory to check (default: constraints)")
+    check.add_argument("--online", action="store_true", help="also list newer releases the requirements allow")
+    check.add_argument("--strict", action="store_true", help="with --online: fail (exit 1) when there are newer releases")
+    add_flags(check, "index", "network")
 
-    detect_parser = commands.add_parser("detect", help="print the CUDA major of this machine")
-    detect_parser.add_argument("--python", metavar="PATH", help="the interpreter whose torch is asked (default: this one)")
-    detect_parser.add_argument("--json", action="store_true", help="every probe, its answer, and which one decided")
-    detect_parser.set_defaults(run=run_detect)
+    diff = command("diff", "what changed between two constraint sets (default: git HEAD vs working tree)", run_diff)
+    diff.add_argument("paths", nargs="*", type=Path, metavar="OLD NEW", help="two directories or two files")
+    diff.add_argument("--format", choices=("text", "markdown"), default="text", help="markdown: a PR body (default: text)")
+    diff.add_argument("-o", "--output-dir", type=Path, metavar="DIR", help="the directory compared with HEAD (default: constraints)")
 
-    install_parser = commands.add_parser("install", help="install the requirements with the constraints file of this machine's CUDA major")
-    add_install_flags(install_parser)
-    install_parser.set_defaults(
-        run=run_install, on_interrupt="the environment may be partly installed; run the same command again"
+    detect = command("detect", "print the CUDA major of this machine", run_detect)
+    detect.add_argument("--python", metavar="PATH", help="the interpreter whose torch is asked (default: this one)")
+    detect.add_argument("--json", action="store_true", help="every probe, its answer, and which one decided")
+
+    install = command(
+        "install", "install the requirements with the constraints file of this machine's CUDA major", run_install,
+        "the environment may be partly installed; run the same command again",
     )
+    add_install_flags(install)
     return parser
 
 

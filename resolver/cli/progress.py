@@ -30,6 +30,12 @@ class Progress:
             self._clear_live()
             print(message, file=self.stream, flush=True)
 
+    def debug(self, message: str) -> None:
+        """A detail for --verbose (shown even with --quiet: asking for both means wanting it)."""
+        with self._lock:
+            self._clear_live()
+            print(f"debug: {message}", file=self.stream, flush=True)
+
     def warning(self, message: str) -> None:
         """Something the user should know even with --quiet."""
         with self._lock:

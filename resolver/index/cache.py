@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -34,6 +35,7 @@ from packaging.version import Version
 
 from ..model.distributions import CoreMetadata, parse_requirement
 
+logger = logging.getLogger(__name__)
 FORMAT = 3
 ENV_CACHE_DIR = "CUDA_CONSTRAINTS_CACHE_DIR"
 
@@ -204,6 +206,7 @@ class Cache:
 
     def _discard(self, path: Path | None) -> None:
         if path is not None:
+            logger.debug("cache: discarded %s (corrupt, or written by another version)", path)
             _remove_quietly(path)
 
 

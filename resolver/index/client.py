@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import re
 import time
@@ -99,6 +100,7 @@ class IndexClient:
             options.concurrency, options.timeout, options.retries, options.backoff, transport, sleep, auth, options.limits
         )
         self._tasks: dict[tuple[str, str], asyncio.Task[Any]] = {}
+        self._results: dict[tuple[str, str], Any] = {}  # what finished fetches returned, for other threads
         # Projects whose page needed a request this run (fetched, or revalidated); the others came fresh
         # from the cache, and so, very likely, did their dependencies.
         self.fetched_pages: set[str] = set()
@@ -136,9 +138,22 @@ class IndexClient:
         task = self._tasks.get(key)
         if task is None:
             task = asyncio.ensure_future(make())
-            task.add_done_callback(_log_failure)
+            task.add_done_callback(functools.partial(self._publish, key))
             self._tasks[key] = task
         return task
+
+    def _publish(self, key: tuple[str, str], task: asyncio.Task[Any]) -> None:
+        """In the loop's thread, when a fetch ends: its result into a plain dict other threads may read (a
+        dict assignment is atomic), its failure into the log (whoever awaits the fetch reports it)."""
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is None:
+            self._results[key] = task.result()
+        elif isinstance(error, CudaConstraintsError):
+            logger.debug("fetch failed: %s", error.message())
+        else:
+            logger.warning("a fetch failed unexpectedly: %s: %s", type(error).__name__, error)
 
     async def project(self, name: str) -> Project:
         name = canonicalize_name(name)
@@ -152,10 +167,7 @@ class IndexClient:
 
     def finished(self, kind: str, key: str) -> Any:
         """The result of a fetch already done in the loop, for another thread; None when not done or failed."""
-        task = self._tasks.get((kind, key))
-        if task is None or not task.done() or task.cancelled() or task.exception() is not None:
-            return None
-        return task.result()
+        return self._results.get((kind, key))
 
     def cached_project(self, name: str) -> Project | None:
         """The project from the disk cache when it may be used without asking the index (any thread)."""
@@ -181,7 +193,9 @@ class IndexClient:
 
     async def _load_project(self, name: str) -> Project:
         url = self.project_url(name)
-        page = self.cache.load_page(self.index_url, name)
+        loop = asyncio.get_running_loop()
+        # Cache files are read and written off the loop, which keeps answering the reads in flight.
+        page = await loop.run_in_executor(None, self.cache.load_page, self.index_url, name)
         if page is not None and self._usable(page):
             return project_from_slim(page.project, name, page.url)
         if self.options.offline:
@@ -197,12 +211,11 @@ class IndexClient:
         if response.status in (404, 410):
             raise ProjectNotFound(name, url)
         if response.status == 304 and page is not None:
-            page = self.cache.touch_page(self.index_url, name, page)
+            page = await loop.run_in_executor(None, self.cache.touch_page, self.index_url, name, page)
             return project_from_slim(page.project, name, page.url)
         etag, last_modified = response.headers.get("etag"), response.headers.get("last-modified")
-        # Parsing a page of megabytes and writing it to the cache happen off the event loop, so the
-        # loop keeps answering the range reads the resolvers are waiting for meanwhile.
-        loop = asyncio.get_running_loop()
+        # Parsing a page of megabytes and writing it to the cache happen off the event loop too, one at a
+        # time (which bounds the memory they take).
         return await loop.run_in_executor(self._parser, self._keep_page, response, name, etag, last_modified)
 
     def _keep_page(self, response: Response, name: str, etag: str | None, last_modified: str | None) -> Project:
@@ -230,7 +243,7 @@ class IndexClient:
     # -- metadata ---------------------------------------------------------------------------------------
 
     async def _load_metadata(self, release: Release, file: DistFile) -> CoreMetadata:
-        cached = self.cached_metadata(release, file)
+        cached = await asyncio.get_running_loop().run_in_executor(None, self.cached_metadata, release, file)
         if cached is not None:
             return cached
         if self.options.offline:
@@ -238,6 +251,7 @@ class IndexClient:
         try:
             metadata = await self.reader.read(release, file)
             self.stats.metadata_reads[metadata.source] += 1
+            logger.debug("%s: dependencies read by %s", file.filename, metadata.source)
             if metadata.name != release.name or metadata.version != release.version:
                 raise MetadataMismatch(file.url, file.filename, f"{release.name} {release.version}", f"{metadata.name} {metadata.version}")
         except InvalidMetadata as invalid:
@@ -253,16 +267,3 @@ def _max_age(response: Response, has_validator: str | None) -> float | None:
     if match:
         return float(match.group(1))
     return 0.0 if has_validator else None
-
-
-
-def _log_failure(task: asyncio.Task[Any]) -> None:
-    """Every fetch's failure is retrieved here (asyncio would complain of one nobody awaited) and logged:
-    index errors at debug level (whoever awaits the fetch reports them), anything else as a warning."""
-    if task.cancelled():
-        return
-    error = task.exception()
-    if isinstance(error, CudaConstraintsError):
-        logger.debug("fetch failed: %s", error.message())
-    elif error is not None:
-        logger.warning("a fetch failed unexpectedly: %s: %s", type(error).__name__, error)

@@ -114,6 +114,9 @@ class Policy:
                 continue
             choice = self.selector.select(release, allow_yanked)
             if isinstance(choice, Unavailable):
+                if release.version not in self.record.unavailable[release.name]:
+                    target = f"CUDA {self.major} {self.environment}"
+                    logger.debug("%s: passed over %s %s: %s", target, release.name, release.version, choice.detail)
                 self.record.unavailable[release.name][release.version] = choice
             else:
                 yield Candidate(name, release.version, extras, choice)
