@@ -1,0 +1,115 @@
+"""The rules of a target (Policy) and the resolvelib adapter (CudaProvider), unit by unit, as pip tests its
+provider: preference order, narrowing to the Python check and to backtrack causes, candidates, and the
+meta-package rules."""
+
+from __future__ import annotations
+
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+from resolvelib.structs import RequirementInformation
+
+from resolver.model.families import FamilyTable
+from resolver.model.targets import Environment, PythonVersion
+from resolver.resolve.candidates import PYTHON, Candidate, Req
+from resolver.resolve.policy import Policy
+from resolver.resolve.provider import CudaProvider
+from resolver.resolve.selection import SelectionOptions, Selector, Unavailable
+
+from .conftest import ARM, X86
+from .synthetic import BOTH_ARCHES, kv_connectors_index
+
+ENVIRONMENTS = (Environment(PythonVersion(3, 12), X86), Environment(PythonVersion(3, 12), ARM))
+
+
+def policy(major: int = 13, preferred: dict[str, str] | None = None, pre: bool = False) -> Policy:
+    selector = Selector(major, ENVIRONMENTS[0], ENVIRONMENTS, FamilyTable(), SelectionOptions())
+    return Policy(selector, {}, {canonicalize_name(k): Version(v) for k, v in (preferred or {}).items()}, pre)
+
+
+def req(text: str, origin: str = "r.txt:1") -> Req:
+    name, _, specifier = text.partition(" ")
+    return Req(canonicalize_name(name), SpecifierSet(specifier), origin=origin)
+
+
+def info(requirement: Req, parent: Candidate | None = None) -> RequirementInformation[Req, Candidate]:
+    return RequirementInformation(requirement, parent)
+
+
+def test_narrowing_decides_the_python_check_first_then_the_causes_of_a_backtrack():
+    provider = CudaProvider(policy(), kv_connectors_index())
+    everything = ["numpy", PYTHON, "torch"]
+    assert list(provider.narrow_requirement_selection(everything, {}, {}, {}, [])) == [PYTHON]
+    torch = Candidate(canonicalize_name("torch"), Version("2.11.0"), frozenset(), None)
+    causes = [info(req("numpy <2"), parent=torch)]
+    assert list(provider.narrow_requirement_selection(["lmcache", "numpy", "torch"], {}, {}, {}, causes)) == ["numpy", "torch"]
+    assert list(provider.narrow_requirement_selection(["lmcache"], {}, {}, {}, causes)) == ["lmcache"]
+
+
+def test_preference_exact_pins_then_the_users_own_requirements_then_the_name():
+    provider = CudaProvider(policy(), kv_connectors_index())
+    parent = Candidate(canonicalize_name("lmcache"), Version("0.5.6"), frozenset(), None)
+    information = {
+        "pinned": iter([info(req("pinned ==1.0"), parent)]),
+        "top": iter([info(req("top >=1"))]),
+        "deep": iter([info(req("deep >=1"), parent)]),
+    }
+    order = sorted(information, key=lambda name: provider.get_preference(name, {}, {}, information, []))
+    assert order == ["pinned", "top", "deep"]
+
+
+def test_candidates_come_newest_first_but_a_preferred_pin_first_of_all():
+    index = kv_connectors_index()
+    project = index.project(canonicalize_name("cupy-cuda13x"))
+    assert [str(c.version) for c in policy().candidates_in(project, [req("cupy-cuda13x")])] == ["14.2.0", "14.1.0"]
+    preferred = policy(preferred={"cupy-cuda13x": "14.1.0"})
+    assert [str(c.version) for c in preferred.candidates_in(project, [req("cupy-cuda13x")])] == ["14.1.0", "14.2.0"]
+
+
+def test_another_majors_release_is_passed_over_with_a_typed_reason():
+    index = kv_connectors_index()
+    rules = policy(major=12)
+    project = index.project(canonicalize_name("cuda-python"))
+    assert [str(c.version) for c in rules.candidates_in(project, [req("cuda-python")])] == ["12.9.4"]
+    assert rules.record.unavailable["cuda-python"][Version("13.4.4")] == Unavailable("other-major", "a CUDA 13 package")
+    assert rules.mismatched_major(canonicalize_name("cupy-cuda13x")) == 13 and rules.mismatched_major(canonicalize_name("numpy")) is None
+
+
+def test_a_pre_release_only_when_no_final_release_can_be_installed():
+    index = kv_connectors_index()
+    index.add("tool", "1.0", sdist=True, tags=())
+    index.add("tool", "2.0b1", tags=BOTH_ARCHES)
+    project = index.project(canonicalize_name("tool"))
+    assert [str(c.version) for c in policy().candidates_in(project, [req("tool")])] == ["2.0b1"]
+    index.add("tool", "1.5", tags=BOTH_ARCHES)
+    project = index.project(canonicalize_name("tool"))
+    assert [str(c.version) for c in policy().candidates_in(project, [req("tool")])] == ["1.5"]
+
+
+def test_a_meta_package_drops_the_other_majors_member_and_requires_its_own():
+    index = kv_connectors_index()
+    nixl = index.project(canonicalize_name("nixl"))
+    rules = policy(major=13)
+    candidate = next(rules.candidates_in(nixl, [req("nixl ==1.5.1")]))
+    metadata = index.metadata(candidate.choice.release, candidate.choice.metadata_file)
+    dependencies = {str(d) for d in rules.dependencies_from(candidate, metadata)}
+    assert "nixl-cu12==1.5.1" not in dependencies and "nixl[cu13]==1.5.1" in dependencies
+    assert [e.name for e in rules.record.exclusions[(candidate.name, candidate.version, frozenset())]] == ["nixl-cu12"]
+
+
+def test_a_fork_has_the_same_rules_and_a_record_of_its_own():
+    rules = policy(major=12)
+    fork = rules.fork()
+    project = kv_connectors_index().project(canonicalize_name("cuda-python"))
+    assert [c.version for c in fork.candidates_in(project, [req("cuda-python")])] == [Version("12.9.4")]
+    assert fork.record.unavailable and not rules.record.unavailable
+
+
+def test_find_matches_never_fetches_a_name_of_another_major():
+    class NoFetch:
+        def project(self, name):
+            raise AssertionError(f"fetched {name}")
+
+    provider = CudaProvider(policy(major=12), NoFetch())  # type: ignore[arg-type]
+    assert provider.find_matches("cupy-cuda13x", {"cupy-cuda13x": iter([req("cupy-cuda13x")])}, {"cupy-cuda13x": iter(())}) == []
+    assert provider.policy.record.mismatched == {"cupy-cuda13x": 13}
