@@ -34,8 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from resolver.constraints_file import parse  # noqa: E402
-from resolver.families import FamilyTable  # noqa: E402
+from resolver.files.constraints import parse  # noqa: E402
+from resolver.model.families import FamilyTable  # noqa: E402
 
 FULL_INPUT = ROOT / "requirements" / "kv_connectors.txt"
 QUICK_INPUT = "cupy-cuda13x != 14.1.0\nmooncake-transfer-engine >= 0.3.12\nnixl >= 1.1.0\n"
