@@ -1,4 +1,4 @@
-"""Side by side, in one run, on the real index: our compile against uv and pip-compile (DESIGN §7).
+"""Side by side, in one run, on the real index: our compile against uv and pip-compile.
 
     python benchmarks/compare.py [--quick] [--index-url URL] [--keep]
 

@@ -5,7 +5,12 @@ from pathlib import Path
 import pytest
 
 from resolver.commands.compile import CompileRequest, CompileResult, compile_constraints
-from resolver.files.config import Config
+from resolver.files.config import (
+    ENVIRONMENT_EXTRA_INDEX_VARIABLES,
+    ENVIRONMENT_FIND_LINKS_VARIABLES,
+    ENVIRONMENT_INDEX_VARIABLES,
+    Config,
+)
 from resolver.files.requirements import load_requirements
 from resolver.model.targets import Platform, PythonVersion
 from resolver.resolve.selection import SelectionOptions
@@ -14,7 +19,9 @@ from .synthetic import SyntheticIndex, kv_connectors_index
 
 X86 = Platform("manylinux_2_28_x86_64")
 PY312 = PythonVersion(3, 12)
-INDEX_VARIABLES = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX_URL", "UV_INDEX", "UV_EXTRA_INDEX_URL")
+# Every variable pip or uv (and so this tool) reads an index or a find-links location from.
+INDEX_VARIABLES = (*ENVIRONMENT_INDEX_VARIABLES, *ENVIRONMENT_EXTRA_INDEX_VARIABLES, *ENVIRONMENT_FIND_LINKS_VARIABLES,
+                   "UV_INDEX_STRATEGY", "PIP_NO_INDEX", "UV_NO_INDEX")
 
 
 @pytest.fixture(autouse=True)
@@ -23,6 +30,8 @@ def no_indexes_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_fa
     for name in INDEX_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path_factory.getbasetemp() / "no-netrc"))
+
+
 ARM = Platform("manylinux_2_28_aarch64")
 
 

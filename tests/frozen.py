@@ -85,6 +85,9 @@ class FrozenIndex:
     def cancel(self) -> None:
         pass
 
+    def routed(self, routing: object) -> Any:
+        return self
+
 
 def _project(document: Mapping[str, Any]) -> Project:
     name = canonicalize_name(document["name"])

@@ -96,20 +96,22 @@ class HostileServer:
         self._server.server_close()
 
     def page(self, name: str, files: list[dict]) -> None:
-        """A PyPI JSON page for `name` 1.0 with these file entries (url relative to the server)."""
-        document = {"info": {"name": name}, "releases": {"1.0": files}}
-        self.answers[f"/pypi/{name}/json"] = lambda c: c.whole(200, json.dumps(document).encode(), "application/json")
+        """A PEP 691 project page for `name` with these file entries (url relative to the server)."""
+        document = {"meta": {"api-version": "1.1"}, "name": name, "files": files}
+        self.answers[f"/simple/{name}/"] = lambda c: c.whole(200, json.dumps(document).encode(), SIMPLE_JSON)
+
+SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 
 
 def file_entry(filename: str, content: bytes | None = None, size: int | None = None, sha256: str | None = None) -> dict:
     return {
         "filename": filename,
         "url": f"/packages/{filename}",
-        "digests": {"sha256": sha256 or hashlib.sha256(content or b"").hexdigest()},
-        "requires_python": None,
+        "hashes": {"sha256": sha256 or hashlib.sha256(content or b"").hexdigest()},
+        "requires-python": None,
         "yanked": False,
         "size": size if size is not None else len(content or b""),
-        "upload_time_iso_8601": "2026-01-01T00:00:00Z",
+        "upload-time": "2026-01-01T00:00:00Z",
     }
 
 

@@ -99,7 +99,9 @@ class IndexServer:
     def simple_url(self) -> str:
         return f"{self.url}/simple"
 
-    def _respond(self, method: str, path: str, range_header: str | None, authorization: str | None) -> tuple[int, dict[str, str], bytes]:
+    def _respond(
+        self, method: str, path: str, range_header: str | None, authorization: str | None, accept: str = ""
+    ) -> tuple[int, dict[str, str], bytes]:
         if self.credentials is not None:
             expected = "Basic " + base64.b64encode(":".join(self.credentials).encode()).decode()
             if authorization != expected:
@@ -107,7 +109,7 @@ class IndexServer:
         for prefix, base in self.redirects.items():
             if path.startswith(prefix):
                 return 302, {"Location": base + path}, b""
-        return self.index.respond(method, path, range_header)
+        return self.index.respond(method, path, range_header, accept)
 
     def wheel_requests(self) -> list[str]:
         """The file names of every `/packages/` request, in order."""
@@ -139,7 +141,9 @@ class IndexServer:
                 authorization = self.headers.get("Authorization")
                 with server._lock:
                     server.authorizations.append((path, authorization))
-                    status, headers, content = server._respond(self.command, path, self.headers.get("Range"), authorization)
+                    status, headers, content = server._respond(
+                        self.command, path, self.headers.get("Range"), authorization, self.headers.get("Accept", "")
+                    )
                 self.send_response(status)
                 for key, value in headers.items():
                     if key.lower() != "content-length":

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import respx
@@ -173,7 +174,7 @@ class SyntheticIndex:
     def project(self, name: str) -> Project:
         name = canonicalize_name(name)
         if name not in self.releases:
-            raise ProjectNotFound(name, f"https://index.test/pypi/{name}/json")
+            raise ProjectNotFound(name, "https://index.test/simple")
         releases = []
         for release in self.releases[name]:
             files = tuple(
@@ -210,42 +211,28 @@ class SyntheticIndex:
     def cancel(self) -> None:
         pass
 
+    def routed(self, routing: object) -> Any:
+        return self
+
     # -- HTTP ------------------------------------------------------------------------------------------------
 
     def project_page(self, name: str) -> dict:
-        """The PyPI JSON API document, with relative file URLs and a misleading info.requires_dist."""
+        """The PEP 691 JSON page (PEP 700 fields included), with relative file URLs."""
         releases = self.releases[canonicalize_name(name)]
-        newest = max(releases, key=lambda r: Version(r.version))
-        document = {
-            "info": {
-                "name": newest.name,
-                "version": newest.version,
-                # As on the real index: describes one file of the newest release, never to be trusted.
-                "requires_dist": ["this-must-not-be-used==0"],
-                "requires_python": newest.requires_python,
-            },
-            "releases": {},
-            "urls": [],
-        }
-        for release in releases:
-            # Two releases added with one version are one release whose files differ (uploads, requires-python).
-            files = document["releases"].setdefault(release.version, [])
-            files += [self._file_entry(release, filename) for filename, _ in self.files_of(release)]
-        return document
+        files = [self._file_entry(release, filename) for release in releases for filename, _ in self.files_of(release)]
+        versions = sorted({release.version for release in releases}, key=Version)
+        return {"meta": {"api-version": "1.1"}, "name": canonicalize_name(name), "files": files, "versions": versions}
 
     def _file_entry(self, release: SyntheticRelease, filename: str) -> dict:
         content = self.file_bytes(filename) or b""
         entry = {
             "filename": filename,
             "url": f"../../packages/{filename}",
-            "digests": {"sha256": hashlib.sha256(content).hexdigest()},
-            "requires_python": release.requires_python,
-            "yanked": release.yanked,
-            "yanked_reason": "broken" if release.yanked else None,
+            "hashes": {"sha256": hashlib.sha256(content).hexdigest()},
+            "requires-python": release.requires_python,
+            "yanked": "broken" if release.yanked else False,
             "size": len(content),
-            "upload_time_iso_8601": release.uploaded,
-            "packagetype": "bdist_wheel" if filename.endswith(".whl") else "sdist",
-            "core-metadata": False,
+            "upload-time": release.uploaded,
         }
         if release.core_metadata and filename.endswith(".whl"):
             entry["core-metadata"] = {"sha256": hashlib.sha256(release.metadata_text().encode()).hexdigest()}
@@ -263,25 +250,25 @@ class SyntheticIndex:
                     attributes += f' data-requires-python="{html.escape(release.requires_python)}"'
                 if release.yanked:
                     attributes += ' data-yanked="broken"'
+                if release.core_metadata and filename.endswith(".whl"):
+                    digest = hashlib.sha256(release.metadata_text().encode()).hexdigest()
+                    attributes += f' data-core-metadata="sha256={digest}" data-dist-info-metadata="sha256={digest}"'
                 links.append(f"<a {attributes}>{filename}</a><br/>")
         return "<!DOCTYPE html><html><body>\n" + "\n".join(links) + "\n</body></html>\n"
 
-    def respond(self, method: str, path: str, range_header: str | None = None) -> tuple[int, dict[str, str], bytes]:
-        """The answer of the index to one request: (status, headers, body)."""
+    def respond(
+        self, method: str, path: str, range_header: str | None = None, accept: str = ""
+    ) -> tuple[int, dict[str, str], bytes]:
+        """The answer of the index to one request: (status, headers, body). Project pages are negotiated:
+        PEP 691 JSON when asked for first (as this tool and uv ask), else PEP 503 HTML (as pip asks)."""
         self.requests.append((method, path, range_header))
-        match = re.fullmatch(r"/pypi/([^/]+)/json", path)
-        if match:
-            name = canonicalize_name(match.group(1))
-            if name not in self.releases:
-                return 404, {}, b'{"message": "Not Found"}'
-            return 200, {"Content-Type": "application/json"}, json.dumps(self.project_page(name)).encode()
-        if re.fullmatch(r"/pypi/[^/]+/[^/]+/json", path):
-            return 404, {}, b'{"message": "Not Found"}'
         match = re.fullmatch(r"/simple/([^/]+)/?", path)
         if match:
             name = canonicalize_name(match.group(1))
             if name not in self.releases:
                 return 404, {}, b"not found"
+            if accept.lstrip().startswith("application/vnd.pypi.simple.v1+json"):
+                return 200, {"Content-Type": "application/vnd.pypi.simple.v1+json"}, json.dumps(self.project_page(name)).encode()
             return 200, {"Content-Type": "text/html"}, self.simple_page(name).encode()
         match = re.fullmatch(r"/packages/(.+)\.metadata", path)
         if match and self.file_bytes(match.group(1)) is not None:
@@ -306,7 +293,7 @@ class SyntheticIndex:
             if isinstance(answer, BaseException):
                 raise answer
             return answer(request) if callable(answer) and not isinstance(answer, httpx.Response) else answer
-        status, headers, body = self.respond(request.method, request.url.path, request.headers.get("range"))
+        status, headers, body = self.respond(request.method, request.url.path, request.headers.get("range"), request.headers.get("accept", ""))
         return httpx.Response(status, headers=headers, content=body)
 
     def paths(self) -> list[str]:

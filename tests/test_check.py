@@ -228,7 +228,7 @@ def test_online_lists_newer_releases_the_requirements_allow_per_major(index, rep
     ) in out
     # No aarch64 wheel: not a candidate. cupy-cuda13x is not news for CUDA 12 (it has cupy-cuda12x).
     assert "mooncake" not in out and "cu12.txt: newer release: cupy" not in out
-    assert all(path.startswith("/pypi/") for path in index.paths())
+    assert all(path.startswith("/simple/") for path in index.paths())
 
 
 def test_online_strict_fails_with_the_upgrade_command(index, repo, capsys):
@@ -250,7 +250,7 @@ def test_online_honours_the_index_flags(index, repo, capsys):
     with respx.mock() as router:
         router.route(host="mirror.test").respond(503)
         assert main(["check", "--online", "--index-url", "https://mirror.test/simple", "--no-cache", "--retries", "0"]) == 5
-    assert "https://mirror.test/pypi/" in capsys.readouterr().err
+    assert "https://mirror.test/simple/" in capsys.readouterr().err
 
 
 def test_yanked_and_unmatched_releases_are_not_news(index, repo, capsys):

@@ -101,7 +101,7 @@ def test_unreachable_index_exits_5(repo, capsys):
         router.route(host="index.test").respond(503)
         assert main(["compile", "--cuda", "13", "--retries", "1"]) == 5
     err = capsys.readouterr().err
-    assert "https://index.test/pypi/" in err and "HTTP 503" in err and "gave up after 2 attempts" in err
+    assert "https://index.test/simple/" in err and "HTTP 503" in err and "gave up after 2 attempts" in err
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""The PyPI metadata client against respx routes: every metadata path, the fallbacks, retries, the cache."""
+"""The index client against respx routes: Simple API pages as JSON and HTML, every metadata path, the
+fallbacks, retries, the cache, and how a routing composes a project from several indexes."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 import respx
+from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from resolver.errors import (
@@ -19,7 +21,9 @@ from resolver.errors import (
     ProjectNotFound,
 )
 from resolver.index.cache import Cache
-from resolver.index.client import ClientOptions, IndexClient, json_api_root
+from resolver.index.client import ClientOptions, IndexClient
+from resolver.index.sources import Sources
+from resolver.model.indexes import IndexSource, Routing
 
 from .synthetic import SyntheticIndex
 
@@ -35,17 +39,16 @@ class Sleeps(list):
         self.append(seconds)
 
 
+INDEX = Routing((IndexSource(f"{ROOT}/simple"),))
+
+
 def client_for(cache_dir: Path | None = None, sleeps: Sleeps | None = None, **options) -> IndexClient:
-    return IndexClient(
-        ClientOptions(index_url=f"{ROOT}/simple", retries=3, **options),
-        Cache(cache_dir),
-        sleep=sleeps if sleeps is not None else Sleeps(),
-    )
+    return IndexClient(ClientOptions(retries=3, **options), Cache(cache_dir), sleep=sleeps if sleeps is not None else Sleeps())
 
 
-async def fetch(client: IndexClient, name: str, version: str | None = None, filename_part: str = ""):
+async def fetch(client: IndexClient, name: str, version: str | None = None, filename_part: str = "", routing: Routing = INDEX):
     try:
-        project = await client.project(name)
+        project = await Sources(client, routing).project(canonicalize_name(name))
         if version is None:
             return project
         release = project.release(Version(version))
@@ -76,12 +79,6 @@ def range_requests(index: SyntheticIndex) -> list[str]:
     return [path for method, path, range_header in index.requests if range_header]
 
 
-def test_json_root_is_found_from_a_simple_url():
-    assert json_api_root("https://pypi.org/simple") == "https://pypi.org/"
-    assert json_api_root("https://mirror.example/pypi/simple/") == "https://mirror.example/pypi/"
-    assert json_api_root("https://mirror.example/root") == "https://mirror.example/root/"
-
-
 def test_project_page_resolves_relative_urls_and_keeps_per_file_facts(index, mock):
     project = run(fetch(client_for(), "NIXL"))
     assert project.name == "nixl"
@@ -89,14 +86,15 @@ def test_project_page_resolves_relative_urls_and_keeps_per_file_facts(index, moc
     old = project.release(Version("1.4.0"))
     assert old.yanked and old.files[0].yanked
     assert old.files[0].requires_python == ">=3.10"
-    # "../../packages/<file>" against https://index.test/pypi/nixl/json
+    # "../../packages/<file>" against https://index.test/simple/nixl/
     assert project.releases[0].files[0].url == f"{ROOT}/packages/nixl-1.5.1-py3-none-any.whl"
-    assert index.paths() == ["/pypi/nixl/json"]
+    assert project.releases[0].files[0].upload_time is not None and project.releases[0].files[0].size
+    assert project.releases[0].files[0].index == f"{ROOT}/simple"
+    assert index.paths() == ["/simple/nixl/"]
 
 
-def test_dependencies_come_from_the_file_never_from_info_requires_dist(index, mock):
+def test_dependencies_come_from_the_file(index, mock):
     metadata = run(fetch(client_for(), "nixl", "1.5.1"))
-    assert "this-must-not-be-used==0" not in metadata.requires_dist
     assert metadata.requires_dist == ("nixl-cu12==1.5.1", "nixl-cu13==1.5.1", 'nixl-cu13==1.5.1; extra == "cu13"')
     assert metadata.provides_extra == ("cu13",)
     assert metadata.source == "range"
@@ -105,7 +103,7 @@ def test_dependencies_come_from_the_file_never_from_info_requires_dist(index, mo
 def test_pep658_metadata_is_used_when_advertised(index, mock):
     metadata = run(fetch(client_for(), "metadata-served", "1.0"))
     assert metadata.source == "pep658" and metadata.requires_dist == ("requests",)
-    assert index.paths() == ["/pypi/metadata-served/json", "/packages/metadata_served-1.0-py3-none-any.whl.metadata"]
+    assert index.paths() == ["/simple/metadata-served/", "/packages/metadata_served-1.0-py3-none-any.whl.metadata"]
 
 
 def test_pep658_with_a_wrong_hash_falls_back(index, mock):
@@ -114,43 +112,6 @@ def test_pep658_with_a_wrong_hash_falls_back(index, mock):
     metadata = run(fetch(client_for(), "metadata-served", "1.0"))
     assert metadata.source == "range" and metadata.name == "metadata-served"
     assert release.requires == metadata.requires_dist
-
-
-def test_per_version_page_is_used_when_the_index_serves_it(index, mock):
-    index.override(
-        "/pypi/nixl/1.5.1/json",
-        httpx.Response(200, json={"info": {"name": "nixl", "version": "1.5.1", "requires_dist": ["nixl-cu12==1.5.1"], "requires_python": ">=3.10"}}),
-    )
-    metadata = run(fetch(client_for(), "nixl", "1.5.1"))
-    assert metadata.source == "version-json"
-    assert metadata.requires_dist == ("nixl-cu12==1.5.1",) and metadata.requires_python == ">=3.10"
-    assert range_requests(index) == []
-
-
-def test_per_version_page_for_another_version_is_not_trusted(index, mock):
-    # As seen on the real index: info describing 1.5.2 while 1.5.1 was asked for.
-    index.override(
-        "/pypi/nixl/1.5.1/json",
-        httpx.Response(200, json={"info": {"name": "nixl", "version": "1.5.2", "requires_dist": ["nixl-cu12==1.5.2"]}}),
-    )
-    metadata = run(fetch(client_for(), "nixl", "1.5.1"))
-    assert metadata.source == "range" and "nixl-cu12==1.5.1" in metadata.requires_dist
-
-
-def test_an_index_without_per_version_pages_is_asked_once(index, mock):
-    async def both():
-        client = client_for()
-        try:
-            first = await client.project("nixl")
-            second = await client.project("big-wheel")
-            await client.metadata(first.releases[0], first.releases[0].files[0])
-            await client.metadata(second.releases[0], second.releases[0].files[0])
-        finally:
-            await client.close()
-
-    run(both())
-    version_pages = [p for p in index.paths() if p.count("/") == 4 and p.startswith("/pypi/")]
-    assert version_pages == ["/pypi/nixl/1.5.1/json"]
 
 
 def test_small_wheel_is_read_with_one_range_request(index, mock):
@@ -180,12 +141,12 @@ def test_unknown_project_is_a_clear_error(index, mock):
     with pytest.raises(ProjectNotFound) as failure:
         run(fetch(client_for(), "no-such-project"))
     assert failure.value.exit_code == 2
-    assert "no-such-project" in str(failure.value) and f"{ROOT}/pypi/no-such-project/json" in str(failure.value)
+    assert "no project named 'no-such-project' on https://index.test/simple" in str(failure.value)
 
 
 def test_429_waits_as_long_as_retry_after_says(index, mock):
     page = json.dumps(index.project_page("nixl")).encode()
-    index.override("/pypi/nixl/json", httpx.Response(429, headers={"Retry-After": "7"}), httpx.Response(200, content=page))
+    index.override("/simple/nixl/", httpx.Response(429, headers={"Retry-After": "7"}), httpx.Response(200, content=page))
     sleeps = Sleeps()
     project = run(fetch(client_for(sleeps=sleeps), "nixl"))
     assert project.name == "nixl" and sleeps == [7.0]
@@ -193,7 +154,7 @@ def test_429_waits_as_long_as_retry_after_says(index, mock):
 
 def test_5xx_and_connection_errors_are_retried_with_backoff(index, mock):
     page = json.dumps(index.project_page("nixl")).encode()
-    index.override("/pypi/nixl/json", httpx.Response(503), httpx.ConnectError("refused"), httpx.Response(200, content=page))
+    index.override("/simple/nixl/", httpx.Response(503), httpx.ConnectError("refused"), httpx.Response(200, content=page))
     sleeps = Sleeps()
     client = client_for(sleeps=sleeps)
     assert run(fetch(client, "nixl")).name == "nixl"
@@ -202,33 +163,52 @@ def test_5xx_and_connection_errors_are_retried_with_backoff(index, mock):
 
 
 def test_persistent_server_error_names_the_url_and_status(index, mock):
-    index.override("/pypi/nixl/json", lambda request: httpx.Response(500))
+    index.override("/simple/nixl/", lambda request: httpx.Response(500))
     sleeps = Sleeps()
     with pytest.raises(IndexUnavailable) as failure:
         run(fetch(client_for(sleeps=sleeps), "nixl"))
     assert failure.value.exit_code == 5 and failure.value.status == 500
-    assert f"{ROOT}/pypi/nixl/json" in str(failure.value) and "HTTP 500" in str(failure.value)
+    assert f"{ROOT}/simple/nixl/" in str(failure.value) and "HTTP 500" in str(failure.value)
     assert "4 attempts" in str(failure.value)
     assert len(sleeps) == 3
 
 
 def test_timeouts_are_retried_then_reported(index, mock):
-    index.override("/pypi/nixl/json", *(httpx.ReadTimeout("slow") for _ in range(4)))
+    index.override("/simple/nixl/", *(httpx.ReadTimeout("slow") for _ in range(4)))
     with pytest.raises(IndexUnavailable) as failure:
         run(fetch(client_for(), "nixl"))
     assert "timed out" in str(failure.value) and "4 attempts" in str(failure.value)
 
 
-def test_html_where_json_was_expected(index, mock):
-    index.override("/pypi/nixl/json", httpx.Response(200, content=b"<html><body>Login</body></html>", headers={"Content-Type": "text/html"}))
+def test_an_html_page_is_read_as_pep_503(index, mock):
+    """An index that answers HTML to the JSON request (the PyTorch index does): links with their attributes."""
+    page = index.simple_page("nixl").encode()
+    index.override("/simple/nixl/", httpx.Response(200, content=page, headers={"Content-Type": "text/html"}))
+    project = run(fetch(client_for(), "nixl"))
+    assert [str(r.version) for r in project.releases] == ["1.5.1", "1.4.0"]
+    old = project.release(Version("1.4.0"))
+    assert old.yanked and old.files[0].requires_python == ">=3.10"
+    assert project.releases[0].files[0].sha256 == hashlib.sha256(index.file_bytes(project.releases[0].files[0].filename)).hexdigest()
+
+
+def test_a_login_page_is_an_index_with_no_such_project_not_a_crash(index, mock):
+    index.override("/simple/nixl/", httpx.Response(200, content=b"<html><body>Login</body></html>", headers={"Content-Type": "text/html"}))
+    with pytest.raises(ProjectNotFound):
+        run(fetch(client_for(), "nixl"))
+
+
+def test_json_that_is_not_a_project_page(index, mock):
+    content_type = {"Content-Type": "application/vnd.pypi.simple.v1+json"}
+    index.override("/simple/nixl/", httpx.Response(200, content=b'{"projects": []}', headers=content_type))
     with pytest.raises(IndexUnavailable) as failure:
         run(fetch(client_for(), "nixl"))
-    assert "HTML" in str(failure.value) and f"{ROOT}/pypi/nixl/json" in str(failure.value)
+    assert "not a PEP 691 project page" in str(failure.value) and f"{ROOT}/simple/nixl/" in str(failure.value)
 
 
 def test_truncated_json(index, mock):
     page = json.dumps(index.project_page("nixl")).encode()
-    index.override("/pypi/nixl/json", httpx.Response(200, content=page[: len(page) // 2]))
+    content_type = {"Content-Type": "application/vnd.pypi.simple.v1+json"}
+    index.override("/simple/nixl/", httpx.Response(200, content=page[: len(page) // 2], headers=content_type))
     with pytest.raises(IndexUnavailable) as failure:
         run(fetch(client_for(), "nixl"))
     assert "truncated" in str(failure.value)
@@ -277,7 +257,7 @@ def test_project_page_is_revalidated_with_its_etag(index, mock, tmp_path):
             return httpx.Response(304)
         return httpx.Response(200, content=page, headers={"ETag": '"v1"'})
 
-    index.override("/pypi/nixl/json", answer)
+    index.override("/simple/nixl/", answer)
     run(fetch(client_for(tmp_path), "nixl"))
     project = run(fetch(client_for(tmp_path), "nixl"))
     assert seen == [None, '"v1"'] and project.releases[0].version == Version("1.5.1")
@@ -297,7 +277,7 @@ def test_a_cache_directory_that_cannot_be_written_degrades_to_no_cache(index, mo
     """/proc refuses new files to every user, root included (a chmod would not stop root)."""
     warnings = []
     cache = Cache(Path("/proc/self/cuda-constraints-cache"), warn=warnings.append)
-    client = IndexClient(ClientOptions(index_url=f"{ROOT}/simple"), cache, sleep=Sleeps())
+    client = IndexClient(ClientOptions(), cache, sleep=Sleeps())
     metadata = run(fetch(client, "nixl", "1.5.1"))
     assert metadata.name == "nixl"
     assert len(warnings) == 1 and "cannot be written" in warnings[0] and "continuing without caching" in warnings[0]
@@ -307,14 +287,15 @@ def test_requests_are_coalesced(index, mock):
     async def many():
         client = client_for()
         try:
-            projects = await asyncio.gather(*(client.project("nixl") for _ in range(10)))
+            sources = Sources(client, INDEX)
+            projects = await asyncio.gather(*(sources.project(canonicalize_name("nixl")) for _ in range(10)))
             release = projects[0].releases[0]
             await asyncio.gather(*(client.metadata(release, release.files[0]) for _ in range(10)))
         finally:
             await client.close()
 
     run(many())
-    assert index.paths().count("/pypi/nixl/json") == 1
+    assert index.paths().count("/simple/nixl/") == 1
     assert len(range_requests(index)) == 1
 
 

@@ -15,6 +15,7 @@ from .conftest import snapshot as snapshot_of
 from .synthetic import kv_connectors_index, served, write_project
 
 FAST = ["--retries", "1", "--no-cache"]
+JSON = {"Content-Type": "application/vnd.pypi.simple.v1+json"}
 
 
 @pytest.fixture
@@ -44,17 +45,19 @@ def assert_untouched(repo: Path, before: dict[str, bytes]) -> None:
 @pytest.mark.parametrize(
     ("path", "answers", "exit_code", "words"),
     [
-        ("/pypi/numpy/json", [httpx.ReadTimeout("slow")] * 2, 5, ["https://index.test/pypi/numpy/json", "timed out", "2 attempts"]),
-        ("/pypi/numpy/json", [httpx.RemoteProtocolError("peer closed connection")] * 2, 5, ["connection broken"]),
-        ("/pypi/numpy/json", [httpx.ConnectError("connection refused")] * 2, 5, ["cannot connect"]),
-        ("/pypi/numpy/json", [httpx.Response(503)] * 2, 5, ["HTTP 503", "server error"]),
-        ("/pypi/numpy/json", [httpx.Response(500)] * 2, 5, ["HTTP 500"]),
-        ("/pypi/numpy/json", [httpx.Response(429)] * 2, 5, ["HTTP 429", "rate limited"]),
-        ("/pypi/numpy/json", [httpx.Response(403)], 5, ["HTTP 403", "access denied"]),
-        ("/pypi/numpy/json", [httpx.Response(200, content=b'{"info": {"name": "numpy"}, "releases": {"2.3.0": [{"filen')], 5, ["truncated JSON"]),
-        ("/pypi/numpy/json", [httpx.Response(200, content=b"<!DOCTYPE html><title>Sign in</title>", headers={"Content-Type": "text/html"})], 5, ["answered HTML"]),
-        ("/pypi/numpy/json", [httpx.Response(200, json={"info": {"name": "numpy"}, "releases": []})], 5, ["not a PyPI JSON project page"]),
-        ("/pypi/numpy/json", [httpx.Response(200, json={"info": {"name": "scipy"}, "releases": {}})], 5, ["answered the page of 'scipy'"]),
+        ("/simple/numpy/", [httpx.ReadTimeout("slow")] * 2, 5, ["https://index.test/simple/numpy/", "timed out", "2 attempts"]),
+        ("/simple/numpy/", [httpx.RemoteProtocolError("peer closed connection")] * 2, 5, ["connection broken"]),
+        ("/simple/numpy/", [httpx.ConnectError("connection refused")] * 2, 5, ["cannot connect"]),
+        ("/simple/numpy/", [httpx.Response(503)] * 2, 5, ["HTTP 503", "server error"]),
+        ("/simple/numpy/", [httpx.Response(500)] * 2, 5, ["HTTP 500"]),
+        ("/simple/numpy/", [httpx.Response(429)] * 2, 5, ["HTTP 429", "rate limited"]),
+        ("/simple/numpy/", [httpx.Response(403)], 5, ["HTTP 403", "access denied"]),
+        ("/simple/numpy/", [httpx.Response(200, content=b'{"name": "numpy", "files": [{"filen', headers=JSON)], 5, ["truncated JSON"]),
+        ("/simple/numpy/", [httpx.Response(200, content=b"<!DOCTYPE html><title>Sign in</title>", headers={"Content-Type": "text/html"})],
+         2, ["no project named 'numpy'", "https://index.test/simple answered a page that lists no files of it"]),
+        ("/simple/numpy/", [httpx.Response(200, content=b'{"name": "numpy", "files": {}}', headers=JSON)], 5, ["not a PEP 691 project page"]),
+        ("/simple/numpy/", [httpx.Response(200, content=b'{"name": "scipy", "files": []}', headers=JSON)], 5, ["answered the page of 'scipy'"]),
+        ("/simple/numpy/", [httpx.Response(200, content=b"numpy 2.3.0", headers={"Content-Type": "text/plain"})], 5, ["answered text/plain"]),
     ],
 )
 def test_broken_index_answers(repo, index, capsys, path, answers, exit_code, words):

@@ -96,7 +96,7 @@ def test_a_missing_include_names_the_including_line(tmp_path):
         ("-e ./local", "editable installs are not supported"),
         ("./vendor/nixl", "local paths are not supported"),
         ("dist/nixl-1.0-py3-none-any.whl", "local paths are not supported"),
-        ("--find-links /wheels", "option --find-links is not supported here"),
+        ("--trusted-host example.com", "option --trusted-host is not supported here"),
         ("nixl >=> 1", "not a valid requirement"),
         ("-c", "-c needs a file name"),
         ("--pre yes", "--pre takes no value"),

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from .hostile_server import (
+    SIMPLE_JSON,
     HostileServer,
     deflated,
     end_record,
@@ -159,14 +160,14 @@ def test_a_damaged_end_record_cannot_ask_for_a_huge_directory(tmp_path):
 
 def test_a_page_that_never_ends_is_cut_off_at_the_page_limit(tmp_path):
     with HostileServer() as server:
-        server.answers["/pypi/bomb/json"] = lambda c: c.stream(200, endless(b'{"info": {"name": "bomb"}, "releases": {"1.0": [' + b" " * 65000), **{"Content-Type": "application/json"})
+        server.answers["/simple/bomb/"] = lambda c: c.stream(200, endless(b'{"name": "bomb", "files": [' + b" " * 65000), **{"Content-Type": SIMPLE_JSON})
         finished = run(["compile", *ONE_TARGET, "--max-page-size", "8", "--index-url", f"{server.url}/simple"], project(tmp_path, "bomb\n"))
-    one_clear_error(finished, "/pypi/bomb/json", "sent more", "8 MiB")
+    one_clear_error(finished, "/simple/bomb/", "sent more", "8 MiB")
 
 
 def test_a_page_that_declares_too_much_is_not_read(tmp_path):
     with HostileServer() as server:
-        server.answers["/pypi/bomb/json"] = lambda c: c.head(200, {"Content-Length": str(1 << 30)}) or c.send(b"{" * 1000)
+        server.answers["/simple/bomb/"] = lambda c: c.head(200, {"Content-Length": str(1 << 30)}) or c.send(b"{" * 1000)
         finished = run(["compile", *ONE_TARGET, "--index-url", f"{server.url}/simple"], project(tmp_path, "bomb\n"))
     one_clear_error(finished, "declares 1,073,741,824 bytes", "64 MiB")
 
@@ -175,24 +176,24 @@ def test_a_page_that_declares_too_much_is_not_read(tmp_path):
 def test_json_nested_200000_deep_is_a_clear_error(tmp_path, command):
     deep = b'{"info": {"name": "bomb"}, "releases": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
     with HostileServer() as server:
-        server.answers["/pypi/bomb/json"] = lambda c: c.whole(200, deep, "application/json")
+        server.answers["/simple/bomb/"] = lambda c: c.whole(200, deep, SIMPLE_JSON)
         arguments = ["compile", *ONE_TARGET] if command == "compile" else ["inspect", "bomb", "--no-cache", "--retries", "0"]
         finished = run([*arguments, "--index-url", f"{server.url}/simple"], project(tmp_path, "bomb\n"))
-    one_clear_error(finished, "/pypi/bomb/json", "nested more than")
+    one_clear_error(finished, "/simple/bomb/", "nested more than")
 
 
 def test_a_server_that_drips_is_cut_off_at_the_deadline(tmp_path):
     with HostileServer() as server:
-        server.answers["/pypi/bomb/json"] = lambda c: c.stream(200, endless(b"[", delay=0.5), **{"Content-Type": "application/json"})
+        server.answers["/simple/bomb/"] = lambda c: c.stream(200, endless(b"[", delay=0.5), **{"Content-Type": SIMPLE_JSON})
         arguments = ["compile", *ONE_TARGET, "--timeout", "2", "--deadline", "3", "--index-url", f"{server.url}/simple"]
         finished = run(arguments, project(tmp_path, "bomb\n"))
-    one_clear_error(finished, "/pypi/bomb/json", "did not finish within 3s")
+    one_clear_error(finished, "/simple/bomb/", "did not finish within 3s")
     assert finished.seconds < 15
 
 
 def test_the_deadline_follows_the_timeout_by_default(tmp_path):
     with HostileServer() as server:
-        server.answers["/pypi/bomb/json"] = lambda c: c.stream(200, endless(b"[", delay=0.2), **{"Content-Type": "application/json"})
+        server.answers["/simple/bomb/"] = lambda c: c.stream(200, endless(b"[", delay=0.2), **{"Content-Type": SIMPLE_JSON})
         finished = run(["compile", *ONE_TARGET, "--timeout", "0.5", "--index-url", f"{server.url}/simple"], project(tmp_path, "bomb\n"))
     one_clear_error(finished, "did not finish within 5s")
 

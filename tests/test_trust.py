@@ -60,7 +60,7 @@ class LyingIndex(ServedIndex):
     def _file_entry(self, release, filename):
         entry = super()._file_entry(release, filename)
         if filename.startswith("goodpkg"):
-            entry["digests"]["sha256"] = self.claimed
+            entry["hashes"]["sha256"] = self.claimed
         return entry
 
 
@@ -153,7 +153,7 @@ def test_no_secret_in_any_file_or_output(tmp_path, inside, capsys):
         assert "export PIP_INDEX_URL='http://ci:****@127.0.0.1" in outputs[-1].out
         # A server error answered to a URL with the secret.
         server.credentials = None
-        server.redirects["/pypi/"] = "http://127.0.0.1:9"  # nothing listens there: connection refused
+        server.redirects["/simple/"] = "http://127.0.0.1:9"  # nothing listens there: connection refused
         assert main(["compile", *ONE_TARGET, "-U", "--index-url", secret_url, "--no-cache", "--retries", "0"]) == 5
         outputs.append(capsys.readouterr())
         assert "cannot connect" in outputs[-1].err
@@ -198,7 +198,7 @@ def test_uv_default_index_wins_over_pip_index_url(monkeypatch):
     monkeypatch.setenv("PIP_INDEX_URL", "https://pip.example/simple")
     monkeypatch.setenv("UV_DEFAULT_INDEX", "https://uv.example/simple")
     config = load_config(Path("/nonexistent"))
-    assert config.default_index_url == "https://uv.example/simple" and config.environment_index_source == "UV_DEFAULT_INDEX"
+    assert config.default_index_url == "https://uv.example/simple" and config.environment.index_source == "UV_DEFAULT_INDEX"
 
 
 def test_index_precedence_flag_then_requirements_line_then_configuration_then_environment(tmp_path, monkeypatch):
@@ -248,7 +248,7 @@ def test_credentials_are_not_sent_after_a_redirect_to_another_host(tmp_path, ins
     with IndexServer(files) as file_host, IndexServer(kv_served()) as index:
         index.redirects["/packages/"] = file_host.url
         assert main(["compile", *ONE_TARGET, "--no-cache", "--index-url", with_secret(index.simple_url)]) == 0
-        assert any(path.startswith("/pypi/") and auth for path, auth in index.authorizations)
+        assert any(path.startswith("/simple/") and auth for path, auth in index.authorizations)
         assert file_host.authorizations and all(auth is None for _, auth in file_host.authorizations)
 
 
@@ -308,8 +308,8 @@ def test_control_characters_from_an_index_cannot_forge_log_lines(tmp_path, insid
         def page_with_a_hostile_url(name: str) -> dict:
             document = original(name)
             if name == "aiohttp":
-                for files in document["releases"].values():
-                    files.append({**files[0], "filename": "aiohttp-9.9.9\n::error::x.whl", "url": "../../x\n::error::x"})
+                files = document["files"]
+                files.append({**files[0], "filename": "aiohttp-9.9.9\n::error::x.whl", "url": "../../x\n::error::x"})
             return document
 
         index.project_page = page_with_a_hostile_url  # type: ignore[method-assign]

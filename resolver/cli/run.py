@@ -12,6 +12,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from ..commands.check import (
+    CheckedFile,
     CheckReport,
     check_constraints,
     describe_newer,
@@ -34,6 +35,7 @@ from ..commands.options import (
     environments,
     with_index_url,
 )
+from ..commands.routing import IndexChoice, routing_for
 from ..commands.verify import render_table
 from ..errors import (
     CheckFailed,
@@ -41,7 +43,6 @@ from ..errors import (
     NewerReleasesAllowed,
     UsageError,
 )
-from ..errors.display import redact_url
 from ..files.config import Config, load_config
 from ..files.output_dir import OutputDirectory
 from ..files.sets import read_at_head, read_directory, read_paths
@@ -63,14 +64,10 @@ PROG = "cuda-constraints"
 # -- shared helpers -----------------------------------------------------------------------------------------
 
 
-def open_index(args: argparse.Namespace, index_url: str, config: Config, progress: Progress | None = None) -> BlockingIndex:
+def open_index(args: argparse.Namespace, config: Config, *urls: str, progress: Progress | None = None) -> BlockingIndex:
+    """The indexes, with credentials for every URL the tool was given (`urls`: the flags' and the files')."""
     if args.no_cache and args.offline:
         raise UsageError("--offline needs the cache; drop --no-cache")
-    if config.environment_extra_index_urls:
-        raise UsageError(
-            f"the environment names extra indexes ({', '.join(redact_url(u) for u in config.environment_extra_index_urls)}); "
-            "resolution reads one index: unset UV_INDEX, UV_EXTRA_INDEX_URL and PIP_EXTRA_INDEX_URL for this command"
-        )
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
     warn = progress.warning if progress else (lambda message: print(f"warning: {message}", file=sys.stderr))
     cache = Cache(cache_dir, warn=warn)
@@ -81,22 +78,43 @@ def open_index(args: argparse.Namespace, index_url: str, config: Config, progres
         deadline=args.deadline if args.deadline is not None else 10 * args.timeout,
     )
     options = ClientOptions(
-        index_url=index_url,
         offline=args.offline,
         refresh=args.refresh,
         retries=args.retries,
         timeout=args.timeout,
         limits=limits,
-        credentials=credential_store(config, index_url),
+        credentials=credential_store(config, *urls),
     )
     return BlockingIndex(lambda: IndexClient(options, cache))
 
 
 def credential_store(config: Config, *urls: str | None) -> CredentialStore:
-    """Credentials from every index URL the tool was given (flag, file, configuration, environment), and
+    """Credentials from every index URL the tool was given (flags, files, configuration, environment), and
     from `~/.netrc` and keyring."""
-    given = [*urls, config.index_url, config.environment_index_url]
+    majors = config.majors.values()
+    given = [
+        *urls, config.index_url, *config.indexes.extra_index_urls, *(index.url for index in config.indexes.named),
+        config.environment.index_url, *config.environment.extra_index_urls,
+        *(url for major in majors for url in (major.indexes.index_url, *major.indexes.extra_index_urls)),
+    ]
     return CredentialStore([url for url in given if url])
+
+
+def flag_choice(args: argparse.Namespace, default_index_url: str) -> IndexChoice:
+    """The indexes the index flags of `inspect` or `check --online` give."""
+    return IndexChoice(
+        args.index_url or default_index_url, tuple(args.extra_index_url or ()), tuple(args.find_links or ()),
+        bool(args.no_index), args.index_strategy,
+    )
+
+
+def _file_choice(args: argparse.Namespace, checked: CheckedFile) -> IndexChoice:
+    """The indexes a checked file was compiled from, unless index flags say otherwise."""
+    assert checked.request is not None and checked.requirements_input is not None
+    flags = flag_choice(args, checked.request.index_url)
+    if flags != IndexChoice(checked.request.index_url):
+        return flags
+    return IndexChoice.of(checked.request, checked.requirements_input)
 
 
 # -- compile ------------------------------------------------------------------------------------------------
@@ -107,13 +125,8 @@ def run_compile(args: argparse.Namespace) -> int:
     request = compile_request(args, config)
     progress = args.progress
     requirements_input = read_input(request)
-    if requirements_input.extra_index_urls:
-        raise UsageError(
-            f"--extra-index-url ({requirements_input.extra_index_urls[0]}) is not supported: resolution reads one "
-            "index; point --index-url at a mirror that serves every project"
-        )
     request = with_index_url(request, args.index_url, requirements_input)
-    with open_index(args, request.index_url, config, progress) as index:
+    with open_index(args, config, *IndexChoice.of(request, requirements_input).urls, progress=progress) as index:
         result = compile_constraints(
             request,
             requirements_input,
@@ -152,8 +165,10 @@ def run_inspect(args: argparse.Namespace) -> int:
     version = Version(specifiers[0].version) if specifiers else None
     pythons, platforms = environments(args, config)
     targets = environment_grid(pythons, platforms)
-    with open_index(args, args.index_url or config.default_index_url, config) as index:
-        report = inspect_release(index, canonicalize_name(requirement.name), version, targets, config.family_table())
+    choice = flag_choice(args, config.default_index_url)
+    with open_index(args, config, *choice.urls) as index:
+        source = index.routed(routing_for(config, choice, 0))
+        report = inspect_release(source, canonicalize_name(requirement.name), version, targets, config.family_table())
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
@@ -183,13 +198,12 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def _check_online(args: argparse.Namespace, report: CheckReport, config: Config) -> int:
-    checked_files = [c for c in report.files if c.request is not None]
+    checked_files = [c for c in report.files if c.request is not None and c.requirements_input is not None]
     newer = []
-    for index_url in sorted({args.index_url or c.request.index_url for c in checked_files}):  # type: ignore[union-attr]
-        with open_index(args, index_url, config) as index:
-            for checked in checked_files:
-                if (args.index_url or checked.request.index_url) == index_url:  # type: ignore[union-attr]
-                    newer += newer_releases(checked, index)
+    with open_index(args, config, *(url for c in checked_files for url in _file_choice(args, c).urls)) as index:
+        for checked in checked_files:
+            routing = routing_for(config, _file_choice(args, checked), checked.major)
+            newer += newer_releases(checked, index.routed(routing))
     if not newer:
         print("no newer releases that the requirements allow")
         return 0

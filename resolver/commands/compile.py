@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.specifiers import SpecifierSet
@@ -45,9 +45,10 @@ from ..resolve.policy import Policy
 from ..resolve.provider import CudaProvider
 from ..resolve.resolution import Reporter, TargetResolution, resolve_target
 from ..resolve.selection import SelectionOptions, Selector
-from ..resolve.source import Index
+from ..resolve.source import Index, Indexes
 from ..resolve.swaps import MajorInput, roots_for, swap_for_major
 from .options import CompileRequest, describe_options
+from .routing import IndexChoice, routing_for
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -69,6 +70,8 @@ class CompileResult:
     outcomes: list[MajorOutcome]
     skipped_majors: dict[int, str]
     seconds: float
+    # With --keep-going: the majors that failed (the others were written).
+    failures: list[CudaConstraintsError] = field(default_factory=list)
 
 
 def read_input(request: CompileRequest) -> RequirementsInput:
@@ -85,7 +88,7 @@ def read_input(request: CompileRequest) -> RequirementsInput:
 def compile_constraints(
     request: CompileRequest,
     requirements_input: RequirementsInput,
-    index: Index,
+    index: Indexes,
     progress: Progress = lambda message: None,
     reporter_for: Callable[[Target], Reporter] | None = None,
 ) -> CompileResult:
@@ -97,24 +100,26 @@ def compile_constraints(
     # Held from reading the existing files to writing the new ones: a second run waits, then starts
     # from what the first wrote.
     with contextlib.nullcontext() if request.dry_run else output.locked():
-        plans = {major: _plan(request, requirements_input, families, major, environments) for major in majors}
-        index.start_crawl([(p.policy(env, p.preferred[env]), p.roots[env]) for p in plans.values() for env in environments])
-        results = _resolve_every_major(index, plans, environments, progress, reporter_for)
-        outcomes = [_outcome(request, requirements_input, plans[major], results[major], environments) for major in majors]
+        plans = {major: _plan(request, requirements_input, families, major, environments, index) for major in majors}
+        for plan in plans.values():
+            plan.source.start_crawl([(plan.policy(env, plan.preferred[env]), plan.roots[env]) for env in environments])
+        results, failures = _resolve_every_major(plans, environments, progress, reporter_for, request.keep_going)
+        outcomes = [_outcome(request, requirements_input, plans[major], results[major], environments) for major in results]
         changed = {o.path.name: o.text for o in outcomes if o.changed}
         if not request.dry_run:
             written = ", ".join(display_path(request.output_dir / name) for name in sorted(changed))
             output.replace(changed, f"{written} were written" if len(changed) > 1 else f"{written} was written")
-    return CompileResult(outcomes, skipped, time.monotonic() - started)
+    return CompileResult(outcomes, skipped, time.monotonic() - started, failures)
 
 
 def _majors(
-    request: CompileRequest, requirements_input: RequirementsInput, index: Index, families: FamilyTable, progress: Progress
+    request: CompileRequest, requirements_input: RequirementsInput, index: Indexes, families: FamilyTable, progress: Progress
 ) -> tuple[list[int], dict[int, str]]:
     """The majors to resolve: as configured, or (`auto`) those every family of the input has on the index."""
     if not isinstance(request.majors, str):
         return list(request.majors), {}
-    majors, skipped = discover_majors(index, requirements_input, families)
+    shared = index.routed(routing_for(request.config, IndexChoice.of(request, requirements_input), 0))
+    majors, skipped = discover_majors(shared, requirements_input, families)
     progress(f"CUDA majors on the index: {', '.join(map(str, majors)) or 'none'}")
     if not majors:
         raise UsageError("--cuda auto found no CUDA major for which every variant family of the input has a member")
@@ -122,23 +127,25 @@ def _majors(
 
 
 def _resolve_every_major(
-    index: Index,
     plans: Mapping[int, _MajorPlan],
     environments: tuple[Environment, ...],
     progress: Progress,
     reporter_for: Callable[[Target], Reporter] | None,
-) -> dict[int, list[TargetResolution]]:
-    """The majors in parallel (the platforms of one after another); every failing major is reported."""
+    keep_going: bool,
+) -> tuple[dict[int, list[TargetResolution]], list[CudaConstraintsError]]:
+    """The majors in parallel (the platforms of one after another); every failing major is reported, and
+    unless `keep_going`, one failure stops them all (nothing is written)."""
     with ThreadPoolExecutor(max_workers=len(plans)) as pool:
-        futures = {major: pool.submit(_resolve_major, index, plan, environments, progress, reporter_for) for major, plan in plans.items()}
+        futures = {major: pool.submit(_resolve_major, plan, environments, progress, reporter_for) for major, plan in plans.items()}
         try:
             results, errors = _gather(futures)
         except KeyboardInterrupt:
-            index.cancel()  # the resolver threads stop at their next request, not after their work
+            for plan in plans.values():
+                plan.source.cancel()  # the resolver threads stop at their next request, not after their work
             raise
-    if errors:
+    if errors and not (keep_going and results):
         raise errors[0] if len(errors) == 1 else SeveralFailed(errors)
-    return results
+    return results, errors
 
 
 def _outcome(
@@ -185,7 +192,8 @@ class _MajorPlan:
     roots: dict[Environment, list[Req]]
     constraints: dict[Environment, dict[NormalizedName, list[Req]]]
     preferred: dict[Environment, dict[NormalizedName, Version]]
-    environments: tuple[Environment, ...] = ()
+    environments: tuple[Environment, ...]
+    source: Index  # the indexes as this major's routing sees them
 
     def siblings(self, environment: Environment) -> tuple[Environment, ...]:
         return tuple(e for e in self.environments if e.python == environment.python)
@@ -195,11 +203,11 @@ class _MajorPlan:
         selector = Selector(self.major, environment, self.siblings(environment), self.families, self.selection)
         return Policy(selector, self.constraints[environment], preferred, pre=self.selection.pre)
 
-    def provider(self, index: Index, environment: Environment, preferred: Mapping[NormalizedName, Version]) -> CudaProvider:
+    def provider(self, environment: Environment, preferred: Mapping[NormalizedName, Version]) -> CudaProvider:
         """A provider for one target, whose pinned candidates' subtrees are crawled ahead."""
         policy = self.policy(environment, preferred)
-        crawl_rules = policy.fork()
-        return CudaProvider(policy, index, on_dependencies=lambda requirements: index.start_crawl([(crawl_rules, requirements)]))
+        crawl_rules, source = policy.fork(), self.source
+        return CudaProvider(policy, source, on_dependencies=lambda requirements: source.start_crawl([(crawl_rules, requirements)]))
 
 
 def _plan(
@@ -208,8 +216,10 @@ def _plan(
     families: FamilyTable,
     major: int,
     environments: tuple[Environment, ...],
+    index: Indexes,
 ) -> _MajorPlan:
     major_input = swap_for_major(requirements_input, families, major)
+    source = index.routed(routing_for(request.config, IndexChoice.of(request, requirements_input), major))
     path = request.output_dir / f"cu{major}.txt"
     old_text, old = _existing(path)
     roots, constraints, preferred = {}, {}, {}
@@ -224,7 +234,9 @@ def _plan(
     selection = request.selection if not requirements_input.pre else SelectionOptions(
         True, request.selection.allow_sdist, request.selection.allow_sdist_packages, request.selection.exclude_newer
     )
-    return _MajorPlan(major, major_input, path, old, old_text, families, selection, roots, constraints, preferred, environments)
+    return _MajorPlan(
+        major, major_input, path, old, old_text, families, selection, roots, constraints, preferred, environments, source
+    )
 
 
 def _existing(path: Path) -> tuple[str | None, ConstraintsDocument | None]:
@@ -246,7 +258,6 @@ def _existing(path: Path) -> tuple[str | None, ConstraintsDocument | None]:
 
 
 def _resolve_major(
-    index: Index,
     plan: _MajorPlan,
     environments: Sequence[Environment],
     progress: Progress,
@@ -260,7 +271,7 @@ def _resolve_major(
             first = {name: pin.version for name, pin in resolutions[0].pins.items()}
             preferred = {**first, **preferred}
         progress(f"Resolving CUDA {plan.major} for {environment}")
-        provider = plan.provider(index, environment, preferred)
+        provider = plan.provider(environment, preferred)
         resolution = resolve_target(
             provider, target, plan.roots[environment], reporter_for(target) if reporter_for else None
         )

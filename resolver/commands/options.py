@@ -23,7 +23,8 @@ from packaging.version import InvalidVersion, Version
 
 from ..errors import UsageError
 from ..errors.display import redact_url
-from ..files.config import Config, parse_date
+from ..files.config import Config
+from ..files.config_reader import parse_date
 from ..files.options import OPTIONS, Option, Scope, options
 from ..files.requirements import RequirementsInput, relative_to_root
 from ..model.distributions import DEFAULT_INDEX_URL
@@ -49,6 +50,13 @@ class CompileRequest:
     upgrade: bool = False
     upgrade_packages: Mapping[NormalizedName, Version | None] = field(default_factory=dict)
     dry_run: bool = False
+    # The flags' and the configuration's (routing.py adds the requirements files', the environment's and
+    # each major's own).
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    no_index: bool = False
+    index_strategy: str | None = None
+    keep_going: bool = False
 
 
 # -- flag definitions ---------------------------------------------------------------------------------------
@@ -140,6 +148,11 @@ def _request(args: argparse.Namespace, config: Config) -> CompileRequest:
         upgrade=bool(args.upgrade),
         upgrade_packages=parse_upgrade_packages(args.upgrade_package or []),
         dry_run=bool(args.dry_run),
+        extra_index_urls=tuple(dict.fromkeys((*(args.extra_index_url or ()), *config.indexes.extra_index_urls))),
+        find_links=tuple(dict.fromkeys((*(args.find_links or ()), *config.indexes.find_links))),
+        no_index=bool(args.no_index) or config.no_index,
+        index_strategy=args.index_strategy or config.indexes.strategy,
+        keep_going=bool(args.keep_going),
     )
     return request
 
@@ -171,7 +184,9 @@ def _words(option: Option, given: Any, value: Any, configured: Any, config: Conf
         paths = given if isinstance(given, list) else [given]
         return [word for path in paths for word in (flag, relative_to_root(path, config.root))]
     if option.extends:  # only what the configuration does not already give
-        return [word for item in given if canonicalize_name(item) not in configured for word in (flag, item)]
+        same = canonicalize_name if option.project_names else str
+        new = [item for item in given if same(item) not in {same(c) for c in configured}]
+        return [word for item in new for word in (flag, redact_url(item) if option.secret else item)]
     if option.kind == "values":
         return [word for item in value for word in (flag, str(item))]
     if isinstance(value, tuple):  # CUDA majors, sorted and once each
@@ -191,8 +206,9 @@ def describe_options(request: CompileRequest) -> str:
             continue
         if option.kind == "switch":
             words.append(option.flag)
-        elif isinstance(value, (set, frozenset, tuple)):
-            words += [word for item in sorted(value) for word in (option.flag, str(item))]
+        elif isinstance(value, (set, frozenset, tuple)):  # a set in order; a tuple's order is its priority
+            items = sorted(value) if isinstance(value, (set, frozenset)) else value
+            words += [word for item in items for word in (option.flag, redact_url(str(item)) if option.secret else str(item))]
         elif isinstance(value, datetime):
             words += [option.flag, value.isoformat().replace("+00:00", "Z")]
         else:

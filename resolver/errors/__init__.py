@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .display import escape, shown_url
+from .display import escape, redact_text, shown_url
 
 
 class CudaConstraintsError(Exception):
@@ -108,14 +108,18 @@ class NotOurFile(CudaConstraintsError):
 class ProjectNotFound(CudaConstraintsError):
     exit_code = 2
 
-    def __init__(self, name: str, url: str) -> None:
-        super().__init__(name, url)
-        self.name, self.url = name, url
+    def __init__(self, name: str, where: str, answered_empty: Sequence[str] = ()) -> None:
+        super().__init__(name, where, answered_empty)
+        self.name, self.where, self.answered_empty = name, where, tuple(answered_empty)
 
     def message(self) -> str:
+        empty = ""
+        if self.answered_empty:
+            shown = ", ".join(escape(redact_text(where)) for where in self.answered_empty)
+            empty = f" ({shown} answered a page that lists no files of it: a login page, or a wrong index URL?)"
         return (
-            f"no project named {self.name!r} on the index ({shown_url(self.url)} answered 404). "
-            "Check the spelling in your requirements, or pass --index-url for a private index."
+            f"no project named {self.name!r} on {escape(redact_text(self.where))}{empty}. Check the spelling in your requirements, "
+            "or give the index that has it (--index-url, --extra-index-url, --find-links, or [tool.cuda-constraints])."
         )
 
 

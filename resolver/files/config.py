@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,8 @@ from ..model.targets import (
     PythonVersion,
     parse_major,
 )
+from .config_indexes import IndexConfig, MajorSettings, read_index_config, read_majors
+from .config_reader import TableReader, key_line
 from .options import CONFIG_KEYS
 
 if sys.version_info >= (3, 11):
@@ -55,6 +56,17 @@ _FAMILY_KEYS = {"members", "meta", "meta-extra", "default-major", "version-major
 
 
 @dataclass(frozen=True)
+class EnvironmentIndexes:
+    """What the environment says about indexes, as pip and uv read it."""
+
+    index_url: str | None = None
+    index_source: str = ""  # the variable that named it
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    strategy: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     root: Path
     path: Path | None = None
@@ -65,10 +77,11 @@ class Config:
     output_dir: Path = Path("constraints")
     # `index-url` as configured; None when [tool.cuda-constraints] does not set it.
     index_url: str | None = None
-    # The index the environment names (UV_DEFAULT_INDEX, UV_INDEX_URL, PIP_INDEX_URL) and which variable did.
-    environment_index_url: str | None = field(default=None, compare=False)
-    environment_index_source: str = field(default="", compare=False)
-    environment_extra_index_urls: tuple[str, ...] = field(default=(), compare=False)
+    indexes: IndexConfig = field(default_factory=IndexConfig)
+    no_index: bool = False
+    # `[tool.cuda-constraints.cuda.N]` tables (when `cuda` is given that way): what each major does differently.
+    majors: Mapping[int, MajorSettings] = field(default_factory=dict, hash=False)
+    environment: EnvironmentIndexes = field(default_factory=EnvironmentIndexes, compare=False)
     pre: bool = False
     allow_sdist: bool = False
     allow_sdist_packages: tuple[str, ...] = ()
@@ -77,13 +90,18 @@ class Config:
     canaries: tuple[str, ...] = ("nixl",)
     rocm_requirements: Path | None = None
     extra_families: tuple[Family, ...] = ()
-    # The families table as written, for the input digest (empty when none is configured).
+    # The configuration that shapes results beyond the options line (families, indexes, per-major tables),
+    # as written, for the input digest (empty when none is configured).
     families_text: str = field(default="", compare=False)
 
     @property
     def default_index_url(self) -> str:
         """The index when no flag or requirements-file line names one: configuration, environment, PyPI."""
-        return self.index_url or self.environment_index_url or DEFAULT_INDEX_URL
+        named = next((index.url for index in self.indexes.named if index.default), None)
+        return self.index_url or named or self.environment.index_url or DEFAULT_INDEX_URL
+
+    def major(self, major: int) -> MajorSettings:
+        return self.majors.get(major, MajorSettings())
 
     def family_table(self) -> FamilyTable:
         return FamilyTable((*self.extra_families, *BUILTIN_FAMILIES))
@@ -108,23 +126,29 @@ def find_pyproject(start: Path) -> Path | None:
     return nearest
 
 
-# Where pip and uv read their index from the environment, in the order this tool asks them.
+# Where pip and uv read their indexes from the environment, in the order this tool asks them.
+# The keys whose values shape what a compile produces (the `families` digest in each header covers them).
+SHAPING_KEYS = ("families", "index", "sources", "cuda", "extra-index-url", "find-links", "index-strategy", "pytorch-index")
 ENVIRONMENT_INDEX_VARIABLES = ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL")
 ENVIRONMENT_EXTRA_INDEX_VARIABLES = ("UV_INDEX", "UV_EXTRA_INDEX_URL", "PIP_EXTRA_INDEX_URL")
+ENVIRONMENT_FIND_LINKS_VARIABLES = ("UV_FIND_LINKS", "PIP_FIND_LINKS")
+
+
+def read_environment(environ: Mapping[str, str]) -> EnvironmentIndexes:
+    source = next((name for name in ENVIRONMENT_INDEX_VARIABLES if environ.get(name, "").strip()), "")
+    # UV_INDEX entries may be `name=url`; only the URL matters here.
+    extra = tuple(url.split("=", 1)[-1] if "=" in url.split("://", 1)[0] else url
+                  for name in ENVIRONMENT_EXTRA_INDEX_VARIABLES for url in environ.get(name, "").split())
+    links = tuple(place for name in ENVIRONMENT_FIND_LINKS_VARIABLES for place in environ.get(name, "").replace(",", " ").split())
+    return EnvironmentIndexes(
+        environ[source].strip() if source else None, source, extra, links, environ.get("UV_INDEX_STRATEGY") or None
+    )
 
 
 def load_config(start: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """`[tool.cuda-constraints]` of the nearest pyproject.toml, and the indexes the environment names."""
     config = _load_file((start or Path.cwd()).resolve())
-    environ = os.environ if environ is None else environ
-    source = next((name for name in ENVIRONMENT_INDEX_VARIABLES if environ.get(name, "").strip()), "")
-    extra = tuple(url for name in ENVIRONMENT_EXTRA_INDEX_VARIABLES for url in environ.get(name, "").split())
-    return replace(
-        config,
-        environment_index_url=environ[source].strip() if source else None,
-        environment_index_source=source,
-        environment_extra_index_urls=extra,
-    )
+    return replace(config, environment=read_environment(os.environ if environ is None else environ))
 
 
 def _load_file(start: Path) -> Config:
@@ -148,40 +172,23 @@ def _load_file(start: Path) -> Config:
     return _parse(table, path)
 
 
-def key_line(path: Path, key: str) -> int:
-    """The line where a key of the table is set (`key = ...`, or its own `[tool.cuda-constraints.key]`
-    table), for messages; 0 when it cannot be found."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return 0
-    table = re.compile(rf"^\s*\[\s*tool\.cuda-constraints\.{re.escape(key)}\s*\]")
-    assignment = re.compile(rf"""^\s*["']?{re.escape(key.rsplit(".", 1)[-1])}["']?\s*=""")
-    inside = False
-    for number, line in enumerate(lines, start=1):
-        if table.match(line):
-            return number
-        if line.lstrip().startswith("["):
-            inside = line.strip() in ("[tool.cuda-constraints]", "[tool]")
-        elif inside and assignment.match(line):
-            return number
-    return 0
-
-
 def _parse(table: dict[str, Any], path: Path) -> Config:
-    reader = _Reader(table, path)
+    reader = TableReader(table, path)
     unknown = sorted(set(table) - CONFIG_KEYS)
     if unknown:
         raise reader.fail(unknown[0], f"unknown key (known: {', '.join(sorted(CONFIG_KEYS))})")
     allow_sdist = table.get("allow-sdist", False)
     if not isinstance(allow_sdist, (bool, list)) or (isinstance(allow_sdist, list) and not all(isinstance(p, str) for p in allow_sdist)):
         raise reader.fail("allow-sdist", "must be true, false, or a list of project names")
-    families = reader.families()
+    families = _families(reader)
+    indexes = read_index_config(reader)
+    majors = read_majors(reader, {index.name for index in indexes.named})
+    shaping: dict[str, Any] = {key: table[key] for key in SHAPING_KEYS if key in table and (key != "cuda" or majors)}
     return Config(
         root=path.parent,
         path=path,
         requirements=tuple(Path(p) for p in reader.strings("requirements", DEFAULT_REQUIREMENTS)),
-        cuda=reader.majors(),
+        cuda=tuple(majors) if majors else _majors(reader),
         python_versions=tuple(reader.each("python-versions", DEFAULT_PYTHON_VERSIONS, PythonVersion.parse)),
         platforms=tuple(reader.each("platforms", DEFAULT_PLATFORMS, Platform.parse)),
         output_dir=Path(reader.string("output-dir", "constraints")),
@@ -194,96 +201,52 @@ def _parse(table: dict[str, Any], path: Path) -> Config:
         canaries=tuple(reader.strings("canaries", ("nixl",))),
         rocm_requirements=Path(table["rocm-requirements"]) if "rocm-requirements" in table else None,
         extra_families=families,
-        families_text=json.dumps(table.get("families", {}), sort_keys=True) if families else "",
+        indexes=indexes,
+        no_index=reader.boolean("no-index"),
+        majors=majors or {},
+        families_text=_families_text(table, shaping),
     )
 
 
-@dataclass
-class _Reader:
-    table: dict[str, Any]
-    path: Path
-
-    def fail(self, key: str, problem: str) -> ConfigError:
-        return ConfigError(self.path, key, problem, key_line(self.path, key))
-
-    def string(self, key: str, default: str) -> str:
-        value = self.table.get(key, default)
-        if not isinstance(value, str) or not value:
-            raise self.fail(key, "must be a non-empty string")
-        return value
-
-    def strings(self, key: str, default: tuple[str, ...]) -> list[str]:
-        value = self.table.get(key, list(default))
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise self.fail(key, "must be a list of strings")
-        return value
-
-    def boolean(self, key: str) -> bool:
-        value = self.table.get(key, False)
-        if not isinstance(value, bool):
-            raise self.fail(key, "must be true or false")
-        return value
-
-    def each(self, key: str, default: tuple[str, ...], parse: Any) -> list[Any]:
-        values = self.strings(key, default)
-        try:
-            return [parse(v) for v in values]
-        except UsageError as error:
-            raise self.fail(key, error.problem) from None
-
-    def majors(self) -> tuple[int, ...] | str:
-        value = self.table.get("cuda", list(DEFAULT_MAJORS))
-        if value == "auto":
-            return "auto"
-        if not isinstance(value, list) or not value or not all(isinstance(v, int) for v in value):
-            raise self.fail("cuda", 'must be "auto" or a list of CUDA majors such as [12, 13]')
-        try:
-            return tuple(sorted({parse_major(v, "cuda =") for v in value}))
-        except UsageError as error:
-            raise self.fail("cuda", error.problem) from None
-
-    def date(self, key: str) -> datetime | None:
-        if key not in self.table:
-            return None
-        value = self.table[key]
-        try:
-            return parse_date(str(value))
-        except UsageError as error:
-            raise self.fail(key, error.problem) from None
-
-    def families(self) -> tuple[Family, ...]:
-        families = self.table.get("families", {})
-        if not isinstance(families, dict):
-            raise self.fail("families", "must be a table of families")
-        parsed = []
-        for name, entry in families.items():
-            key = f"families.{name}"
-            if not isinstance(entry, dict):
-                raise self.fail(key, "must be a table")
-            unknown = sorted(set(entry) - _FAMILY_KEYS)
-            if unknown:
-                raise self.fail(key, f"unknown key {unknown[0]!r} (known: {', '.join(sorted(_FAMILY_KEYS))})")
-            members = entry.get("members")
-            if members is not None and (not isinstance(members, str) or "{major}" not in members):
-                raise self.fail(key, "members must be a name pattern containing {major}, e.g. 'nixl-cu{major}'")
-            if entry.get("meta") and members is None:
-                raise self.fail(key, "a meta package needs a members pattern")
-            if "default-major" in entry and (not isinstance(entry["default-major"], int) or members is None):
-                raise self.fail(key, "default-major must be a CUDA major, next to a members pattern")
-            if not isinstance(entry.get("version-major", []), list) or not isinstance(entry.get("fixed-major", {}), dict):
-                raise self.fail(key, "version-major must be a list of projects; fixed-major a table of project = major")
-            parsed.append(family_from_config(name, entry))
-        return tuple(parsed)
+def _families_text(table: dict[str, Any], shaping: dict[str, Any]) -> str:
+    """The digest's part of the configuration: the families table alone as it always was, else all of it."""
+    if set(shaping) <= {"families"}:
+        return json.dumps(table.get("families", {}), sort_keys=True) if shaping else ""
+    return json.dumps(shaping, sort_keys=True, default=str)
 
 
-def parse_date(text: str) -> datetime:
-    """`2026-11-01` (end of that day, UTC) or an RFC 3339 timestamp."""
-    text = text.strip()
+def _families(reader: TableReader) -> tuple[Family, ...]:
+    families = reader.table.get("families", {})
+    if not isinstance(families, dict):
+        raise reader.fail("families", "must be a table of families")
+    parsed = []
+    for name, entry in families.items():
+        key = f"families.{name}"
+        if not isinstance(entry, dict):
+            raise reader.fail(key, "must be a table")
+        unknown = sorted(set(entry) - _FAMILY_KEYS)
+        if unknown:
+            raise reader.fail(key, f"unknown key {unknown[0]!r} (known: {', '.join(sorted(_FAMILY_KEYS))})")
+        members = entry.get("members")
+        if members is not None and (not isinstance(members, str) or "{major}" not in members):
+            raise reader.fail(key, "members must be a name pattern containing {major}, e.g. 'nixl-cu{major}'")
+        if entry.get("meta") and members is None:
+            raise reader.fail(key, "a meta package needs a members pattern")
+        if "default-major" in entry and (not isinstance(entry["default-major"], int) or members is None):
+            raise reader.fail(key, "default-major must be a CUDA major, next to a members pattern")
+        if not isinstance(entry.get("version-major", []), list) or not isinstance(entry.get("fixed-major", {}), dict):
+            raise reader.fail(key, "version-major must be a list of projects; fixed-major a table of project = major")
+        parsed.append(family_from_config(name, entry))
+    return tuple(parsed)
+
+
+def _majors(reader: TableReader) -> tuple[int, ...] | str:
+    value = reader.table.get("cuda", list(DEFAULT_MAJORS))
+    if value == "auto":
+        return "auto"
+    if not isinstance(value, list) or not value or not all(isinstance(v, int) for v in value):
+        raise reader.fail("cuda", 'must be "auto" or a list of CUDA majors such as [12, 13]')
     try:
-        if len(text) == 10:
-            day = datetime.strptime(text, "%Y-%m-%d")
-            return day.replace(hour=23, minute=59, second=59, tzinfo=timezone.utc)
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"not a date: {text!r} (give YYYY-MM-DD or an RFC 3339 timestamp)") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        return tuple(sorted({parse_major(v, "cuda =") for v in value}))
+    except UsageError as error:
+        raise reader.fail("cuda", error.problem) from None

@@ -35,6 +35,7 @@ class Option:
     secret: bool = False  # holds a URL: shown with its credentials masked
     default: object = None
     number: type[int] | type[float] | None = None  # a numeric value: its type
+    project_names: bool = False  # its values are project names (compared canonicalised)
     # Where the effective value is on a compile request ("selection.pre"): what decides whether a given
     # option differs from the configuration, and what the options line shows.
     field: str | None = None
@@ -61,18 +62,31 @@ OPTIONS: tuple[Option, ...] = (
     Option("index_url", ("--index-url",), "the index: a simple URL whose root serves the JSON API (default: "
            "https://pypi.org/simple, or the environment's, see the README)", "value", "index", "URL", key="index-url",
            regenerate=True, shapes=True, secret=True, field="index_url"),
+    Option("extra_index_url", ("--extra-index-url",), "another index, asked before --index-url (as uv does); repeatable",
+           "values", "index", "URL", key="extra-index-url", regenerate=True, extends=True, shapes=True, secret=True,
+           field="extra_index_urls"),
+    Option("find_links", ("-f", "--find-links"), "a directory of files, or an HTML page of links to them, added to every "
+           "index's; repeatable", "values", "index", "PATH|URL", key="find-links", regenerate=True, extends=True, shapes=True, secret=True,
+           field="find_links"),
+    Option("no_index", ("--no-index",), "ask no index: only --find-links locations", "switch", "index", key="no-index",
+           regenerate=True, shapes=True, field="no_index"),
+    Option("index_strategy", ("--index-strategy",), "first-index (default: a name found on one index is never looked up "
+           "on a later one) or unsafe-best-match", "value", "index", "STRATEGY", key="index-strategy", regenerate=True,
+           shapes=True, field="index_strategy"),
     # -- what may be resolved ---------------------------------------------------------------------------
     Option("pre", ("--pre",), "allow pre-releases", "switch", "resolution", key="pre", regenerate=True, shapes=True, field="selection.pre"),
     Option("allow_sdist", ("--allow-sdist",), "accept an sdist where a platform has no wheel", "switch", "resolution",
            key="allow-sdist", regenerate=True, shapes=True, field="selection.allow_sdist"),
     Option("allow_sdist_package", ("--allow-sdist-package",), "accept an sdist for this project only; repeatable",
-           "values", "resolution", "NAME", regenerate=True, extends=True, shapes=True, field="selection.allow_sdist_packages"),
+           "values", "resolution", "NAME", regenerate=True, extends=True, shapes=True, project_names=True,
+           field="selection.allow_sdist_packages"),
     Option("exclude_newer", ("--exclude-newer",), "ignore files uploaded after DATE (YYYY-MM-DD or RFC 3339)", "value",
            "resolution", "DATE", key="exclude-newer", regenerate=True, shapes=True, field="selection.exclude_newer"),
     Option("generate_hashes", ("--generate-hashes",), "add --hash lines for every usable file", "switch", "resolution",
            key="generate-hashes", regenerate=True, shapes=True, field="generate_hashes"),
     # -- one run of compile -----------------------------------------------------------------------------
     Option("upgrade", ("-U", "--upgrade"), "ignore the pins of existing files", "switch", "compile"),
+    Option("keep_going", ("--keep-going",), "write the majors that resolved, report the others (exit 4)", "switch", "compile"),
     Option("upgrade_package", ("-P", "--upgrade-package"), "upgrade one project (to V when given), keeping the other "
            "pins; repeatable", "values", "compile", "NAME[==V]"),
     Option("dry_run", ("--dry-run",), "resolve and report, write nothing", "switch", "compile"),
@@ -97,6 +111,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("rocm_requirements", (), "the requirements `install` installs on ROCm machines", "path", "config",
            key="rocm-requirements"),
     Option("families", (), "variant families beyond the built-in table", "value", "config", key="families"),
+    Option("index", (), "named indexes ([[tool.cuda-constraints.index]])", "value", "config", key="index"),
+    Option("sources", (), "projects routed to a named index", "value", "config", key="sources"),
+    Option("pytorch_index", (), "where torch-backend finds the PyTorch indexes", "value", "config", key="pytorch-index"),
 )
 
 

@@ -2,8 +2,9 @@
 
 Supported: comments and inline comments, blank lines, `\\` continuations, PEP 508 requirements with extras
 and markers, `-r`/`-c` includes relative to the including file (cycles detected), and the
-`--index-url`/`--extra-index-url`/`--pre` option lines. Anything else (URLs, `-e`, local paths, unknown
-options) is an error naming the file, the line number and the line.
+`--index-url`, `--extra-index-url`, `--find-links` (a URL, or a directory relative to the file),
+`--no-index` and `--pre` option lines. Anything else (URLs, `-e`, local paths, unknown options) is an
+error naming the file, the line number and the line.
 
 Files are read through an injected function, so the reader itself does no I/O.
 """
@@ -28,7 +29,10 @@ _COMMENT = re.compile(r"(^|\s+)#.*$")
 _URL_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".tar.bz2", ".tgz", ".zip")
 _INCLUDE_OPTIONS = {"-r": False, "--requirement": False, "-c": True, "--constraint": True}
-_VALUE_OPTIONS = {"-i": "index_url", "--index-url": "index_url", "--extra-index-url": "extra_index_url"}
+_VALUE_OPTIONS = {
+    "-i": "index_url", "--index-url": "index_url", "--extra-index-url": "extra_index_url",
+    "-f": "find_links", "--find-links": "find_links",
+}
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,9 @@ class RequirementsInput:
     files: tuple[tuple[str, str], ...] = ()
     index_url: str | None = None
     extra_index_urls: tuple[str, ...] = ()
+    # URLs, or absolute paths (a line's path is relative to its file).
+    find_links: tuple[str, ...] = ()
+    no_index: bool = False
     pre: bool = False
 
     @property
@@ -114,6 +121,8 @@ def load_requirements(paths: list[Path], read_text: ReadText = read_utf8, root: 
         files=tuple(reader.files),
         index_url=reader.index_url,
         extra_index_urls=tuple(reader.extra_index_urls),
+        find_links=tuple(reader.find_links),
+        no_index=reader.no_index,
         pre=reader.pre,
     )
 
@@ -157,6 +166,8 @@ class _Reader:
     seen: set[tuple[Path, bool]] = field(default_factory=set)
     index_url: str | None = None
     extra_index_urls: list[str] = field(default_factory=list)
+    find_links: list[str] = field(default_factory=list)
+    no_index: bool = False
     pre: bool = False
 
     def display(self, path: Path) -> str:
@@ -187,15 +198,19 @@ class _Reader:
         if option in _INCLUDE_OPTIONS:
             self._include(path, option, value, constraint or _INCLUDE_OPTIONS[option], stack, fail)
         elif option in _VALUE_OPTIONS:
-            self._value(option, value, fail)
-        elif option == "--pre":
+            self._value(path, option, value, fail)
+        elif option in ("--pre", "--no-index"):
             if value:
-                raise fail("--pre takes no value")
-            self.pre = True
+                raise fail(f"{option} takes no value")
+            self.pre = self.pre or option == "--pre"
+            self.no_index = self.no_index or option == "--no-index"
         elif option in ("-e", "--editable"):
             raise fail("editable installs are not supported; name a project on the index")
         else:
-            raise fail(f"option {option} is not supported here (supported: -r, -c, --index-url, --extra-index-url, --pre)")
+            raise fail(
+                f"option {option} is not supported here "
+                "(supported: -r, -c, --index-url, --extra-index-url, --find-links, --no-index, --pre)"
+            )
 
     def _requirement(self, requirement: Requirement, shown: str, line_number: int, constraint: bool, fail: Fail) -> None:
         sourced = SourcedRequirement(requirement, shown, line_number)
@@ -219,11 +234,17 @@ class _Reader:
                 raise fail(f"{option} {value}: {error.problem} ({self.display(included)})") from None
             raise
 
-    def _value(self, option: str, value: str, fail: Fail) -> None:
+    def _value(self, path: Path, option: str, value: str, fail: Fail) -> None:
+        kind = _VALUE_OPTIONS[option]
+        if kind == "find_links" and value and not _URL_SCHEME.match(value):
+            self.find_links.append(str((path.parent / value).resolve()))  # a directory, next to this file
+            return
         if not value or not _URL_SCHEME.match(value):
             raise fail(f"{option} needs an http(s) URL")
-        if _VALUE_OPTIONS[option] == "index_url":
+        if kind == "index_url":
             self.index_url = value
+        elif kind == "find_links":
+            self.find_links.append(value)
         else:
             self.extra_index_urls.append(value)
 

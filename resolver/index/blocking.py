@@ -14,35 +14,45 @@ import threading
 from collections.abc import Coroutine, Iterable, Sequence
 from typing import Any, TypeVar
 
+from packaging.utils import NormalizedName, canonicalize_name
+
 from ..errors import CudaConstraintsError, ProjectNotFound
 from ..errors.interrupts import Interrupted
 from ..model.distributions import CoreMetadata, DistFile, Project, Release
+from ..model.indexes import Routing
 from ..resolve.candidates import Req
 from ..resolve.source import CrawlRules
 from .client import IndexClient
 from .crawl import Crawler
+from .sources import Sources
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 
 class BlockingIndex:
-    """Implements `MetadataSource` on top of an `IndexClient` created inside the background loop."""
+    """Runs an `IndexClient` in an event loop of its own thread, for the resolvers' threads; each CUDA
+    major asks through a `routed` view of it."""
 
     def __init__(self, make_client: Any) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="cuda-constraints-index", daemon=True)
         self._thread.start()
         self._submitted: list[concurrent.futures.Future[Any]] = []
-        self._cancelled = False
-        self._projects: dict[str, Project] = {}
+        self.cancelled = False
         self._metadata: dict[str, CoreMetadata] = {}
         self.client: IndexClient = self.run(_call(make_client))
-        self.crawler = Crawler(self.client)
+        self._views: dict[Routing, RoutedIndex] = {}
+
+    def routed(self, routing: Routing) -> RoutedIndex:
+        """The view of the indexes one CUDA major's routing gives (one per routing)."""
+        if routing not in self._views:
+            self._views[routing] = RoutedIndex(self, Sources(self.client, routing))
+        return self._views[routing]
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine in the loop and wait for its result; Interrupted once `cancel` was called."""
-        if self._cancelled:
+        if self.cancelled:
             coroutine.close()
             raise Interrupted()
         future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
@@ -53,7 +63,7 @@ class BlockingIndex:
 
     def cancel(self) -> None:
         """Stop: cancel every request in flight; every later call raises Interrupted (any thread)."""
-        self._cancelled = True
+        self.cancelled = True
         for future in self._submitted:
             future.cancel()
         self._loop.call_soon_threadsafe(self.client.cancel_all)
@@ -66,23 +76,8 @@ class BlockingIndex:
         self._submitted.append(future)
         return future
 
-    def project(self, name: str) -> Project:
-        if self._cancelled:
-            raise Interrupted()
-        # Answers already in hand, and answers in the disk cache, are served in the calling thread: a
-        # trip through the loop costs milliseconds, and the resolvers ask hundreds of times.
-        found = self._projects.get(name)
-        if found is None:
-            found = (
-                self.client.finished("project", name)  # fetched by the crawl: one copy in memory, not two
-                or self.client.cached_project(name)
-                or self.run(self.client.project(name))
-            )
-            self._projects[name] = found
-        return found
-
     def metadata(self, release: Release, file: DistFile) -> CoreMetadata:
-        if self._cancelled:
+        if self.cancelled:
             raise Interrupted()
         found = self._metadata.get(file.cache_key)
         if found is None:
@@ -97,16 +92,10 @@ class BlockingIndex:
     def prefetch_metadata(self, release: Release, file: DistFile) -> None:
         self.submit(self.client.metadata(release, file))
 
-    def start_crawl(self, plans: Iterable[tuple[CrawlRules, Sequence[Req]]]) -> None:
-        self.submit(self.crawler.crawl(list(plans)))
-
-    def existing(self, names: Iterable[str]) -> set[str]:
-        return self.run(_existing(self.client, sorted(set(names))))
-
     def close(self) -> None:
         for future in self._submitted:
             future.cancel()
-        self._cancelled = False  # closing must still run in the loop
+        self.cancelled = False  # closing must still run in the loop
         try:
             self.run(self.client.close())
         finally:
@@ -123,10 +112,48 @@ class BlockingIndex:
         self.close()
 
 
-async def _existing(client: IndexClient, names: list[str]) -> set[str]:
+class RoutedIndex:
+    """The `Index` one CUDA major sees: projects as its routing makes them, metadata shared by all."""
+
+    def __init__(self, blocking: BlockingIndex, sources: Sources) -> None:
+        self.blocking, self.sources = blocking, sources
+        self._projects: dict[str, Project] = {}
+        self.crawler = Crawler(blocking.client, sources)
+
+    def project(self, name: NormalizedName) -> Project:
+        if self.blocking.cancelled:
+            raise Interrupted()
+        # Answers already in hand, and answers in the disk cache, are served in the calling thread: a
+        # trip through the loop costs milliseconds, and the resolvers ask hundreds of times.
+        found = self._projects.get(name)
+        if found is None:
+            found = self.sources.cached_project(name) or self.blocking.run(self.sources.project(name))
+            self._projects[name] = found
+        return found
+
+    def metadata(self, release: Release, file: DistFile) -> CoreMetadata:
+        return self.blocking.metadata(release, file)
+
+    def prefetch_metadata(self, release: Release, file: DistFile) -> None:
+        self.blocking.prefetch_metadata(release, file)
+
+    def start_crawl(self, plans: Iterable[tuple[CrawlRules, Sequence[Req]]]) -> None:
+        self.blocking.submit(self.crawler.crawl(list(plans)))
+
+    def existing(self, names: Iterable[str]) -> set[str]:
+        return self.blocking.run(_existing(self.sources, sorted(set(names))))
+
+    def cancel(self) -> None:
+        self.blocking.cancel()
+
+    def routed(self, routing: Routing) -> RoutedIndex:
+        return self.blocking.routed(routing)
+
+
+async def _existing(sources: Sources, names: list[str]) -> set[str]:
     async def exists(name: str) -> str | None:
         try:
-            project = await client.project(name)
+            project = await sources.project(canonicalize_name(name))
         except ProjectNotFound:
             return None
         return name if project.releases else None

@@ -1,8 +1,13 @@
-"""The index client: project pages and per-file dependencies, cached and coalesced.
+"""The index client: project pages from every index and find-links location, and per-file dependencies,
+cached and coalesced; use it from one event loop.
 
-Pages come from the PyPI JSON API, revalidated or reused from the disk cache; dependencies are read by
-`MetadataReader` (reading.py) and cross-checked against the name and version the index lists. Every fetch
-is coalesced: asking twice for one project or one file's metadata makes one request.
+Pages come from the Simple API, asked for as JSON (PEP 691) and read as HTML (PEP 503) when that is what
+an index answers; a page the cache holds is revalidated or, without validators, reused for a while.
+PyPI is read through its Simple API rather than its JSON API: for the default input the pages are half
+the bytes and parse twice as fast (benchmarks/README.md). Which pages make a project is the routing's
+business (sources.py). Dependencies are read by `MetadataReader` (reading.py) and cross-checked against
+the name and version the index lists. Every fetch is coalesced: asking twice for one page or one file's
+metadata makes one request.
 """
 
 from __future__ import annotations
@@ -18,48 +23,30 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
-from packaging.utils import canonicalize_name
+from packaging.utils import NormalizedName
 
-from ..errors import (
-    CudaConstraintsError,
-    IndexUnavailable,
-    InvalidMetadata,
-    MetadataMismatch,
-    OfflineCacheMiss,
-    ProjectNotFound,
-)
+from ..errors import CudaConstraintsError, IndexUnavailable, InvalidMetadata, MetadataMismatch, OfflineCacheMiss
 from ..errors.display import has_secret
-from ..model.distributions import (
-    DEFAULT_INDEX_URL,
-    CoreMetadata,
-    DistFile,
-    Project,
-    Release,
-)
+from ..model.distributions import CoreMetadata, DistFile, Release
 from .auth import CredentialStore, IndexAuth
 from .cache import Cache, CachedPage
 from .http import Http, Limits, Response, Stats
-from .pypi_json import (
-    PageError,
-    parse_page,
-    project_from_slim,
-)
+from .pages import ACCEPT, PageError, Slim, find_links_page, parse_simple
 from .reading import MetadataReader
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
-TAIL_SIZE = 64 * 1024
-# The json module gives up (RecursionError) about here; a project page nests 5 levels.
-JSON_DEPTH = 1000
 PAGE_CONCURRENCY = 4
-# A project page without validators or Cache-Control is reused this long (seconds); --refresh overrides.
+# The json module gives up (RecursionError) about here; a project page nests 3 levels.
+JSON_DEPTH = 1000
+# A page without validators or Cache-Control is reused this long (seconds); --refresh overrides.
 DEFAULT_PAGE_MAX_AGE = 600.0
 _MAX_AGE = re.compile(r"max-age=(\d+)")
+FIND_LINKS = "<find-links>"  # the cache's name for a find-links page (it lists every project)
 
 
 @dataclass(frozen=True)
 class ClientOptions:
-    index_url: str = DEFAULT_INDEX_URL
     offline: bool = False
     refresh: bool = False
     concurrency: int = 16
@@ -67,21 +54,11 @@ class ClientOptions:
     retries: int = 4
     backoff: float = 0.5
     limits: Limits = field(default_factory=Limits)
-    # Credentials for the index (and the hosts it sends files from); None sends none.
+    # Credentials for the indexes (and the hosts they send files from); None sends none.
     credentials: CredentialStore | None = field(default=None, compare=False)
 
 
-def json_api_root(index_url: str) -> str:
-    """`https://host/simple` -> `https://host/`: the JSON API lives at the same root (`/pypi/<name>/json`)."""
-    root = index_url.rstrip("/")
-    if root.endswith("/simple"):
-        root = root[: -len("/simple")]
-    return root + "/"
-
-
 class IndexClient:
-    """Async access to one index; use it from one event loop."""
-
     def __init__(
         self,
         options: ClientOptions,
@@ -91,22 +68,19 @@ class IndexClient:
     ) -> None:
         self.options = options
         self.cache = cache
-        credentials = options.credentials or CredentialStore(use_keyring=False, read_netrc=False)
-        # The index without credentials: what is requested, cached and shown; the credentials stay in the store.
-        self.index_url = credentials.add(options.index_url)
-        self.root = json_api_root(self.index_url)
-        auth = IndexAuth(credentials) if options.credentials is not None else None
+        self.credentials = options.credentials or CredentialStore(use_keyring=False, read_netrc=False)
+        auth = IndexAuth(self.credentials) if options.credentials is not None else None
         self.http = Http(
             options.concurrency, options.timeout, options.retries, options.backoff, transport, sleep, auth, options.limits
         )
-        self._tasks: dict[tuple[str, str], asyncio.Task[Any]] = {}
-        self._results: dict[tuple[str, str], Any] = {}  # what finished fetches returned, for other threads
+        self._tasks: dict[tuple[str, ...], asyncio.Task[Any]] = {}
+        self._results: dict[tuple[str, ...], Any] = {}  # what finished fetches returned, for other threads
         # Projects whose page needed a request this run (fetched, or revalidated); the others came fresh
         # from the cache, and so, very likely, did their dependencies.
         self.fetched_pages: set[str] = set()
-        self.reader = MetadataReader(self.http, self.root)
-        # Project pages run to megabytes (pydantic-core's is 12 MB); a few at a time bound the memory
-        # they take before parsing, while range reads keep the rest of the connections busy.
+        self.reader = MetadataReader(self.http)
+        # Project pages run to megabytes (pydantic-core's is 6 MB); a few at a time bound the memory they
+        # take before parsing, while range reads keep the rest of the connections busy.
         self._page_slots = asyncio.Semaphore(PAGE_CONCURRENCY)
         # One page parsed at a time: parsing holds the GIL anyway, and one bounds the memory it takes.
         self._parser = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="page-parser")
@@ -129,20 +103,18 @@ class IndexClient:
         await self.http.close()
         self._parser.shutdown(wait=True)  # finishes the cache writes still queued
 
-    def project_url(self, name: str) -> str:
-        return f"{self.root}pypi/{canonicalize_name(name)}/json"
-
     # -- coalescing -------------------------------------------------------------------------------------
 
-    def _once(self, key: tuple[str, str], make: Callable[[], Coroutine[Any, Any, T]]) -> asyncio.Task[T]:
+    def once(self, key: tuple[str, ...], make: Callable[[], Coroutine[Any, Any, T]]) -> Awaitable[T]:
+        """The one fetch of `key` (started now, or already under way), shielded from its waiters' cancellation."""
         task = self._tasks.get(key)
         if task is None:
             task = asyncio.ensure_future(make())
             task.add_done_callback(functools.partial(self._publish, key))
             self._tasks[key] = task
-        return task
+        return asyncio.shield(task)
 
-    def _publish(self, key: tuple[str, str], task: asyncio.Task[Any]) -> None:
+    def _publish(self, key: tuple[str, ...], task: asyncio.Task[Any]) -> None:
         """In the loop's thread, when a fetch ends: its result into a plain dict other threads may read (a
         dict assignment is atomic), its failure into the log (whoever awaits the fetch reports it)."""
         if task.cancelled():
@@ -155,26 +127,75 @@ class IndexClient:
         else:
             logger.warning("a fetch failed unexpectedly: %s: %s", type(error).__name__, error)
 
-    async def project(self, name: str) -> Project:
-        name = canonicalize_name(name)
-        return await asyncio.shield(self._once(("project", name), lambda: self._load_project(name)))
+    def finished(self, *key: str) -> Any:
+        """The result of a fetch already done in the loop, for another thread; None when not done or failed."""
+        return self._results.get(key)
+
+    # -- pages ------------------------------------------------------------------------------------------
+
+    async def page(self, index_url: str, name: NormalizedName) -> tuple[Slim, str] | None:
+        """A project's page on one index (credential-free URL): (compact page, page URL), or None when the
+        index has no such project."""
+        return await self.once(("page", index_url, name), lambda: self._load_page(index_url, name))
+
+    async def links_page(self, url: str) -> dict[NormalizedName, tuple[Slim, str]]:
+        """A find-links page: the files it links to, by project."""
+        return await self.once(("links", url), lambda: self._load_links(url))
+
+    def cached_page(self, index_url: str, name: str) -> tuple[Slim, str] | bool | None:
+        """A page from the disk cache when it may be used without asking (any thread): the page, None
+        when the index was found not to have the project, False when the cache cannot answer."""
+        page = self.cache.load_page(index_url, name)
+        if page is None or not self._usable(page):
+            return False
+        return None if page.project.get("missing") else (page.project, page.url)
+
+    def _usable(self, page: CachedPage) -> bool:
+        return self.options.offline or (not self.options.refresh and page.is_fresh(time.time(), DEFAULT_PAGE_MAX_AGE))
+
+    async def _load_page(self, index_url: str, name: NormalizedName) -> tuple[Slim, str] | None:
+        url = f"{index_url.rstrip('/')}/{name}/"
+        kept, page_url = await self._fetch(index_url, name, url, lambda r: parse_simple(r.body, _content_type(r), name))
+        return None if kept.get("missing") else (kept, page_url)
+
+    async def _load_links(self, url: str) -> dict[NormalizedName, tuple[Slim, str]]:
+        kept, page_url = await self._fetch(url, FIND_LINKS, url, lambda response: {"projects": find_links_page(response.body)})
+        return {name: (slim, page_url) for name, slim in kept.get("projects", {}).items()}
+
+    async def _fetch(self, key_url: str, name: str, url: str, parse: Callable[[Response], Slim]) -> tuple[Slim, str]:
+        """A page and the URL it was answered from: from the cache when fresh, revalidated when it has
+        validators, else fetched and parsed off the loop; a 404 is remembered (for as long as a page would
+        be) as {"missing": True}, so a later index is not asked again on every run."""
+        loop = asyncio.get_running_loop()
+        # Cache files are read and written off the loop, which keeps answering the reads in flight.
+        page = await loop.run_in_executor(None, self.cache.load_page, key_url, name)
+        if page is not None and self._usable(page):
+            return page.project, page.url
+        if self.options.offline:
+            raise OfflineCacheMiss(url)
+        self.fetched_pages.add(name)
+        async with self._page_slots:
+            response = await self.http.get(url, "project", _validators(page), accept=frozenset({200, 304, 404, 410}))
+        if response.status == 304 and page is not None:
+            page = await loop.run_in_executor(None, self.cache.touch_page, key_url, name, page)
+            return page.project, page.url
+        # Parsing a page of megabytes and writing it to the cache happen off the loop, one at a time (which
+        # bounds the memory they take).
+        slim = await loop.run_in_executor(self._parser, self._keep, key_url, name, response, parse)
+        return slim, response.url
+
+    def _keep(self, key_url: str, name: str, response: Response, parse: Callable[[Response], Slim]) -> Slim:
+        slim: Slim = {"missing": True} if response.status in (404, 410) else _parsed(response, parse)
+        etag, last_modified = response.headers.get("etag"), response.headers.get("last-modified")
+        page = CachedPage(response.url, slim, etag, last_modified, time.time(), _max_age(response, etag or last_modified))
+        if not slim.get("secret") and not has_secret(response.url):
+            self.cache.store_page(key_url, name, page)
+        return slim
+
+    # -- metadata ---------------------------------------------------------------------------------------
 
     async def metadata(self, release: Release, file: DistFile) -> CoreMetadata:
-        key = ("metadata", file.cache_key)
-        return await asyncio.shield(self._once(key, lambda: self._load_metadata(release, file)))
-
-    # -- project pages ----------------------------------------------------------------------------------
-
-    def finished(self, kind: str, key: str) -> Any:
-        """The result of a fetch already done in the loop, for another thread; None when not done or failed."""
-        return self._results.get((kind, key))
-
-    def cached_project(self, name: str) -> Project | None:
-        """The project from the disk cache when it may be used without asking the index (any thread)."""
-        page = self.cache.load_page(self.index_url, canonicalize_name(name))
-        if page is not None and self._usable(page):
-            return project_from_slim(page.project, name, page.url)
-        return None
+        return await self.once(("metadata", file.cache_key), lambda: self._load_metadata(release, file))
 
     def cached_metadata(self, release: Release, file: DistFile) -> CoreMetadata | None:
         """A file's metadata from the disk cache, when it is there (any thread).
@@ -188,72 +209,19 @@ class IndexClient:
             return cached
         return None
 
-    def _usable(self, page: CachedPage) -> bool:
-        return self.options.offline or (not self.options.refresh and page.is_fresh(time.time(), DEFAULT_PAGE_MAX_AGE))
-
-    async def _load_project(self, name: str) -> Project:
-        url = self.project_url(name)
-        loop = asyncio.get_running_loop()
-        # Cache files are read and written off the loop, which keeps answering the reads in flight.
-        page = await loop.run_in_executor(None, self.cache.load_page, self.index_url, name)
-        if page is not None and self._usable(page):
-            return project_from_slim(page.project, name, page.url)
-        if self.options.offline:
-            raise OfflineCacheMiss(url)
-        self.fetched_pages.add(name)
-        headers = {"Accept": "application/json"}
-        if page is not None and page.etag:
-            headers["If-None-Match"] = page.etag
-        if page is not None and page.last_modified:
-            headers["If-Modified-Since"] = page.last_modified
-        async with self._page_slots:
-            response = await self.http.get(url, "project", headers, accept=frozenset({200, 304, 404, 410}))
-        if response.status in (404, 410):
-            raise ProjectNotFound(name, url)
-        if response.status == 304 and page is not None:
-            page = await loop.run_in_executor(None, self.cache.touch_page, self.index_url, name, page)
-            return project_from_slim(page.project, name, page.url)
-        etag, last_modified = response.headers.get("etag"), response.headers.get("last-modified")
-        # Parsing a page of megabytes and writing it to the cache happen off the event loop too, one at a
-        # time (which bounds the memory they take).
-        return await loop.run_in_executor(self._parser, self._keep_page, response, name, etag, last_modified)
-
-    def _keep_page(self, response: Response, name: str, etag: str | None, last_modified: str | None) -> Project:
-        slim = self._parse_page(response, name)
-        page = CachedPage(response.url, slim, etag, last_modified, time.time(), _max_age(response, etag or last_modified))
-        if not slim.get("secret") and not has_secret(response.url):
-            self.cache.store_page(self.index_url, name, page)
-        return project_from_slim(slim, name, response.url)
-
-    def _parse_page(self, response: Response, name: str) -> dict[str, Any]:
-        content_type = response.headers.get("content-type", "")
-        try:
-            slim = parse_page(response.body)
-        except PageError as error:
-            raise IndexUnavailable(response.url, str(error), response.status) from None
-        except RecursionError:
-            raise IndexUnavailable(response.url, f"answered JSON nested more than {JSON_DEPTH} levels deep", response.status) from None
-        except ValueError:
-            what = "HTML" if "html" in content_type or response.body.lstrip()[:1] == b"<" else "invalid or truncated JSON"
-            raise IndexUnavailable(response.url, f"answered {what} where the PyPI JSON API was expected", response.status) from None
-        if slim["name"] and canonicalize_name(slim["name"]) != name:
-            raise IndexUnavailable(response.url, f"answered the page of {slim['name']!r} for {name!r}", response.status)
-        return slim
-
-    # -- metadata ---------------------------------------------------------------------------------------
-
     async def _load_metadata(self, release: Release, file: DistFile) -> CoreMetadata:
         cached = await asyncio.get_running_loop().run_in_executor(None, self.cached_metadata, release, file)
         if cached is not None:
             return cached
-        if self.options.offline:
+        if self.options.offline and not file.url.startswith("file:"):
             raise OfflineCacheMiss(file.url)
         try:
             metadata = await self.reader.read(release, file)
             self.stats.metadata_reads[metadata.source] += 1
             logger.debug("%s: dependencies read by %s", file.filename, metadata.source)
             if metadata.name != release.name or metadata.version != release.version:
-                raise MetadataMismatch(file.url, file.filename, f"{release.name} {release.version}", f"{metadata.name} {metadata.version}")
+                expected, found = f"{release.name} {release.version}", f"{metadata.name} {metadata.version}"
+                raise MetadataMismatch(file.url, file.filename, expected, found)
         except InvalidMetadata as invalid:
             # Remembered as invalid, so the next run skips the release without reading it again.
             self._parser.submit(self.cache.store_invalid_metadata, file.cache_key, invalid.reason)
@@ -261,6 +229,31 @@ class IndexClient:
         # Written by the parser thread: hundreds of small files would otherwise hold up the loop.
         self._parser.submit(self.cache.store_metadata, file.cache_key, metadata)
         return metadata
+
+
+def _validators(page: CachedPage | None) -> dict[str, str]:
+    headers = {"Accept": ACCEPT}
+    if page is not None and page.etag:
+        headers["If-None-Match"] = page.etag
+    if page is not None and page.last_modified:
+        headers["If-Modified-Since"] = page.last_modified
+    return headers
+
+
+def _parsed(response: Response, parse: Callable[[Response], Slim]) -> Slim:
+    try:
+        return parse(response)
+    except PageError as error:
+        raise IndexUnavailable(response.url, str(error), response.status) from None
+    except RecursionError:
+        raise IndexUnavailable(response.url, f"answered JSON nested more than {JSON_DEPTH} levels deep", response.status) from None
+    except ValueError:
+        raise IndexUnavailable(response.url, "answered invalid or truncated JSON", response.status) from None
+
+
+def _content_type(response: Response) -> str:
+    return str(response.headers.get("content-type", "")).split(";")[0].strip().lower()
+
 
 def _max_age(response: Response, has_validator: str | None) -> float | None:
     match = _MAX_AGE.search(response.headers.get("cache-control", ""))

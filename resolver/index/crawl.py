@@ -19,13 +19,14 @@ from ..errors import CudaConstraintsError
 from ..resolve.candidates import PYTHON, UNREADABLE, Req
 from ..resolve.source import CrawlRules
 from .client import IndexClient
+from .sources import Sources
 
 
 class Crawler:
     """Walks preferred trees; remembers what it visited, so new roots only add what is new."""
 
-    def __init__(self, client: IndexClient) -> None:
-        self.client = client
+    def __init__(self, client: IndexClient, sources: Sources) -> None:
+        self.client, self.sources = client, sources
         self.visited: set[tuple[int, str, str]] = set()
 
     async def crawl(self, plans: Iterable[tuple[CrawlRules, Sequence[Req]]]) -> None:
@@ -35,7 +36,7 @@ class Crawler:
         if requirement.name in (PYTHON, UNREADABLE) or provider.mismatched_major(requirement.name) is not None:
             return
         try:
-            project = await self.client.project(requirement.name)
+            project = await self.sources.project(requirement.name)
             if requirement.name not in self.client.fetched_pages:
                 return  # served fresh from the cache: the tree below is there too, nothing to fetch ahead
             best = next(provider.candidates_in(project, [requirement]), None)

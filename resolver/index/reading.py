@@ -1,11 +1,11 @@
 """Reading the dependencies of one file, from the first source that works.
 
 1. PEP 658 `core-metadata` when the index advertises it (checked against its sha256 when given);
-2. the per-version JSON page (`/pypi/<name>/<version>/json`) when the index serves them: whether it does
-   is asked once, not once per concurrent read;
-3. HTTP Range reads of the wheel's `METADATA`: the tail, the central directory when the dist-info is not
+2. HTTP Range reads of the wheel's `METADATA`: the tail, the central directory when the dist-info is not
    in it, then the one member; every size the archive declares is checked before it is asked for;
-4. the whole file, only when it is small (and its bytes must match the index's sha256).
+3. the whole file, only when it is small (and its bytes must match the index's sha256);
+
+and a file of a find-links directory is read in place.
 
 What is read is parsed as the email parser reads it (index/metadata.py); metadata that cannot be
 trusted raises InvalidMetadata (the release is unusable), a read that breaks a limit LimitExceeded.
@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
+import io
 import logging
+from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from ..errors import IndexUnavailable, InvalidMetadata, LimitExceeded, MetadataUnavailable
 from ..errors.display import shown_url
 from ..model.distributions import CoreMetadata, DistFile, MetadataSourceKind, Release
 from .http import Http, RangeNotSupported
-from .metadata import BadMetadata, checked_metadata, parse_core_metadata
-from .pypi_json import version_page_requires_dist
+from .metadata import BadMetadata, parse_core_metadata
 from .wheel import (
     CentralDirectory,
     MemberTooLarge,
@@ -50,24 +52,19 @@ TAIL_SIZE = 64 * 1024
 class MetadataReader:
     """Reads metadata through one index's HTTP client; use it from that client's event loop."""
 
-    def __init__(self, http: Http, json_root: str) -> None:
-        self.http, self.root = http, json_root
-        # Whether the index serves per-version pages: unknown (None) until the first one answers; while
-        # that first one is out, the others wait for it instead of each asking (85 requests on a cold run).
-        self._version_pages: bool | None = None
-        self._version_probe = asyncio.Lock()
+    def __init__(self, http: Http) -> None:
+        self.http = http
 
     async def read(self, release: Release, file: DistFile) -> CoreMetadata:
         """The metadata of one file of a release, from the first source that works."""
+        if file.url.startswith("file:"):
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(None, self._read_local, file, release.name)
         if file.core_metadata:
             metadata = await self._pep658(file)
             if metadata is not None:
                 return metadata
-        if self._version_pages is not False:
-            metadata = await self._version_page(release)
-            if metadata is not None:
-                return metadata
-        problem = "the index serves no PEP 658 metadata or per-version page for it"
+        problem = "the index serves no PEP 658 metadata for it"
         if file.is_wheel:
             try:
                 return self._parse(await self._range_read(file, release.name), file, "range")
@@ -110,34 +107,6 @@ class MetadataReader:
             return parse_core_metadata(raw, source, require_static)
         except BadMetadata as bad:
             raise InvalidMetadata(file.url, file.filename, bad.problem) from None
-
-    async def _version_page(self, release: Release) -> CoreMetadata | None:
-        if self._version_pages is None:
-            async with self._version_probe:
-                if self._version_pages is None:
-                    return await self._ask_version_page(release)
-        if self._version_pages is False:
-            return None
-        return await self._ask_version_page(release)
-
-    async def _ask_version_page(self, release: Release) -> CoreMetadata | None:
-        url = f"{self.root}pypi/{release.name}/{release.version}/json"
-        response = await self.http.get(url, "version-page", {"Accept": "application/json"}, accept=frozenset({200, 404}), small=True)
-        if response.status == 404:
-            self._version_pages = False  # the project exists, so the index has no per-version pages
-            return None
-        self._version_pages = True
-        try:
-            found = version_page_requires_dist(json.loads(response.body), release.version)
-        except (ValueError, RecursionError):
-            found = None
-        if found is None:
-            return None
-        requires_dist, requires_python = found
-        try:
-            return checked_metadata(release.name, release.version, requires_dist, requires_python, (), "version-json")
-        except BadMetadata as bad:
-            raise InvalidMetadata(url, f"{release.name} {release.version}", bad.problem) from None
 
     async def _range_read(self, file: DistFile, project: str) -> bytes:
         """METADATA of a wheel from byte ranges: tail, central directory if needed, the member.
@@ -182,6 +151,21 @@ class MetadataReader:
             data, _ = await self.http.get_range(file.url, span.start, span.start + needed, "range")
         return extract_member(data, entry, limits.metadata_bytes)
 
+    def _read_local(self, file: DistFile, project: str) -> CoreMetadata:
+        """A find-links directory's file, read in place (a wheel's METADATA member only)."""
+        path = Path(url2pathname(urlsplit(file.url).path))
+        limit = self.http.limits.metadata_bytes
+        try:
+            with path.open("rb") as handle:
+                raw = metadata_from_wheel(handle, project, limit) if file.is_wheel else metadata_from_sdist(handle, file.filename, limit)
+        except OSError as error:
+            raise MetadataUnavailable(file.url, f"cannot read {path} ({error.strerror or error})") from None
+        except MemberTooLarge as large:
+            raise LimitExceeded(file.url, f"{file.filename}: {large}", large.limit, "a METADATA file") from None
+        except ZipReadError as error:
+            raise InvalidMetadata(file.url, file.filename, f"the file cannot be read ({error})") from None
+        return self._parse(raw, file, "download", require_static=not file.is_wheel)
+
     def _parse_download(self, body: bytes, file: DistFile, project: str) -> CoreMetadata:
         """Metadata of a file downloaded whole, after checking its bytes against the index's sha256."""
         if file.sha256:
@@ -192,7 +176,8 @@ class MetadataReader:
                 )
         limit = self.http.limits.metadata_bytes
         try:
-            raw = metadata_from_wheel(body, project, limit) if file.is_wheel else metadata_from_sdist(body, file.filename, limit)
+            archive = io.BytesIO(body)
+            raw = metadata_from_wheel(archive, project, limit) if file.is_wheel else metadata_from_sdist(archive, file.filename, limit)
         except MemberTooLarge as large:
             raise LimitExceeded(file.url, f"{file.filename}: {large}", large.limit, "a METADATA file") from None
         except ZipReadError as error:

@@ -8,7 +8,6 @@ member's local header and data (usually just before the central directory).
 
 from __future__ import annotations
 
-import io
 import struct
 import tarfile
 import zipfile
@@ -237,10 +236,11 @@ def local_bytes_needed(entry: ZipEntry, data: bytes) -> int:
     return int(_LOCAL_HEADER_SIZE + name_length + extra_length + entry.compressed_size)
 
 
-def metadata_from_wheel(data: bytes, project: str, limit: int = 16 * 1024 * 1024) -> bytes:
-    """METADATA from a whole wheel file, never more than `limit` bytes of it inflated."""
+def metadata_from_wheel(data: IO[bytes], project: str, limit: int = 16 * 1024 * 1024) -> bytes:
+    """METADATA from a whole wheel file (bytes in memory, or a file on disk), never more than `limit`
+    bytes of it inflated."""
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        with zipfile.ZipFile(data) as archive:
             infos = {info.filename: info for info in archive.infolist()}
             entries = [ZipEntry(i.filename, i.compress_type, i.compress_size, i.header_offset, i.file_size) for i in infos.values()]
             entry = find_metadata_entry(entries, project)
@@ -253,17 +253,17 @@ def metadata_from_wheel(data: bytes, project: str, limit: int = 16 * 1024 * 1024
         raise ZipReadError(f"not a readable wheel ({error})") from None
 
 
-def metadata_from_sdist(data: bytes, filename: str, limit: int = 16 * 1024 * 1024) -> bytes:
-    """PKG-INFO from a whole source distribution (only trustworthy for metadata 2.2+, see `core_metadata`)."""
+def metadata_from_sdist(data: IO[bytes], filename: str, limit: int = 16 * 1024 * 1024) -> bytes:
+    """PKG-INFO from a whole source distribution (only trustworthy for metadata 2.2+, see index/metadata.py)."""
     try:
         if filename.endswith(".zip"):
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            with zipfile.ZipFile(data) as archive:
                 infos = [i for i in archive.infolist() if i.filename.count("/") == 1 and i.filename.endswith("/PKG-INFO")]
                 if infos:
                     with archive.open(infos[0]) as member:
                         return _read_at_most(member, infos[0].filename, limit)
         else:
-            with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
+            with tarfile.open(fileobj=data, mode="r:*") as archive:
                 for info in archive:
                     if info.name.count("/") == 1 and info.name.endswith("/PKG-INFO") and info.isfile():
                         extracted = archive.extractfile(info)

@@ -39,6 +39,8 @@ class DistFile:
     # PEP 658: True when `<url>.metadata` is served; its sha256 when the index gives one.
     core_metadata: bool = False
     core_metadata_sha256: str | None = None
+    # The index (or find-links location) that listed it, as shown (credentials masked).
+    index: str = field(default="", compare=False)
 
     @property
     def is_wheel(self) -> bool:

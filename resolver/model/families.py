@@ -24,7 +24,11 @@ from typing import Literal
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from .indexes import local_cuda
+
 Role = Literal["member", "meta"]
+# How a project's (or release's) CUDA major shows.
+Scheme = Literal["name", "declared default", "version major", "exists only for this major", "meta package", "local version"]
 MAJOR_PATTERN = r"(?P<major>1\d|[2-9]\d)"
 
 
@@ -69,7 +73,7 @@ class Variant:
     role: Role
     # None for a meta package, and for a version-major project whose version names no CUDA major.
     major: int | None
-    scheme: str
+    scheme: Scheme
 
     def describe(self) -> str:
         if self.role == "meta":
@@ -159,13 +163,15 @@ class FamilyTable:
                 return Variant(family, "member", major, "version major")
         if name not in self._cache:
             self._cache[name] = self._classify_by_name(name)
+        if self._cache[name] is None and version is not None and version.local is not None:
+            return _by_local_version(name, version)
         return self._cache[name]
 
     def _classify_by_name(self, name: str) -> Variant | None:
         for family in self.families:
             major = family.member_major(name)
             if major is not None:
-                scheme = "declared default" if name == family.name else "name"
+                scheme: Scheme = "declared default" if name == family.name else "name"
                 return Variant(family, "member", major, scheme)
         for regex, pattern in self._generic:
             match = regex.match(name)
@@ -212,6 +218,15 @@ class FamilyTable:
             if variant is not None and (variant.family.pattern or variant.family.default_major):
                 found.setdefault(variant.family.name, variant.family)
         return list(found.values())
+
+
+def _by_local_version(name: str, version: Version) -> Variant | None:
+    """A release whose local label names its build (`torch 2.14.0+cu129`) is a member of that major; one
+    labelled for no CUDA (`+cpu`, `+rocm6.3`) belongs to none."""
+    cuda = local_cuda(version)
+    if cuda is None:
+        return None
+    return Variant(Family(name), "member", None if cuda == "none" else cuda[0], "local version")
 
 
 def _generic_regex(pattern: str) -> tuple[re.Pattern[str], str]:

@@ -98,9 +98,11 @@ class Selector:
     def _select(self, release: Release, allow_yanked: bool) -> Choice | Unavailable:
         if not self.families.fits(release.name, release.version, self.cuda_major):
             major = self.families.major_of(release.name, release.version)
+            label = f" build (+{release.version.local})" if release.version.local else " package"
             if major is not None:
-                return Unavailable("other-major", f"a CUDA {major} package")
-            return Unavailable("no-major", f"not a CUDA {self.cuda_major} release")
+                return Unavailable("other-major", f"a CUDA {major}{label}")
+            local = f" (+{release.version.local})" if release.version.local else ""
+            return Unavailable("no-major", f"not a CUDA {self.cuda_major} release{local}")
         files = [f for f in release.files if allow_yanked or not f.yanked]
         if not files:
             return Unavailable("yanked", "yanked")

@@ -14,6 +14,7 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from ..model.distributions import CoreMetadata, DistFile, Project, Release
+from ..model.indexes import Routing
 from .candidates import Candidate, Req
 
 
@@ -38,6 +39,13 @@ class CrawlRules(Protocol):
     def dependencies_from(self, candidate: Candidate, metadata: CoreMetadata) -> Iterator[Req]: ...
 
 
+class Indexes(Protocol):
+    """Every index a run may ask; each CUDA major sees them through its own routing."""
+
+    def routed(self, routing: Routing) -> Index:
+        """The indexes as this routing sees them."""
+
+
 class Index(MetadataSource, Protocol):
     """A metadata source that can also work ahead, answer which projects exist, and stop."""
 
@@ -49,3 +57,6 @@ class Index(MetadataSource, Protocol):
 
     def cancel(self) -> None:
         """Stop every fetch in flight: the run was interrupted (any thread)."""
+
+    def routed(self, routing: Routing) -> Index:
+        """The same indexes, as another CUDA major's routing sees them."""

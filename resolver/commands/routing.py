@@ -1,0 +1,116 @@
+"""Which indexes each CUDA major asks, from everything that names one (model/indexes.py says how they
+are asked).
+
+- The default index: `--index-url`, else a requirements file's `--index-url` line, else `index-url` in
+  `[tool.cuda-constraints]` (or a named index with `default = true`), else the environment's
+  (`UV_DEFAULT_INDEX`, `UV_INDEX_URL`, `PIP_INDEX_URL`), else PyPI; a major's own `index-url` replaces it.
+- Extra indexes, asked before the default one as uv asks them: the major's own, then the flags', the
+  requirements files', the configuration's (named indexes included) and the environment's (`UV_INDEX`,
+  `UV_EXTRA_INDEX_URL`, `PIP_EXTRA_INDEX_URL`), each once.
+- Find-links locations from all of these too (`UV_FIND_LINKS`, `PIP_FIND_LINKS`); `--no-index` (or
+  `no-index = true`) asks no index at all.
+- Routes: `[tool.cuda-constraints.sources]`, a major's own `sources`, and its `torch-backend`, which routes
+  the PyTorch projects to `<pytorch-index>/<backend>`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.utils import NormalizedName
+
+from ..errors import ConfigError, UsageError
+from ..files.config import Config
+from ..files.requirements import RequirementsInput, relative_to_root
+from ..model.indexes import PYTORCH_PROJECTS, STRATEGIES, IndexSource, IndexStrategy, Routing, torch_backend_index
+from .options import CompileRequest
+
+
+@dataclass(frozen=True)
+class IndexChoice:
+    """The indexes a run was given, before the configuration and the environment add theirs."""
+
+    index_url: str  # the default index, already chosen (flag, requirements line, configuration, environment)
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    no_index: bool = False
+    strategy: str | None = None
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        return (self.index_url, *self.extra_index_urls)
+
+    @classmethod
+    def of(cls, request: CompileRequest, requirements_input: RequirementsInput) -> IndexChoice:
+        return cls(
+            request.index_url,
+            (*request.extra_index_urls, *requirements_input.extra_index_urls),
+            (*request.find_links, *requirements_input.find_links),
+            request.no_index or requirements_input.no_index,
+            request.index_strategy,
+        )
+
+
+def routing_for(config: Config, choice: IndexChoice, major: int) -> Routing:
+    """Which indexes CUDA `major` asks, in order, and which projects are routed where."""
+    settings = config.major(major)
+    named = {index.name: IndexSource(index.url, index.name, index.explicit) for index in config.indexes.named}
+    if settings.torch_backend:
+        backend = torch_backend_index(settings.torch_backend, config.indexes.pytorch_index)
+        named[backend.name] = backend
+    default_url = settings.indexes.index_url or choice.index_url
+    extras = _unique(
+        *settings.indexes.extra_index_urls, *choice.extra_index_urls,
+        *(index.url for index in config.indexes.named if not index.explicit and not index.default),
+        *config.indexes.extra_index_urls, *config.environment.extra_index_urls,
+    )
+    no_index = choice.no_index or config.no_index
+    indexes = () if no_index else tuple(named_or_plain(url, named) for url in (*extras, default_url) if url)
+    links = _unique(*settings.indexes.find_links, *choice.find_links, *config.indexes.find_links, *config.environment.find_links)
+    return Routing(
+        indexes=tuple(dict.fromkeys(indexes)),
+        find_links=tuple(_find_links(place, config) for place in links),
+        routes=_routes(config, settings.indexes.sources, named, settings.torch_backend),
+        strategy=_strategy(choice.strategy or config.indexes.strategy or config.environment.strategy),
+    )
+
+
+def named_or_plain(url: str, named: dict[str, IndexSource]) -> IndexSource:
+    return next((index for index in named.values() if index.url == url), IndexSource(url))
+
+
+def _routes(
+    config: Config, major_sources: Mapping[NormalizedName, str], named: dict[str, IndexSource], backend: str | None
+) -> dict[NormalizedName, IndexSource]:
+    routes: dict[NormalizedName, IndexSource] = {}
+    if backend:
+        routes.update(dict.fromkeys(PYTORCH_PROJECTS, named[f"pytorch-{backend}"]))
+    for project, name in (*config.indexes.sources.items(), *major_sources.items()):
+        if name not in named:
+            raise ConfigError(config.path or Path("pyproject.toml"), "sources", f"{project} names the unknown index {name!r}")
+        routes[project] = named[name]
+    return routes
+
+
+def _find_links(place: str, config: Config) -> IndexSource:
+    if "://" in place:
+        return IndexSource(place, find_links=True)
+    path = config.resolve_path(Path(place)).resolve()
+    return IndexSource(str(path), find_links=True, shown=relative_to_root(path, config.root))
+
+
+def _strategy(value: str | None) -> IndexStrategy:
+    for strategy in STRATEGIES:
+        if (value or "first-index") == strategy:
+            return strategy
+    raise UsageError(f"index strategy {value!r}: give one of {', '.join(STRATEGIES)}")
+
+
+def _unique(*urls: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(url for url in urls if url))
+
+
+def every_url(routing: Routing) -> Iterable[str]:
+    return (source.url for source in (*routing.indexes, *routing.find_links, *routing.routes.values()))

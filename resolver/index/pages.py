@@ -1,0 +1,248 @@
+"""Parsing index pages, kept apart from fetching them: the Simple API as JSON (PEP 691, with PEP 700's
+upload times and sizes) and as HTML (PEP 503, with `data-requires-python`, `data-yanked` and PEP 658/714
+`data-core-metadata`), and find-links pages (HTML links to the files of any project).
+
+Every kind becomes one compact, JSON-serialisable form (what the cache stores): the files of each version,
+kept as one JSON text each and parsed only when the resolver looks at that version (pydantic-core lists
+18,000 files, of which a resolution reads a handful). A file's version comes from its name (`name-1.0-…
+.whl`, `name-1.0.tar.gz`); names that are not a wheel's or an sdist's, files of another project, and
+entries with control characters (no real file has them) are left out, as pip leaves them out.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from functools import partial
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import unquote, urljoin, urlsplit
+
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from ..errors.display import has_secret
+from ..model.distributions import SDIST_SUFFIXES, DistFile, Project, Release
+
+# The compact form of a page: {"name": str, "releases": {version: JSON text of rows}, "secret": bool}.
+Slim = dict[str, Any]
+# A file: [filename, url, sha256, requires_python, yanked, size, upload time, core-metadata, its sha256]
+Row = list[Any]
+_CONTROL = re.compile("[\x00-\x20\x7f-\x9f]")
+SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
+ACCEPT = f"{SIMPLE_JSON}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
+
+
+class PageError(ValueError):
+    """The document is not a usable index page; the client names the URL."""
+
+
+def parse_simple(body: bytes, content_type: str, name: NormalizedName) -> Slim:
+    """A project's Simple API page, JSON or HTML by its content type."""
+    start = body.lstrip()[:1]
+    if "json" in content_type or (not content_type and start == b"{"):
+        return _slim(name, _json_rows(body, name))
+    if "html" in content_type or start == b"<":
+        return _slim(name, (row for row in html_rows(body) if project_of(row[0]) == name))
+    raise PageError(f"answered {content_type or 'an unknown content type'} where a Simple API page was expected")
+
+
+def find_links_page(body: bytes) -> dict[NormalizedName, Slim]:
+    """An HTML page of links to the files of any projects, by project."""
+    rows: dict[NormalizedName, list[Row]] = defaultdict(list)
+    for row in html_rows(body):
+        project = project_of(row[0])
+        if project is not None:
+            rows[project].append(row)
+    return {name: _slim(name, found) for name, found in rows.items()}
+
+
+def find_links_directory(entries: Iterable[tuple[str, str, int]]) -> dict[NormalizedName, Slim]:
+    """A directory of files (name, file URL, size), by project."""
+    rows: dict[NormalizedName, list[Row]] = defaultdict(list)
+    for filename, url, size in entries:
+        project = project_of(filename)
+        if project is not None and not _CONTROL.search(filename):
+            rows[project].append([filename, url, None, None, False, size, None, False, None])
+    return {name: _slim(name, found) for name, found in rows.items()}
+
+
+def _json_rows(body: bytes, name: NormalizedName) -> Iterator[Row]:
+    document = json.loads(body, object_hook=_json_file)
+    if not isinstance(document, dict) or not isinstance(document.get("files"), list):
+        raise PageError("not a PEP 691 project page (no 'files' list)")
+    named = document.get("name")
+    if isinstance(named, str) and canonicalize_name(named) != name:
+        raise PageError(f"answered the page of {named!r}")
+    for entry in document["files"]:
+        if isinstance(entry, _Row):
+            yield list(entry)
+        elif not isinstance(entry, _Unusable):
+            raise PageError("a file entry has no filename or url")
+
+
+class _Row(list[Any]):
+    """A file entry already compacted while parsing (a list subclass: told apart from any JSON array)."""
+
+
+class _Unusable:
+    """A file entry with control characters in its name or URL: left out."""
+
+
+def _json_file(entry: dict[str, Any]) -> Any:
+    if "filename" not in entry:
+        return entry
+    filename, url = entry.get("filename"), entry.get("url")
+    if not isinstance(filename, str) or not isinstance(url, str) or not url:
+        raise PageError("a file entry has no filename or url")
+    if _CONTROL.search(filename) or _CONTROL.search(url):
+        return _Unusable()
+    hashes = entry.get("hashes")
+    core = entry.get("core-metadata", entry.get("dist-info-metadata", False))
+    size = entry.get("size")
+    uploaded = entry.get("upload-time")
+    return _Row((
+        filename,
+        url,
+        hashes.get("sha256") if isinstance(hashes, dict) else None,
+        entry.get("requires-python") or None,
+        bool(entry.get("yanked", False)),
+        size if isinstance(size, int) else None,
+        uploaded if isinstance(uploaded, str) else None,
+        bool(core),
+        core.get("sha256") if isinstance(core, dict) else None,
+    ))
+
+
+def html_rows(body: bytes) -> Iterator[Row]:
+    """The file links of a PEP 503 page (or any page of links), each as a row."""
+    parser = _Links()
+    parser.feed(body.decode("utf-8", "replace"))
+    parser.close()
+    for attributes in parser.links:
+        row = _html_row(attributes, parser.base)
+        if row is not None:
+            yield row
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.links: list[dict[str, str | None]] = []
+        self.base: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self.links.append(dict(attrs))
+        elif tag == "base" and self.base is None:
+            self.base = dict(attrs).get("href")
+
+
+def _html_row(attributes: dict[str, str | None], base: str | None) -> Row | None:
+    href = attributes.get("href")
+    if not href or _CONTROL.search(href):
+        return None
+    location, _, fragment = href.partition("#")
+    filename = unquote(urlsplit(location).path.rsplit("/", 1)[-1])
+    if not filename or _CONTROL.search(filename):
+        return None
+    algorithm, _, digest = fragment.partition("=")
+    core_key = next((key for key in ("data-core-metadata", "data-dist-info-metadata") if key in attributes), None)
+    core = (attributes.get(core_key) or "true") if core_key else "false"  # present without a value: true
+    core_algorithm, _, core_digest = core.partition("=")
+    return [
+        filename,
+        urljoin(base, location) if base else location,
+        digest if algorithm == "sha256" and digest else None,
+        attributes.get("data-requires-python") or None,
+        "data-yanked" in attributes,
+        None,
+        None,
+        core.lower() != "false",
+        core_digest if core_algorithm == "sha256" and core_digest else None,
+    ]
+
+
+def project_of(filename: str) -> NormalizedName | None:
+    """The project a wheel's or an sdist's file name is for; None for anything else."""
+    name_version = _name_and_version(filename)
+    return canonicalize_name(name_version[0]) if name_version else None
+
+
+def _name_and_version(filename: str) -> tuple[str, str] | None:
+    if filename.endswith(".whl"):
+        parts = filename[:-4].split("-")
+        return (parts[0], parts[1]) if len(parts) in (5, 6) else None
+    for suffix in SDIST_SUFFIXES:
+        if filename.endswith(suffix):
+            name, dash, version = filename[: -len(suffix)].rpartition("-")
+            return (name, version) if dash and name else None
+    return None
+
+
+def _slim(name: NormalizedName, rows: Iterable[Row]) -> Slim:
+    by_version: dict[str, list[Row]] = defaultdict(list)
+    secret = False
+    for row in rows:
+        name_version = _name_and_version(row[0])
+        if name_version is None or canonicalize_name(name_version[0]) != name:
+            continue
+        by_version[name_version[1]].append(row)
+        secret = secret or ("?" in row[1] and has_secret(row[1]))
+    releases = {version: json.dumps(files, separators=(",", ":")) for version, files in by_version.items()}
+    # `secret`: some file URL carries a token; the client keeps such a page out of the disk cache.
+    return {"name": name, "releases": releases, "secret": secret}
+
+
+def project_from_slims(name: NormalizedName, pages: Iterable[tuple[Slim, str, str]]) -> Project:
+    """One project from its pages: (compact page, URL its relative links are resolved against, index as
+    shown). Newest release first; a version named in several pages has all their files (the first page's
+    where two share a file name); versions that do not parse are skipped, as pip skips them."""
+    by_version: dict[Version, list[tuple[str, str, str]]] = defaultdict(list)
+    for slim, page_url, index in pages:
+        for version_text, rows in slim["releases"].items():
+            try:
+                version = Version(version_text)
+            except InvalidVersion:
+                continue
+            by_version[version].append((rows, page_url, index))
+    releases = [Release(name, version, partial(_files, parts)) for version, parts in by_version.items()]
+    releases.sort(key=lambda r: r.version, reverse=True)
+    return Project(name, tuple(releases))
+
+
+def _files(parts: list[tuple[str, str, str]]) -> tuple[DistFile, ...]:
+    files: dict[str, DistFile] = {}
+    for rows, page_url, index in parts:
+        for row in json.loads(rows):
+            files.setdefault(row[0], _file(row, page_url, index))
+    return tuple(files.values())
+
+
+def _file(row: Row, page_url: str, index: str) -> DistFile:
+    filename, url, sha256, requires_python, yanked, size, uploaded, core, core_sha = row
+    return DistFile(
+        filename=filename,
+        url=url if url.startswith(("https://", "http://", "file://")) else urljoin(page_url, url),
+        sha256=sha256,
+        requires_python=requires_python,
+        yanked=yanked,
+        size=size,
+        upload_time=_parse_time(uploaded),
+        core_metadata=core,
+        core_metadata_sha256=core_sha,
+        index=index,
+    )
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)

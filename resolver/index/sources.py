@@ -1,0 +1,111 @@
+"""One CUDA major's view of the indexes: which pages make each project (model/indexes.py says why).
+
+- A project routed to an index comes from that index only.
+- Otherwise, with `first-index`, the indexes are asked in order, one after the other, and the first that
+  has the project is the only one used: a later index is never asked for a name an earlier one has.
+  With `unsafe-best-match` every index is asked and their releases are merged.
+- The files of every find-links location (a directory, or an HTML page of links) are added.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import NormalizedName
+
+from ..errors import ProjectNotFound
+from ..errors.display import redact_url
+from ..model.distributions import Project
+from ..model.indexes import IndexSource, Routing
+from .client import IndexClient
+from .pages import Slim, find_links_directory, project_from_slims
+
+logger = logging.getLogger(__name__)
+Page = tuple[Slim, str, str]  # (compact page, URL its links are relative to, the source as shown)
+
+
+class Sources:
+    def __init__(self, client: IndexClient, routing: Routing) -> None:
+        self.client, self.routing = client, routing
+        # Each source without its credentials (those go to the client's store) and as messages show it.
+        self._clean = {source: client.credentials.add(source.url) for source in (*routing.indexes, *routing.find_links,
+                                                                                 *routing.routes.values())}
+        self._directories: dict[IndexSource, dict[NormalizedName, Slim]] = {}
+
+    def shown(self, source: IndexSource) -> str:
+        return source.shown or redact_url(source.url)
+
+    async def project(self, name: NormalizedName) -> Project:
+        pages = await self._index_pages(name)
+        pages += await self._links(name)
+        if not any(slim["releases"] for slim, _, _ in pages):
+            empty = [shown for _, _, shown in pages]  # a page without files: a login page, perhaps
+            raise ProjectNotFound(name, self._where(name), answered_empty=empty)
+        return project_from_slims(name, pages)
+
+    def cached_project(self, name: NormalizedName) -> Project | None:
+        """The project from the disk cache alone, when every page it needs is fresh there (any thread)."""
+        pages: list[Page] = []
+        for source in self.routing.searched(name):
+            cached = self.client.cached_page(self._clean[source], name)
+            if cached is False:
+                return None
+            if isinstance(cached, tuple):
+                pages.append((*cached, self.shown(source)))
+                if self._first_only(name):
+                    break
+        if self.routing.find_links or not any(slim["releases"] for slim, _, _ in pages):
+            return None  # find-links pages are listed or fetched on the loop
+        return project_from_slims(name, pages)
+
+    async def _index_pages(self, name: NormalizedName) -> list[Page]:
+        searched = self.routing.searched(name)
+        if self._first_only(name):
+            for source in searched:  # one after the other: a later index is never asked for a name found earlier
+                found = await self.client.page(self._clean[source], name)
+                if found is not None:
+                    return [(*found, self.shown(source))]
+            return []
+        answers = await asyncio.gather(*(self.client.page(self._clean[source], name) for source in searched))
+        return [(*found, self.shown(source)) for source, found in zip(searched, answers, strict=True) if found is not None]
+
+    def _first_only(self, name: NormalizedName) -> bool:
+        return self.routing.strategy == "first-index" or name in self.routing.routes
+
+    async def _links(self, name: NormalizedName) -> list[Page]:
+        pages = []
+        for source in self.routing.find_links:
+            url = self._clean[source]
+            if url.startswith(("http://", "https://")):
+                found: Any = (await self.client.links_page(url)).get(name)
+            else:
+                found = await self._directory(source, name)
+            if found is not None:
+                pages.append((*found, self.shown(source)))
+        return pages
+
+    async def _directory(self, source: IndexSource, name: NormalizedName) -> tuple[Slim, str] | None:
+        if source not in self._directories:
+            path = Path(self._clean[source].removeprefix("file://"))
+            loop = asyncio.get_running_loop()
+            self._directories[source] = await loop.run_in_executor(None, _list_directory, path)
+        slim = self._directories[source].get(name)
+        return None if slim is None else (slim, "")
+
+    def _where(self, name: NormalizedName) -> str:
+        searched = [self.shown(s) for s in (*self.routing.searched(name), *self.routing.find_links)]
+        if not searched:
+            return "any index (--no-index, and no find-links location has it)"
+        return " or ".join(searched)
+
+
+def _list_directory(path: Path) -> dict[NormalizedName, Slim]:
+    try:
+        entries = [(entry.name, entry.resolve().as_uri(), entry.stat().st_size) for entry in sorted(path.iterdir()) if entry.is_file()]
+    except OSError as error:
+        logger.warning("find-links %s cannot be listed (%s); it offers no files", path, error.strerror or error)
+        return {}
+    return find_links_directory(entries)
