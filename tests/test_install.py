@@ -19,7 +19,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from resolver.cli.main import main
 from resolver.commands.install import InstallRequest, read_constraints
-from resolver.commands.install_plan import Prepared, Tool, no_deps_names, plan_install, swapped_requirements
+from resolver.commands.install_plan import InstallSources, Prepared, Tool, no_deps_names, plan_install, swapped_requirements
 from resolver.errors import ConstraintsFileError
 from resolver.files.constraints import parse
 from resolver.files.requirements import load_requirements
@@ -294,7 +294,7 @@ def prepared(project: Project, major: int, directory: str = "constraints") -> Pr
     path = project.root / directory / f"cu{major}.txt"
     document = read_constraints(path, major)
     requirements_input = load_requirements([project.requirements], root=project.root)
-    return Prepared(major, path, document, swapped_requirements(requirements_input, document), None)
+    return Prepared(major, path, document, swapped_requirements(requirements_input, document), InstallSources())
 
 
 def test_swaps_keep_specifier_and_the_meta_package_goes_without_dependencies(project):
@@ -319,7 +319,7 @@ def test_a_package_that_needs_a_meta_package_is_installed_without_dependencies_t
 
 
 def test_uv_gets_the_file_itself_in_hash_checking_mode(project):
-    uv = Tool("uv", ("uv", "pip"), "/venv/bin/python", system=True, index=IndexUrl("http://index/simple"))
+    uv = Tool("uv", ("uv", "pip"), "/venv/bin/python", system=True, sources=InstallSources(IndexUrl("http://index/simple")))
     plan = plan_install(prepared(project, 13, "hashed"), uv, FAMILIES, Path("/work"))
     (command,) = plan.commands
     assert command[:8] == ("uv", "pip", "install", "--python", "/venv/bin/python", "--system", "--default-index", "http://index/simple")

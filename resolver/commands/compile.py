@@ -33,6 +33,7 @@ from ..files.output_dir import OutputDirectory
 from ..files.requirements import RequirementsInput, digest_of, load_requirements
 from ..files.sets import display_path, read_file
 from ..model.families import FamilyTable
+from ..model.indexes import Routing
 from ..model.targets import (
     Environment,
     Target,
@@ -48,7 +49,7 @@ from ..resolve.selection import SelectionOptions, Selector
 from ..resolve.source import Index, Indexes
 from ..resolve.swaps import MajorInput, roots_for, swap_for_major
 from .options import CompileRequest, describe_options
-from .routing import IndexChoice, routing_for
+from .routing import IndexChoice, index_lines, routing_for
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -162,6 +163,8 @@ def _outcome(
         digest=digest_of(requirements_input, request.config.families_text),
         targets=describe_environments(environments),
         options=describe_options(request),
+        index_strategy=plan.routing.strategy,
+        indexes=index_lines(plan.routing),
     )
     document = merge(plan.major, resolutions, header, plan.major_input.swaps, request.generate_hashes, plan.selection.exclude_newer)
     text = render(document)
@@ -193,7 +196,8 @@ class _MajorPlan:
     constraints: dict[Environment, dict[NormalizedName, list[Req]]]
     preferred: dict[Environment, dict[NormalizedName, Version]]
     environments: tuple[Environment, ...]
-    source: Index  # the indexes as this major's routing sees them
+    routing: Routing
+    source: Index  # the indexes as this routing sees them
 
     def siblings(self, environment: Environment) -> tuple[Environment, ...]:
         return tuple(e for e in self.environments if e.python == environment.python)
@@ -219,7 +223,7 @@ def _plan(
     index: Indexes,
 ) -> _MajorPlan:
     major_input = swap_for_major(requirements_input, families, major)
-    source = index.routed(routing_for(request.config, IndexChoice.of(request, requirements_input), major))
+    routing = routing_for(request.config, IndexChoice.of(request, requirements_input), major)
     path = request.output_dir / f"cu{major}.txt"
     old_text, old = _existing(path)
     roots, constraints, preferred = {}, {}, {}
@@ -235,7 +239,8 @@ def _plan(
         True, request.selection.allow_sdist, request.selection.allow_sdist_packages, request.selection.exclude_newer
     )
     return _MajorPlan(
-        major, major_input, path, old, old_text, families, selection, roots, constraints, preferred, environments, source
+        major, major_input, path, old, old_text, families, selection, roots, constraints, preferred, environments, routing,
+        index.routed(routing),
     )
 
 

@@ -30,14 +30,16 @@ from ..files.constraints import ConstraintsDocument, PinLine
 from ..files.output_dir import OutputDirectory
 from ..files.requirements import RequirementsInput, digest_of, load_requirements
 from ..files.sets import display_path, read_file
-from ..index.auth import CredentialStore, IndexUrl
+from ..index.auth import CredentialStore
 from ..machine.detect import Detection, probe_machine, require_installable
 from ..machine.interpreter import environment_report, import_canary
 from ..machine.system import Machine
+from ..model.distributions import DEFAULT_INDEX_URL
 from ..model.families import FamilyTable
 from .install_plan import (
     Installer,
     InstallPlan,
+    InstallSources,
     Prepared,
     Tool,
     plan_install,
@@ -121,35 +123,54 @@ def prepare(request: InstallRequest, major: int, detection: Detection | None = N
     document = read_constraints(path, major)
     requirements_input = load_requirements(list(request.requirement_files), root=request.root)
     check_fresh(document, shown, requirements_input, request.families_text)
-    index = _index(request, request.index_url or requirements_input.index_url or request.config_index_url)
-    return Prepared(major, path, document, swapped_requirements(requirements_input, document), index, detection)
+    sources = _sources(request, document, requirements_input.index_url)
+    return Prepared(major, path, document, swapped_requirements(requirements_input, document), sources, detection)
 
 
-def _index(request: InstallRequest, url: str | None) -> IndexUrl | None:
-    """The index with the credentials known for it (from a URL given anywhere, `~/.netrc` or keyring)."""
-    if url is None:
-        return None
-    return (request.credentials or CredentialStore(read_netrc=False, use_keyring=False)).index(url)
+def _sources(request: InstallRequest, document: ConstraintsDocument | None, file_index_url: str | None = None) -> InstallSources:
+    """The indexes the file records, each with the credentials known for it (from a URL given anywhere,
+    `~/.netrc` or keyring); `--index-url` replaces the default one. A file that records none was compiled
+    from one index: `--index-url`, else the requirements' or the configuration's (the installer's own
+    default when none is given)."""
+    store = request.credentials or CredentialStore(read_netrc=False, use_keyring=False)
+    if document is None or not document.indexes:
+        url = request.index_url or file_index_url or request.config_index_url
+        return InstallSources(store.index(url) if url else None)
+    lines = document.indexes
+    recorded = next((line.url for line in lines if line.kind == "default"), None)
+    default = request.index_url or (recorded if recorded != DEFAULT_INDEX_URL else None)
+    return InstallSources(
+        default=store.index(default) if default else None,
+        extras=tuple(store.index(line.url) for line in lines if line.kind in ("extra", "explicit")),
+        find_links=tuple(_place(line.url, request.root) for line in lines if line.kind == "find-links"),
+        best_match=document.index_strategy == "unsafe-best-match" or any(line.kind == "explicit" for line in lines),
+        no_index=all(line.kind == "find-links" for line in lines) and not request.index_url,
+    )
+
+
+def _place(shown: str, root: Path) -> str:
+    """A find-links location as the header shows it: a URL, or a directory relative to the project."""
+    return shown if "://" in shown else str(root / shown)
 
 
 def _shown(path: Path) -> Path:
     return Path(display_path(path))
 
 
-def find_tool(request: InstallRequest, machine: Machine, index: IndexUrl | None) -> Tool:
+def find_tool(request: InstallRequest, machine: Machine, sources: InstallSources) -> Tool:
     """uv from PATH (or next to this interpreter, where the `uv` extra puts it); pip from this interpreter
     (`--python` points it at the target), else the target's own pip."""
     uv = machine.which("uv") or _sibling("uv")
     if request.installer == "uv" and uv is None:
         raise UsageError("--installer uv: uv is not on PATH; install it (pip install uv) or pass --installer pip")
     if request.installer in ("uv", "auto") and uv is not None:
-        return Tool("uv", (uv, "pip"), request.python, request.system, index)
+        return Tool("uv", (uv, "pip"), request.python, request.system, sources)
     if importlib.util.find_spec("pip") is not None:
         same = os.path.abspath(request.python) == os.path.abspath(sys.executable)
         prefix = (sys.executable, "-m", "pip", *(() if same else ("--python", request.python)))
     else:
         prefix = (request.python, "-m", "pip")
-    return Tool("pip", prefix, request.python, request.system, index)
+    return Tool("pip", prefix, request.python, request.system, sources)
 
 
 def _sibling(program: str) -> str | None:
@@ -165,7 +186,7 @@ def install_with_constraints(request: InstallRequest, machine: Machine, say: Say
         return _install_rocm(request, machine, say, detection)
     prepared = prepare(request, major, detection)
     say(("# " if request.dry_run else "") + _headline(prepared))
-    tool = find_tool(request, machine, prepared.index)
+    tool = find_tool(request, machine, prepared.sources)
     removals: tuple[str, ...] = ()
     reinstall: tuple[PinLine, ...] = ()
     if request.fix:
@@ -195,7 +216,7 @@ def _install_rocm(request: InstallRequest, machine: Machine, say: Say, detection
     assert request.rocm_requirements is not None
     headline = f"ROCm (detected by {detection.describe()}); installing {request.rocm_requirements} without CUDA constraints"
     say(("# " if request.dry_run else "") + headline)
-    tool = find_tool(request, machine, _index(request, request.index_url or request.config_index_url))
+    tool = find_tool(request, machine, _sources(request, None))
     plan = InstallPlan((), (tool.install("-r", str(request.rocm_requirements)),), tool.environment)
     if request.dry_run:
         for line in plan.script():

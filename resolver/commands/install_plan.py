@@ -26,7 +26,7 @@ from packaging.utils import canonicalize_name
 
 from ..files.constraints import ConstraintsDocument, PinLine
 from ..files.requirements import RequirementsInput
-from ..index.auth import IndexUrl
+from ..index.auth import IndexUrl, IndexUrls
 from ..machine.detect import Detection
 from ..model.families import FamilyTable
 
@@ -34,36 +34,67 @@ Installer = Literal["uv", "pip"]
 
 
 @dataclass(frozen=True)
-class Tool:
-    """An installer, bound to the target interpreter and index.
+class InstallSources:
+    """The indexes an install asks: those the constraints file records (or, for a file that records none,
+    the one given). Extra indexes are asked before the default one, as at compile time. uv gets
+    `--index-strategy unsafe-best-match` when the file was compiled with it, or with an index that served
+    only the projects routed to it (the PyTorch index): every pin is exact, and a local version such as
+    `+cu129` exists on that index alone, so uv finds each pin where the compile found it. pip always
+    looks at every index."""
 
-    An index without credentials goes on the command line; one with credentials goes in the installer's
-    environment (`UV_DEFAULT_INDEX`, `PIP_INDEX_URL`), so the secret is in no argument list and no printed
-    command: those show it as `user:****@`.
-    """
+    default: IndexUrl | None = None
+    extras: tuple[IndexUrl, ...] = ()
+    find_links: tuple[str, ...] = ()
+    best_match: bool = False
+    no_index: bool = False
+
+    def arguments(self, kind: Installer) -> tuple[str, ...]:
+        """Flags for the sources without credentials (those with credentials go in the environment)."""
+        found: list[str] = ["--no-index"] if self.no_index else []
+        if self.default is not None and self.default.credentials is None:
+            found += ["--default-index" if kind == "uv" else "--index-url", self.default.url]
+        if not any(extra.credentials for extra in self.extras):
+            for extra in self.extras:
+                found += ["--extra-index-url", extra.url]
+        for place in self.find_links:
+            found += ["--find-links", place]
+        if self.best_match and kind == "uv":
+            found += ["--index-strategy", "unsafe-best-match"]
+        return tuple(found)
+
+    def environment(self, kind: Installer) -> dict[str, IndexUrl | IndexUrls]:
+        """Variables for the sources with credentials, so no secret is in an argument list or a printed
+        command (those show `user:****@`)."""
+        found: dict[str, IndexUrl | IndexUrls] = {}
+        if self.default is not None and self.default.credentials is not None:
+            found["UV_DEFAULT_INDEX" if kind == "uv" else "PIP_INDEX_URL"] = self.default
+        if any(extra.credentials for extra in self.extras):
+            found["UV_EXTRA_INDEX_URL" if kind == "uv" else "PIP_EXTRA_INDEX_URL"] = IndexUrls(self.extras)
+        return found
+
+
+@dataclass(frozen=True)
+class Tool:
+    """An installer, bound to the target interpreter and the indexes."""
 
     kind: Installer
     prefix: tuple[str, ...]  # ("/usr/bin/uv", "pip") or ("/venv/bin/python", "-m", "pip"[, "--python", T])
     python: str
     system: bool = False
-    index: IndexUrl | None = None
+    sources: InstallSources = InstallSources()
 
     def install(self, *arguments: str) -> tuple[str, ...]:
-        flag = "--default-index" if self.kind == "uv" else "--index-url"
-        index = (flag, self.index.url) if self.index is not None and self.index.credentials is None else ()
         if self.kind == "uv":
             target: tuple[str, ...] = ("--python", self.python, *(("--system",) if self.system else ()))
         else:
             # The skipped edges are deliberate; the verification afterwards checks what matters.
             target = ("--no-warn-conflicts",)
-        return (*self.prefix, "install", *target, *index, *arguments)
+        return (*self.prefix, "install", *target, *self.sources.arguments(self.kind), *arguments)
 
     @property
-    def environment(self) -> dict[str, IndexUrl]:
-        """Variables the installer runs with: the index, when it carries credentials."""
-        if self.index is None or self.index.credentials is None:
-            return {}
-        return {"UV_DEFAULT_INDEX" if self.kind == "uv" else "PIP_INDEX_URL": self.index}
+    def environment(self) -> dict[str, IndexUrl | IndexUrls]:
+        """Variables the installer runs with: the indexes that carry credentials."""
+        return self.sources.environment(self.kind)
 
     def uninstall(self, names: Iterable[str]) -> tuple[str, ...]:
         if self.kind == "uv":
@@ -81,7 +112,7 @@ class PlannedFile:
 class InstallPlan:
     files: tuple[PlannedFile, ...]
     commands: tuple[tuple[str, ...], ...]
-    environment: Mapping[str, IndexUrl] = field(default_factory=dict)
+    environment: Mapping[str, IndexUrl | IndexUrls] = field(default_factory=dict)
 
     def exports(self) -> list[str]:
         """The environment as shell lines, credentials masked (`user:****@`: give the password there)."""
@@ -105,7 +136,7 @@ class Prepared:
     path: Path
     document: ConstraintsDocument
     requirements: tuple[Requirement, ...]
-    index: IndexUrl | None
+    sources: InstallSources
     detection: Detection | None = None
 
 

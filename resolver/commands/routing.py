@@ -23,6 +23,7 @@ from packaging.utils import NormalizedName
 
 from ..errors import ConfigError, UsageError
 from ..files.config import Config
+from ..files.constraints import IndexKind, IndexLine
 from ..files.requirements import RequirementsInput, relative_to_root
 from ..model.indexes import PYTORCH_PROJECTS, STRATEGIES, IndexSource, IndexStrategy, Routing, torch_backend_index
 from .options import CompileRequest
@@ -110,6 +111,20 @@ def _strategy(value: str | None) -> IndexStrategy:
 
 def _unique(*urls: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(url for url in urls if url))
+
+
+def index_lines(routing: Routing) -> tuple[IndexLine, ...]:
+    """The header's record of where a major's pins come from, in the order they are asked (`serves` is
+    filled in by the merge); nothing when that is PyPI alone, as without any index configured."""
+    if routing == Routing():
+        return ()
+    routed = tuple(dict.fromkeys(source for source in routing.routes.values() if source not in routing.indexes))
+    lines = [IndexLine("explicit", source.display) for source in routed]
+    for source in routing.indexes:
+        kind: IndexKind = "explicit" if source.explicit else "default" if source == routing.default else "extra"
+        lines.append(IndexLine(kind, source.display))
+    lines += [IndexLine("find-links", source.display) for source in routing.find_links]
+    return tuple(lines)
 
 
 def every_url(routing: Routing) -> Iterable[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Literal, TypeVar, cast
 
 from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
@@ -24,10 +24,13 @@ INPUTS = re.compile(r"^# inputs: (.+) \(sha256 ([0-9a-f]+)\)   targets: (.+)$")
 EXCLUDED_TITLE = "# excluded (mismatched CUDA variants; `cuda-constraints install` drops them):"
 SWAPPED_TITLE = "# swapped:"
 SOURCE_TITLE = "# builds from source (no wheel for the platform):"
+INDEXES_TITLE = re.compile(r"^# indexes \((first-index|unsafe-best-match)\); `cuda-constraints install` installs from them:$")
 NONE = "#   (none)"
 _EXCLUDED = re.compile(r"^#   (\S+)  \(required by (.+)\)$")
 _SWAPPED = re.compile(r"^#   (.+?)  ->  (.+?)  \((.+)\)$")
 _SOURCE = re.compile(r"^#   (\S+)==(\S+) on (.+)$")
+_INDEX = re.compile(r"^#   (default|extra|explicit|find-links) (\S+)(?:  \(serves (.+)\))?$")
+IndexKind = Literal["default", "extra", "explicit", "find-links"]
 
 
 @dataclass(frozen=True, order=True)
@@ -72,6 +75,20 @@ class SourceBuild:
     platforms: str
 
 
+@dataclass(frozen=True, order=True)
+class IndexLine:
+    """One source the file's pins come from, as shown (credentials masked; a find-links directory relative to
+    the project). `serves`: the pinned projects taken from it, for any source but the default index."""
+
+    kind: IndexKind
+    url: str
+    serves: tuple[str, ...] = ()
+
+    @classmethod
+    def read(cls, kind: str, url: str, serves: str | None) -> IndexLine:
+        return cls(cast("IndexKind", kind), url, tuple(serves.split(", ")) if serves else ())
+
+
 @dataclass(frozen=True)
 class ConstraintsDocument:
     cuda_major: int
@@ -84,6 +101,9 @@ class ConstraintsDocument:
     swapped: tuple[SwapLine, ...] = ()
     source_builds: tuple[SourceBuild, ...] = ()
     pins: tuple[PinLine, ...] = field(default=())
+    # Where the pins come from, when not PyPI alone: uv's index strategy, and the sources in the order asked.
+    index_strategy: str = "first-index"
+    indexes: tuple[IndexLine, ...] = ()
 
     def pins_for(self, environment: Mapping[str, str]) -> dict[NormalizedName, Version]:
         """The version pinned for each project in one environment (markers evaluated)."""
@@ -104,6 +124,10 @@ def _lines(document: ConstraintsDocument) -> Iterator[str]:
     yield f"# inputs: {', '.join(document.inputs)} (sha256 {document.digest})   targets: {document.targets}"
     if document.options:
         yield f"# options: {document.options}"
+    if document.indexes:
+        yield f"# indexes ({document.index_strategy}); `cuda-constraints install` installs from them:"
+        for line in document.indexes:
+            yield f"#   {line.kind} {line.url}" + (f"  (serves {', '.join(line.serves)})" if line.serves else "")
     yield EXCLUDED_TITLE
     yield from (f"#   {e.name}  (required by {e.required_by})" for e in document.excluded) if document.excluded else [NONE]
     yield SWAPPED_TITLE
@@ -148,10 +172,11 @@ def parse(text: str, path: str) -> ConstraintsDocument:
     if number < len(lines) and lines[number].startswith("# options: "):
         options = lines[number][len("# options: ") :]
         number += 1
-    sections, number = _header_sections(lines, number, fail)
+    sections, strategy, number = _header_sections(lines, number, fail)
     excluded = tuple(_section(sections.get(EXCLUDED_TITLE, []), _EXCLUDED, ExcludedLine, lines, fail))
     swapped = tuple(_section(sections.get(SWAPPED_TITLE, []), _SWAPPED, SwapLine, lines, fail))
     builds = tuple(_section(sections.get(SOURCE_TITLE, []), _SOURCE, SourceBuild, lines, fail))
+    indexes = tuple(_section(sections.get("indexes", []), _INDEX, IndexLine.read, lines, fail))
     return ConstraintsDocument(
         cuda_major=int(title.group(1)),
         command=lines[1][4:],
@@ -163,17 +188,24 @@ def parse(text: str, path: str) -> ConstraintsDocument:
         swapped=swapped,
         source_builds=builds,
         pins=tuple(_pins(lines, number, fail)),
+        index_strategy=strategy or "first-index",
+        indexes=indexes,
     )
 
 
-def _header_sections(lines: list[str], number: int, fail: Fail) -> tuple[dict[str, list[str]], int]:
-    """The header's titled blocks (excluded, swapped, builds from source), and where the pins start."""
+def _header_sections(lines: list[str], number: int, fail: Fail) -> tuple[dict[str, list[str]], str | None, int]:
+    """The header's titled blocks (indexes, excluded, swapped, builds from source), the index strategy the
+    indexes block names, and where the pins start."""
     sections: dict[str, list[str]] = {}
-    current = None
+    current = strategy = None
     while number < len(lines) and lines[number].startswith("#"):
         line = lines[number]
         number += 1
-        if line in (EXCLUDED_TITLE, SWAPPED_TITLE, SOURCE_TITLE):
+        indexes = INDEXES_TITLE.match(line)
+        if indexes:
+            current, strategy = "indexes", indexes.group(1)
+            sections[current] = []
+        elif line in (EXCLUDED_TITLE, SWAPPED_TITLE, SOURCE_TITLE):
             current = line
             sections[current] = []
         elif current is not None and line.startswith("#   "):
@@ -181,7 +213,7 @@ def _header_sections(lines: list[str], number: int, fail: Fail) -> tuple[dict[st
                 sections[current].append(line)
         else:
             raise fail(number, "unexpected comment in the header")
-    return sections, number
+    return sections, strategy, number
 
 
 def _section(entries: list[str], pattern: re.Pattern[str], make: Callable[..., T], lines: list[str], fail: Fail) -> Iterator[T]:

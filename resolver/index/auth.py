@@ -67,6 +67,19 @@ class IndexUrl:
         return urlunsplit((parts.scheme, f"{userinfo}@{parts.netloc}", parts.path, parts.query, parts.fragment))
 
 
+@dataclass(frozen=True)
+class IndexUrls:
+    """Several index URLs as one variable holds them (`PIP_EXTRA_INDEX_URL`), credentials masked when shown."""
+
+    urls: tuple[IndexUrl, ...]
+
+    def __str__(self) -> str:
+        return " ".join(str(url) for url in self.urls)
+
+    def with_secret(self) -> str:
+        return " ".join(url.with_secret() for url in self.urls)
+
+
 def split_credentials(url: str) -> tuple[str, str | None, str | None]:
     """`https://user:pw@host/x` -> (`https://host/x`, "user", "pw"); a redacted or absent password is None."""
     try:

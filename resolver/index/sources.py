@@ -17,7 +17,6 @@ from typing import Any
 from packaging.utils import NormalizedName
 
 from ..errors import ProjectNotFound
-from ..errors.display import redact_url
 from ..model.distributions import Project
 from ..model.indexes import IndexSource, Routing
 from .client import IndexClient
@@ -36,7 +35,7 @@ class Sources:
         self._directories: dict[IndexSource, dict[NormalizedName, Slim]] = {}
 
     def shown(self, source: IndexSource) -> str:
-        return source.shown or redact_url(source.url)
+        return source.display
 
     async def project(self, name: NormalizedName) -> Project:
         pages = await self._index_pages(name)

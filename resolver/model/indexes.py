@@ -24,6 +24,7 @@ from typing import Literal
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
+from ..errors.display import redact_url
 from .distributions import DEFAULT_INDEX_URL
 
 IndexStrategy = Literal["first-index", "unsafe-best-match"]
@@ -52,6 +53,11 @@ class IndexSource:
     # How headers and messages show it, when not the URL with its credentials masked (a find-links
     # directory is shown relative to the project, whatever machine compiles it).
     shown: str = field(default="", compare=False)
+
+    @property
+    def display(self) -> str:
+        """As headers and messages show it."""
+        return self.shown or redact_url(self.url)
 
 
 @dataclass(frozen=True)

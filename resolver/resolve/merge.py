@@ -15,6 +15,7 @@ from packaging.version import Version
 
 from ..files.constraints import (
     ConstraintsDocument,
+    IndexLine,
     PinLine,
     SourceBuild,
     SwapLine,
@@ -59,6 +60,14 @@ def merge(
             if sdist_platforms:
                 builds.append(SourceBuild(name, str(version), ", ".join(sdist_platforms)))
     excluded = sorted({exclusion for r in resolutions for exclusion in r.exclusions})
+    served: dict[str, set[str]] = defaultdict(set)
+    for resolution in resolutions:
+        for name, pin in resolution.pins.items():
+            served[pin.file.index].add(name)
+    indexes = tuple(
+        line if line.kind == "default" else IndexLine(line.kind, line.url, tuple(sorted(served.get(line.url, ()))))
+        for line in header.indexes
+    )
     return ConstraintsDocument(
         cuda_major=cuda_major,
         command=header.command,
@@ -70,6 +79,8 @@ def merge(
         swapped=tuple(sorted(set(swaps))),
         source_builds=tuple(sorted(set(builds))),
         pins=tuple(pins),
+        index_strategy=header.index_strategy,
+        indexes=indexes,
     )
 
 
