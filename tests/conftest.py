@@ -27,9 +27,14 @@ INDEX_VARIABLES = (*ENVIRONMENT_INDEX_VARIABLES, *ENVIRONMENT_EXTRA_INDEX_VARIAB
 @pytest.fixture(autouse=True)
 def no_indexes_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Tests see no index or netrc of the machine they run on; a test that wants one sets it."""
+    forget_the_machine_indexes(monkeypatch, tmp_path_factory.getbasetemp())
+
+
+def forget_the_machine_indexes(monkeypatch: pytest.MonkeyPatch, directory: Path) -> None:
+    """(Module-scoped fixtures run before the autouse one, and call this themselves.)"""
     for name in INDEX_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NETRC", str(tmp_path_factory.getbasetemp() / "no-netrc"))
+    monkeypatch.setenv("NETRC", str(directory / "no-netrc"))
 
 
 ARM = Platform("manylinux_2_28_aarch64")

@@ -14,6 +14,7 @@ import hashlib
 import platform
 import sys
 import threading
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -75,10 +76,33 @@ def installable_kv_index() -> ServedIndex:
     return index
 
 
+class PyTorchIndex:
+    """download.pytorch.org/whl as the tests imitate it: one HTML-only PEP 503 index per CUDA backend
+    (`/whl/cu129/torch/`), files beside the pages with PEP 658 `.metadata` files, local versions
+    (`2.14.0+cu129`). No JSON, whatever the Accept header asks."""
+
+    def __init__(self, backends: Iterable[str]) -> None:
+        self.backends = {backend: ServedIndex(pages=f"/whl/{backend}/", files=f"/whl/{backend}/", html_only=True) for backend in backends}
+        self.requests: list[tuple[str, str, str | None]] = []
+
+    def add(self, backend: str, name: str, version: str, requires: Iterable[str] = (), **options: object) -> None:
+        self.backends[backend].add(name, version, requires, core_metadata=True, **options)
+
+    def respond(self, method: str, path: str, range_header: str | None = None, accept: str = "") -> tuple[int, dict[str, str], bytes]:
+        self.requests.append((method, path, range_header))
+        for backend, index in self.backends.items():
+            if path.startswith(f"/whl/{backend}/"):
+                return index.respond(method, path, range_header, accept)
+        return 404, {}, b"not found"
+
+    def paths(self) -> list[str]:
+        return [path for _, path, _ in self.requests]
+
+
 class IndexServer:
     """`with IndexServer(index) as server:` serves `index` at `server.url`; `server.simple_url` for installers."""
 
-    def __init__(self, index: SyntheticIndex, credentials: tuple[str, str] | None = None) -> None:
+    def __init__(self, index: SyntheticIndex | PyTorchIndex, credentials: tuple[str, str] | None = None) -> None:
         self.index = index
         # Basic auth the server demands (401 without it), and the Authorization header of every request.
         self.credentials = credentials

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import httpx
 import respx
@@ -131,7 +132,13 @@ class SyntheticRelease:
 class SyntheticIndex:
     """Projects and releases; answers as a MetadataSource and as an HTTP index."""
 
-    def __init__(self) -> None:
+    def __init__(self, pages: str = "/simple/", files: str = "/packages/", html_only: bool = False) -> None:
+        # Where project pages and files are served; an HTML-only index answers PEP 503 whatever is asked
+        # (as the PyTorch index does, whose pages and files share one directory: /whl/cu129/torch/ and
+        # /whl/cu129/torch-2.14.0%2Bcu129-….whl).
+        self.pages, self.files, self.html_only = pages, files, html_only
+        # A path answering an HTML page of links to every file (a GitHub release's asset list), for --find-links.
+        self.links_page: str | None = None
         self.releases: dict[str, list[SyntheticRelease]] = {}
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
         self._files: dict[str, tuple[SyntheticRelease, str | None]] = {}
@@ -245,7 +252,7 @@ class SyntheticIndex:
         for release in releases:
             for filename, _ in self.files_of(release):
                 content = self.file_bytes(filename) or b""
-                attributes = f'href="/packages/{filename}#sha256={hashlib.sha256(content).hexdigest()}"'
+                attributes = f'href="{self.files}{quote(filename)}#sha256={hashlib.sha256(content).hexdigest()}"'
                 if release.requires_python:
                     attributes += f' data-requires-python="{html.escape(release.requires_python)}"'
                 if release.yanked:
@@ -262,21 +269,25 @@ class SyntheticIndex:
         """The answer of the index to one request: (status, headers, body). Project pages are negotiated:
         PEP 691 JSON when asked for first (as this tool and uv ask), else PEP 503 HTML (as pip asks)."""
         self.requests.append((method, path, range_header))
-        match = re.fullmatch(r"/simple/([^/]+)/?", path)
-        if match:
+        path = unquote(path)
+        if path == self.links_page:
+            links = "".join(self.simple_page(name).split("<body>\n", 1)[1].split("</body>")[0] for name in self.releases)
+            return 200, {"Content-Type": "text/html"}, f"<html><body>\n{links}</body></html>\n".encode()
+        match = re.fullmatch(re.escape(self.pages) + r"([^/]+)/?", path)
+        if match and self.file_bytes(match.group(1)) is None and not match.group(1).endswith(".metadata"):
             name = canonicalize_name(match.group(1))
             if name not in self.releases:
                 return 404, {}, b"not found"
-            if accept.lstrip().startswith("application/vnd.pypi.simple.v1+json"):
+            if accept.lstrip().startswith("application/vnd.pypi.simple.v1+json") and not self.html_only:
                 return 200, {"Content-Type": "application/vnd.pypi.simple.v1+json"}, json.dumps(self.project_page(name)).encode()
             return 200, {"Content-Type": "text/html"}, self.simple_page(name).encode()
-        match = re.fullmatch(r"/packages/(.+)\.metadata", path)
+        match = re.fullmatch(re.escape(self.files) + r"(.+)\.metadata", path)
         if match and self.file_bytes(match.group(1)) is not None:
             release, _ = self._files[match.group(1)]
             if release.core_metadata:
                 return 200, {"Content-Type": "application/octet-stream"}, release.metadata_text().encode()
             return 404, {}, b"not found"
-        match = re.fullmatch(r"/packages/(.+)", path)
+        match = re.fullmatch(re.escape(self.files) + r"(.+)", path)
         if match:
             content = self.file_bytes(match.group(1))
             if content is None:

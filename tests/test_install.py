@@ -5,8 +5,6 @@ the same index in the test. Planning is also tested without an installer.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,14 +22,12 @@ from resolver.errors import ConstraintsFileError
 from resolver.files.constraints import parse
 from resolver.files.requirements import load_requirements
 from resolver.index.auth import IndexUrl
-from resolver.machine import detect
-from resolver.machine.interpreter import environment_report
-from resolver.machine.system import SystemMachine
 from resolver.model.families import FamilyTable
 from resolver.model.targets import Platform, PythonVersion
 
 from .conftest import Project
 from .index_server import PLATFORM, PYTHON_VERSION, IndexServer, installable_kv_index
+from .installers import installed, isolate_installers, new_venv, uv_program
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the synthetic wheels are manylinux wheels")
 
@@ -42,11 +38,6 @@ MEMBERS = {
     12: {"nixl-cu12", "cupy-cuda12x", "mooncake-transfer-engine"},
     13: {"nixl-cu13", "cupy-cuda13x", "mooncake-transfer-engine-cuda13"},
 }
-
-
-def _uv() -> str:
-    found = Path(sys.executable).parent / "uv"
-    return str(found) if found.exists() else (shutil.which("uv") or "uv")
 
 
 @pytest.fixture(scope="module")
@@ -72,29 +63,8 @@ def project(server, tmp_path_factory) -> Project:
 
 @pytest.fixture
 def isolated(project, tmp_path, monkeypatch):
-    """pip and uv see only the local index: no configuration, caches or variables of this machine; no CUDA."""
-    for name in list(os.environ):
-        if name.startswith(("PIP_", "UV_")) or name in ("VIRTUAL_ENV", "CUDA_VERSION", "LD_LIBRARY_PATH", "PYTHONPATH"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
-    monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")
-    monkeypatch.setenv("UV_NO_CONFIG", "1")
-    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
-    monkeypatch.setenv("UV_PYTHON_DOWNLOADS", "never")
-    monkeypatch.setenv("PATH", str(tmp_path / "bin") + os.pathsep + "/usr/bin" + os.pathsep + "/bin")
-    monkeypatch.setattr(detect, "SYSTEM_BIN_DIRS", ())
-    monkeypatch.setattr(detect, "DRIVER_VERSION_FILE", str(tmp_path / "no-driver"))
+    isolate_installers(monkeypatch, tmp_path)
     monkeypatch.chdir(project.root)
-
-
-def new_venv(directory: Path) -> str:
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(directory)], check=True)
-    return str(directory / "bin" / "python")
-
-
-def installed(python: str) -> dict[str, str]:
-    return dict(environment_report(SystemMachine(dict(os.environ)), python).installed)
 
 
 def install(capsys, server, python: str, *arguments: str) -> tuple[int, str, str]:
@@ -160,7 +130,7 @@ def test_a_leftover_member_is_reported_and_removed_with_fix(isolated, project, s
     monkeypatch.setenv("CUDA_CONSTRAINTS_CUDA_MAJOR", "13")
     python = new_venv(tmp_path / "venv")
     subprocess.run(
-        [_uv(), "pip", "install", "--python", python, "--default-index", server.simple_url, "--no-deps", "nixl-cu12==1.4.0"],
+        [uv_program(), "pip", "install", "--python", python, "--default-index", server.simple_url, "--no-deps", "nixl-cu12==1.4.0"],
         check=True, capture_output=True,
     )
     code, out, err = install(capsys, server, python, "--installer", installer)
@@ -206,7 +176,7 @@ def test_the_readme_uv_recipe_installs_the_same_set(isolated, project, server, c
     (tmp_path / "excludes.txt").write_text(excludes)
     python = new_venv(tmp_path / "venv")
     server.index.requests.clear()
-    recipe = [_uv(), "pip", "install", "--python", python, "--default-index", server.simple_url]
+    recipe = [uv_program(), "pip", "install", "--python", python, "--default-index", server.simple_url]
     recipe += ["-r", f"constraints/cu{major}.txt", "--excludes", str(tmp_path / "excludes.txt")]
     subprocess.run(recipe, check=True, capture_output=True)
     assert installed(python) == {pin.name: str(pin.version) for pin in parse(project.text(13), "cu13.txt").pins}

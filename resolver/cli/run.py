@@ -12,7 +12,6 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from ..commands.check import (
-    CheckedFile,
     CheckReport,
     check_constraints,
     describe_newer,
@@ -46,75 +45,16 @@ from ..errors import (
 from ..files.config import Config, load_config
 from ..files.output_dir import OutputDirectory
 from ..files.sets import read_at_head, read_directory, read_paths
-from ..index.auth import CredentialStore
-from ..index.blocking import BlockingIndex
-from ..index.cache import Cache, default_cache_dir
-from ..index.client import ClientOptions, IndexClient
-from ..index.http import MIB, Limits
 from ..machine.detect import probe_machine, require_installable, system_machine
 from ..machine.system import find_interpreter
 from ..model.distributions import DEFAULT_INDEX_URL
 from ..model.targets import environment_grid, parse_major
-from .progress import LiveReporter, Progress
+from .indexes import credential_store, file_choice, flag_choice, open_index
+from .output import safe_text
+from .progress import LiveReporter
 from .summary import summarize
 
 PROG = "cuda-constraints"
-
-
-# -- shared helpers -----------------------------------------------------------------------------------------
-
-
-def open_index(args: argparse.Namespace, config: Config, *urls: str, progress: Progress | None = None) -> BlockingIndex:
-    """The indexes, with credentials for every URL the tool was given (`urls`: the flags' and the files')."""
-    if args.no_cache and args.offline:
-        raise UsageError("--offline needs the cache; drop --no-cache")
-    cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
-    warn = progress.warning if progress else (lambda message: print(f"warning: {message}", file=sys.stderr))
-    cache = Cache(cache_dir, warn=warn)
-    if args.retries < 0 or args.timeout <= 0 or (args.deadline is not None and args.deadline <= 0) or args.max_page_size <= 0:
-        raise UsageError("--retries must be 0 or more, and --timeout, --deadline and --max-page-size more than 0")
-    limits = Limits(
-        page_bytes=int(args.max_page_size * MIB),
-        deadline=args.deadline if args.deadline is not None else 10 * args.timeout,
-    )
-    options = ClientOptions(
-        offline=args.offline,
-        refresh=args.refresh,
-        retries=args.retries,
-        timeout=args.timeout,
-        limits=limits,
-        credentials=credential_store(config, *urls),
-    )
-    return BlockingIndex(lambda: IndexClient(options, cache))
-
-
-def credential_store(config: Config, *urls: str | None) -> CredentialStore:
-    """Credentials from every index URL the tool was given (flags, files, configuration, environment), and
-    from `~/.netrc` and keyring."""
-    majors = config.majors.values()
-    given = [
-        *urls, config.index_url, *config.indexes.extra_index_urls, *(index.url for index in config.indexes.named),
-        config.environment.index_url, *config.environment.extra_index_urls,
-        *(url for major in majors for url in (major.indexes.index_url, *major.indexes.extra_index_urls)),
-    ]
-    return CredentialStore([url for url in given if url])
-
-
-def flag_choice(args: argparse.Namespace, default_index_url: str) -> IndexChoice:
-    """The indexes the index flags of `inspect` or `check --online` give."""
-    return IndexChoice(
-        args.index_url or default_index_url, tuple(args.extra_index_url or ()), tuple(args.find_links or ()),
-        bool(args.no_index), args.index_strategy,
-    )
-
-
-def _file_choice(args: argparse.Namespace, checked: CheckedFile) -> IndexChoice:
-    """The indexes a checked file was compiled from, unless index flags say otherwise."""
-    assert checked.request is not None and checked.requirements_input is not None
-    flags = flag_choice(args, checked.request.index_url)
-    if flags != IndexChoice(checked.request.index_url):
-        return flags
-    return IndexChoice.of(checked.request, checked.requirements_input)
 
 
 # -- compile ------------------------------------------------------------------------------------------------
@@ -140,6 +80,14 @@ def run_compile(args: argparse.Namespace) -> int:
         print(line)
     if args.stats_json:
         write_stats(args.stats_json, {"seconds": round(result.seconds, 3), **stats.to_json()})
+    for major, failure in sorted(result.failures.items()):  # --keep-going: the majors not written
+        message = failure.message()
+        print(f"error: {safe_text(message if message.startswith('CUDA ') else f'CUDA {major}: {message}')}", file=sys.stderr)
+    if result.failures:
+        failed = ", ".join(str(major) for major in sorted(result.failures))
+        print(f"error: CUDA {failed} failed; {'their files were' if len(result.failures) > 1 else 'its file was'} left as "
+              "they were (--keep-going wrote the others)", file=sys.stderr)
+        return 4
     return 0
 
 
@@ -200,9 +148,9 @@ def run_check(args: argparse.Namespace) -> int:
 def _check_online(args: argparse.Namespace, report: CheckReport, config: Config) -> int:
     checked_files = [c for c in report.files if c.request is not None and c.requirements_input is not None]
     newer = []
-    with open_index(args, config, *(url for c in checked_files for url in _file_choice(args, c).urls)) as index:
+    with open_index(args, config, *(url for c in checked_files for url in file_choice(args, c).urls)) as index:
         for checked in checked_files:
-            routing = routing_for(config, _file_choice(args, checked), checked.major)
+            routing = routing_for(config, file_choice(args, checked), checked.major)
             newer += newer_releases(checked, index.routed(routing))
     if not newer:
         print("no newer releases that the requirements allow")

@@ -54,6 +54,7 @@ from .routing import IndexChoice, index_lines, routing_for
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 DISCOVERY_MAJORS = range(11, 20)
+Failures = dict[int, CudaConstraintsError]
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,8 @@ class CompileResult:
     outcomes: list[MajorOutcome]
     skipped_majors: dict[int, str]
     seconds: float
-    # With --keep-going: the majors that failed (the others were written).
-    failures: list[CudaConstraintsError] = field(default_factory=list)
+    # With --keep-going: the majors that failed, and why (the others were written).
+    failures: Failures = field(default_factory=dict)
 
 
 def read_input(request: CompileRequest) -> RequirementsInput:
@@ -133,7 +134,7 @@ def _resolve_every_major(
     progress: Progress,
     reporter_for: Callable[[Target], Reporter] | None,
     keep_going: bool,
-) -> tuple[dict[int, list[TargetResolution]], list[CudaConstraintsError]]:
+) -> tuple[dict[int, list[TargetResolution]], Failures]:
     """The majors in parallel (the platforms of one after another); every failing major is reported, and
     unless `keep_going`, one failure stops them all (nothing is written)."""
     with ThreadPoolExecutor(max_workers=len(plans)) as pool:
@@ -145,7 +146,7 @@ def _resolve_every_major(
                 plan.source.cancel()  # the resolver threads stop at their next request, not after their work
             raise
     if errors and not (keep_going and results):
-        raise errors[0] if len(errors) == 1 else SeveralFailed(errors)
+        raise next(iter(errors.values())) if len(errors) == 1 else SeveralFailed(list(errors.values()))
     return results, errors
 
 
@@ -171,15 +172,15 @@ def _outcome(
     return MajorOutcome(plan.major, plan.path, plan.old, document, text, text != plan.old_text)
 
 
-def _gather(futures: Mapping[int, Future[list[TargetResolution]]]) -> tuple[dict[int, list[TargetResolution]], list[CudaConstraintsError]]:
+def _gather(futures: Mapping[int, Future[list[TargetResolution]]]) -> tuple[dict[int, list[TargetResolution]], Failures]:
     """Every major's result, and every major's error (all are reported, not just the first)."""
     results: dict[int, list[TargetResolution]] = {}
-    errors: list[CudaConstraintsError] = []
+    errors: Failures = {}
     for major, future in futures.items():
         try:
             results[major] = future.result()
         except CudaConstraintsError as error:
-            errors.append(error)
+            errors[major] = error
     return results, errors
 
 

@@ -59,7 +59,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("output_dir", ("-o", "--output-dir"), "where cuNN.txt files go (default: constraints)", "path", "compile", "DIR",
            key="output-dir", regenerate=True, field="output_dir"),
     # -- the index --------------------------------------------------------------------------------------
-    Option("index_url", ("--index-url",), "the index: a simple URL whose root serves the JSON API (default: "
+    Option("index_url", ("--index-url",), "the default index: a Simple API URL, JSON or HTML (default: "
            "https://pypi.org/simple, or the environment's, see the README)", "value", "index", "URL", key="index-url",
            regenerate=True, shapes=True, secret=True, field="index_url"),
     Option("extra_index_url", ("--extra-index-url",), "another index, asked before --index-url (as uv does); repeatable",

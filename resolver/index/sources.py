@@ -4,7 +4,8 @@
 - Otherwise, with `first-index`, the indexes are asked in order, one after the other, and the first that
   has the project is the only one used: a later index is never asked for a name an earlier one has.
   With `unsafe-best-match` every index is asked and their releases are merged.
-- The files of every find-links location (a directory, or an HTML page of links) are added.
+- The files of every find-links location (a directory, or an HTML page of links) are added, ahead of the
+  index's: a file name both offer is taken from the find-links location, as pip takes it.
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ class Sources:
         return source.display
 
     async def project(self, name: NormalizedName) -> Project:
-        pages = await self._index_pages(name)
-        pages += await self._links(name)
+        # Find-links files first: where an index has a file of the same name, the find-links one is taken
+        # (pip's order: a release page of CUDA 12 builds beside PyPI's CUDA 13 ones of the same version).
+        pages = await self._links(name)
+        pages += await self._index_pages(name)
         if not any(slim["releases"] for slim, _, _ in pages):
             empty = [shown for _, _, shown in pages]  # a page without files: a login page, perhaps
             raise ProjectNotFound(name, self._where(name), answered_empty=empty)

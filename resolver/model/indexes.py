@@ -78,8 +78,8 @@ class Routing:
 
     @property
     def default(self) -> IndexSource | None:
-        """The index everything not routed elsewhere comes from first."""
-        return next((index for index in self.indexes if not index.explicit), None)
+        """The default index: asked last, after the extra ones (None with --no-index)."""
+        return next((index for index in reversed(self.indexes) if not index.explicit), None)
 
 
 def torch_backend_index(backend: str, base: str = PYTORCH_INDEX_BASE) -> IndexSource:

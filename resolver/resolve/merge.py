@@ -20,6 +20,7 @@ from ..files.constraints import (
     SourceBuild,
     SwapLine,
 )
+from ..model.distributions import DEFAULT_INDEX_URL
 from ..model.targets import Environment, Platform
 from .resolution import Pin, TargetResolution
 from .selection import compatible_rank, python_ok, uploaded_by
@@ -68,6 +69,11 @@ def merge(
         line if line.kind == "default" else IndexLine(line.kind, line.url, tuple(sorted(served.get(line.url, ()))))
         for line in header.indexes
     )
+    # A find-links location that served no pin is not needed to install them (and is often a path of
+    # the machine that compiled: PIP_FIND_LINKS); PyPI alone is not recorded.
+    indexes = tuple(line for line in indexes if line.kind != "find-links" or line.serves)
+    if indexes == (IndexLine("default", DEFAULT_INDEX_URL),) and header.index_strategy == "first-index":
+        indexes = ()
     return ConstraintsDocument(
         cuda_major=cuda_major,
         command=header.command,

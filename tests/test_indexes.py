@@ -1,0 +1,260 @@
+"""Several indexes: a PyPI-style index and a PyTorch-style one (HTML only, local versions, `.metadata`
+files) served on 127.0.0.1, find-links directories and pages, the routing between them, and real uv and
+pip installing what was compiled from them. Every server's log shows what was asked where."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from resolver.cli.main import main
+from resolver.files.constraints import IndexLine, parse
+
+from .conftest import forget_the_machine_indexes
+from .index_server import PLATFORM, PYTHON_VERSION, WHEEL_TAG, IndexServer, PyTorchIndex, ServedIndex, installable_kv_index
+from .installers import installed, isolate_installers, new_venv
+from .synthetic import KV_REQUIREMENTS, SyntheticIndex
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the synthetic wheels are manylinux wheels")
+HERE = (WHEEL_TAG,)
+TARGET = f'python-versions = ["{PYTHON_VERSION}"]\nplatforms = ["{PLATFORM}"]\ncanaries = ["nixl"]\n'
+FAST = ["-q", "--no-cache", "--retries", "0"]
+
+
+def pypi_like() -> ServedIndex:
+    """The KV set, and PyPI's torch 2.14.0: a CUDA 13 build (it needs cuBLAS 13), as on the real PyPI."""
+    index = installable_kv_index()
+    index.add("torch", "2.14.0", ["numpy", "nvidia-cublas==13.4.1.3"], tags=HERE)
+    index.add("nvidia-cublas-cu12", "12.9.1.4", tags=HERE)
+    return index
+
+
+def pytorch_like() -> PyTorchIndex:
+    """torch 2.14.0 per CUDA backend; the cu129 index also serves numpy and cuBLAS, as the real one does."""
+    index = PyTorchIndex(["cu129", "cu130"])
+    index.add("cu129", "torch", "2.14.0+cu129", ["numpy", "nvidia-cublas-cu12==12.9.1.4"], tags=HERE)
+    index.add("cu130", "torch", "2.14.0+cu130", ["numpy", "nvidia-cublas==13.4.1.3"], tags=HERE)
+    index.add("cu129", "numpy", "1.0.0", tags=HERE)
+    index.add("cu129", "nvidia-cublas-cu12", "12.9.1.4", tags=HERE)
+    return index
+
+
+@pytest.fixture(scope="module")
+def servers():
+    with IndexServer(pypi_like()) as pypi, IndexServer(pytorch_like()) as pytorch:
+        yield pypi, pytorch
+
+
+def vllm_shaped(root: Path, pytorch: IndexServer, pypi: IndexServer, extra: str = "") -> Path:
+    """torch==2.14.0 and the KV set, torch from the PyTorch index of each major's CUDA version."""
+    (root / "requirements").mkdir(parents=True, exist_ok=True)
+    (root / "requirements" / "vllm.txt").write_text("torch == 2.14.0\n" + KV_REQUIREMENTS)
+    (root / "pyproject.toml").write_text(
+        '[tool.cuda-constraints]\nrequirements = ["requirements/vllm.txt"]\n'
+        f'index-url = "{pypi.simple_url}"\npytorch-index = "{pytorch.url}/whl"\n{TARGET}{extra}'
+        '[tool.cuda-constraints.cuda.12]\ntorch-backend = "cu129"\n'
+        '[tool.cuda-constraints.cuda.13]\ntorch-backend = "cu130"\n'
+    )
+    return root
+
+
+@pytest.fixture(scope="module")
+def compiled(servers, tmp_path_factory):
+    """The vLLM-shaped project, compiled once; the servers' logs of that compile."""
+    pypi, pytorch = servers
+    root = vllm_shaped(tmp_path_factory.mktemp("vllm"), pytorch, pypi)
+    pypi.index.requests.clear()
+    pytorch.index.requests.clear()
+    with pytest.MonkeyPatch.context() as patch:
+        forget_the_machine_indexes(patch, root)
+        patch.chdir(root)
+        assert main(["compile", *FAST]) == 0
+    return root, list(pypi.index.paths()), list(pytorch.index.paths())
+
+
+def pins(root: Path, major: int) -> dict[str, str]:
+    return {pin.name: str(pin.version) for pin in parse((root / "constraints" / f"cu{major}.txt").read_text(), "cu.txt").pins}
+
+
+def test_each_major_takes_torch_from_its_pytorch_index(compiled, servers):
+    root, _, _ = compiled
+    pypi, pytorch = servers
+    cu12, cu13 = pins(root, 12), pins(root, 13)
+    assert cu12["torch"] == "2.14.0+cu129" and cu13["torch"] == "2.14.0+cu130"
+    assert cu12["nvidia-cublas-cu12"] == "12.9.1.4" and "nvidia-cublas" not in cu12
+    assert cu13["nvidia-cublas"] == "13.4.1.3" and "nvidia-cublas-cu12" not in cu13
+    assert {"nixl-cu12", "cupy-cuda12x", "mooncake-transfer-engine"} <= set(cu12) and not {"nixl-cu13", "cupy-cuda13x"} & set(cu12)
+    assert cu12["numpy"] == cu13["numpy"] == "2.2.6"  # PyPI's numpy: the PyTorch index serves torch only
+    document = parse((root / "constraints" / "cu12.txt").read_text(), "cu12.txt")
+    assert document.index_strategy == "first-index"
+    assert document.indexes == (
+        IndexLine("explicit", f"{pytorch.url}/whl/cu129", ("torch",)),
+        IndexLine("default", pypi.simple_url),
+    )
+    assert "torch==2.14.0+cu129\n    # via\n    #   -r requirements/vllm.txt" in (root / "constraints" / "cu12.txt").read_text()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        assert main(["check"]) == 0
+
+
+def test_a_routed_project_is_asked_of_its_index_only_and_nothing_else_is(compiled):
+    """No dependency confusion: torch is never looked up on the PyPI-style index, and the PyTorch index is
+    asked for torch alone (it serves numpy too)."""
+    _, pypi_paths, pytorch_paths = compiled
+    assert not [path for path in pypi_paths if path.startswith("/simple/torch")]
+    pages = {path for path in pytorch_paths if path.endswith("/")}
+    assert pages == {"/whl/cu129/torch/", "/whl/cu130/torch/"}
+    assert any(path.endswith(".whl.metadata") for path in pytorch_paths)  # PEP 658, from an HTML page
+
+
+def test_without_the_pytorch_index_cuda_12_fails_and_keep_going_writes_cuda_13(servers, tmp_path, monkeypatch, capsys):
+    pypi, pytorch = servers
+    root = vllm_shaped(tmp_path, pytorch, pypi)
+    config = root / "pyproject.toml"
+    config.write_text(config.read_text().replace('torch-backend = "cu129"', ""))
+    monkeypatch.chdir(root)
+    assert main(["compile", *FAST]) == 4
+    err = capsys.readouterr().err
+    assert "CUDA 12" in err and "torch" in err and not (root / "constraints").exists()
+    assert main(["compile", *FAST, "--keep-going"]) == 4
+    err = capsys.readouterr().err
+    assert "CUDA 12 failed; its file was left as they were (--keep-going wrote the others)" in err
+    assert not (root / "constraints" / "cu12.txt").exists() and pins(root, 13)["torch"] == "2.14.0+cu130"
+
+
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+@pytest.mark.parametrize("major", [12, 13])
+def test_uv_and_pip_install_each_file_from_both_indexes(compiled, servers, monkeypatch, tmp_path, capsys, installer, major):
+    root, _, _ = compiled
+    pypi, pytorch = servers
+    isolate_installers(monkeypatch, tmp_path)
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("CUDA_CONSTRAINTS_CUDA_MAJOR", str(major))
+    python = new_venv(tmp_path / "venv")
+    pypi.index.requests.clear()
+    pytorch.index.requests.clear()
+    assert main(["install", "--python", python, "--installer", installer]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert installed(python) == pins(root, major)
+    assert f"CUDA {major}: all verified" in out.splitlines()[-1]
+    backend = "cu129" if major == 12 else "cu130"
+    # torch from the PyTorch index; a file both serve under one name and version may come from either.
+    assert f"/whl/{backend}/torch-2.14.0%2B{backend}-{WHEEL_TAG}.whl" in pytorch.index.paths()
+    assert not [p for p in pypi.index.paths() if "/torch-" in p]
+
+
+def test_install_dry_run_names_both_indexes(compiled, servers, capsys, monkeypatch):
+    root, _, _ = compiled
+    pypi, pytorch = servers
+    monkeypatch.chdir(root)
+    assert main(["install", "--cuda", "12", "--installer", "uv", "--dry-run"]) == 0
+    command = capsys.readouterr().out.splitlines()[-1]
+    expected = f"--default-index {pypi.simple_url} --extra-index-url {pytorch.url}/whl/cu129 --index-strategy unsafe-best-match"
+    assert expected in command
+
+
+# -- first-index, routing and unsafe-best-match -------------------------------------------------------------
+
+
+def private_index() -> SyntheticIndex:
+    index = SyntheticIndex()
+    index.add("our-kernels", "1.0", ["numpy"], tags=HERE)
+    return index
+
+
+@pytest.fixture
+def public_and_private():
+    public = pypi_like()
+    public.add("our-kernels", "9.9", tags=HERE)  # a squatter on the public index, with a higher version
+    with IndexServer(public) as pypi, IndexServer(private_index()) as private:
+        yield pypi, private
+
+
+def compile_our_kernels(root: Path, config: str, *arguments: str) -> dict[str, str]:
+    (root / "requirements").mkdir(exist_ok=True)
+    (root / "requirements" / "ours.txt").write_text("our-kernels\nnixl\n")
+    (root / "pyproject.toml").write_text(f'[tool.cuda-constraints]\nrequirements = ["requirements/ours.txt"]\n{TARGET}{config}')
+    assert main(["compile", *FAST, "--cuda", "13", *arguments]) == 0
+    return pins(root, 13)
+
+
+def test_first_index_never_asks_a_later_index_for_a_name_an_earlier_one_has(public_and_private, tmp_path, monkeypatch):
+    pypi, private = public_and_private
+    monkeypatch.chdir(tmp_path)
+    found = compile_our_kernels(tmp_path, "", "--index-url", pypi.simple_url, "--extra-index-url", private.simple_url)
+    assert found["our-kernels"] == "1.0"
+    assert "/simple/our-kernels/" not in pypi.index.paths()
+    assert "/simple/numpy/" in private.index.paths()  # not there: asked of the next index
+    header = parse((tmp_path / "constraints" / "cu13.txt").read_text(), "cu13.txt").indexes
+    assert header == (IndexLine("extra", private.simple_url, ("our-kernels",)), IndexLine("default", pypi.simple_url))
+
+
+def test_a_project_routed_to_an_explicit_index_is_the_only_thing_asked_of_it(public_and_private, tmp_path, monkeypatch):
+    pypi, private = public_and_private
+    monkeypatch.chdir(tmp_path)
+    config = (f'index-url = "{pypi.simple_url}"\n[[tool.cuda-constraints.index]]\nname = "internal"\n'
+              f'url = "{private.simple_url}"\nexplicit = true\n[tool.cuda-constraints.sources]\nour-kernels = "internal"\n')
+    assert compile_our_kernels(tmp_path, config)["our-kernels"] == "1.0"
+    assert {path for path in private.index.paths() if path.startswith("/simple/")} == {"/simple/our-kernels/"}
+    assert "/simple/our-kernels/" not in pypi.index.paths()
+
+
+def test_unsafe_best_match_asks_every_index_and_takes_the_best(public_and_private, tmp_path, monkeypatch):
+    pypi, private = public_and_private
+    monkeypatch.chdir(tmp_path)
+    found = compile_our_kernels(tmp_path, 'index-strategy = "unsafe-best-match"\n', "--index-url", pypi.simple_url,
+                                "--extra-index-url", private.simple_url)
+    assert found["our-kernels"] == "9.9" and "/simple/our-kernels/" in pypi.index.paths()
+    assert "# indexes (unsafe-best-match)" in (tmp_path / "constraints" / "cu13.txt").read_text()
+
+
+# -- find-links ----------------------------------------------------------------------------------------------
+
+
+def test_find_links_directory_from_a_requirements_line(servers, tmp_path, monkeypatch, capsys):
+    pypi, _ = servers
+    local = SyntheticIndex()
+    local.add("local-kernels", "0.1", ["numpy"], tags=HERE)
+    (tmp_path / "wheels").mkdir()
+    for filename, _ in local.files_of(local.releases["local-kernels"][0]):
+        (tmp_path / "wheels" / filename).write_bytes(local.file_bytes(filename) or b"")
+    (tmp_path / "requirements").mkdir()
+    (tmp_path / "requirements" / "local.txt").write_text("--find-links ../wheels\nlocal-kernels\nnixl\n")
+    (tmp_path / "pyproject.toml").write_text(f'[tool.cuda-constraints]\nrequirements = ["requirements/local.txt"]\n{TARGET}')
+    monkeypatch.chdir(tmp_path)
+    assert main(["compile", *FAST, "--cuda", "13", "--index-url", pypi.simple_url]) == 0
+    text = (tmp_path / "constraints" / "cu13.txt").read_text()
+    assert pins(tmp_path, 13)["local-kernels"] == "0.1"
+    assert "#   find-links wheels  (serves local-kernels)\n" in text and str(tmp_path) not in text
+    isolate_installers(monkeypatch, tmp_path)
+    monkeypatch.setenv("CUDA_CONSTRAINTS_CUDA_MAJOR", "13")
+    python = new_venv(tmp_path / "venv")
+    capsys.readouterr()
+    assert main(["install", "--python", python, "--installer", "uv"]) == 0, capsys.readouterr().err
+    assert installed(python)["local-kernels"] == "0.1"
+    assert f"--find-links {tmp_path / 'wheels'}" in capsys.readouterr().out
+
+
+def test_find_links_page_for_one_major_wins_over_the_index_file_of_the_same_name(servers, tmp_path, monkeypatch):
+    """vLLM's CUDA 12 lmcache comes from a release page of CUDA 12 builds, beside PyPI's CUDA 13 build of the
+    same version: for CUDA 12 the page's file is taken, for CUDA 13 (no find-links) PyPI's."""
+    pypi, pytorch = servers
+    assets = SyntheticIndex()
+    assets.add("lmcache", "0.5.6", ["torch", "cupy-cuda12x", "cuda-python<13,>=12"], tags=HERE)
+    assets.links_page = "/LMCache/releases/expanded_assets/v0.5.6-cu129"
+    with IndexServer(assets) as github:
+        page = github.url + assets.links_page
+        root = vllm_shaped(tmp_path, pytorch, pypi)
+        config = root / "pyproject.toml"
+        config.write_text(config.read_text().replace('torch-backend = "cu129"\n', f'torch-backend = "cu129"\nfind-links = ["{page}"]\n'))
+        (root / "requirements" / "vllm.txt").write_text("torch == 2.14.0\nlmcache == 0.5.6\nnixl\n")
+        monkeypatch.chdir(root)
+        assert main(["compile", *FAST]) == 0
+    cu12, cu13 = pins(root, 12), pins(root, 13)
+    assert cu12["lmcache"] == cu13["lmcache"] == "0.5.6"
+    assert "cupy-cuda12x" in cu12 and cu12["cuda-python"] == "12.9.4"
+    assert "cupy-cuda13x" in cu13 and cu13["cuda-python"] == "13.4.4"
+    assert f"#   find-links {page}  (serves lmcache)" in (root / "constraints" / "cu12.txt").read_text()
+    assert "find-links" not in (root / "constraints" / "cu13.txt").read_text()
