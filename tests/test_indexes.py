@@ -4,6 +4,7 @@ pip installing what was compiled from them. Every server's log shows what was as
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -118,9 +119,10 @@ def test_without_the_pytorch_index_cuda_12_fails_and_keep_going_writes_cuda_13(s
     assert main(["compile", *FAST]) == 4
     err = capsys.readouterr().err
     assert "CUDA 12" in err and "torch" in err and not (root / "constraints").exists()
+    assert 'hint: torch on PyPI is built for one CUDA version; for CUDA 12, take it from the PyTorch index with `torch-backend' in err
     assert main(["compile", *FAST, "--keep-going"]) == 4
     err = capsys.readouterr().err
-    assert "CUDA 12 failed; its file was left as they were (--keep-going wrote the others)" in err
+    assert "CUDA 12 failed; its file was left as it was (--keep-going wrote the others)" in err
     assert not (root / "constraints" / "cu12.txt").exists() and pins(root, 13)["torch"] == "2.14.0+cu130"
 
 
@@ -258,3 +260,14 @@ def test_find_links_page_for_one_major_wins_over_the_index_file_of_the_same_name
     assert "cupy-cuda13x" in cu13 and cu13["cuda-python"] == "13.4.4"
     assert f"#   find-links {page}  (serves lmcache)" in (root / "constraints" / "cu12.txt").read_text()
     assert "find-links" not in (root / "constraints" / "cu13.txt").read_text()
+
+
+def test_check_refuses_a_build_of_another_cuda_version_by_its_local_label(compiled, tmp_path, monkeypatch, capsys):
+    root, _, _ = compiled
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns(".cuda-constraints"))
+    cu12 = copy / "constraints" / "cu12.txt"
+    cu12.write_text(cu12.read_text().replace("torch==2.14.0+cu129", "torch==2.14.0+cu130"))
+    monkeypatch.chdir(copy)
+    assert main(["check"]) == 1
+    assert "torch==2.14.0+cu130 is a CUDA 13 package, in the CUDA 12 file" in capsys.readouterr().err

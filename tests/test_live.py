@@ -18,6 +18,7 @@ from resolver.index.blocking import BlockingIndex
 from resolver.index.cache import Cache
 from resolver.index.client import ClientOptions, IndexClient
 from resolver.model.families import FamilyTable
+from resolver.model.indexes import Routing
 from resolver.model.targets import Environment, Platform, PythonVersion
 
 pytestmark = pytest.mark.live
@@ -28,7 +29,7 @@ ENVIRONMENTS = tuple(Environment(PythonVersion(3, 12), Platform(p)) for p in ("m
 @pytest.fixture(scope="module")
 def index():
     with BlockingIndex(lambda: IndexClient(ClientOptions(), Cache(None))) as index:
-        yield index
+        yield index.routed(Routing())  # PyPI alone
 
 
 def test_nixl_1_5_1_requires_both_members(capsys):
@@ -47,11 +48,11 @@ def test_lmcache_0_4_4_is_read_by_ranges(index):
 
 
 def test_torch_2_10_0_answers_without_downloading_a_wheel(index):
-    before = index.client.stats.bytes
+    before = index.blocking.client.stats.bytes
     report = inspect_release(index, "torch", Version("2.10.0"), ENVIRONMENTS, FamilyTable())
     assert any(d.name == "nvidia-cublas-cu12" for d in report.dependencies)
     assert report.metadata_source in ("range", "pep658")
-    fetched = index.client.stats.bytes - before - index.client.stats.bytes_by_kind["project"]
+    fetched = index.blocking.client.stats.bytes - before - index.blocking.client.stats.bytes_by_kind["project"]
     assert fetched < 1_000_000  # the wheel is 900 MB
 
 
@@ -71,6 +72,31 @@ def compiled(tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("constraints")
     assert main(["compile", "-o", str(output), "--cache-dir", str(tmp_path_factory.mktemp("cache")), "-q"]) == 0
     return output
+
+
+def test_a_compile_keeps_the_committed_files_byte_for_byte(tmp_path, monkeypatch):
+    """A scheduled regeneration without -U, in a copy of this repository: the files come out unchanged."""
+    for part in ("pyproject.toml", "requirements", "constraints"):
+        copy = shutil.copytree if (ROOT / part).is_dir() else shutil.copy
+        copy(ROOT / part, tmp_path / part)
+    monkeypatch.chdir(tmp_path)
+    assert main(["compile", "-q", "--no-cache"]) == 0
+    for major in (12, 13):
+        assert (tmp_path / "constraints" / f"cu{major}.txt").read_bytes() == (ROOT / "constraints" / f"cu{major}.txt").read_bytes()
+
+
+def test_vllm_shaped_input_on_pypi_alone_gives_cuda_13_and_names_the_pytorch_index_for_cuda_12(tmp_path, monkeypatch, capsys):
+    (tmp_path / "requirements").mkdir()
+    kv = (ROOT / "requirements" / "kv_connectors.txt").read_text()
+    (tmp_path / "requirements" / "vllm.txt").write_text("torch == 2.14.0\n" + kv)
+    (tmp_path / "pyproject.toml").write_text('[tool.cuda-constraints]\nrequirements = ["requirements/vllm.txt"]\n')
+    monkeypatch.chdir(tmp_path)
+    assert main(["compile", "-q", "--keep-going", "--no-cache"]) == 4
+    err = capsys.readouterr().err
+    assert "CUDA 12 (cp312 manylinux_2_28_x86_64): cannot resolve the requirements" in err
+    assert 'torch-backend = "cu129"' in err
+    inside = cuda_majors_inside(tmp_path / "constraints" / "cu13.txt")
+    assert set(inside.values()) == {13} and not (tmp_path / "constraints" / "cu12.txt").exists()
 
 
 @pytest.mark.parametrize("directory", ["compiled", "committed"])

@@ -85,8 +85,8 @@ def run_compile(args: argparse.Namespace) -> int:
         print(f"error: {safe_text(message if message.startswith('CUDA ') else f'CUDA {major}: {message}')}", file=sys.stderr)
     if result.failures:
         failed = ", ".join(str(major) for major in sorted(result.failures))
-        print(f"error: CUDA {failed} failed; {'their files were' if len(result.failures) > 1 else 'its file was'} left as "
-              "they were (--keep-going wrote the others)", file=sys.stderr)
+        left = "their files were left as they were" if len(result.failures) > 1 else "its file was left as it was"
+        print(f"error: CUDA {failed} failed; {left} (--keep-going wrote the others)", file=sys.stderr)
         return 4
     return 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,6 +26,7 @@ from ..errors import (
     CudaConstraintsError,
     NotOurFile,
     RequirementsFileError,
+    ResolutionFailed,
     SeveralFailed,
     UsageError,
 )
@@ -33,7 +35,7 @@ from ..files.output_dir import OutputDirectory
 from ..files.requirements import RequirementsInput, digest_of, load_requirements
 from ..files.sets import display_path, read_file
 from ..model.families import FamilyTable
-from ..model.indexes import Routing
+from ..model.indexes import PYTORCH_PROJECTS, Routing
 from ..model.targets import (
     Environment,
     Target,
@@ -278,11 +280,25 @@ def _resolve_major(
             preferred = {**first, **preferred}
         progress(f"Resolving CUDA {plan.major} for {environment}")
         provider = plan.provider(environment, preferred)
-        resolution = resolve_target(
-            provider, target, plan.roots[environment], reporter_for(target) if reporter_for else None
-        )
+        try:
+            resolution = resolve_target(provider, target, plan.roots[environment], reporter_for(target) if reporter_for else None)
+        except ResolutionFailed as error:
+            raise _with_pytorch_hint(error, plan.routing) from None
         resolutions.append(resolution)
     return resolutions
+
+
+def _with_pytorch_hint(error: ResolutionFailed, routing: Routing) -> ResolutionFailed:
+    """A failure that involves PyPI's torch (built for one CUDA version) points at the PyTorch index."""
+    involved = re.search(rf"^  ({'|'.join(map(re.escape, PYTORCH_PROJECTS))}) ", error.explanation, re.MULTILINE)
+    if involved is None or involved.group(1) in routing.routes:
+        return error
+    major = error.cuda_major
+    backend = "cu129" if major == 12 else f"cu{major}0"  # the PyTorch index's name of a CUDA version
+    hint = (f"hint: {involved.group(1)} on PyPI is built for one CUDA version; for CUDA {major}, take it from the PyTorch "
+            f"index with `torch-backend = \"{backend}\"` in [tool.cuda-constraints.cuda.{major}] (see the README, "
+            "\"Using the PyTorch index\")")
+    return ResolutionFailed(major, error.target, f"{error.explanation}\n{hint}")
 
 
 def discover_majors(index: Index, requirements_input: RequirementsInput, families: FamilyTable) -> tuple[list[int], dict[int, str]]:
