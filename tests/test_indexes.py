@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from resolver.cli.main import main
+from resolver.files.config import read_environment
 from resolver.files.constraints import IndexLine, parse
 
 from .conftest import forget_the_machine_indexes
@@ -271,3 +272,21 @@ def test_check_refuses_a_build_of_another_cuda_version_by_its_local_label(compil
     monkeypatch.chdir(copy)
     assert main(["check"]) == 1
     assert "torch==2.14.0+cu130 is a CUDA 13 package, in the CUDA 12 file" in capsys.readouterr().err
+
+
+def test_the_environment_names_indexes_as_pip_and_uv_read_it():
+    found = read_environment({
+        "UV_INDEX": "internal=https://internal.example/simple https://other.example/simple",
+        "PIP_EXTRA_INDEX_URL": "https://pip-extra.example/simple",
+        "PIP_FIND_LINKS": "/opt/wheels https://example.com/links",
+        "UV_INDEX_STRATEGY": "unsafe-best-match",
+        "PIP_NO_INDEX": "yes",
+        "PIP_INDEX_URL": "https://mirror.example/simple",
+    })
+    assert found.index_url == "https://mirror.example/simple" and found.index_source == "PIP_INDEX_URL"
+    assert found.extra_index_urls == (
+        "https://internal.example/simple", "https://other.example/simple", "https://pip-extra.example/simple",
+    )
+    assert found.find_links == ("/opt/wheels", "https://example.com/links")
+    assert found.strategy == "unsafe-best-match" and found.no_index
+    assert not read_environment({"UV_NO_INDEX": "0"}).no_index

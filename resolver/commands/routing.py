@@ -67,7 +67,7 @@ def routing_for(config: Config, choice: IndexChoice, major: int) -> Routing:
         *(index.url for index in config.indexes.named if not index.explicit and not index.default),
         *config.indexes.extra_index_urls, *config.environment.extra_index_urls,
     )
-    no_index = choice.no_index or config.no_index
+    no_index = choice.no_index or config.no_index or config.environment.no_index
     indexes = () if no_index else tuple(named_or_plain(url, named) for url in (*extras, default_url) if url)
     links = _unique(*settings.indexes.find_links, *choice.find_links, *config.indexes.find_links, *config.environment.find_links)
     return Routing(

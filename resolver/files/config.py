@@ -64,6 +64,7 @@ class EnvironmentIndexes:
     extra_index_urls: tuple[str, ...] = ()
     find_links: tuple[str, ...] = ()
     strategy: str | None = None
+    no_index: bool = False  # UV_NO_INDEX, PIP_NO_INDEX
 
 
 @dataclass(frozen=True)
@@ -140,8 +141,9 @@ def read_environment(environ: Mapping[str, str]) -> EnvironmentIndexes:
     extra = tuple(url.split("=", 1)[-1] if "=" in url.split("://", 1)[0] else url
                   for name in ENVIRONMENT_EXTRA_INDEX_VARIABLES for url in environ.get(name, "").split())
     links = tuple(place for name in ENVIRONMENT_FIND_LINKS_VARIABLES for place in environ.get(name, "").replace(",", " ").split())
+    no_index = any(environ.get(name, "").strip().lower() in ("1", "true", "yes", "on") for name in ("UV_NO_INDEX", "PIP_NO_INDEX"))
     return EnvironmentIndexes(
-        environ[source].strip() if source else None, source, extra, links, environ.get("UV_INDEX_STRATEGY") or None
+        environ[source].strip() if source else None, source, extra, links, environ.get("UV_INDEX_STRATEGY") or None, no_index
     )
 
 

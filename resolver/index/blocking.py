@@ -117,7 +117,6 @@ class RoutedIndex:
 
     def __init__(self, blocking: BlockingIndex, sources: Sources) -> None:
         self.blocking, self.sources = blocking, sources
-        self._projects: dict[str, Project] = {}
         self.crawler = Crawler(blocking.client, sources)
 
     def project(self, name: NormalizedName) -> Project:
@@ -125,11 +124,8 @@ class RoutedIndex:
             raise Interrupted()
         # Answers already in hand, and answers in the disk cache, are served in the calling thread: a
         # trip through the loop costs milliseconds, and the resolvers ask hundreds of times.
-        found = self._projects.get(name)
-        if found is None:
-            found = self.sources.cached_project(name) or self.blocking.run(self.sources.project(name))
-            self._projects[name] = found
-        return found
+        found = self.sources.known(name) or self.sources.cached_project(name)
+        return found or self.blocking.run(self.sources.project(name))
 
     def metadata(self, release: Release, file: DistFile) -> CoreMetadata:
         return self.blocking.metadata(release, file)

@@ -34,11 +34,31 @@ class Sources:
         self._clean = {source: client.credentials.add(source.url) for source in (*routing.indexes, *routing.find_links,
                                                                                  *routing.routes.values())}
         self._directories: dict[IndexSource, dict[NormalizedName, Slim]] = {}
+        self._projects: dict[NormalizedName, Project] = {}
+        self._making: dict[NormalizedName, asyncio.Future[Project]] = {}
 
     def shown(self, source: IndexSource) -> str:
         return source.display
 
+    def known(self, name: NormalizedName) -> Project | None:
+        """The project when it was already made (any thread)."""
+        return self._projects.get(name)
+
     async def project(self, name: NormalizedName) -> Project:
+        """The project from its pages, made once (the crawl and every resolver of this routing ask)."""
+        found = self._projects.get(name)
+        if found is None:
+            if name not in self._making:
+                self._making[name] = asyncio.ensure_future(self._make(name))
+            try:
+                found = await asyncio.shield(self._making[name])
+            finally:
+                if self._making.get(name) is not None and self._making[name].done():
+                    del self._making[name]
+            self._projects[name] = found
+        return found
+
+    async def _make(self, name: NormalizedName) -> Project:
         # Find-links files first: where an index has a file of the same name, the find-links one is taken
         # (pip's order: a release page of CUDA 12 builds beside PyPI's CUDA 13 ones of the same version).
         pages = await self._links(name)
@@ -61,7 +81,7 @@ class Sources:
                     break
         if self.routing.find_links or not any(slim["releases"] for slim, _, _ in pages):
             return None  # find-links pages are listed or fetched on the loop
-        return project_from_slims(name, pages)
+        return self._projects.setdefault(name, project_from_slims(name, pages))
 
     async def _index_pages(self, name: NormalizedName) -> list[Page]:
         searched = self.routing.searched(name)
