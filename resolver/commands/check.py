@@ -19,12 +19,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from ..errors import Finding, ProjectNotFound, UsageError
 from ..files.config import Config
-from ..files.constraints import ConstraintsDocument
+from ..files.constraints import ConstraintsDocument, SwapLine
 from ..files.output_dir import OutputDirectory
 from ..files.requirements import (
     RequirementsInput,
@@ -39,7 +40,7 @@ from ..resolve.candidates import Req
 from ..resolve.policy import Policy
 from ..resolve.selection import Selector
 from ..resolve.source import MetadataSource
-from ..resolve.swaps import MajorInput, roots_for, swap_for_major
+from ..resolve.swaps import MajorInput, roots_for, settle_swaps, swap_for_major
 from .options import (
     CompileRequest,
     compile_parser,
@@ -220,12 +221,19 @@ def variant_problems(document: ConstraintsDocument, families: FamilyTable) -> It
 
 def swap_problems(document: ConstraintsDocument, major_input: MajorInput) -> Iterator[str]:
     """Swaps the family model would record today but the file does not (or the reverse)."""
-    expected = set(major_input.swaps)
     recorded = set(document.swapped)
+    # A swapped selector extra the pinned release does not declare is recorded without it (settle_swaps).
+    expected = {swap if swap in recorded else _settled(swap, recorded) for swap in major_input.swaps}
     for swap in sorted(expected - recorded):
         yield f"the requirement {swap.original} ({swap.origin}) is now swapped for {swap.replacement}, which the file does not record"
     for swap in sorted(recorded - expected):
         yield f"the file records the swap {swap.original} -> {swap.replacement}, which no longer applies"
+
+
+def _settled(swap: SwapLine, recorded: set[SwapLine]) -> SwapLine:
+    names = {(canonicalize_name(swap.replacement_name), canonicalize_name(extra)) for extra in Requirement(swap.replacement).extras}
+    settled = settle_swaps([swap], names)[0]
+    return settled if settled in recorded else swap
 
 
 def _on(where: list[Environment], environments: tuple[Environment, ...]) -> str:

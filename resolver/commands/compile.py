@@ -49,7 +49,7 @@ from ..resolve.provider import CudaProvider
 from ..resolve.resolution import Reporter, TargetResolution, resolve_target
 from ..resolve.selection import SelectionOptions, Selector
 from ..resolve.source import Index, Indexes
-from ..resolve.swaps import MajorInput, roots_for, swap_for_major
+from ..resolve.swaps import MajorInput, roots_for, settle_swaps, swap_for_major
 from .options import CompileRequest, describe_options
 from .routing import IndexChoice, index_lines, routing_for
 
@@ -169,7 +169,8 @@ def _outcome(
         index_strategy=plan.routing.strategy,
         indexes=index_lines(plan.routing),
     )
-    document = merge(plan.major, resolutions, header, plan.major_input.swaps, request.generate_hashes, plan.selection.exclude_newer)
+    swaps = settle_swaps(plan.major_input.swaps, (missing for r in resolutions for missing in r.missing_extras))
+    document = merge(plan.major, resolutions, header, swaps, request.generate_hashes, plan.selection.exclude_newer)
     text = render(document)
     return MajorOutcome(plan.major, plan.path, plan.old, document, text, text != plan.old_text)
 

@@ -220,6 +220,25 @@ class FamilyTable:
         return list(found.values())
 
 
+# An extra named for a CUDA major selects that major's build: `cu13`, `cuda13`, `cuda13x`, `cu129`.
+_SELECTOR_EXTRA = re.compile(r"^(cu|cuda)(1\d|[2-9]\d)(\d?)(x?)$")
+
+
+def extra_major(extra: str) -> int | None:
+    """The CUDA major an extra selects (`cu13` -> 13), or None for any other extra."""
+    match = _SELECTOR_EXTRA.match(canonicalize_name(extra))
+    return int(match.group(2)) if match else None
+
+
+def extra_for_major(extra: str, major: int) -> str | None:
+    """The same selector spelled for another major (`cuda13x` -> `cuda12x`); None when the spelling names a
+    CUDA minor too (`cu130`), which another major cannot be guessed from."""
+    match = _SELECTOR_EXTRA.match(canonicalize_name(extra))
+    if match is None or match.group(3):
+        return None
+    return f"{match.group(1)}{major}{match.group(4)}"
+
+
 def _by_local_version(name: str, version: Version) -> Variant | None:
     """A release whose local label names its build (`torch 2.14.0+cu129`) is a member of that major; one
     labelled for no CUDA (`+cpu`, `+rocm6.3`) belongs to none."""

@@ -6,7 +6,9 @@
   names one, `--pre` is given, or no final release can be installed (PEP 440, as pip and uv).
 - Dependencies: a release's requirements whose markers hold here; a meta package's edges to members of
   another major are dropped (recorded as exclusions) and its member for the major is required at its
-  own version (through its `[cuM]` extra when it declares one).
+  own version (through its `[cuM]` extra when it declares one). A release that hard-requires another
+  major's member and declares an extra selecting this major (`nvidia-cutlass-dsl`: `-libs-cu12`, and
+  `[cu13]` adding `-libs-cu13`) is a meta package without configuration: the same rule applies.
 
 The resolvelib provider (provider.py), the speculative crawl (index/crawl.py), `check` and `inspect`
 ask these same rules. Everything learnt on the way goes into the policy's `Record`, for the result and
@@ -30,7 +32,7 @@ from packaging.version import Version
 from ..errors import NoMemberForMajor
 from ..files.constraints import ExcludedLine
 from ..model.distributions import CoreMetadata, Project, Release, parse_requirement
-from ..model.families import Family, FamilyTable
+from ..model.families import Family, FamilyTable, extra_major
 from .candidates import PYTHON, UNREADABLE, Candidate, Req
 from .selection import Selector, Unavailable, requires_python_ok
 
@@ -55,6 +57,9 @@ class Record:
     queries: dict[NormalizedName, tuple[Project, tuple[Req, ...], frozenset[Version]]] = field(default_factory=dict)
     # (name, version, extras) -> requirements that candidate declared for this target
     dependencies: dict[CandidateKey, tuple[Req, ...]] = field(default_factory=dict)
+    # (name, extra): a CUDA selector extra asked of a release that does not declare it (a swapped
+    # `pkg[cu12]` whose release has no such extra: the plain package is meant)
+    missing_extras: set[tuple[NormalizedName, NormalizedName]] = field(default_factory=set)
 
 
 class Policy:
@@ -159,13 +164,16 @@ class Policy:
             # The extras candidate stands for the base release plus what the extras add.
             yield Req(candidate.name, SpecifierSet(f"=={candidate.version}"), origin=origin)
             for extra in sorted(candidate.extras - declared_extras(metadata)):
-                logger.warning("%s has no extra named %r; it adds nothing", candidate, extra)
+                if extra_major(extra) is None:
+                    logger.warning("%s has no extra named %r; it adds nothing", candidate, extra)
+                else:
+                    self.record.missing_extras.add((candidate.name, extra))
         if metadata.requires_python and not requires_python_ok(metadata.requires_python, self.environment):
             yield Req(PYTHON, SpecifierSet(metadata.requires_python), origin=origin)
         declared = list(self._declared(candidate, metadata))
         meta = self.families.meta_family(candidate.name)
         if meta is None:
-            yield from declared
+            yield from self._implicit_meta(candidate, metadata, declared)
             return
         kept, dropped = [], []
         for requirement in declared:
@@ -178,6 +186,26 @@ class Policy:
         yield from kept
         if not candidate.extras:
             yield self._member_requirement(candidate, metadata, meta)
+
+    def _implicit_meta(self, candidate: Candidate, metadata: CoreMetadata, declared: list[Req]) -> Iterator[Req]:
+        """A release's requirements; for one that hard-requires another major's member and declares an
+        extra selecting this major, those edges dropped (recorded) and that extra required instead."""
+        selector = None if candidate.extras else self._selector_extra(metadata)
+        dropped = [r for r in declared if self.mismatched_major(r.name) is not None] if selector else []
+        if not dropped:
+            yield from declared
+            return
+        origin = str(candidate)
+        self.record.exclusions[(candidate.name, candidate.version, candidate.extras)] = tuple(
+            dict.fromkeys(ExcludedLine(r.name, origin) for r in dropped)
+        )
+        yield from (r for r in declared if r not in dropped)
+        assert selector is not None
+        yield Req(candidate.name, SpecifierSet(f"=={candidate.version}"), frozenset({selector}), origin=origin)
+
+    def _selector_extra(self, metadata: CoreMetadata) -> NormalizedName | None:
+        """The extra of a release that selects this major (`cu13`), if it declares one."""
+        return next((e for e in sorted(declared_extras(metadata)) if extra_major(e) == self.major), None)
 
     def unreadable(self, candidate: Candidate, problem: str) -> tuple[Req, ...]:
         """A release whose dependencies cannot be read: unusable, and recorded as such."""

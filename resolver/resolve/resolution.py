@@ -41,6 +41,8 @@ class TargetResolution:
     target: Target
     pins: Mapping[NormalizedName, Pin]
     exclusions: frozenset[ExcludedLine]
+    # (project, extra): CUDA selector extras asked of a pinned release that does not declare them
+    missing_extras: frozenset[tuple[NormalizedName, NormalizedName]] = frozenset()
 
 
 def resolve_target(
@@ -121,11 +123,13 @@ def _collect(target: Target, mapping: Mapping[str, Candidate], information: Info
             parents[name].add(info.parent.name)
     pins: dict[NormalizedName, Pin] = {}
     exclusions: set[ExcludedLine] = set()
+    missing: set[tuple[NormalizedName, NormalizedName]] = set()
     for identifier, candidate in mapping.items():
         if identifier == PYTHON:
             continue
         exclusions.update(record.exclusions.get((candidate.name, candidate.version, candidate.extras), ()))
         if candidate.extras:
+            missing.update((candidate.name, extra) for extra in candidate.extras if (candidate.name, extra) in record.missing_extras)
             continue
         choice = candidate.choice
         assert choice is not None
@@ -137,4 +141,4 @@ def _collect(target: Target, mapping: Mapping[str, Candidate], information: Info
             frozenset(parents[candidate.name]),
             choice.sdist_platforms,
         )
-    return TargetResolution(target, pins, frozenset(exclusions))
+    return TargetResolution(target, pins, frozenset(exclusions), frozenset(missing))

@@ -1,12 +1,17 @@
-"""Top-level requirements for one CUDA major: swapped where they name another major's member.
+"""Top-level requirements for one CUDA major: swapped where they name another major's member, or select
+another major through an extra.
 
 `cupy-cuda13x != 14.1.0` becomes `cupy-cuda12x != 14.1.0` for CUDA 12, with the same specifier, extras and
-markers, and the swap is recorded for the constraints file and for `install`.
+markers; `humming-kernels[cu13]==0.1.19` becomes `humming-kernels[cu12]==0.1.19` (vLLM's Dockerfile does
+that with sed), and the plain `nvidia-cutlass-dsl==4.8.0` when the release pinned has no `cu12` extra
+(`settle_swaps`, after the resolution knows). Each swap is recorded for the constraints file and for
+`install`.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from packaging.requirements import Requirement
@@ -14,7 +19,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 
 from ..files.constraints import SwapLine
 from ..files.requirements import RequirementsInput, SourcedRequirement
-from ..model.families import FamilyTable
+from ..model.families import FamilyTable, extra_for_major, extra_major
 from ..model.targets import Environment
 from .candidates import Req
 
@@ -33,16 +38,46 @@ def swap_for_major(requirements_input: RequirementsInput, families: FamilyTable,
 
     def swapped(sourced: SourcedRequirement) -> SourcedRequirement:
         target = families.swap_target(sourced.requirement.name, major)
-        if target is None:
+        extras = _extras_for_major(sourced.requirement.extras, major)
+        if target is None and extras == sourced.requirement.extras:
             return sourced
         replacement = Requirement(str(sourced.requirement))
-        replacement.name = target
+        replacement.name = target or replacement.name
+        replacement.extras = extras
         swaps.append(SwapLine(str(sourced.requirement), str(replacement), sourced.origin))
         return SourcedRequirement(replacement, sourced.path, sourced.line_number)
 
     requirements = tuple(swapped(r) for r in requirements_input.requirements)
     constraints = tuple(swapped(c) for c in requirements_input.constraints)
     return MajorInput(requirements, constraints, tuple(swaps))
+
+
+def _extras_for_major(extras: set[str], major: int) -> set[str]:
+    """Extras with every selector of another major spelled for this one (dropped when it cannot be)."""
+    found = set()
+    for extra in extras:
+        selected = extra_major(extra)
+        if selected is None or selected == major:
+            found.add(extra)
+        elif (spelled := extra_for_major(extra, major)) is not None:
+            found.add(spelled)
+    return found
+
+
+def settle_swaps(swaps: Iterable[SwapLine], missing: Iterable[tuple[NormalizedName, NormalizedName]]) -> tuple[SwapLine, ...]:
+    """The swaps, without the selector extras the pinned releases turned out not to declare (`missing`:
+    project and extra): `nvidia-cutlass-dsl[cu12]` is recorded, and installed, as `nvidia-cutlass-dsl`."""
+    missing = set(missing)
+    settled = []
+    for swap in swaps:
+        replacement = Requirement(swap.replacement)
+        name = canonicalize_name(replacement.name)
+        kept = {e for e in replacement.extras if (name, canonicalize_name(e)) not in missing or extra_major(e) is None}
+        if kept != replacement.extras:
+            replacement.extras = kept
+            swap = SwapLine(swap.original, str(replacement), swap.origin)
+        settled.append(swap)
+    return tuple(settled)
 
 
 def roots_for(major_input: MajorInput, environment: Environment) -> tuple[list[Req], dict[NormalizedName, list[Req]]]:
