@@ -205,8 +205,10 @@ def run_detect(args: argparse.Namespace) -> int:
 def run_install(args: argparse.Namespace) -> int:
     config = load_config()
     machine = system_machine()
+    requirement_files = tuple(args.requirements) if args.requirements else tuple(config.resolve_path(p) for p in config.requirements)
+    constraint_files = tuple(dict.fromkeys((*(config.resolve_path(p) for p in config.constraints), *(args.constraint or ()))))
     request = InstallRequest(
-        requirement_files=tuple(args.requirements) if args.requirements else tuple(config.resolve_path(p) for p in config.requirements),
+        requirement_files=requirement_files,
         root=config.root,
         families=config.family_table(),
         families_text=config.families_text,
@@ -222,6 +224,8 @@ def run_install(args: argparse.Namespace) -> int:
         rocm_requirements=config.resolve_path(config.rocm_requirements) if config.rocm_requirements else None,
         dry_run=args.dry_run,
         fix=args.fix,
+        allow_replace=bool(args.allow_replace),
+        input_files=lambda major: config.input_files(major, requirement_files, constraint_files, bool(args.requirements)),
     )
 
     def warn(message: str) -> None:

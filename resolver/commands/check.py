@@ -46,6 +46,7 @@ from .options import (
     compile_parser,
     compile_request,
     describe_options,
+    input_files,
     request_from_command,
     with_index_url,
 )
@@ -149,10 +150,11 @@ def _inputs_of(document: ConstraintsDocument, config: Config) -> tuple[CompileRe
         request, args = request_from_command(document.command, config)
     except UsageError as error:
         raise _Unreadable(f"its header command {document.command!r} cannot be read ({error.problem})") from None
-    absent = [p for p in request.requirement_files if not p.is_file()]
+    requirements, constraints = input_files(request, document.cuda_major)
+    absent = [p for p in (*requirements, *constraints) if not p.is_file()]
     if absent:
         raise _Unreadable(f"its command reads {display_path(absent[0])}, which does not exist")
-    requirements_input = load_requirements(list(request.requirement_files), root=config.root)
+    requirements_input = load_requirements(list(requirements), root=config.root, constraints=constraints)
     return with_index_url(request, args.index_url, requirements_input), requirements_input
 
 

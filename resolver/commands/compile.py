@@ -14,11 +14,11 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from packaging.specifiers import SpecifierSet
-from packaging.utils import NormalizedName
+from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from ..errors import (
@@ -50,7 +50,7 @@ from ..resolve.resolution import Reporter, TargetResolution, resolve_target
 from ..resolve.selection import SelectionOptions, Selector
 from ..resolve.source import Index, Indexes
 from ..resolve.swaps import MajorInput, roots_for, settle_swaps, swap_for_major
-from .options import CompileRequest, describe_options
+from .options import CompileRequest, describe_options, input_files
 from .routing import IndexChoice, index_lines, routing_for
 
 logger = logging.getLogger(__name__)
@@ -78,14 +78,22 @@ class CompileResult:
     failures: Failures = field(default_factory=dict)
 
 
-def read_input(request: CompileRequest) -> RequirementsInput:
-    """The requirements to compile; an input without any is refused: it would empty every file."""
-    requirements_input = load_requirements(list(request.requirement_files), root=request.config.root)
+def read_input(request: CompileRequest, major: int = 0) -> RequirementsInput:
+    """The requirements to compile for one major (0: the shared ones); an input without any is refused:
+    it would empty every file."""
+    requirements, constraints = input_files(request, major)
+    requirements_input = load_requirements(list(requirements), root=request.config.root, constraints=constraints)
     if not requirements_input.requirements:
         shown = ", ".join(requirements_input.top_level_files)
         raise RequirementsFileError(
             Path(shown), 0, "", "names no requirement; compiling it would empty every constraints file (nothing was written)"
         )
+    for sourced in requirements_input.requirements:
+        if canonicalize_name(sourced.requirement.name) in request.selection.exclude_dependencies:
+            raise RequirementsFileError(
+                Path(sourced.path), sourced.line_number, str(sourced.requirement),
+                "names a project that exclude-dependencies drops everywhere; remove one or the other",
+            )
     return requirements_input
 
 
@@ -108,7 +116,7 @@ def compile_constraints(
         for plan in plans.values():
             plan.source.start_crawl([(plan.policy(env, plan.preferred[env]), plan.roots[env]) for env in environments])
         results, failures = _resolve_every_major(plans, environments, progress, reporter_for, request.keep_going)
-        outcomes = [_outcome(request, requirements_input, plans[major], results[major], environments) for major in results]
+        outcomes = [_outcome(request, plans[major], results[major], environments) for major in results]
         changed = {o.path.name: o.text for o in outcomes if o.changed}
         if not request.dry_run:
             written = ", ".join(display_path(request.output_dir / name) for name in sorted(changed))
@@ -154,7 +162,6 @@ def _resolve_every_major(
 
 def _outcome(
     request: CompileRequest,
-    requirements_input: RequirementsInput,
     plan: _MajorPlan,
     resolutions: list[TargetResolution],
     environments: tuple[Environment, ...],
@@ -162,8 +169,8 @@ def _outcome(
     header = ConstraintsDocument(
         cuda_major=plan.major,
         command=request.command,
-        inputs=requirements_input.top_level_files,
-        digest=digest_of(requirements_input, request.config.families_text),
+        inputs=plan.requirements_input.top_level_files,
+        digest=digest_of(plan.requirements_input, request.config.families_text),
         targets=describe_environments(environments),
         options=describe_options(request),
         index_strategy=plan.routing.strategy,
@@ -190,6 +197,7 @@ def _gather(futures: Mapping[int, Future[list[TargetResolution]]]) -> tuple[dict
 @dataclass
 class _MajorPlan:
     major: int
+    requirements_input: RequirementsInput  # the major's own files, or the shared ones
     major_input: MajorInput
     path: Path
     old: ConstraintsDocument | None
@@ -226,6 +234,8 @@ def _plan(
     environments: tuple[Environment, ...],
     index: Indexes,
 ) -> _MajorPlan:
+    if input_files(request, major) != input_files(request):
+        requirements_input = read_input(request, major)
     major_input = swap_for_major(requirements_input, families, major)
     routing = routing_for(request.config, IndexChoice.of(request, requirements_input), major)
     path = request.output_dir / f"cu{major}.txt"
@@ -239,12 +249,10 @@ def _plan(
                 constraints[environment] = {**constraints[environment], name: [*constraints[environment].get(name, []), pinned]}
         kept = {} if (old is None or request.upgrade) else old.pins_for(environment.markers)
         preferred[environment] = {n: v for n, v in kept.items() if n not in request.upgrade_packages}
-    selection = request.selection if not requirements_input.pre else SelectionOptions(
-        True, request.selection.allow_sdist, request.selection.allow_sdist_packages, request.selection.exclude_newer
-    )
+    selection = request.selection if not requirements_input.pre else replace(request.selection, pre=True)
     return _MajorPlan(
-        major, major_input, path, old, old_text, families, selection, roots, constraints, preferred, environments, routing,
-        index.routed(routing),
+        major, requirements_input, major_input, path, old, old_text, families, selection, roots, constraints, preferred,
+        environments, routing, index.routed(routing),
     )
 
 

@@ -13,11 +13,13 @@ import os
 import shlex
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from packaging.utils import canonicalize_name
 
 from ..errors import (
     ConstraintsFileError,
@@ -25,6 +27,7 @@ from ..errors import (
     InstallFailed,
     StaleConstraints,
     UsageError,
+    WouldReplace,
 )
 from ..files.constraints import ConstraintsDocument, PinLine
 from ..files.output_dir import OutputDirectory
@@ -46,7 +49,7 @@ from .install_plan import (
     reinstall_pins,
     swapped_requirements,
 )
-from .verify import Verification, applicable_pins, find_leftovers, verify
+from .verify import Verification, applicable_pins, find_leftovers, needed_names, satisfies, verify
 
 Say = Callable[[str], None]
 
@@ -70,6 +73,9 @@ class InstallRequest:
     rocm_requirements: Path | None = None
     dry_run: bool = False
     fix: bool = False
+    allow_replace: bool = False
+    # The requirements and constraints files of a major (a major's table may name its own).
+    input_files: Callable[[int], tuple[tuple[Path, ...], tuple[Path, ...]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -121,7 +127,8 @@ def prepare(request: InstallRequest, major: int, detection: Detection | None = N
     OutputDirectory(request.constraints_dir).recover_if_idle()
     shown = _shown(path)
     document = read_constraints(path, major)
-    requirements_input = load_requirements(list(request.requirement_files), root=request.root)
+    requirements, constraints = request.input_files(major) if request.input_files else (request.requirement_files, ())
+    requirements_input = load_requirements(list(requirements), root=request.root, constraints=constraints)
     check_fresh(document, shown, requirements_input, request.families_text)
     sources = _sources(request, document, requirements_input.index_url)
     return Prepared(major, path, document, swapped_requirements(requirements_input, document), sources, detection)
@@ -189,8 +196,10 @@ def install_with_constraints(request: InstallRequest, machine: Machine, say: Say
     tool = find_tool(request, machine, prepared.sources)
     removals: tuple[str, ...] = ()
     reinstall: tuple[PinLine, ...] = ()
+    before = environment_report(machine, request.python)
+    if not request.allow_replace:
+        refuse_replacing(prepared, before.installed, before.markers)
     if request.fix:
-        before = environment_report(machine, request.python)
         removals = tuple(left.name for left in find_leftovers(before.installed, prepared.major, request.families))
         reinstall = reinstall_pins(applicable_pins(prepared.document, before.markers), removals, request.families)
     with _work_dir(request.dry_run) as work_dir:
@@ -202,8 +211,22 @@ def install_with_constraints(request: InstallRequest, machine: Machine, say: Say
         _execute(plan, machine, say)
     after = environment_report(machine, request.python)
     canaries = {module: import_canary(machine, request.python, module) for module in request.canaries}
-    verification = verify(prepared.document, after.markers, after.installed, request.families, canaries)
+    needed = needed_names(after.markers, after.requires, prepared.requirements)
+    verification = verify(prepared.document, after.markers, after.installed, request.families, canaries, needed)
     return InstallOutcome(prepared, plan, verification)
+
+
+def refuse_replacing(prepared: Prepared, installed: Mapping[str, str], markers: Mapping[str, str]) -> None:
+    """WouldReplace when the file pins, to another release, a package the environment holds and the
+    requirements do not name (an image's own torch)."""
+    named = {canonicalize_name(requirement.name) for requirement in prepared.requirements}
+    replaced = [
+        (pin.name, installed[pin.name], str(pin.version))
+        for pin in applicable_pins(prepared.document, markers)
+        if pin.name in installed and pin.name not in named and not satisfies(installed[pin.name], pin.version)
+    ]
+    if replaced:
+        raise WouldReplace(str(_shown(prepared.path)), prepared.major, replaced)
 
 
 def _headline(prepared: Prepared) -> str:

@@ -38,7 +38,7 @@ COMPILE = f"{PROG} compile"
 @dataclass(frozen=True)
 class CompileRequest:
     config: Config
-    requirement_files: tuple[Path, ...]
+    requirement_files: tuple[Path, ...]  # the shared ones (a major's table may replace them)
     majors: tuple[int, ...] | str
     python_versions: tuple[PythonVersion, ...]
     platforms: tuple[Platform, ...]
@@ -57,6 +57,14 @@ class CompileRequest:
     no_index: bool = False
     index_strategy: str | None = None
     keep_going: bool = False
+    constraint_files: tuple[Path, ...] = ()
+    requirements_given: bool = False  # -r on the command line: a major's own `requirements` do not apply
+    index_url_flag: str | None = None  # --index-url, which wins over a requirements file's line
+
+
+def input_files(request: CompileRequest, major: int = 0) -> tuple[tuple[Path, ...], tuple[Path, ...]]:
+    """The requirements and constraints files of one major (0: the shared ones)."""
+    return request.config.input_files(major, request.requirement_files, request.constraint_files, request.requirements_given)
 
 
 # -- flag definitions ---------------------------------------------------------------------------------------
@@ -133,6 +141,7 @@ def _request(args: argparse.Namespace, config: Config) -> CompileRequest:
         allow_sdist=bool(args.allow_sdist) or config.allow_sdist,
         allow_sdist_packages=frozenset(canonicalize_name(n) for n in (*config.allow_sdist_packages, *(args.allow_sdist_package or ()))),
         exclude_newer=exclude_newer,
+        exclude_dependencies=frozenset(canonicalize_name(n) for n in (*config.exclude_dependencies, *(args.exclude_dependency or ()))),
     )
     request = CompileRequest(
         config=config,
@@ -153,6 +162,9 @@ def _request(args: argparse.Namespace, config: Config) -> CompileRequest:
         no_index=bool(args.no_index) or config.no_index,
         index_strategy=args.index_strategy or config.indexes.strategy,
         keep_going=bool(args.keep_going),
+        constraint_files=tuple(dict.fromkeys((*(config.resolve_path(p) for p in config.constraints), *(args.constraint or ())))),
+        requirements_given=bool(args.requirements),
+        index_url_flag=args.index_url,
     )
     return request
 
@@ -252,6 +264,8 @@ def request_from_command(command: str, config: Config) -> tuple[CompileRequest, 
     # The header writes paths relative to the project root, not to wherever `check` runs.
     if args.requirements:
         args.requirements = [config.resolve_path(p) for p in args.requirements]
+    if args.constraint:
+        args.constraint = [config.resolve_path(p) for p in args.constraint]
     if args.output_dir:
         args.output_dir = config.resolve_path(args.output_dir)
     return compile_request(args, config), args

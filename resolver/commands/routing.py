@@ -46,7 +46,7 @@ class IndexChoice:
     @classmethod
     def of(cls, request: CompileRequest, requirements_input: RequirementsInput) -> IndexChoice:
         return cls(
-            request.index_url,
+            request.index_url_flag or requirements_input.index_url or request.index_url,
             (*request.extra_index_urls, *requirements_input.extra_index_urls),
             (*request.find_links, *requirements_input.find_links),
             request.no_index or requirements_input.no_index,

@@ -1,14 +1,19 @@
 """What `install` checks in the target interpreter afterwards, as pure functions of what it reported:
-installed versions equal the pins (markers evaluated for that interpreter), no member of another CUDA
-major is installed, and every canary imports. The result renders as the table `install` prints last.
+installed versions equal the pins (markers evaluated for that interpreter; a pin nothing installed needs,
+such as PyPI torch's libraries next to an image's own torch build, need not be there), no member of
+another CUDA major is installed, and every canary imports. The result renders as the table `install`
+prints last.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from packaging.markers import Marker
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from ..files.constraints import ConstraintsDocument, PinLine
@@ -76,14 +81,37 @@ def find_leftovers(installed: Mapping[str, str], cuda_major: int, families: Fami
     return tuple(found)
 
 
+def needed_names(
+    markers: Mapping[str, str], requires: Mapping[str, Iterable[str]], top_level: Iterable[Requirement]
+) -> frozenset[str]:
+    """What the environment needs: the top-level requirements and what every installed distribution
+    requires there (with the extras the top-level requirements ask of it)."""
+    wanted: dict[str, set[str]] = {canonicalize_name(r.name): {canonicalize_name(e) for e in r.extras} for r in top_level}
+    found = set(wanted)
+    for name, lines in requires.items():
+        for extra in ("", *wanted.get(name, ())):
+            for text in lines:
+                try:
+                    requirement = Requirement(text)
+                except InvalidRequirement:
+                    continue
+                if requirement.marker is None or requirement.marker.evaluate({**markers, "extra": extra}):
+                    found.add(canonicalize_name(requirement.name))
+    return frozenset(found)
+
+
 def verify(
     document: ConstraintsDocument,
     markers: Mapping[str, str],
     installed: Mapping[str, str],
     families: FamilyTable,
     canary_errors: Mapping[str, str | None],
+    needed: frozenset[str] | None = None,
 ) -> Verification:
-    rows = [_pin_row(pin, installed.get(pin.name)) for pin in applicable_pins(document, markers)]
+    """`needed`: the projects the environment needs (None: every pin)."""
+    rows = [
+        _pin_row(pin, installed.get(pin.name), needed is None or pin.name in needed) for pin in applicable_pins(document, markers)
+    ]
     for leftover in find_leftovers(installed, document.cuda_major, families):
         rows.append(Row(leftover.name, "-", leftover.version, f"CUDA {leftover.cuda_major} build", False, leftover=True))
     for module, error in canary_errors.items():
@@ -92,15 +120,21 @@ def verify(
     return Verification(document.cuda_major, tuple(rows))
 
 
-def _pin_row(pin: PinLine, installed: str | None) -> Row:
+def _pin_row(pin: PinLine, installed: str | None, needed: bool) -> Row:
     pinned = str(pin.version)
     if installed is None:
-        return Row(pin.name, pinned, "-", "not installed", False)
-    try:
-        same = Version(installed) == pin.version
-    except InvalidVersion:
-        same = False
+        return Row(pin.name, pinned, "-", "not installed", False) if needed else Row(pin.name, pinned, "-", "not needed here", True)
+    same = satisfies(installed, pin.version)
     return Row(pin.name, pinned, installed, "ok" if same else "wrong version", same)
+
+
+def satisfies(installed: str, pinned: Version) -> bool:
+    """Whether an installed version meets `==pinned`, as installers read it: a pin without a local label is
+    met by any local build of that version (`torch==2.14.0` by `2.14.0+cu130`)."""
+    try:
+        return SpecifierSet(f"=={pinned}").contains(Version(installed), prereleases=True)
+    except InvalidVersion:
+        return False
 
 
 def render_table(verification: Verification) -> list[str]:

@@ -358,6 +358,30 @@ class StaleConstraints(CudaConstraintsError):
         )
 
 
+class WouldReplace(CudaConstraintsError):
+    """`install` would replace packages the environment already holds (an image's own torch) that the
+    requirements do not name."""
+
+    exit_code = 1
+
+    def __init__(self, path: str, major: int, replaced: Sequence[tuple[str, str, str]]) -> None:
+        super().__init__(path, major, replaced)
+        self.path, self.major, self.replaced = path, major, tuple(replaced)
+
+    def message(self) -> str:
+        lines = [f"installing with {self.path} would replace what this environment already has, which the requirements do not name:"]
+        lines += [f"  {name} {installed} is installed; the file pins {name}=={pinned}" for name, installed, pinned in self.replaced]
+        names = "|".join(name for name, _, _ in self.replaced)
+        lines += [
+            "Nothing was installed. Either compile with the environment's pins as constraints, so the file keeps them:",
+            f"  pip freeze | grep -iE '^({names})==' > requirements/image-cu{self.major}.txt",
+            f"  then `constraints = [\"requirements/image-cu{self.major}.txt\"]` in [tool.cuda-constraints.cuda.{self.major}] "
+            "(or `cuda-constraints compile -c requirements/image-cuN.txt`), and compile;",
+            "or let install replace them: cuda-constraints install --allow-replace",
+        ]
+        return "\n".join(lines)
+
+
 class InstallFailed(CudaConstraintsError):
     """An installer command of `install` exited with an error."""
 

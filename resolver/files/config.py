@@ -72,6 +72,7 @@ class Config:
     root: Path
     path: Path | None = None
     requirements: tuple[Path, ...] = tuple(Path(p) for p in DEFAULT_REQUIREMENTS)
+    constraints: tuple[Path, ...] = ()
     cuda: tuple[int, ...] | str = DEFAULT_MAJORS
     python_versions: tuple[PythonVersion, ...] = tuple(PythonVersion.parse(v) for v in DEFAULT_PYTHON_VERSIONS)
     platforms: tuple[Platform, ...] = tuple(Platform(p) for p in DEFAULT_PLATFORMS)
@@ -87,6 +88,7 @@ class Config:
     allow_sdist: bool = False
     allow_sdist_packages: tuple[str, ...] = ()
     exclude_newer: datetime | None = None
+    exclude_dependencies: tuple[str, ...] = ()
     generate_hashes: bool = False
     canaries: tuple[str, ...] = ("nixl",)
     rocm_requirements: Path | None = None
@@ -103,6 +105,19 @@ class Config:
 
     def major(self, major: int) -> MajorSettings:
         return self.majors.get(major, MajorSettings())
+
+    def input_files(
+        self, major: int, requirements: tuple[Path, ...], constraints: tuple[Path, ...], given: bool = False
+    ) -> tuple[tuple[Path, ...], tuple[Path, ...]]:
+        """The requirements and constraints files of one major: the shared ones (`requirements` and
+        `constraints`), unless the major's table names its own `requirements` (and `-r` was not `given`
+        on the command line), with the major's `extra-requirements` and `constraints` added."""
+        settings = self.major(major)
+        if settings.requirements is not None and not given:
+            requirements = tuple(self.resolve_path(p) for p in settings.requirements)
+        requirements = (*requirements, *(self.resolve_path(p) for p in settings.extra_requirements))
+        constraints = (*constraints, *(self.resolve_path(p) for p in settings.constraints))
+        return tuple(dict.fromkeys(requirements)), tuple(dict.fromkeys(constraints))
 
     def family_table(self) -> FamilyTable:
         return FamilyTable((*self.extra_families, *BUILTIN_FAMILIES))
@@ -190,6 +205,7 @@ def _parse(table: dict[str, Any], path: Path) -> Config:
         root=path.parent,
         path=path,
         requirements=tuple(Path(p) for p in reader.strings("requirements", DEFAULT_REQUIREMENTS)),
+        constraints=tuple(Path(p) for p in reader.strings("constraints")),
         cuda=tuple(majors) if majors else _majors(reader),
         python_versions=tuple(reader.each("python-versions", DEFAULT_PYTHON_VERSIONS, PythonVersion.parse)),
         platforms=tuple(reader.each("platforms", DEFAULT_PLATFORMS, Platform.parse)),
@@ -199,6 +215,7 @@ def _parse(table: dict[str, Any], path: Path) -> Config:
         allow_sdist=allow_sdist is True,
         allow_sdist_packages=tuple(allow_sdist) if isinstance(allow_sdist, list) else (),
         exclude_newer=reader.date("exclude-newer"),
+        exclude_dependencies=tuple(reader.strings("exclude-dependencies")),
         generate_hashes=reader.boolean("generate-hashes"),
         canaries=tuple(reader.strings("canaries", ("nixl",))),
         rocm_requirements=Path(table["rocm-requirements"]) if "rocm-requirements" in table else None,

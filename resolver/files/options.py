@@ -50,6 +50,9 @@ OPTIONS: tuple[Option, ...] = (
     # -- input and targets ------------------------------------------------------------------------------
     Option("requirements", ("-r", "--requirements"), "requirements file; repeatable (default: from [tool.cuda-constraints], "
            "requirements/kv_connectors.txt)", "paths", "input", "FILE", key="requirements", regenerate=True, field="requirement_files"),
+    Option("constraint", ("-c", "--constraint"), "a constraints file for every major (as pip's -c: it narrows versions, "
+           "adds no requirement); repeatable", "paths", "input", "FILE", key="constraints", regenerate=True, extends=True,
+           field="constraint_files"),
     Option("cuda", ("--cuda",), "CUDA majors to resolve (default: 12,13)", "value", "majors", "12,13|auto", key="cuda",
            regenerate=True, field="majors"),
     Option("python_version", ("--python-version",), "target Python; repeatable (default: 3.12)", "values", "target",
@@ -82,6 +85,9 @@ OPTIONS: tuple[Option, ...] = (
            field="selection.allow_sdist_packages"),
     Option("exclude_newer", ("--exclude-newer",), "ignore files uploaded after DATE (YYYY-MM-DD or RFC 3339)", "value",
            "resolution", "DATE", key="exclude-newer", regenerate=True, shapes=True, field="selection.exclude_newer"),
+    Option("exclude_dependency", ("--exclude-dependency",), "drop every edge to this project, for every major (uv's "
+           "exclude-dependencies); repeatable", "values", "resolution", "NAME", key="exclude-dependencies", regenerate=True,
+           extends=True, shapes=True, project_names=True, field="selection.exclude_dependencies"),
     Option("generate_hashes", ("--generate-hashes",), "add --hash lines for every usable file", "switch", "resolution",
            key="generate-hashes", regenerate=True, shapes=True, field="generate_hashes"),
     # -- one run of compile -----------------------------------------------------------------------------
@@ -106,6 +112,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_page_size", ("--max-page-size",), "the largest project page read (default: 64 MiB)", "value", "network",
            "MiB", default=64.0, number=float),
     # -- configuration of other commands --------------------------------------------------------------
+    Option("allow_replace", ("--allow-replace",), "let install replace packages the environment holds at another version "
+           "that the requirements do not name (the image's own torch)", "switch", "install"),
     Option("canary", ("--canary",), "a module that must import afterwards; repeatable (default: from config, nixl)",
            "values", "install", "MODULE", key="canaries"),
     Option("rocm_requirements", (), "the requirements `install` installs on ROCm machines", "path", "config",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shlex
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -109,15 +109,20 @@ def read_utf8(path: Path) -> str:
         raise RequirementsFileError(path, 0, "", f"cannot be read: {error.strerror or error}") from None
 
 
-def load_requirements(paths: list[Path], read_text: ReadText = read_utf8, root: Path | None = None) -> RequirementsInput:
-    """Read requirements files (and what they include) into one input."""
+def load_requirements(
+    paths: list[Path], read_text: ReadText = read_utf8, root: Path | None = None, constraints: Sequence[Path] = ()
+) -> RequirementsInput:
+    """Read requirements files, and constraints files (`-c`), with what they include, into one input. A
+    constraints file is listed among the top-level files as `-c <path>`."""
     reader = _Reader(read_text, root)
     for path in paths:
         reader.read(path, constraint=False, stack=())
+    for path in constraints:
+        reader.read(path, constraint=True, stack=())
     return RequirementsInput(
         requirements=tuple(reader.requirements),
         constraints=tuple(reader.constraints),
-        top_level_files=tuple(reader.display(p) for p in paths),
+        top_level_files=(*(reader.display(p) for p in paths), *(f"-c {reader.display(p)}" for p in constraints)),
         files=tuple(reader.files),
         index_url=reader.index_url,
         extra_index_urls=tuple(reader.extra_index_urls),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import UsageError
@@ -68,12 +68,15 @@ markers = {
     "python_version": ".".join(platform.python_version_tuple()[:2]),
     "sys_platform": sys.platform,
 }
-installed = {}
+installed, requires = {}, {}
 for distribution in metadata.distributions():
     name = distribution.metadata["Name"]
     if name:
-        installed.setdefault(re.sub(r"[-_.]+", "-", name).lower(), distribution.version)
-print(json.dumps({"python": sys.executable, "markers": markers, "installed": installed}))
+        name = re.sub(r"[-_.]+", "-", name).lower()
+        if name not in installed:
+            installed[name] = distribution.version
+            requires[name] = distribution.requires or []
+print(json.dumps({"python": sys.executable, "markers": markers, "installed": installed, "requires": requires}))
 """
 
 CANARY_SCRIPT = _NO_CWD + "import importlib\nimportlib.import_module(sys.argv[1])\n"
@@ -97,6 +100,8 @@ class EnvironmentReport:
     python: str
     markers: Mapping[str, str]
     installed: Mapping[str, str]
+    # canonical name -> its Requires-Dist lines
+    requires: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def torch_report(machine: Machine, python: str) -> TorchReport:
@@ -116,7 +121,8 @@ def environment_report(machine: Machine, python: str) -> EnvironmentReport:
     answer = _run_json(machine, python, ENVIRONMENT_SCRIPT)
     if isinstance(answer, str):
         raise UsageError(f"cannot inspect the environment of {python}: {answer}")
-    return EnvironmentReport(str(answer["python"]), dict(answer["markers"]), dict(answer["installed"]))
+    requires = {str(name): tuple(map(str, lines)) for name, lines in dict(answer.get("requires") or {}).items()}
+    return EnvironmentReport(str(answer["python"]), dict(answer["markers"]), dict(answer["installed"]), requires)
 
 
 def import_canary(machine: Machine, python: str, module: str) -> str | None:

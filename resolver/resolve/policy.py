@@ -171,18 +171,20 @@ class Policy:
         if metadata.requires_python and not requires_python_ok(metadata.requires_python, self.environment):
             yield Req(PYTHON, SpecifierSet(metadata.requires_python), origin=origin)
         declared = list(self._declared(candidate, metadata))
+        excluded = self.selector.options.exclude_dependencies
+        if excluded and any(r.name in excluded for r in declared):
+            self._exclude(candidate, [r for r in declared if r.name in excluded], "; exclude-dependencies")
+            declared = [r for r in declared if r.name not in excluded]
         meta = self.families.meta_family(candidate.name)
         if meta is None:
             yield from self._implicit_meta(candidate, metadata, declared)
             return
-        kept, dropped = [], []
+        kept: list[Req] = []
+        dropped: list[Req] = []
         for requirement in declared:
             member_major = meta.member_major(requirement.name)
-            if member_major is not None and member_major != self.major:
-                dropped.append(ExcludedLine(requirement.name, origin))
-            else:
-                kept.append(requirement)
-        self.record.exclusions[(candidate.name, candidate.version, candidate.extras)] = tuple(dict.fromkeys(dropped))
+            (dropped if member_major is not None and member_major != self.major else kept).append(requirement)
+        self._exclude(candidate, dropped)
         yield from kept
         if not candidate.extras:
             yield self._member_requirement(candidate, metadata, meta)
@@ -195,13 +197,16 @@ class Policy:
         if not dropped:
             yield from declared
             return
-        origin = str(candidate)
-        self.record.exclusions[(candidate.name, candidate.version, candidate.extras)] = tuple(
-            dict.fromkeys(ExcludedLine(r.name, origin) for r in dropped)
-        )
+        self._exclude(candidate, dropped)
         yield from (r for r in declared if r not in dropped)
         assert selector is not None
-        yield Req(candidate.name, SpecifierSet(f"=={candidate.version}"), frozenset({selector}), origin=origin)
+        yield Req(candidate.name, SpecifierSet(f"=={candidate.version}"), frozenset({selector}), origin=str(candidate))
+
+    def _exclude(self, candidate: Candidate, dropped: Iterable[Req], why: str = "") -> None:
+        """Record edges of a candidate that are dropped (installers drop them too)."""
+        key = (candidate.name, candidate.version, candidate.extras)
+        lines = (ExcludedLine(r.name, f"{candidate}{why}") for r in dropped)
+        self.record.exclusions[key] = tuple(dict.fromkeys((*self.record.exclusions.get(key, ()), *lines)))
 
     def _selector_extra(self, metadata: CoreMetadata) -> NormalizedName | None:
         """The extra of a release that selects this major (`cu13`), if it declares one."""

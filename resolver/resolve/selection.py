@@ -52,6 +52,8 @@ class SelectionOptions:
     allow_sdist: bool = False
     allow_sdist_packages: frozenset[str] = frozenset()
     exclude_newer: datetime | None = None
+    # Projects no edge may lead to (uv's exclude-dependencies): dropped, and recorded as excluded.
+    exclude_dependencies: frozenset[str] = frozenset()
 
     def sdist_allowed(self, name: str) -> bool:
         return self.allow_sdist or name in self.allow_sdist_packages

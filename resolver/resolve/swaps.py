@@ -67,16 +67,17 @@ def _extras_for_major(extras: set[str], major: int) -> set[str]:
 def settle_swaps(swaps: Iterable[SwapLine], missing: Iterable[tuple[NormalizedName, NormalizedName]]) -> tuple[SwapLine, ...]:
     """The swaps, without the selector extras the pinned releases turned out not to declare (`missing`:
     project and extra): `nvidia-cutlass-dsl[cu12]` is recorded, and installed, as `nvidia-cutlass-dsl`."""
-    missing = set(missing)
+    absent = set(missing)
     settled = []
     for swap in swaps:
         replacement = Requirement(swap.replacement)
         name = canonicalize_name(replacement.name)
-        kept = {e for e in replacement.extras if (name, canonicalize_name(e)) not in missing or extra_major(e) is None}
-        if kept != replacement.extras:
+        kept = {e for e in replacement.extras if (name, canonicalize_name(e)) not in absent or extra_major(e) is None}
+        if kept == replacement.extras:
+            settled.append(swap)
+        else:
             replacement.extras = kept
-            swap = SwapLine(swap.original, str(replacement), swap.origin)
-        settled.append(swap)
+            settled.append(SwapLine(swap.original, str(replacement), swap.origin))
     return tuple(settled)
 
 
