@@ -125,20 +125,19 @@ def pins_for_platform(path: Path, machine: str) -> dict[str, str]:
     return {n: str(v) for n, v in parse(path.read_text(), str(path)).pins_for(environment).items()}
 
 
-@pytest.mark.skipif(shutil.which("uv") is None and not (Path(sys.executable).parent / "uv").exists(), reason="needs uv")
-@pytest.mark.parametrize("major", [12, 13])
-@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
-def test_committed_files_are_closed_for_uv(major, machine, tmp_path):
-    """uv, given the file alone (and its exclusions), adds nothing and changes nothing."""
-    path = ROOT / "constraints" / f"cu{major}.txt"
+UV = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
+needs_uv = pytest.mark.skipif(not Path(UV).exists(), reason="needs uv")
+
+
+def uv_resolves(path: Path, machine: str, glibc: str, tmp_path: Path) -> dict[str, str]:
+    """What uv resolves from a constraints file alone (and its exclusions), for one platform."""
     document = parse(path.read_text(), str(path))
-    excludes = tmp_path / "excludes.txt"
+    excludes = tmp_path / f"excludes-{machine}.txt"
     excludes.write_text("".join(f"{e.name}\n" for e in document.excluded))
-    uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
-    output = tmp_path / "out.txt"
+    output = tmp_path / f"out-{machine}.txt"
     subprocess.run(
-        [uv, "pip", "compile", str(path), "--excludes", str(excludes), "--python-version", "3.12",
-         "--python-platform", f"{machine}-manylinux_2_28", "--no-header", "--no-annotate", "-q", "-o", str(output)],
+        [UV, "pip", "compile", str(path), "--excludes", str(excludes), "--python-version", "3.12",
+         "--python-platform", f"{machine}-manylinux_{glibc}", "--no-header", "--no-annotate", "-q", "-o", str(output)],
         check=True,
     )
     resolved = {}
@@ -146,7 +145,55 @@ def test_committed_files_are_closed_for_uv(major, machine, tmp_path):
         if "==" in line:
             name, version = line.split(";")[0].strip().split("==")
             resolved[name.lower()] = version
-    assert resolved == pins_for_platform(path, machine)
+    return resolved
+
+
+@needs_uv
+@pytest.mark.parametrize("major", [12, 13])
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_committed_files_are_closed_for_uv(major, machine, tmp_path):
+    """uv, given the file alone (and its exclusions), adds nothing and changes nothing."""
+    path = ROOT / "constraints" / f"cu{major}.txt"
+    assert uv_resolves(path, machine, "2_28", tmp_path) == pins_for_platform(path, machine)
+
+
+@needs_uv
+def test_vllm_requirements_compile_for_cuda_13_with_no_family_configuration(tmp_path, monkeypatch):
+    """vLLM 0.33.0's own files (tests/data/vllm-0.33.0), on its runtime image's platform (Ubuntu 24.04:
+    manylinux_2_34), with its own `exclude-dependencies`: closed, and no CUDA 12 package in it."""
+    shutil.copytree(ROOT / "tests" / "data" / "vllm-0.33.0" / "requirements", tmp_path / "requirements")
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.cuda-constraints]\nrequirements = ["requirements/cuda.txt", "requirements/kv_connectors.txt"]\ncuda = [13]\n'
+        'platforms = ["manylinux_2_34_x86_64", "manylinux_2_34_aarch64"]\nexclude-dependencies = ["openai-harmony"]\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["compile", "-q", "--no-cache"]) == 0
+    path = tmp_path / "constraints" / "cu13.txt"
+    document = parse(path.read_text(), str(path))
+    pins = {pin.name: pin.version for pin in document.pins}
+    assert set(cuda_majors_inside(path).values()) == {13}
+    assert pins["torch"] == Version("2.14.0") and "nvidia-cutlass-dsl-libs-cu13" in pins and "openai-harmony" not in pins
+    assert "nvidia-cutlass-dsl-libs-cu12" in {line.name for line in document.excluded}
+    for machine in ("x86_64", "aarch64"):
+        environment = {**ENVIRONMENTS[0].markers, "platform_machine": machine}
+        expected = {n: str(v) for n, v in document.pins_for(environment).items()}
+        assert uv_resolves(path, machine, "2_34", tmp_path) == expected
+
+
+def test_sglang_requirements_compile_for_cuda_13(tmp_path, monkeypatch):
+    """sglang 0.5.23's dependencies (tests/data/sglang-0.5.23, from its wheel's METADATA): its wheels are
+    manylinux_2_34 only."""
+    (tmp_path / "requirements").mkdir()
+    shutil.copy(ROOT / "tests" / "data" / "sglang-0.5.23" / "requirements.txt", tmp_path / "requirements" / "sglang.txt")
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.cuda-constraints]\nrequirements = ["requirements/sglang.txt"]\ncuda = [13]\n'
+        'platforms = ["manylinux_2_34_x86_64", "manylinux_2_34_aarch64"]\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["compile", "-q", "--no-cache"]) == 0
+    path = tmp_path / "constraints" / "cu13.txt"
+    assert set(cuda_majors_inside(path).values()) == {13}
+    assert {pin.name: str(pin.version) for pin in parse(path.read_text(), str(path)).pins}["torch"] == "2.14.1"
 
 
 def test_check_online_reads_project_pages_only_and_keeps_the_majors_apart(capsys, monkeypatch):

@@ -245,3 +245,16 @@ def test_verification_needs_only_what_the_environment_requires():
     failed = verify(document, markers, installed, FamilyTable(), {}, pypi)
     assert not failed.ok and failed.problems() == ["nvidia-cublas: not installed"]
     assert "extra-lib" in image  # asked through the top-level extra
+
+
+def test_a_release_that_needs_a_newer_glibc_names_the_platform_that_takes_it(index, tmp_path, inside, capsys):
+    """llguidance 1.7 ships manylinux_2_31 wheels only; vLLM's runtime image (Ubuntu 24.04) has glibc 2.39."""
+    index.add("llguidance", "1.7.0", tags=("cp39-abi3-manylinux_2_31_x86_64", "cp39-abi3-manylinux_2_34_aarch64"))
+    inside(tmp_path)
+    write_project(tmp_path, requirements={"kv.txt": "llguidance\n"})
+    assert main(["compile", *FAST, "--cuda", "13"]) == 4
+    err = capsys.readouterr().err
+    assert "no wheel for cp312 manylinux_2_28_x86_64: its wheels need manylinux_2_31 (glibc 2.31); " in err
+    assert "--platform manylinux_2_31_x86_64 would take them" in err
+    argv = ["compile", *FAST, "--cuda", "13", "--platform", "manylinux_2_34_x86_64", "--platform", "manylinux_2_34_aarch64"]
+    assert main(argv) == 0

@@ -9,6 +9,7 @@ admits the Python. Otherwise the selector says why not: an `Unavailable` with a 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,7 +21,7 @@ from packaging.version import Version
 from ..errors.display import escape
 from ..model.distributions import DistFile, Release, wheel_tags
 from ..model.families import FamilyTable
-from ..model.targets import Environment, PythonVersion
+from ..model.targets import Environment, Platform, PythonVersion
 
 UnavailableKind = Literal[
     "other-major",  # a member of another CUDA major
@@ -31,6 +32,7 @@ UnavailableKind = Literal[
     "no-wheel",  # no wheel for a platform of the target (and no sdist allowed)
     "unreadable",  # its dependencies cannot be read (invalid metadata, a large sdist)
 ]
+_GLIBC = re.compile(r"^manylinux_(\d+)_(\d+)_(.+)$")
 # Kinds that say everything by themselves; the others read "unusable here: <detail>".
 _SELF_EXPLAINING = frozenset({"other-major", "no-major", "yanked", "uploaded-after"})
 
@@ -135,9 +137,37 @@ class Selector:
         wheels = [f for f in files if f.is_wheel and compatible_rank(f, environment) is not None]
         if wheels:
             return Unavailable("requires-python", f"requires Python {_normalized(wheels[0].requires_python)} (target {environment.python})")
+        newer = _newer_glibc(files, environment)
+        if newer is not None:
+            (major, minor), platform = newer
+            return Unavailable("no-wheel", f"no wheel for {environment}: its wheels need manylinux_{major}_{minor} "
+                                           f"(glibc {major}.{minor}); --platform {platform} would take them, on an image that has it")
         if any(f.is_sdist for f in files) and not self.options.sdist_allowed(name):
             return Unavailable("no-wheel", f"no wheel for {environment} (only an sdist; see --allow-sdist-package)")
         return Unavailable("no-wheel", f"no wheel for {environment}")
+
+
+def _newer_glibc(files: Iterable[DistFile], environment: Environment) -> tuple[tuple[int, int], str] | None:
+    """The oldest manylinux platform newer than the target's for which a wheel would fit: its glibc
+    version and its tag (None if there is none)."""
+    target = _GLIBC.match(environment.platform.tag)
+    if target is None:
+        return None
+    found = set()
+    for file in files:
+        for tag in wheel_tags(file.filename) if file.is_wheel else ():
+            match = _GLIBC.match(tag.platform)
+            if match and match.group(3) == target.group(3) and _glibc(match) > _glibc(target):
+                found.add((_glibc(match), tag.platform))
+    for glibc, platform in sorted(found):
+        candidate = Environment(environment.python, Platform(platform))
+        if any(compatible_rank(f, candidate) is not None and python_ok(f, candidate) for f in files):
+            return glibc, platform
+    return None
+
+
+def _glibc(match: re.Match[str]) -> tuple[int, int]:
+    return int(match.group(1)), int(match.group(2))
 
 
 def _normalized(requires_python: str | None) -> str:
