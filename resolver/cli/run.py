@@ -11,14 +11,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from ..commands.check import (
-    CheckReport,
-    check_constraints,
-    describe_newer,
-    newer_findings,
-    newer_releases,
-)
-from ..commands.compile import compile_constraints, read_input
+from ..commands.check import CheckReport, check_constraints
+from ..commands.check_online import describe_newer, newer_findings, newer_releases
+from ..commands.compile import compile_constraints
 from ..commands.diff import diff_sets, render_markdown
 from ..commands.diff import render_text as render_diff_text
 from ..commands.inspect import inspect_release, render_text
@@ -29,6 +24,7 @@ from ..commands.install import (
     prepare,
 )
 from ..commands.install_plan import excluded_names
+from ..commands.major_plan import read_input
 from ..commands.options import (
     compile_request,
     environments,

@@ -7,9 +7,10 @@ targets, the options line, the majors, the swaps; then every pin against the top
 (after swaps) and `-c` constraints of every target, and every pin against the family model. Each finding
 names the file and the command that fixes it.
 
-`newer_releases` is the online part: for the top-level requirements only, the releases newer than the
-pins that the requirements, the family model and the selection options allow (project pages only; no
-resolution, so a newer release may still turn out unusable because of its dependencies).
+The online part (`check --online`) is in check_online.py: for the top-level requirements only, the
+releases newer than the pins that the requirements, the family model and the selection options allow
+(project pages only; no resolution, so a newer release may still turn out unusable because of its
+dependencies).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from ..errors import Finding, ProjectNotFound, UsageError
+from ..errors import Finding, UsageError
 from ..files.config import Config
 from ..files.constraints import ConstraintsDocument, SwapLine
 from ..files.output_dir import OutputDirectory
@@ -36,11 +37,7 @@ from ..files.requirements import (
 from ..files.sets import constraints_files, display_path, read_file
 from ..model.families import FamilyTable
 from ..model.targets import Environment, describe_environments, environment_grid
-from ..resolve.candidates import Req
-from ..resolve.policy import Policy
-from ..resolve.selection import Selector
-from ..resolve.source import MetadataSource
-from ..resolve.swaps import MajorInput, roots_for, settle_swaps, swap_for_major
+from ..resolve.swaps import MajorInput, settle_swaps, swap_for_major
 from .options import (
     CompileRequest,
     compile_parser,
@@ -74,18 +71,6 @@ class CheckReport:
     @property
     def findings(self) -> tuple[Finding, ...]:
         return tuple(f for checked in self.files for f in checked.findings)
-
-
-@dataclass(frozen=True)
-class NewerRelease:
-    """A release newer than the pin that the file's requirements allow for its major."""
-
-    shown: str
-    major: int
-    name: str
-    pinned: tuple[Version, ...]
-    newest: Version
-    wanted_by: str  # "lmcache>=0.3.9 (requirements/kv_connectors.txt:3)"
 
 
 def check_constraints(config: Config, output_dir: Path | None = None) -> CheckReport:
@@ -246,64 +231,3 @@ def _on(where: list[Environment], environments: tuple[Environment, ...]) -> str:
 
 def _or_none(options: str) -> str:
     return repr(options) if options else "(none)"
-
-
-# -- online -------------------------------------------------------------------------------------------------
-
-
-def newer_releases(checked: CheckedFile, source: MetadataSource) -> list[NewerRelease]:
-    """Releases newer than the pins that the file's top-level requirements allow (project pages only).
-
-    The newest candidate is what the target's own rules (the same `Policy` compile resolves with) offer
-    first for the requirement and its `-c` constraints, with no pin preferred.
-    """
-    if checked.document is None or checked.request is None or checked.major_input is None:
-        return []
-    document, request, major_input = checked.document, checked.request, checked.major_input
-    environments = environment_grid(request.python_versions, request.platforms)
-    families = request.config.family_table()
-    pre = request.selection.pre or bool(checked.requirements_input and checked.requirements_input.pre)
-    found: dict[str, NewerRelease] = {}
-    for environment in environments:
-        siblings = tuple(e for e in environments if e.python == environment.python)
-        roots, constraints = roots_for(major_input, environment)
-        selector = Selector(document.cuda_major, environment, siblings, families, request.selection)
-        policy = Policy(selector, constraints, pre=pre)
-        pins = document.pins_for(environment.markers)
-        for root in roots:
-            if root.name not in pins:
-                continue
-            newest = _newest(source, policy, root)
-            if newest is None or newest <= pins[root.name]:
-                continue
-            earlier = found.get(root.name)
-            pinned = tuple(sorted({pins[root.name], *(earlier.pinned if earlier else ())}))
-            best = max(newest, earlier.newest) if earlier else newest
-            found[root.name] = NewerRelease(checked.shown, document.cuda_major, root.name, pinned, best, f"{root} ({root.origin})")
-    return [found[name] for name in sorted(found)]
-
-
-def _newest(source: MetadataSource, policy: Policy, requirement: Req) -> Version | None:
-    try:
-        project = source.project(requirement.name)
-    except ProjectNotFound:
-        return None
-    first = next(policy.candidates_in(project, [requirement]), None)
-    return first.version if first is not None else None
-
-
-def newer_findings(newer: Iterable[NewerRelease], commands: dict[str, str]) -> list[Finding]:
-    """`--strict`: each newer release as a finding whose fix upgrades exactly those projects."""
-    by_file: dict[str, list[NewerRelease]] = defaultdict(list)
-    for release in newer:
-        by_file[release.shown].append(release)
-    findings = []
-    for shown, releases in by_file.items():
-        upgrade = " ".join(f"--upgrade-package {r.name}" for r in releases)
-        findings += [Finding(shown, describe_newer(r), f"{commands[shown]} {upgrade}") for r in releases]
-    return findings
-
-
-def describe_newer(release: NewerRelease) -> str:
-    pinned = ", ".join(map(str, release.pinned))
-    return f"{release.name} {pinned} -> {release.newest} (allowed by {release.wanted_by})"

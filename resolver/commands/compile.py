@@ -10,47 +10,34 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from packaging.specifiers import SpecifierSet
-from packaging.utils import NormalizedName, canonicalize_name
-from packaging.version import Version
-
 from ..errors import (
-    ConstraintsFileError,
     CudaConstraintsError,
-    NotOurFile,
-    RequirementsFileError,
-    ResolutionFailed,
     SeveralFailed,
     UsageError,
 )
 from ..files.constraints import ConstraintsDocument, render
 from ..files.output_dir import OutputDirectory
-from ..files.requirements import RequirementsInput, digest_of, load_requirements
-from ..files.sets import display_path, read_file
+from ..files.requirements import RequirementsInput, digest_of
+from ..files.sets import display_path
 from ..model.families import FamilyTable
-from ..model.indexes import PYTORCH_PROJECTS, Routing
 from ..model.targets import (
     Environment,
     Target,
     describe_environments,
     environment_grid,
 )
-from ..resolve.candidates import Req
 from ..resolve.merge import merge
-from ..resolve.policy import Policy
-from ..resolve.provider import CudaProvider
-from ..resolve.resolution import Reporter, TargetResolution, resolve_target
-from ..resolve.selection import SelectionOptions, Selector
+from ..resolve.resolution import Reporter, TargetResolution
 from ..resolve.source import Index, Indexes
-from ..resolve.swaps import MajorInput, roots_for, settle_swaps, swap_for_major
-from .options import CompileRequest, describe_options, input_files
+from ..resolve.swaps import settle_swaps
+from .major_plan import MajorPlan, plan_major, resolve_major
+from .options import CompileRequest, describe_options
 from .routing import IndexChoice, index_lines, routing_for
 
 logger = logging.getLogger(__name__)
@@ -78,25 +65,6 @@ class CompileResult:
     failures: Failures = field(default_factory=dict)
 
 
-def read_input(request: CompileRequest, major: int = 0) -> RequirementsInput:
-    """The requirements to compile for one major (0: the shared ones); an input without any is refused:
-    it would empty every file."""
-    requirements, constraints = input_files(request, major)
-    requirements_input = load_requirements(list(requirements), root=request.config.root, constraints=constraints)
-    if not requirements_input.requirements:
-        shown = ", ".join(requirements_input.top_level_files)
-        raise RequirementsFileError(
-            Path(shown), 0, "", "names no requirement; compiling it would empty every constraints file (nothing was written)"
-        )
-    for sourced in requirements_input.requirements:
-        if canonicalize_name(sourced.requirement.name) in request.selection.exclude_dependencies:
-            raise RequirementsFileError(
-                Path(sourced.path), sourced.line_number, str(sourced.requirement),
-                "names a project that exclude-dependencies drops everywhere; remove one or the other",
-            )
-    return requirements_input
-
-
 def compile_constraints(
     request: CompileRequest,
     requirements_input: RequirementsInput,
@@ -112,7 +80,7 @@ def compile_constraints(
     # Held from reading the existing files to writing the new ones: a second run waits, then starts
     # from what the first wrote.
     with contextlib.nullcontext() if request.dry_run else output.locked():
-        plans = {major: _plan(request, requirements_input, families, major, environments, index) for major in majors}
+        plans = {major: plan_major(request, requirements_input, families, major, environments, index) for major in majors}
         for plan in plans.values():
             plan.source.start_crawl([(plan.policy(env, plan.preferred[env]), plan.roots[env]) for env in environments])
         results, failures = _resolve_every_major(plans, environments, progress, reporter_for, request.keep_going)
@@ -139,7 +107,7 @@ def _majors(
 
 
 def _resolve_every_major(
-    plans: Mapping[int, _MajorPlan],
+    plans: Mapping[int, MajorPlan],
     environments: tuple[Environment, ...],
     progress: Progress,
     reporter_for: Callable[[Target], Reporter] | None,
@@ -148,7 +116,7 @@ def _resolve_every_major(
     """The majors in parallel (the platforms of one after another); every failing major is reported, and
     unless `keep_going`, one failure stops them all (nothing is written)."""
     with ThreadPoolExecutor(max_workers=len(plans)) as pool:
-        futures = {major: pool.submit(_resolve_major, plan, environments, progress, reporter_for) for major, plan in plans.items()}
+        futures = {major: pool.submit(resolve_major, plan, environments, progress, reporter_for) for major, plan in plans.items()}
         try:
             results, errors = _gather(futures)
         except KeyboardInterrupt:
@@ -162,7 +130,7 @@ def _resolve_every_major(
 
 def _outcome(
     request: CompileRequest,
-    plan: _MajorPlan,
+    plan: MajorPlan,
     resolutions: list[TargetResolution],
     environments: tuple[Environment, ...],
 ) -> MajorOutcome:
@@ -192,122 +160,6 @@ def _gather(futures: Mapping[int, Future[list[TargetResolution]]]) -> tuple[dict
         except CudaConstraintsError as error:
             errors[major] = error
     return results, errors
-
-
-@dataclass
-class _MajorPlan:
-    major: int
-    requirements_input: RequirementsInput  # the major's own files, or the shared ones
-    major_input: MajorInput
-    path: Path
-    old: ConstraintsDocument | None
-    old_text: str | None
-    families: FamilyTable
-    selection: SelectionOptions
-    roots: dict[Environment, list[Req]]
-    constraints: dict[Environment, dict[NormalizedName, list[Req]]]
-    preferred: dict[Environment, dict[NormalizedName, Version]]
-    environments: tuple[Environment, ...]
-    routing: Routing
-    source: Index  # the indexes as this routing sees them
-
-    def siblings(self, environment: Environment) -> tuple[Environment, ...]:
-        return tuple(e for e in self.environments if e.python == environment.python)
-
-    def policy(self, environment: Environment, preferred: Mapping[NormalizedName, Version]) -> Policy:
-        """The rules of one target."""
-        selector = Selector(self.major, environment, self.siblings(environment), self.families, self.selection)
-        return Policy(selector, self.constraints[environment], preferred, pre=self.selection.pre)
-
-    def provider(self, environment: Environment, preferred: Mapping[NormalizedName, Version]) -> CudaProvider:
-        """A provider for one target, whose pinned candidates' subtrees are crawled ahead."""
-        policy = self.policy(environment, preferred)
-        crawl_rules, source = policy.fork(), self.source
-        return CudaProvider(policy, source, on_dependencies=lambda requirements: source.start_crawl([(crawl_rules, requirements)]))
-
-
-def _plan(
-    request: CompileRequest,
-    requirements_input: RequirementsInput,
-    families: FamilyTable,
-    major: int,
-    environments: tuple[Environment, ...],
-    index: Indexes,
-) -> _MajorPlan:
-    if input_files(request, major) != input_files(request):
-        requirements_input = read_input(request, major)
-    major_input = swap_for_major(requirements_input, families, major)
-    routing = routing_for(request.config, IndexChoice.of(request, requirements_input), major)
-    path = request.output_dir / f"cu{major}.txt"
-    old_text, old = _existing(path)
-    roots, constraints, preferred = {}, {}, {}
-    for environment in environments:
-        roots[environment], constraints[environment] = roots_for(major_input, environment)
-        for name, version in request.upgrade_packages.items():
-            if version is not None:
-                pinned = Req(name, SpecifierSet(f"=={version}"), origin="--upgrade-package")
-                constraints[environment] = {**constraints[environment], name: [*constraints[environment].get(name, []), pinned]}
-        kept = {} if (old is None or request.upgrade) else old.pins_for(environment.markers)
-        preferred[environment] = {n: v for n, v in kept.items() if n not in request.upgrade_packages}
-    selection = request.selection if not requirements_input.pre else replace(request.selection, pre=True)
-    return _MajorPlan(
-        major, requirements_input, major_input, path, old, old_text, families, selection, roots, constraints, preferred,
-        environments, routing, index.routed(routing),
-    )
-
-
-def _existing(path: Path) -> tuple[str | None, ConstraintsDocument | None]:
-    """The file a compile replaces (its text, to tell whether anything changed), and its pins.
-
-    A file that is not a cuda-constraints file (or not text) is never overwritten: it is not ours. One
-    whose header is ours but whose lines are damaged is regenerated from scratch, with a warning.
-    """
-    try:
-        named = read_file(path)
-    except FileNotFoundError:
-        return None, None
-    except ConstraintsFileError as error:
-        if error.foreign:
-            raise NotOurFile(error.path, error.line_number, error.problem) from None
-        logger.warning("%s: its pins are not kept (%s)", error.path, error.problem)
-        return path.read_text(encoding="utf-8"), None
-    return path.read_text(encoding="utf-8"), named.document
-
-
-def _resolve_major(
-    plan: _MajorPlan,
-    environments: Sequence[Environment],
-    progress: Progress,
-    reporter_for: Callable[[Target], Reporter] | None,
-) -> list[TargetResolution]:
-    resolutions: list[TargetResolution] = []
-    for environment in environments:
-        target = Target(plan.major, environment)
-        preferred = dict(plan.preferred[environment])
-        if resolutions:
-            first = {name: pin.version for name, pin in resolutions[0].pins.items()}
-            preferred = {**first, **preferred}
-        progress(f"Resolving CUDA {plan.major} for {environment}")
-        provider = plan.provider(environment, preferred)
-        try:
-            resolution = resolve_target(provider, target, plan.roots[environment], reporter_for(target) if reporter_for else None)
-        except ResolutionFailed as error:
-            raise _with_pytorch_hint(error, plan.routing) from None
-        resolutions.append(resolution)
-    return resolutions
-
-
-def _with_pytorch_hint(error: ResolutionFailed, routing: Routing) -> ResolutionFailed:
-    """A failure that involves PyPI's torch (built for one CUDA version) points at the PyTorch index."""
-    involved = re.search(rf"^  ({'|'.join(map(re.escape, PYTORCH_PROJECTS))}) ", error.explanation, re.MULTILINE)
-    if involved is None or involved.group(1) in routing.routes:
-        return error
-    major = error.cuda_major
-    backend = "cu129" if major == 12 else f"cu{major}0"  # the PyTorch index's name of a CUDA version
-    hint = (f"hint: {involved.group(1)} on PyPI is built for one CUDA version; for CUDA {major}, take it from the PyTorch "
-            f"index with `torch-backend = \"{backend}\"` in [tool.cuda-constraints.cuda.{major}] (see the README, "
-            "\"Using the PyTorch index\")")
-    return ResolutionFailed(major, error.target, f"{error.explanation}\n{hint}")
 
 
 def discover_majors(index: Index, requirements_input: RequirementsInput, families: FamilyTable) -> tuple[list[int], dict[int, str]]:
