@@ -76,6 +76,12 @@ class FrozenIndex:
     def prefetch_metadata(self, release: Release, file: DistFile) -> None:
         pass
 
+    def extension_modules(self, file: DistFile) -> tuple[str, ...] | None:
+        name = canonicalize_name(file.filename.split("-", 1)[0])
+        path = self.root / "extensions" / f"{name}.json"
+        found = json.loads(path.read_text()).get(file.filename) if path.is_file() else None
+        return tuple(found) if found is not None else None
+
     def start_crawl(self, plans: object) -> None:
         pass
 
@@ -167,6 +173,7 @@ class Recorder:
         self.index = index
         self.projects: dict[str, Project] = {}
         self.read: dict[str, dict[str, CoreMetadata]] = {}
+        self.extensions: dict[str, dict[str, tuple[str, ...] | None]] = {}
 
     def project(self, name: NormalizedName) -> Project:
         project: Project = self.index.project(name)
@@ -176,6 +183,11 @@ class Recorder:
     def metadata(self, release: Release, file: DistFile) -> CoreMetadata:
         found: CoreMetadata = self.index.metadata(release, file)
         self.read.setdefault(release.name, {})[file.filename] = found
+        return found
+
+    def extension_modules(self, file: DistFile) -> tuple[str, ...] | None:
+        found: tuple[str, ...] | None = self.index.extension_modules(file)
+        self.extensions.setdefault(canonicalize_name(file.filename.split("-", 1)[0]), {})[file.filename] = found
         return found
 
     def __getattr__(self, name: str) -> Any:  # prefetch_metadata, start_crawl, existing, cancel
@@ -189,6 +201,7 @@ def freeze(selected: Sequence[str] = ()) -> None:
 
     projects: dict[str, Project] = {}
     metadata: dict[str, dict[str, CoreMetadata]] = {}
+    extensions: dict[str, dict[str, Any]] = {}
     environments = set()
     for case in cases():
         if selected and case.name not in selected:
@@ -199,6 +212,8 @@ def freeze(selected: Sequence[str] = ()) -> None:
         projects.update(recorder.projects)
         for name, files in recorder.read.items():
             metadata.setdefault(name, {}).update(files)
+        for name, found in recorder.extensions.items():
+            extensions.setdefault(name, {}).update(found)
         environments.update(environment_grid(
             tuple(PythonVersion.parse(v) for v in case.config.get("python-versions", ["3.12"])),
             tuple(Platform.parse(p) for p in case.config["platforms"]),
@@ -209,6 +224,8 @@ def freeze(selected: Sequence[str] = ()) -> None:
         path.write_text(json.dumps(document, indent=2) + "\n")
         print(f"{case.name}: {sum(len(m['pins']) for m in document['expected'].values())} pins", file=sys.stderr)
     _write_index(projects, metadata, environments)
+    for name, found in extensions.items():
+        _write(FROZEN / "index" / "extensions" / f"{name}.json", {f: list(n) if n is not None else None for f, n in found.items()})
 
 
 def _write_index(projects: Mapping[str, Project], metadata: Mapping[str, Mapping[str, CoreMetadata]], environments: set[Any]) -> None:

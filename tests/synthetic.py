@@ -60,6 +60,12 @@ class SyntheticRelease:
     # What the METADATA inside the wheel claims, when it lies (fault injection).
     claimed_name: str | None = None
     claimed_version: str | None = None
+    # Further members of the wheel: (path, bytes), such as extension modules (`x/ext_torch212.so`).
+    members: tuple[tuple[str, bytes], ...] = ()
+
+    @property
+    def extensions(self) -> tuple[str, ...]:
+        return tuple(sorted(name for name, _ in self.members if name.endswith(".so") or ".so." in name))
 
     @property
     def dist(self) -> str:
@@ -93,19 +99,19 @@ class SyntheticRelease:
         """A real wheel; the same bytes every time (fixed timestamps), so hashes are stable."""
         buffer = io.BytesIO()
         info = f"{self.dist}-{self.version}.dist-info"
-        members: list[tuple[str, str]] = []
+        members: list[tuple[str, str | bytes]] = list(self.members)
         if self.module:
             members.append((f"{self.module}/__init__.py", self.module_source or f"VERSION = {self.version!r}\n"))
         members += [(f"{self.dist}/data/padding_file_with_a_long_name_{n:06d}.txt", f"{n}\n") for n in range(self.padding)]
         members.append((f"{info}/METADATA", self.metadata_text()))
         members.append((f"{info}/WHEEL", f"Wheel-Version: 1.0\nGenerator: synthetic\nRoot-Is-Purelib: true\nTag: {tag}\n"))
-        record = "".join(f"{name},sha256={_record_hash(text)},{len(text.encode())}\n" for name, text in members)
+        record = "".join(f"{name},sha256={_record_hash(text)},{len(_bytes(text))}\n" for name, text in members)
         members.append((f"{info}/RECORD", record + f"{info}/RECORD,,\n"))
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for name, text in members:
                 entry = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
                 entry.compress_type = zipfile.ZIP_DEFLATED
-                entry.external_attr = 0o644 << 16
+                entry.external_attr = (0o755 if name.endswith(".so") else 0o644) << 16
                 archive.writestr(entry, text)
         return buffer.getvalue()
 
@@ -208,6 +214,11 @@ class SyntheticIndex:
 
     def prefetch_metadata(self, release: Release, file: DistFile) -> None:
         pass
+
+    def extension_modules(self, file: DistFile) -> tuple[str, ...] | None:
+        self.file_bytes(file.filename)  # fills the file table
+        found = self._files.get(file.filename)
+        return found[0].extensions if found is not None else None
 
     def start_crawl(self, plans) -> None:
         pass
@@ -330,10 +341,14 @@ def serve_range(content: bytes, range_header: str | None) -> tuple[int, dict[str
     return 206, {"Content-Range": f"bytes {start}-{end}/{size}", "Content-Length": str(len(body))}, body
 
 
-def _record_hash(text: str) -> str:
+def _record_hash(text: str | bytes) -> str:
     import base64
 
-    return base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+    return base64.urlsafe_b64encode(hashlib.sha256(_bytes(text)).digest()).rstrip(b"=").decode()
+
+
+def _bytes(text: str | bytes) -> bytes:
+    return text if isinstance(text, bytes) else text.encode()
 
 
 def _time(text: str):

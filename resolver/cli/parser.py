@@ -20,6 +20,7 @@ from .run import (
     run_diff,
     run_inspect,
     run_install,
+    run_verify,
 )
 
 PROG = "cuda-constraints"
@@ -72,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
         "the environment may be partly installed; run the same command again",
     )
     add_install_flags(install)
+
+    verify = command("verify", "check an installed environment: pins, no other major, shared libraries, canaries", run_verify)
+    verify.add_argument("--cuda", default="auto", metavar="N|auto", help="the CUDA major to check against (default: auto, as `detect`)")
+    add_flags(verify, "input")
+    verify.add_argument("--constraints-dir", type=Path, metavar="DIR", help="where cuNN.txt files are (default: output-dir, constraints)")
+    verify.add_argument("--python", metavar="PATH", help="the interpreter whose environment is checked (default: this one)")
+    verify.add_argument("--canary", action="append", metavar="MODULE", help="a module that must import; repeatable (default: from config)")
     return parser
 
 

@@ -22,6 +22,7 @@ from ..commands.install import (
     choose_major,
     install_with_constraints,
     prepare,
+    verify_installed,
 )
 from ..commands.install_plan import excluded_names
 from ..commands.major_plan import read_input
@@ -42,7 +43,7 @@ from ..files.config import Config, load_config
 from ..files.output_dir import OutputDirectory
 from ..files.sets import read_at_head, read_directory, read_paths
 from ..machine.detect import probe_machine, require_installable, system_machine
-from ..machine.system import find_interpreter
+from ..machine.system import Machine, find_interpreter
 from ..model.distributions import DEFAULT_INDEX_URL
 from ..model.targets import environment_grid, parse_major
 from .indexes import credential_store, file_choice, flag_choice, open_index
@@ -201,38 +202,14 @@ def run_detect(args: argparse.Namespace) -> int:
 def run_install(args: argparse.Namespace) -> int:
     config = load_config()
     machine = system_machine()
-    requirement_files = tuple(args.requirements) if args.requirements else tuple(config.resolve_path(p) for p in config.requirements)
-    constraint_files = tuple(dict.fromkeys((*(config.resolve_path(p) for p in config.constraints), *(args.constraint or ()))))
-    request = InstallRequest(
-        requirement_files=requirement_files,
-        root=config.root,
-        families=config.family_table(),
-        families_text=config.families_text,
-        constraints_dir=args.constraints_dir or config.resolve_path(config.output_dir),
-        python=find_interpreter(machine, args.python or sys.executable),
-        cuda=_install_major(args.cuda),
-        installer=args.installer,
-        system=args.system,
-        index_url=args.index_url,
-        config_index_url=None if config.default_index_url == DEFAULT_INDEX_URL else config.default_index_url,
-        credentials=credential_store(config, args.index_url),
-        canaries=tuple(args.canary) if args.canary else config.canaries,
-        rocm_requirements=config.resolve_path(config.rocm_requirements) if config.rocm_requirements else None,
-        dry_run=args.dry_run,
-        fix=args.fix,
-        allow_replace=bool(args.allow_replace),
-        input_files=lambda major: config.input_files(major, requirement_files, constraint_files, bool(args.requirements)),
-    )
-
-    def warn(message: str) -> None:
-        print(f"warning: {message}", file=sys.stderr, flush=True)
+    request = install_request(args, config, machine)
 
     if args.print_excludes:
-        major, detection = choose_major(request, machine, warn)
+        major, detection = choose_major(request, machine, _warn)
         for name in excluded_names(prepare(request, major, detection).document) if major is not None else ():
             print(name)
         return 0
-    outcome = install_with_constraints(request, machine, lambda line: print(line, flush=True), warn)
+    outcome = install_with_constraints(request, machine, lambda line: print(line, flush=True), _warn)
     if outcome.verification is None:
         return 0
     for line in render_table(outcome.verification):
@@ -240,6 +217,46 @@ def run_install(args: argparse.Namespace) -> int:
     if not outcome.verification.ok:
         raise CheckFailed(outcome.verification.problems())
     return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    config = load_config()
+    machine = system_machine()
+    verification = verify_installed(install_request(args, config, machine), machine, _warn)
+    for problem in verification.problems():
+        print(problem)
+    print(verification.summary())
+    return 0 if verification.ok else 1
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def install_request(args: argparse.Namespace, config: Config, machine: Machine) -> InstallRequest:
+    """What `install` and `verify` were asked, with the configuration."""
+    requirement_files = tuple(args.requirements) if args.requirements else tuple(config.resolve_path(p) for p in config.requirements)
+    constraint_files = tuple(dict.fromkeys((*(config.resolve_path(p) for p in config.constraints), *(args.constraint or ()))))
+    return InstallRequest(
+        requirement_files=requirement_files,
+        root=config.root,
+        families=config.family_table(),
+        families_text=config.families_text,
+        constraints_dir=args.constraints_dir or config.resolve_path(config.output_dir),
+        python=find_interpreter(machine, args.python or sys.executable),
+        cuda=_install_major(args.cuda),
+        installer=getattr(args, "installer", "auto"),
+        system=bool(getattr(args, "system", False)),
+        index_url=getattr(args, "index_url", None),
+        config_index_url=None if config.default_index_url == DEFAULT_INDEX_URL else config.default_index_url,
+        credentials=credential_store(config, getattr(args, "index_url", None)),
+        canaries=tuple(args.canary) if args.canary else config.canaries,
+        rocm_requirements=config.resolve_path(config.rocm_requirements) if config.rocm_requirements else None,
+        dry_run=bool(getattr(args, "dry_run", False)),
+        fix=bool(getattr(args, "fix", False)),
+        allow_replace=bool(getattr(args, "allow_replace", False)),
+        input_files=lambda major: config.input_files(major, requirement_files, constraint_files, bool(args.requirements)),
+    )
 
 
 def _install_major(text: str) -> int | None:

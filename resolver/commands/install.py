@@ -35,10 +35,11 @@ from ..files.requirements import RequirementsInput, digest_of, load_requirements
 from ..files.sets import display_path, read_file
 from ..index.auth import CredentialStore
 from ..machine.detect import Detection, probe_machine, require_installable
-from ..machine.interpreter import environment_report, import_canary
+from ..machine.interpreter import environment_report
 from ..machine.system import Machine
 from ..model.distributions import DEFAULT_INDEX_URL
 from ..model.families import FamilyTable
+from .environment import remember_install, verify_environment
 from .install_plan import (
     Installer,
     InstallPlan,
@@ -49,7 +50,7 @@ from .install_plan import (
     reinstall_pins,
     swapped_requirements,
 )
-from .verify import Verification, applicable_pins, find_leftovers, needed_names, satisfies, verify
+from .verify import Verification, applicable_pins, find_leftovers, satisfies
 
 Say = Callable[[str], None]
 
@@ -121,15 +122,21 @@ def choose_major(request: InstallRequest, machine: Machine, warn: Say = lambda l
     return detection.major, detection
 
 
-def prepare(request: InstallRequest, major: int, detection: Detection | None = None) -> Prepared:
-    """Read the major's constraints file and check it against the requirements."""
+def prepare(request: InstallRequest, major: int, detection: Detection | None = None, warn: Say | None = None) -> Prepared:
+    """Read the major's constraints file and check it against the requirements (a stale file is refused,
+    or, given `warn`, warned about)."""
     path = request.constraints_dir / f"cu{major}.txt"
     OutputDirectory(request.constraints_dir).recover_if_idle()
     shown = _shown(path)
     document = read_constraints(path, major)
     requirements, constraints = request.input_files(major) if request.input_files else (request.requirement_files, ())
     requirements_input = load_requirements(list(requirements), root=request.root, constraints=constraints)
-    check_fresh(document, shown, requirements_input, request.families_text)
+    try:
+        check_fresh(document, shown, requirements_input, request.families_text)
+    except StaleConstraints as stale:
+        if warn is None:
+            raise
+        warn(stale.message().splitlines()[0])
     sources = _sources(request, document, requirements_input.index_url)
     return Prepared(major, path, document, swapped_requirements(requirements_input, document), sources, detection)
 
@@ -209,11 +216,20 @@ def install_with_constraints(request: InstallRequest, machine: Machine, say: Say
                 say(line)
             return InstallOutcome(prepared, plan)
         _execute(plan, machine, say)
-    after = environment_report(machine, request.python)
-    canaries = {module: import_canary(machine, request.python, module) for module in request.canaries}
-    needed = needed_names(after.markers, after.requires, prepared.requirements)
-    verification = verify(prepared.document, after.markers, after.installed, request.families, canaries, needed)
+    remember_install(machine, request.python, prepared.major)
+    verification = verify_environment(
+        machine, request.python, prepared.document, prepared.requirements, request.families, request.canaries
+    )
     return InstallOutcome(prepared, plan, verification)
+
+
+def verify_installed(request: InstallRequest, machine: Machine, warn: Say = lambda line: None) -> Verification:
+    """`verify`: the checks `install` runs afterwards, of the environment as it is."""
+    major, detection = choose_major(request, machine, warn)
+    if major is None:
+        raise UsageError("verify checks a CUDA environment, and this one is ROCm; pass --cuda N to check it against a CUDA major")
+    prepared = prepare(request, major, detection, warn)
+    return verify_environment(machine, request.python, prepared.document, prepared.requirements, request.families, request.canaries)
 
 
 def refuse_replacing(prepared: Prepared, installed: Mapping[str, str], markers: Mapping[str, str]) -> None:

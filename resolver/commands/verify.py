@@ -17,7 +17,10 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from ..files.constraints import ConstraintsDocument, PinLine
+from ..machine.interpreter import Canary
+from ..model.cuda_libraries import DRIVER_LIBRARIES
 from ..model.families import FamilyTable
+from .libraries import LibraryCheck
 
 
 @dataclass(frozen=True)
@@ -43,10 +46,11 @@ class Row:
 class Verification:
     cuda_major: int
     rows: tuple[Row, ...]
+    libraries: LibraryCheck | None = None
 
     @property
     def ok(self) -> bool:
-        return all(row.ok for row in self.rows)
+        return all(row.ok for row in self.rows) and not (self.libraries and self.libraries.problems)
 
     @property
     def leftovers(self) -> tuple[str, ...]:
@@ -59,7 +63,20 @@ class Verification:
                 f"members of another CUDA major are installed ({', '.join(self.leftovers)}); "
                 "`cuda-constraints install --fix` removes them"
             )
+        found += [problem.describe() for problem in (self.libraries.problems if self.libraries else ())]
         return found
+
+    def summary(self) -> str:
+        """One line: the verdict, and what was checked."""
+        pins = sum(1 for row in self.rows if row.pinned and row.pinned != "-")
+        canaries = sum(1 for row in self.rows if row.package.startswith("import "))
+        checked = [f"{pins} pins"]
+        if self.libraries is not None:
+            checked.append(f"{self.libraries.shared_objects} shared objects")
+        checked.append(f"{canaries} canar{'ies' if canaries != 1 else 'y'}")
+        problems = len(self.problems()) if not self.ok else 0
+        verdict = "all verified" if not problems else f"{problems} problem{'s' if problems != 1 else ''}"
+        return f"CUDA {self.cuda_major}: {verdict} ({', '.join(checked)} checked)"
 
 
 def applicable_pins(document: ConstraintsDocument, markers: Mapping[str, str]) -> tuple[PinLine, ...]:
@@ -105,19 +122,28 @@ def verify(
     markers: Mapping[str, str],
     installed: Mapping[str, str],
     families: FamilyTable,
-    canary_errors: Mapping[str, str | None],
+    canaries: Iterable[Canary] = (),
     needed: frozenset[str] | None = None,
+    libraries: LibraryCheck | None = None,
+    driver: bool = True,
 ) -> Verification:
-    """`needed`: the projects the environment needs (None: every pin)."""
+    """`needed`: the projects the environment needs (None: every pin); `driver`: whether the host has the
+    NVIDIA driver (without one, a canary that fails only for a driver library needs a GPU, no more)."""
     rows = [
         _pin_row(pin, installed.get(pin.name), needed is None or pin.name in needed) for pin in applicable_pins(document, markers)
     ]
     for leftover in find_leftovers(installed, document.cuda_major, families):
         rows.append(Row(leftover.name, "-", leftover.version, f"CUDA {leftover.cuda_major} build", False, leftover=True))
-    for module, error in canary_errors.items():
-        status = "imports" if error is None else f"import failed: {error}"
-        rows.append(Row(f"import {module}", "", "", status, error is None))
-    return Verification(document.cuda_major, tuple(rows))
+    for canary in canaries:
+        if canary.absent:
+            continue
+        if canary.error is None:
+            rows.append(Row(f"import {canary.module}", "", "", "imports", True))
+        elif not driver and any(library in canary.error for library in DRIVER_LIBRARIES):
+            rows.append(Row(f"import {canary.module}", "", "", f"needs a GPU (no driver on this host: {canary.error})", True))
+        else:
+            rows.append(Row(f"import {canary.module}", "", "", f"import failed: {canary.error}", False))
+    return Verification(document.cuda_major, tuple(rows), libraries)
 
 
 def _pin_row(pin: PinLine, installed: str | None, needed: bool) -> Row:
@@ -146,6 +172,5 @@ def render_table(verification: Verification) -> list[str]:
         cells = (row.package.ljust(widths[0]), row.pinned.ljust(widths[1]), row.installed.ljust(widths[2]), row.status)
         return "  ".join(cells).rstrip()
 
-    failed = sum(not row.ok for row in verification.rows)
-    verdict = "all verified" if not failed else f"{failed} problem{'s' if failed != 1 else ''}"
-    return [line(header), *(line(row) for row in verification.rows), f"CUDA {verification.cuda_major}: {verdict}"]
+    libraries = [problem.describe() for problem in (verification.libraries.problems if verification.libraries else ())]
+    return [line(header), *(line(row) for row in verification.rows), *libraries, verification.summary()]

@@ -11,7 +11,7 @@
     allow-sdist = false                                   # or a list of projects
     exclude-newer = "2026-11-01"                          # optional
     generate-hashes = false
-    canaries = ["nixl"]                                   # modules `install` imports to verify
+    canaries = ["nixl", "nixl_ep?"]                       # modules `install` imports to verify (`?`: where installed)
     rocm-requirements = "requirements/rocm.txt"           # optional: what `install` uses on ROCm
     [tool.cuda-constraints.families.mooncake-transfer-engine]
     members = "mooncake-transfer-engine-cuda{major}"
@@ -52,7 +52,9 @@ else:  # pragma: no cover
 
 DEFAULT_REQUIREMENTS = ("requirements/kv_connectors.txt",)
 DEFAULT_MAJORS = (12, 13)
-_FAMILY_KEYS = {"members", "meta", "meta-extra", "default-major", "version-major", "fixed-major"}
+# `nixl_ep?`: imported where the installed nixl ships it (a canary ending in `?` is optional).
+DEFAULT_CANARIES = ("nixl", "nixl_ep?")
+_FAMILY_KEYS = {"members", "meta", "meta-extra", "default-major", "version-major", "fixed-major", "torch-builds"}
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ class Config:
     exclude_newer: datetime | None = None
     exclude_dependencies: tuple[str, ...] = ()
     generate_hashes: bool = False
-    canaries: tuple[str, ...] = ("nixl",)
+    canaries: tuple[str, ...] = DEFAULT_CANARIES
     rocm_requirements: Path | None = None
     extra_families: tuple[Family, ...] = ()
     # The configuration that shapes results beyond the options line (families, indexes, per-major tables),
@@ -217,7 +219,7 @@ def _parse(table: dict[str, Any], path: Path) -> Config:
         exclude_newer=reader.date("exclude-newer"),
         exclude_dependencies=tuple(reader.strings("exclude-dependencies")),
         generate_hashes=reader.boolean("generate-hashes"),
-        canaries=tuple(reader.strings("canaries", ("nixl",))),
+        canaries=tuple(reader.strings("canaries", DEFAULT_CANARIES)),
         rocm_requirements=Path(table["rocm-requirements"]) if "rocm-requirements" in table else None,
         extra_families=families,
         indexes=indexes,
@@ -255,6 +257,10 @@ def _families(reader: TableReader) -> tuple[Family, ...]:
             raise reader.fail(key, "default-major must be a CUDA major, next to a members pattern")
         if not isinstance(entry.get("version-major", []), list) or not isinstance(entry.get("fixed-major", {}), dict):
             raise reader.fail(key, "version-major must be a list of projects; fixed-major a table of project = major")
+        builds = entry.get("torch-builds")
+        if builds is not None and (not isinstance(builds, str) or "{torch}" not in builds or members is None):
+            raise reader.fail(key, "torch-builds must be a member path with {torch} (and {major}), e.g. "
+                                   "'nixl_ep_cu{major}/nixl_ep_cpp_torch{torch}', next to a members pattern")
         parsed.append(family_from_config(name, entry))
     return tuple(parsed)
 

@@ -24,11 +24,13 @@ INPUTS = re.compile(r"^# inputs: (.+) \(sha256 ([0-9a-f]+)\)   targets: (.+)$")
 EXCLUDED_TITLE = "# excluded (mismatched CUDA variants; `cuda-constraints install` drops them):"
 SWAPPED_TITLE = "# swapped:"
 SOURCE_TITLE = "# builds from source (no wheel for the platform):"
+TORCH_TITLE = "# torch builds (read from the wheels' file lists; torch is held to them):"
 INDEXES_TITLE = re.compile(r"^# indexes \((first-index|unsafe-best-match)\); `cuda-constraints install` installs from them:$")
 NONE = "#   (none)"
 _EXCLUDED = re.compile(r"^#   (\S+)  \(required by (.+)\)$")
 _SWAPPED = re.compile(r"^#   (.+?)  ->  (.+?)  \((.+)\)$")
 _SOURCE = re.compile(r"^#   (\S+)==(\S+) on (.+)$")
+_TORCH = re.compile(r"^#   (\S+==\S+): (.+)$")
 _INDEX = re.compile(r"^#   (default|extra|explicit|find-links) (\S+)(?:  \(serves (.+)\))?$")
 IndexKind = Literal["default", "extra", "explicit", "find-links"]
 
@@ -76,6 +78,14 @@ class SourceBuild:
 
 
 @dataclass(frozen=True, order=True)
+class TorchBuildLine:
+    """The builds per torch version a pinned wheel ships (`nixl-cu13==1.5.1`: builds for torch 2.12, …)."""
+
+    pin: str
+    builds: str
+
+
+@dataclass(frozen=True, order=True)
 class IndexLine:
     """One source the file's pins come from, as shown (credentials masked; a find-links directory relative to
     the project). `serves`: the pinned projects taken from it, for any source but the default index."""
@@ -104,6 +114,7 @@ class ConstraintsDocument:
     # Where the pins come from, when not PyPI alone: uv's index strategy, and the sources in the order asked.
     index_strategy: str = "first-index"
     indexes: tuple[IndexLine, ...] = ()
+    torch_builds: tuple[TorchBuildLine, ...] = ()
 
     def pins_for(self, environment: Mapping[str, str]) -> dict[NormalizedName, Version]:
         """The version pinned for each project in one environment (markers evaluated)."""
@@ -135,6 +146,9 @@ def _lines(document: ConstraintsDocument) -> Iterator[str]:
     if document.source_builds:
         yield SOURCE_TITLE
         yield from (f"#   {b.name}=={b.version} on {b.platforms}" for b in document.source_builds)
+    if document.torch_builds:
+        yield TORCH_TITLE
+        yield from (f"#   {t.pin}: {t.builds}" for t in document.torch_builds)
     for pin in document.pins:
         if pin.hashes:
             yield pin.requirement + " \\"
@@ -177,6 +191,7 @@ def parse(text: str, path: str) -> ConstraintsDocument:
     swapped = tuple(_section(sections.get(SWAPPED_TITLE, []), _SWAPPED, SwapLine, lines, fail))
     builds = tuple(_section(sections.get(SOURCE_TITLE, []), _SOURCE, SourceBuild, lines, fail))
     indexes = tuple(_section(sections.get("indexes", []), _INDEX, IndexLine.read, lines, fail))
+    torch_builds = tuple(_section(sections.get(TORCH_TITLE, []), _TORCH, TorchBuildLine, lines, fail))
     return ConstraintsDocument(
         cuda_major=int(title.group(1)),
         command=lines[1][4:],
@@ -190,6 +205,7 @@ def parse(text: str, path: str) -> ConstraintsDocument:
         pins=tuple(_pins(lines, number, fail)),
         index_strategy=strategy or "first-index",
         indexes=indexes,
+        torch_builds=torch_builds,
     )
 
 
@@ -205,7 +221,7 @@ def _header_sections(lines: list[str], number: int, fail: Fail) -> tuple[dict[st
         if indexes:
             current, strategy = "indexes", indexes.group(1)
             sections[current] = []
-        elif line in (EXCLUDED_TITLE, SWAPPED_TITLE, SOURCE_TITLE):
+        elif line in (EXCLUDED_TITLE, SWAPPED_TITLE, SOURCE_TITLE, TORCH_TITLE):
             current = line
             sections[current] = []
         elif current is not None and line.startswith("#   "):

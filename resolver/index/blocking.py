@@ -92,6 +92,11 @@ class BlockingIndex:
     def prefetch_metadata(self, release: Release, file: DistFile) -> None:
         self.submit(self.client.metadata(release, file))
 
+    def extension_modules(self, file: DistFile) -> tuple[str, ...] | None:
+        if self.cancelled:
+            raise Interrupted()
+        return self.run(self.client.extension_modules(file))
+
     def close(self) -> None:
         for future in self._submitted:
             future.cancel()
@@ -132,6 +137,9 @@ class RoutedIndex:
 
     def prefetch_metadata(self, release: Release, file: DistFile) -> None:
         self.blocking.prefetch_metadata(release, file)
+
+    def extension_modules(self, file: DistFile) -> tuple[str, ...] | None:
+        return self.blocking.extension_modules(file)
 
     def start_crawl(self, plans: Iterable[tuple[CrawlRules, Sequence[Req]]]) -> None:
         self.blocking.submit(self.crawler.crawl(list(plans)))

@@ -163,6 +163,20 @@ class Cache:
             },
         )
 
+    def load_extensions(self, key: str) -> tuple[str, ...] | None:
+        """The extension modules of a wheel, cached under its metadata key."""
+        document = self._read(self._metadata_path(key + "#extensions"))
+        if document is None:
+            return None
+        names = document.get("extensions")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            self._discard(self._metadata_path(key + "#extensions"))
+            return None
+        return tuple(names)
+
+    def store_extensions(self, key: str, names: tuple[str, ...]) -> None:
+        self._write(self._metadata_path(key + "#extensions"), {"extensions": list(names)})
+
     def store_invalid_metadata(self, key: str, reason: str) -> None:
         self._write(self._metadata_path(key), {"invalid": reason})
 

@@ -33,6 +33,7 @@ from .cache import Cache, CachedPage
 from .http import Http, Limits, Response, Stats
 from .pages import ACCEPT, PageError, Slim, find_links_page, parse_simple
 from .reading import MetadataReader
+from .wheel import ZipReadError
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -229,6 +230,25 @@ class IndexClient:
         # Written by the parser thread: hundreds of small files would otherwise hold up the loop.
         self._parser.submit(self.cache.store_metadata, file.cache_key, metadata)
         return metadata
+
+    async def extension_modules(self, file: DistFile) -> tuple[str, ...] | None:
+        """The compiled extension modules a wheel ships; None (with a warning) when its file list cannot be read."""
+        return await self.once(("extensions", file.cache_key), lambda: self._load_extensions(file))
+
+    async def _load_extensions(self, file: DistFile) -> tuple[str, ...] | None:
+        loop = asyncio.get_running_loop()
+        cached = await loop.run_in_executor(None, self.cache.load_extensions, file.cache_key)
+        if cached is not None:
+            return cached
+        if self.options.offline and not file.url.startswith("file:"):
+            raise OfflineCacheMiss(file.url)
+        try:
+            names = await self.reader.extension_modules(file)
+        except ZipReadError as error:
+            logger.warning("%s: its file list cannot be read (%s); its per-torch builds are not checked", file.filename, error)
+            return None
+        self._parser.submit(self.cache.store_extensions, file.cache_key, names)
+        return names
 
 
 def _validators(page: CachedPage | None) -> dict[str, str]:

@@ -17,6 +17,8 @@ import asyncio
 import hashlib
 import io
 import logging
+import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
@@ -151,6 +153,35 @@ class MetadataReader:
             data, _ = await self.http.get_range(file.url, span.start, span.start + needed, "range")
         return extract_member(data, entry, limits.metadata_bytes)
 
+    async def extension_modules(self, file: DistFile) -> tuple[str, ...]:
+        """The compiled extension modules a wheel ships (`.so`, `.pyd` members), from its central directory:
+        the tail, and the directory itself when it is larger than the tail (nixl's is 86 KB)."""
+        if file.url.startswith("file:"):
+            path = Path(url2pathname(urlsplit(file.url).path))
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(None, _local_extensions, path)
+        limits = self.http.limits
+        try:
+            tail, total = await self.http.get_range(file.url, None, min(TAIL_SIZE, file.size or TAIL_SIZE), "range", limits.download_bytes)
+        except RangeNotSupported as refused:
+            if refused.body is None:
+                raise ZipReadError(f"the server ignores Range requests (HTTP {refused.status})") from None
+            return _extensions(zipfile.ZipFile(io.BytesIO(refused.body)).namelist())
+        tail_start = total - len(tail)
+        location = locate_central_directory(tail, tail_start)
+        if isinstance(location, Span):
+            _within(location.start, location.end, total)
+            record, _ = await self.http.get_range(file.url, location.start, location.end, "range")
+            location = parse_zip64_record(record)
+        _within(location.offset, location.offset + location.size, total)
+        if location.offset >= tail_start:
+            return _extensions(e.name for e in _entries_in_tail(tail, tail_start, location))
+        if location.size > limits.directory_bytes:
+            declared = f"its zip central directory declares {location.size:,} bytes"
+            raise LimitExceeded(file.url, declared, limits.directory_bytes, "a central directory")
+        directory, _ = await self.http.get_range(file.url, location.offset, location.offset + location.size, "range")
+        return _extensions(e.name for e in parse_central_entries(directory))
+
     def _read_local(self, file: DistFile, project: str) -> CoreMetadata:
         """A find-links directory's file, read in place (a wheel's METADATA member only)."""
         path = Path(url2pathname(urlsplit(file.url).path))
@@ -183,6 +214,18 @@ class MetadataReader:
         except ZipReadError as error:
             raise InvalidMetadata(file.url, file.filename, f"the file cannot be read ({error})") from None
         return self._parse(raw, file, "download", require_static=not file.is_wheel)
+
+
+def _extensions(names: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted(name for name in names if name.endswith((".so", ".pyd")) or ".so." in name))
+
+
+def _local_extensions(path: Path) -> tuple[str, ...]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return _extensions(archive.namelist())
+    except (OSError, zipfile.BadZipFile) as error:
+        raise ZipReadError(f"{path}: {error}") from None
 
 
 def _within(start: int, end: int, total: int) -> None:

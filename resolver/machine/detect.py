@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -47,6 +47,8 @@ class Probe:
     kind: Kind | None = None
     major: int | None = None
     upper_bound: bool = False
+    # torch that `cuda-constraints install` put there: it says what was installed, not what the machine is.
+    installed_by_us: bool = False
 
     @property
     def answered(self) -> bool:
@@ -129,7 +131,11 @@ def torch_probe(report: TorchReport, python: str) -> Probe:
     if report.cuda:
         match = _MAJOR.match(report.cuda)
         if match:
-            return Probe("torch", python, f"{release}: torch.version.cuda = {report.cuda!r}", kind="cuda", major=int(match.group(1)))
+            ours = report.installed_for is not None
+            detail = f"{release}: torch.version.cuda = {report.cuda!r}" + (
+                f", installed by `cuda-constraints install` for CUDA {report.installed_for}" if ours else ""
+            )
+            return Probe("torch", python, detail, kind="cuda", major=int(match.group(1)), installed_by_us=ours)
         return Probe("torch", python, f"{release}: cannot read torch.version.cuda = {report.cuda!r}")
     if report.hip:
         return Probe("torch", python, f"{release}: torch.version.hip = {report.hip!r} (a ROCm build)", kind="rocm")
@@ -198,9 +204,20 @@ def driver_version_from_smi(output: str | None) -> str | None:
 
 
 def decide(python: str, probes: Sequence[Probe]) -> Detection:
-    """The first probe that answered decides; the others that disagree with it become warnings."""
+    """The first probe that answered decides; the others that disagree with it become warnings. A torch
+    that `install` itself put there yields to the machine (toolkit, libcudart) when that names another
+    major: after a CUDA upgrade of the image, a cached environment must not keep the old major."""
     decided = next((probe for probe in probes if probe.answered), None)
     warnings: list[str] = []
+    if decided is not None and decided.installed_by_us:
+        machine = next((p for p in probes if p.kind == "cuda" and not p.upper_bound and p.name not in ("override", "torch")), None)
+        if machine is not None and machine.major != decided.major:
+            warnings.append(
+                f"torch here was installed by `cuda-constraints install` for CUDA {decided.major} ({decided.detail}), but "
+                f"{machine.name} says CUDA {machine.major} ({machine.detail}): the machine decides; "
+                f"`cuda-constraints install` replaces the CUDA {decided.major} packages (with --fix)"
+            )
+            decided = machine
     if decided is not None:
         for probe in probes:
             if probe is decided or probe.major is None:
@@ -244,6 +261,11 @@ def require_installable(detection: Detection, rocm_configured: bool) -> None:
             f"ROCm, not CUDA: {decided.detail}. Set `rocm-requirements` in [tool.cuda-constraints] to the "
             "requirements file to install on ROCm images, or pass --cuda N to install for a CUDA major anyway."
         )
+
+
+def host_has_driver(machine: Machine, loader_cache: Mapping[str, object]) -> bool:
+    """Whether the NVIDIA driver is on this host: its version file, or `libcuda.so.1` in the loader's cache."""
+    return machine.read_text(DRIVER_VERSION_FILE) is not None or "libcuda.so.1" in loader_cache
 
 
 # -- asking the machine ---------------------------------------------------------------------------------------

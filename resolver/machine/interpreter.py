@@ -44,6 +44,11 @@ if spec is not None:
     for key in ("__version__", "cuda", "hip"):
         value = values.get(key)
         report[key.strip("_")] = None if value is None else str(value)
+try:
+    with open(os.path.join(sys.prefix, "cuda-constraints-install.json"), encoding="utf-8") as handle:
+        report["install_record"] = json.load(handle)
+except (OSError, ValueError):
+    pass
 print(json.dumps(report))
 """
 
@@ -68,7 +73,7 @@ markers = {
     "python_version": ".".join(platform.python_version_tuple()[:2]),
     "sys_platform": sys.platform,
 }
-installed, requires = {}, {}
+installed, requires, libraries = {}, {}, {}
 for distribution in metadata.distributions():
     name = distribution.metadata["Name"]
     if name:
@@ -76,10 +81,38 @@ for distribution in metadata.distributions():
         if name not in installed:
             installed[name] = distribution.version
             requires[name] = distribution.requires or []
-print(json.dumps({"python": sys.executable, "markers": markers, "installed": installed, "requires": requires}))
+            shared = [f for f in distribution.files or () if re.search(r"\.so(\.|$)", f.name)]
+            if shared:
+                libraries[name] = [[str(f), os.path.abspath(str(distribution.locate_file(f)))] for f in shared]
+print(json.dumps({"python": sys.executable, "markers": markers, "installed": installed, "requires": requires,
+                  "libraries": libraries}))
 """
 
-CANARY_SCRIPT = _NO_CWD + "import importlib\nimportlib.import_module(sys.argv[1])\n"
+# A canary named `module?` is imported only where the module is installed (`nixl_ep?`: where nixl ships it).
+CANARY_SCRIPT = _NO_CWD + r"""
+import importlib, importlib.util
+name = sys.argv[1]
+if name.endswith("?"):
+    name = name[:-1]
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        print("absent")
+        sys.exit(0)
+importlib.import_module(name)
+"""
+
+
+@dataclass(frozen=True)
+class Canary:
+    """`import <module>` in the interpreter: None as the error when it worked; `absent` for an optional
+    canary whose module is not installed."""
+
+    module: str
+    error: str | None = None
+    absent: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,6 +124,9 @@ class TorchReport:
     cuda: str | None = None
     hip: str | None = None
     error: str | None = None
+    # The CUDA major `cuda-constraints install` installed this torch for, when it did (its record in the
+    # environment names this very torch).
+    installed_for: int | None = None
 
 
 @dataclass(frozen=True)
@@ -102,18 +138,26 @@ class EnvironmentReport:
     installed: Mapping[str, str]
     # canonical name -> its Requires-Dist lines
     requires: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # canonical name -> the shared objects it installed (extension modules, bundled libraries): (the path
+    # its RECORD gives, the absolute path)
+    libraries: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
 
 def torch_report(machine: Machine, python: str) -> TorchReport:
     answer = _run_json(machine, python, TORCH_SCRIPT)
     if isinstance(answer, str):
         return TorchReport(installed=False, error=answer)
+    record = answer.get("install_record")
+    installed_for = None
+    if isinstance(record, dict) and isinstance(record.get("cuda_major"), int) and record.get("torch") == answer.get("version"):
+        installed_for = int(record["cuda_major"])
     return TorchReport(
         installed=bool(answer.get("installed")),
         version=answer.get("version"),
         cuda=answer.get("cuda"),
         hip=answer.get("hip"),
         error=answer.get("error"),
+        installed_for=installed_for,
     )
 
 
@@ -122,15 +166,35 @@ def environment_report(machine: Machine, python: str) -> EnvironmentReport:
     if isinstance(answer, str):
         raise UsageError(f"cannot inspect the environment of {python}: {answer}")
     requires = {str(name): tuple(map(str, lines)) for name, lines in dict(answer.get("requires") or {}).items()}
-    return EnvironmentReport(str(answer["python"]), dict(answer["markers"]), dict(answer["installed"]), requires)
+    libraries = {
+        str(name): tuple((str(shown), str(path)) for shown, path in paths) for name, paths in dict(answer.get("libraries") or {}).items()
+    }
+    return EnvironmentReport(str(answer["python"]), dict(answer["markers"]), dict(answer["installed"]), requires, libraries)
 
 
-def import_canary(machine: Machine, python: str, module: str) -> str | None:
-    """None when `import <module>` works in the interpreter, else the error it ends with."""
+# Where `install` records what it put in an environment: `<sys.prefix>/cuda-constraints-install.json`.
+INSTALL_RECORD = "cuda-constraints-install.json"
+RECORD_SCRIPT = _NO_CWD + f"""
+import os
+with open(os.path.join(sys.prefix, {INSTALL_RECORD!r}), "w", encoding="utf-8") as handle:
+    handle.write(sys.argv[1])
+"""
+
+
+def record_install(machine: Machine, python: str, record: str) -> None:
+    """Write `install`'s record into the environment (a failure to write it only costs `detect` a hint)."""
+    machine.run([python, "-c", RECORD_SCRIPT, record])
+
+
+def import_canary(machine: Machine, python: str, module: str) -> Canary:
+    """Whether `import <module>` works in the interpreter, and the error it ends with when not."""
+    name = module.rstrip("?")
     result = machine.run([python, "-c", CANARY_SCRIPT, module])
     if result is None:
-        return f"cannot run {python}"
-    return None if result.returncode == 0 else result.last_error_line
+        return Canary(name, f"cannot run {python}")
+    if result.returncode == 0:
+        return Canary(name, absent=result.stdout.strip().endswith("absent"))
+    return Canary(name, result.last_error_line)
 
 
 def _run_json(machine: Machine, python: str, script: str) -> dict[str, Any] | str:

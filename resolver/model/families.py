@@ -43,6 +43,9 @@ class Family:
     default_major: int | None = None
     version_major: tuple[str, ...] = ()
     fixed_major: Mapping[str, int] | None = None
+    # Where a member's wheel keeps its builds per torch version: `nixl_ep_cu{major}/nixl_ep_cpp_torch{torch}`
+    # (`torch212` is torch 2.12). The torch versions a wheel ships builds for bound torch wherever it is.
+    torch_builds: str | None = None
 
     def member_name(self, major: int) -> str | None:
         """The project that is this family's build for `major`, if the family names its members."""
@@ -99,7 +102,7 @@ _CUDA_13_ONLY_LIBRARIES = (
 )
 
 BUILTIN_FAMILIES: tuple[Family, ...] = (
-    Family("nixl", pattern="nixl-cu{major}", meta="nixl"),
+    Family("nixl", pattern="nixl-cu{major}", meta="nixl", torch_builds="nixl_ep_cu{major}/nixl_ep_cpp_torch{torch}"),
     Family("mooncake-transfer-engine", pattern="mooncake-transfer-engine-cuda{major}", default_major=12),
     Family(
         "cuda-toolkit",
@@ -206,6 +209,13 @@ class FamilyTable:
             return None
         return variant.family.member_name(major)
 
+    def torch_builds(self, name: str) -> tuple[str, int] | None:
+        """For a member of a family that keeps builds per torch version: the layout, and the member's major."""
+        variant = self.classify(name)
+        if variant is None or variant.role != "member" or variant.major is None or not variant.family.torch_builds:
+            return None
+        return variant.family.torch_builds, variant.major
+
     def meta_family(self, name: str) -> Family | None:
         variant = self.classify(name)
         return variant.family if variant is not None and variant.role == "meta" else None
@@ -265,7 +275,8 @@ def family_from_config(name: str, entry: Mapping[str, object]) -> Family:
     Keys: `members` (a name pattern with `{major}`), `meta` (true: `<name>` is a meta package of the members),
     `meta-extra` (the extra a meta declares per major, default `cu{major}`), `default-major` (the unsuffixed
     `<name>` is the build for that major), `version-major` (projects whose version major is the CUDA major),
-    `fixed-major` (project -> the only CUDA major it exists for).
+    `fixed-major` (project -> the only CUDA major it exists for), `torch-builds` (where a member's wheel
+    keeps its builds per torch version).
     """
     canonical = canonicalize_name(name)
     members, meta_extra, default_major = entry.get("members"), entry.get("meta-extra", "cu{major}"), entry.get("default-major")
@@ -280,4 +291,5 @@ def family_from_config(name: str, entry: Mapping[str, object]) -> Family:
         default_major=default_major,
         version_major=tuple(canonicalize_name(str(n)) for n in version_major),
         fixed_major={canonicalize_name(str(k)): int(v) for k, v in fixed_major.items()},
+        torch_builds=str(entry["torch-builds"]) if entry.get("torch-builds") else None,
     )

@@ -53,23 +53,28 @@ def _group_by_parent(infos: Iterable[Information]) -> dict[str | None, list[Info
 
 def _describe_requirers(parent_name: str | None, group: list[Information], policy: Policy, roots: Sequence[Req]) -> str:
     wanted = " and ".join(sorted({str(info.requirement) for info in group}))
+    # Why a release requires it, when the requirement is derived (from its wheel's builds per torch version).
+    notes = sorted({info.requirement.origin[len(str(info.parent)) + 2 : -1] for info in group
+                    if info.parent is not None and info.requirement.origin.startswith(f"{info.parent} (")})
+    if notes:
+        wanted += f" (its wheel has {'; '.join(notes)})"
     if parent_name is None:
         origins = sorted({info.requirement.origin for info in group})
         return f"{wanted} is required by {', '.join(origins)}"
     versions = sorted({info.parent.version for info in group if info.parent is not None})
-    how = _how_required(parent_name, roots, policy.record)
+    how = _how_required(parent_name, versions, roots, policy.record)
     if len(versions) > 1 and set(policy.offered(NormalizedName(parent_name))) <= set(versions):
         span = f"{versions[0]} … {versions[-1]}" if len(versions) > 2 else " and ".join(map(str, versions))
         return f"every {parent_name} that fits ({span}){how} requires {wanted}"
     return f"{parent_name} {', '.join(map(str, versions))}{how} requires {wanted}"
 
 
-def _how_required(name: str, roots: Sequence[Req], record: Record) -> str:
+def _how_required(name: str, versions: Sequence[Version], roots: Sequence[Req], record: Record) -> str:
     for root in roots:
         if root.name == name:
             return f", wanted as {root} by {root.origin},"
     for (parent, version, _), requirements in record.dependencies.items():
-        if parent != name and any(r.name == name for r in requirements):
+        if parent != name and any(r.name == name and any(r.admits(v) for v in versions) for r in requirements):
             return f" (required by {parent} {version})"
     return ""
 

@@ -19,6 +19,7 @@ from ..files.constraints import (
     PinLine,
     SourceBuild,
     SwapLine,
+    TorchBuildLine,
 )
 from ..model.distributions import DEFAULT_INDEX_URL
 from ..model.targets import Environment, Platform
@@ -61,6 +62,7 @@ def merge(
             if sdist_platforms:
                 builds.append(SourceBuild(name, str(version), ", ".join(sdist_platforms)))
     excluded = sorted({exclusion for r in resolutions for exclusion in r.exclusions})
+    torch_builds = _torch_build_lines(resolutions)
     served: dict[str, set[str]] = defaultdict(set)
     for resolution in resolutions:
         for name, pin in resolution.pins.items():
@@ -87,7 +89,24 @@ def merge(
         pins=tuple(pins),
         index_strategy=header.index_strategy,
         indexes=indexes,
+        torch_builds=torch_builds,
     )
+
+
+def _torch_build_lines(resolutions: Sequence[TargetResolution]) -> tuple[TorchBuildLine, ...]:
+    """One line per pinned release whose wheels ship builds per torch version; where platforms' wheels
+    differ, one per kind of wheel, naming its platforms."""
+    found: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for resolution in resolutions:
+        for name, builds in resolution.torch_builds.items():
+            pin = f"{name}=={resolution.pins[name].version}"
+            found[pin][builds.describe()].add(resolution.target.environment.platform.tag)
+    lines = []
+    for pin, kinds in sorted(found.items()):
+        for description, platforms in sorted(kinds.items()):
+            where = f" (on {', '.join(sorted(platforms))})" if len(kinds) > 1 else ""
+            lines.append(TorchBuildLine(pin, description + where))
+    return tuple(lines)
 
 
 def environments_marker(selected: Sequence[Environment], grid: Sequence[Environment]) -> str:

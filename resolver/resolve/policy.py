@@ -35,6 +35,7 @@ from ..model.distributions import CoreMetadata, Project, Release, parse_requirem
 from ..model.families import Family, FamilyTable, extra_major
 from .candidates import PYTHON, UNREADABLE, Candidate, Req
 from .selection import Selector, Unavailable, requires_python_ok
+from .torch_builds import TorchBuilds, read_torch_builds
 
 logger = logging.getLogger(__name__)
 _EXTRA_MARKER = re.compile(r"""extra\s*==\s*['"]([^'"]+)['"]""")
@@ -60,6 +61,8 @@ class Record:
     # (name, extra): a CUDA selector extra asked of a release that does not declare it (a swapped
     # `pkg[cu12]` whose release has no such extra: the plain package is meant)
     missing_extras: set[tuple[NormalizedName, NormalizedName]] = field(default_factory=set)
+    # (name, version) -> the builds per torch version its wheel for this target ships
+    torch_builds: dict[tuple[NormalizedName, Version], TorchBuilds] = field(default_factory=dict)
 
 
 class Policy:
@@ -157,8 +160,28 @@ class Policy:
 
     # -- what a release requires ------------------------------------------------------------------------
 
-    def dependencies_from(self, candidate: Candidate, metadata: CoreMetadata) -> Iterator[Req]:
-        """What a candidate requires here, meta rules applied."""
+    def torch_layout(self, candidate: Candidate) -> tuple[str, int] | None:
+        """Where the candidate's wheel keeps builds per torch version, if its family says (and its major)."""
+        return None if candidate.extras else self.families.torch_builds(candidate.name)
+
+    def dependencies_from(self, candidate: Candidate, metadata: CoreMetadata, extensions: Sequence[str] | None = None) -> Iterator[Req]:
+        """What a candidate requires here, meta rules applied; with the extension modules of the wheel this
+        target installs (`extensions`), also the torch its builds per torch version serve."""
+        yield from self._dependencies(candidate, metadata)
+        layout = self.torch_layout(candidate)
+        builds = read_torch_builds(*layout, extensions) if layout is not None and extensions is not None else None
+        if builds is None:
+            return
+        self.record.torch_builds[(candidate.name, candidate.version)] = builds
+        if builds.untagged:
+            logger.warning("%s: %s; whether it loads with the torch pinned here is not checked", candidate, builds.describe())
+        for name in builds.unrecognised:
+            logger.warning("%s: %s looks like a build for one torch version, but not as %s lays them out; it is not checked",
+                           candidate, name, layout[0] if layout else "its family")
+        if builds.specifier is not None:
+            yield Req(canonicalize_name("torch"), builds.specifier, origin=f"{candidate} ({builds.describe()})")
+
+    def _dependencies(self, candidate: Candidate, metadata: CoreMetadata) -> Iterator[Req]:
         origin = str(candidate)
         if candidate.extras:
             # The extras candidate stands for the base release plus what the extras add.

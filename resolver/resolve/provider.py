@@ -134,7 +134,10 @@ class CudaProvider(AbstractProvider[Req, Candidate, str]):
             return self.policy.unreadable(candidate, error.problem)
         for repair in metadata.repairs:
             logger.warning("%s: %s (a legacy spelling, read as uv reads it)", candidate, escape(repair))
-        return tuple(self.policy.dependencies_from(candidate, metadata))
+        extensions = None
+        if self.policy.torch_layout(candidate) is not None and candidate.choice.file.is_wheel:
+            extensions = self.source.extension_modules(candidate.choice.file)
+        return tuple(self.policy.dependencies_from(candidate, metadata, extensions))
 
     def _project(self, name: NormalizedName) -> Project:
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from packaging.utils import NormalizedName
 from packaging.version import Version
@@ -19,6 +19,7 @@ from .candidates import PYTHON, UNREADABLE, Candidate, Req, name_of
 from .explain import explain
 from .policy import Record
 from .provider import CudaProvider
+from .torch_builds import TorchBuilds
 
 MAX_ROUNDS = 20000
 Reporter = BaseReporter[Req, Candidate, str]
@@ -43,6 +44,8 @@ class TargetResolution:
     exclusions: frozenset[ExcludedLine]
     # (project, extra): CUDA selector extras asked of a pinned release that does not declare them
     missing_extras: frozenset[tuple[NormalizedName, NormalizedName]] = frozenset()
+    # name -> the builds per torch version the pinned wheel ships (families that keep them)
+    torch_builds: Mapping[NormalizedName, TorchBuilds] = field(default_factory=dict)
 
 
 def resolve_target(
@@ -141,4 +144,5 @@ def _collect(target: Target, mapping: Mapping[str, Candidate], information: Info
             frozenset(parents[candidate.name]),
             choice.sdist_platforms,
         )
-    return TargetResolution(target, pins, frozenset(exclusions), frozenset(missing))
+    builds = {name: record.torch_builds[(name, pin.version)] for name, pin in pins.items() if (name, pin.version) in record.torch_builds}
+    return TargetResolution(target, pins, frozenset(exclusions), frozenset(missing), builds)

@@ -28,6 +28,9 @@ class MetadataSource(Protocol):
     def prefetch_metadata(self, release: Release, file: DistFile) -> None:
         """A hint that `metadata(release, file)` will be asked for soon; may do nothing."""
 
+    def extension_modules(self, file: DistFile) -> tuple[str, ...] | None:
+        """The compiled extension modules a wheel ships (its file list); None when it cannot be read."""
+
 
 class CrawlRules(Protocol):
     """What a crawl needs to walk a target's most likely tree: the target's own rules, nothing else."""

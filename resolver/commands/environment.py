@@ -1,0 +1,43 @@
+"""Verifying an installed environment (what `install` runs after installing, and `verify` on its own):
+the pins, no member of another CUDA major, the shared libraries every shared object needs
+(commands/libraries.py), and the canaries; and the record `install` leaves in the environment, so that
+`detect` knows which torch it put there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+
+from packaging.requirements import Requirement
+
+from ..files.constraints import ConstraintsDocument
+from ..machine.detect import host_has_driver
+from ..machine.interpreter import environment_report, import_canary, record_install
+from ..machine.system import Machine
+from ..model.families import FamilyTable
+from .libraries import check_libraries, environment_loader
+from .verify import Verification, needed_names, verify
+
+
+def verify_environment(
+    machine: Machine,
+    python: str,
+    document: ConstraintsDocument,
+    requirements: Iterable[Requirement],
+    families: FamilyTable,
+    canaries: Sequence[str],
+) -> Verification:
+    report = environment_report(machine, python)
+    loader = environment_loader(machine, report)
+    libraries = check_libraries(report, document.cuda_major, families, loader)
+    results = [import_canary(machine, python, module) for module in canaries]
+    needed = needed_names(report.markers, report.requires, requirements)
+    driver = host_has_driver(machine, loader.cache)
+    return verify(document, report.markers, report.installed, families, results, needed, libraries, driver)
+
+
+def remember_install(machine: Machine, python: str, major: int) -> None:
+    """Record in the environment that `install` put its packages there for `major` (torch included)."""
+    torch = environment_report(machine, python).installed.get("torch")
+    record_install(machine, python, json.dumps({"cuda_major": major, "torch": torch}))
