@@ -23,13 +23,13 @@ def builds(major: int, *minors: int, untagged: bool = False) -> tuple[tuple[str,
     return tuple((name, b"\x7fELF not really") for name in names)
 
 
-def nixl_index(latest_builds=builds(13, 12, 13, 14)):
+def nixl_index(latest_builds: tuple[tuple[str, bytes], ...] | None = None):
     """nixl 1.4.0 (builds for torch 2.11 to 2.13) and 1.5.1 (`latest_builds`); torch 2.11 to 2.15, CUDA 13."""
     index = kv_connectors_index()
     for name in ("nixl", "nixl-cu12", "nixl-cu13"):
         index.releases[name] = [r for r in index.releases[name] if r.version in ("1.4.0", "1.5.1")]
     for release in index.releases["nixl-cu13"]:
-        release.members = builds(13, 11, 12, 13) if release.version == "1.4.0" else latest_builds
+        release.members = builds(13, 11, 12, 13) if release.version == "1.4.0" else (latest_builds or builds(13, 12, 13, 14))
     for version in ("2.12.0", "2.13.0", "2.14.0", "2.15.0"):
         index.add("torch", version, ["numpy", 'cuda-toolkit[cublas]==13.*; platform_machine == "x86_64"'], tags=BOTH_ARCHES)
     return index
