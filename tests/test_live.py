@@ -13,13 +13,14 @@ from packaging.version import Version
 
 from resolver.cli.main import main
 from resolver.commands.inspect import inspect_release
-from resolver.files.constraints import parse
+from resolver.files.constraints import TorchBuildLine, parse
 from resolver.index.blocking import BlockingIndex
 from resolver.index.cache import Cache
 from resolver.index.client import ClientOptions, IndexClient
 from resolver.model.families import FamilyTable
 from resolver.model.indexes import Routing
 from resolver.model.targets import Environment, Platform, PythonVersion
+from resolver.resolve.torch_builds import read_torch_builds
 
 pytestmark = pytest.mark.live
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,6 +195,27 @@ def test_sglang_requirements_compile_for_cuda_13(tmp_path, monkeypatch):
     path = tmp_path / "constraints" / "cu13.txt"
     assert set(cuda_majors_inside(path).values()) == {13}
     assert {pin.name: str(pin.version) for pin in parse(path.read_text(), str(path)).pins}["torch"] == "2.14.1"
+
+
+@pytest.mark.parametrize("major", [12, 13])
+def test_every_pinned_nixl_member_ships_an_nixl_ep_build_for_the_pinned_torch(index, major):
+    """On both platforms: a build tagged for the pinned torch, or (nixl-cu12 1.3.0, the newest a CUDA 12
+    torch from PyPI allows) an untagged one that the header says it cannot check."""
+    path = ROOT / "constraints" / f"cu{major}.txt"
+    document = parse(path.read_text(), str(path))
+    families = FamilyTable()
+    for environment in ENVIRONMENTS:
+        pins = document.pins_for(environment.markers)
+        member = f"nixl-cu{major}"
+        release = index.project(member).release(pins[member])
+        torch = pins["torch"]
+        for file in (f for f in release.files if f.is_wheel and environment.platform.machine in f.filename and "cp312" in f.filename):
+            builds = read_torch_builds(*families.torch_builds(member), index.extension_modules(file))
+            assert builds is not None, file.filename
+            if builds.minors:
+                assert (torch.major, torch.minor) in builds.minors, f"{file.filename}: {builds.describe()}, torch {torch}"
+            else:
+                assert TorchBuildLine(f"{member}=={release.version}", builds.describe()) in document.torch_builds
 
 
 def test_check_online_reads_project_pages_only_and_keeps_the_majors_apart(capsys, monkeypatch):
