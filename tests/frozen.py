@@ -142,7 +142,10 @@ def compile_case(case: Case, index: Any, output: Path) -> CompileResult:
         python_versions=tuple(PythonVersion.parse(v) for v in config.get("python-versions", ["3.12"])),
         platforms=tuple(Platform.parse(p) for p in config["platforms"]),
         output_dir=output,
-        selection=SelectionOptions(allow_sdist_packages=frozenset(config.get("allow-sdist", ()))),
+        selection=SelectionOptions(
+            allow_sdist_packages=frozenset(config.get("allow-sdist", ())),
+            exclude_dependencies=frozenset(config.get("exclude-dependencies", ())),
+        ),
         index_url="https://pypi.org/simple",
         command="cuda-constraints compile",
         dry_run=True,
@@ -184,6 +187,12 @@ class Recorder:
         found: CoreMetadata = self.index.metadata(release, file)
         self.read.setdefault(release.name, {})[file.filename] = found
         return found
+
+    def routed(self, routing: Any) -> Recorder:
+        """The routed view, recorded into the same snapshot."""
+        view = Recorder(self.index.routed(routing))
+        view.projects, view.read, view.extensions = self.projects, self.read, self.extensions
+        return view
 
     def extension_modules(self, file: DistFile) -> tuple[str, ...] | None:
         found: tuple[str, ...] | None = self.index.extension_modules(file)
