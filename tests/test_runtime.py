@@ -200,3 +200,19 @@ def test_the_loader_cache_listing_is_read():
 def test_the_major_a_soname_names(soname, major):
     assert library_major(soname) == major
     assert is_driver_library(soname) == (soname == "libcuda.so.1")
+
+
+def test_detect_reads_the_record_of_the_torch_install_put_there(tmp_path, monkeypatch):
+    python = new_venv(tmp_path / "venv")
+    site = next((tmp_path / "venv").glob("lib/python*/site-packages"))
+    (site / "torch").mkdir()
+    (site / "torch" / "__init__.py").write_text("")
+    (site / "torch" / "version.py").write_text("__version__ = '2.14.0+cu129'\ncuda = '12.9'\nhip = None\n")
+    record = tmp_path / "venv" / "cuda-constraints-install.json"
+    record.write_text(json.dumps({"cuda_major": 12, "torch": "2.14.0+cu129"}))
+    monkeypatch.setenv("CUDA_VERSION", "13.0.1")
+    monkeypatch.delenv("CUDA_CONSTRAINTS_CUDA_MAJOR", raising=False)
+    detection = detect.probe_machine(detect.system_machine(), python, str(tmp_path / "no-driver"))
+    assert detection.major == 13 and detection.decided_by is not None and detection.decided_by.name == "CUDA_VERSION"
+    record.write_text(json.dumps({"cuda_major": 12, "torch": "2.13.0+cu129"}))  # another torch since: not ours
+    assert detect.probe_machine(detect.system_machine(), python, str(tmp_path / "no-driver")).major == 12
