@@ -7,7 +7,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import example, HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from resolver.commands.options import compile_parser, compile_request, describe_options, request_from_command
@@ -63,6 +63,7 @@ def arguments(chosen: dict) -> list[str]:
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(chosen=flags)
+@example(chosen={"output": ".."})  # an output directory beside the project
 def test_a_header_command_reads_back_as_the_same_request(tmp_path, monkeypatch, chosen):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "pyproject.toml").write_text(PYPROJECT)

@@ -12,6 +12,7 @@ Files are read through an injected function, so the reader itself does no I/O.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shlex
 from collections.abc import Callable, Iterator, Sequence
@@ -133,12 +134,15 @@ def load_requirements(
 
 
 def relative_to_root(path: Path, root: Path | None) -> str:
-    """A path as a header or message shows it: relative to the project root, with `/`."""
+    """A path as a header or message shows it: relative to the project root (`../x` for one beside it),
+    with `/`, so a header reads the same on every machine and reads back to the same path."""
     if root is not None:
+        resolved, base = path.resolve(), root.resolve()
         try:
-            return PurePosixPath(path.resolve().relative_to(root.resolve())).as_posix()
+            return PurePosixPath(resolved.relative_to(base)).as_posix()
         except ValueError:
-            pass
+            if resolved.anchor == base.anchor:
+                return PurePosixPath(os.path.relpath(resolved, base)).as_posix()
     return path.as_posix()
 
 
