@@ -15,6 +15,7 @@ import html
 import io
 import json
 import re
+import sys
 import zipfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -397,6 +398,21 @@ def kv_connectors_index() -> SyntheticIndex:
         index.add("mooncake-transfer-engine", version, ["aiohttp"], module="mooncake_cu12", **both)
         index.add("mooncake-transfer-engine-cuda13", version, ["aiohttp"], module="mooncake_cu13", **both)
     index.add("aiohttp", "3.14.5", **both)
+    return index
+
+
+THIS_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+THIS_PYTHON_CONFIG = f'python-versions = ["{THIS_PYTHON}"]\n'
+
+
+def for_this_python(index: SyntheticIndex) -> SyntheticIndex:
+    """The index with its cp312 wheels retagged for the interpreter running the tests, whose files an
+    `install` (even a dry run) accepts only when they were compiled for its Python."""
+    tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    for releases in index.releases.values():
+        for release in releases:
+            release.tags = tuple(t.replace("cp312-cp312", f"{tag}-{tag}") for t in release.tags)
+    index._files.clear()
     return index
 
 

@@ -19,7 +19,16 @@ from resolver.model.targets import Platform, PythonVersion
 from .conftest import Project
 from .index_server import PLATFORM, PYTHON_VERSION, WHEEL_TAG, IndexServer, installable_kv_index
 from .installers import installed, isolate_installers, new_venv, uv_program
-from .synthetic import BOTH_ARCHES, KV_REQUIREMENTS, SyntheticRelease, kv_connectors_index, served, write_project
+from .synthetic import (
+    BOTH_ARCHES,
+    KV_REQUIREMENTS,
+    THIS_PYTHON_CONFIG,
+    SyntheticRelease,
+    for_this_python,
+    kv_connectors_index,
+    served,
+    write_project,
+)
 
 FAST = ["-q", "--no-cache", "--retries", "0"]
 ANY = ("py3-none-any",)
@@ -43,7 +52,7 @@ def vllm_variants_index():
     )
     index.add("nvidia-cuda-runtime-cu12", "12.9.79", tags=BOTH_ARCHES)
     index.add("nvidia-cuda-runtime", "13.0.96", tags=BOTH_ARCHES)
-    return index
+    return for_this_python(index)
 
 
 @pytest.fixture
@@ -54,8 +63,7 @@ def index():
 
 def compiled(root: Path, requirements: str, config_extra: str = "", *arguments: str) -> dict[int, object]:
     write_project(root, requirements={"kv.txt": requirements})
-    if config_extra:
-        (root / "pyproject.toml").write_text((root / "pyproject.toml").read_text() + config_extra)
+    (root / "pyproject.toml").write_text((root / "pyproject.toml").read_text() + THIS_PYTHON_CONFIG + config_extra)
     assert main(["compile", *FAST, *arguments]) == 0
     return {major: parse((root / "constraints" / f"cu{major}.txt").read_text(), f"cu{major}.txt") for major in (12, 13)}
 
@@ -125,7 +133,7 @@ def per_major_project(root: Path) -> Path:
         "image-cu12.txt": "numpy == 2.2.6\nlmcache == 0.4.4\n",
         "kv-cu13.txt": KV_REQUIREMENTS + "nvidia-cutlass-dsl[cu13]\n",
     })
-    (root / "pyproject.toml").write_text((root / "pyproject.toml").read_text() + PER_MAJOR)
+    (root / "pyproject.toml").write_text((root / "pyproject.toml").read_text() + THIS_PYTHON_CONFIG + PER_MAJOR)
     return root
 
 
@@ -160,6 +168,7 @@ def test_each_major_reads_its_own_files_and_check_and_install_follow(index, tmp_
 def test_the_constraint_flag_narrows_every_major_and_is_an_input(index, tmp_path, inside):
     root = inside(tmp_path)
     write_project(root, requirements={"kv.txt": KV_REQUIREMENTS, "pins.txt": "cupy-cuda12x == 14.1.0\ncupy-cuda13x == 14.1.0\n"})
+    (root / "pyproject.toml").write_text((root / "pyproject.toml").read_text() + THIS_PYTHON_CONFIG)
     (root / "requirements" / "kv.txt").write_text("cupy-cuda13x\nnixl\n")
     assert main(["compile", *FAST, "-c", "requirements/pins.txt"]) == 0
     cu12 = parse((root / "constraints" / "cu12.txt").read_text(), "cu12.txt")

@@ -21,7 +21,7 @@ from resolver.files.requirements import RequirementsInput
 from resolver.index.auth import CredentialStore, IndexUrl, split_credentials
 
 from .index_server import IndexServer, ServedIndex
-from .synthetic import BOTH_ARCHES, KV_REQUIREMENTS, kv_connectors_index, served
+from .synthetic import BOTH_ARCHES, KV_REQUIREMENTS, THIS_PYTHON_CONFIG, for_this_python, kv_connectors_index, served
 
 SECRET = "s3cr3t-T0KEN"
 ONE_TARGET: list[str] = []  # the project's configuration gives one target
@@ -126,11 +126,11 @@ def with_secret(url: str, user: str = "ci") -> str:
 
 def test_no_secret_in_any_file_or_output(tmp_path, inside, capsys):
     """compile, a failed compile, check, diff and install --dry-run with a token in the index URL."""
-    root = inside(project(tmp_path))
+    root = inside(project(tmp_path, config=THIS_PYTHON_CONFIG))  # install --dry-run: files for this Python
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     cache = tmp_path / "cache"
     outputs = []
-    with IndexServer(kv_served(), credentials=("ci", SECRET)) as server:
+    with IndexServer(for_this_python(kv_served()), credentials=("ci", SECRET)) as server:
         secret_url = with_secret(server.simple_url)
         assert main(["compile", *ONE_TARGET, "--index-url", secret_url, "--cache-dir", str(cache)]) == 0
         outputs.append(capsys.readouterr())

@@ -19,12 +19,10 @@ from ..commands.diff import render_text as render_diff_text
 from ..commands.inspect import inspect_release, render_text
 from ..commands.install import (
     InstallRequest,
-    choose_major,
+    excludes_for,
     install_with_constraints,
-    prepare,
     verify_installed,
 )
-from ..commands.install_plan import excluded_names
 from ..commands.major_plan import read_input
 from ..commands.options import (
     compile_request,
@@ -205,8 +203,7 @@ def run_install(args: argparse.Namespace) -> int:
     request = install_request(args, config, machine)
 
     if args.print_excludes:
-        major, detection = choose_major(request, machine, _warn)
-        for name in excluded_names(prepare(request, major, detection).document) if major is not None else ():
+        for name in excludes_for(request, machine, _warn):
             print(name)
         return 0
     outcome = install_with_constraints(request, machine, lambda line: print(line, flush=True), _warn)

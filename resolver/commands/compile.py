@@ -81,6 +81,7 @@ def compile_constraints(
     # from what the first wrote.
     with contextlib.nullcontext() if request.dry_run else output.locked():
         plans = {major: plan_major(request, requirements_input, families, major, environments, index) for major in majors}
+        _check_upgrade_packages(request, plans)
         for plan in plans.values():
             plan.source.start_crawl([(plan.policy(env, plan.preferred[env]), plan.roots[env]) for env in environments])
         results, failures = _resolve_every_major(plans, environments, progress, reporter_for, request.keep_going)
@@ -90,6 +91,15 @@ def compile_constraints(
             written = ", ".join(display_path(request.output_dir / name) for name in sorted(changed))
             output.replace(changed, f"{written} were written" if len(changed) > 1 else f"{written} was written")
     return CompileResult(outcomes, skipped, time.monotonic() - started, failures)
+
+
+def _check_upgrade_packages(request: CompileRequest, plans: Mapping[int, MajorPlan]) -> None:
+    """`-P NAME` must name a project a file pins: anything else is a typo that would upgrade nothing."""
+    pinned = {pin.name for plan in plans.values() if plan.old is not None for pin in plan.old.pins}
+    for name in request.upgrade_packages:
+        if name not in pinned:
+            raise UsageError(f"--upgrade-package {name}: no constraints file pins {name}, so there is nothing to upgrade "
+                             "(a typo? to add a project, name it in the requirements)")
 
 
 def _majors(

@@ -39,6 +39,7 @@ from ..machine.interpreter import environment_report
 from ..machine.system import Machine
 from ..model.distributions import DEFAULT_INDEX_URL
 from ..model.families import FamilyTable
+from ..model.targets import parse_targets
 from .environment import remember_install, verify_environment
 from .install_plan import (
     Installer,
@@ -46,6 +47,7 @@ from .install_plan import (
     InstallSources,
     Prepared,
     Tool,
+    excluded_names,
     plan_install,
     reinstall_pins,
     swapped_requirements,
@@ -204,6 +206,7 @@ def install_with_constraints(request: InstallRequest, machine: Machine, say: Say
     removals: tuple[str, ...] = ()
     reinstall: tuple[PinLine, ...] = ()
     before = environment_report(machine, request.python)
+    refuse_other_targets(prepared, before.markers, request.python)
     if not request.allow_replace:
         refuse_replacing(prepared, before.installed, before.markers)
     if request.fix:
@@ -223,12 +226,42 @@ def install_with_constraints(request: InstallRequest, machine: Machine, say: Say
     return InstallOutcome(prepared, plan, verification)
 
 
+def refuse_other_targets(prepared: Prepared, markers: Mapping[str, str], python: str) -> None:
+    """UsageError (exit 2) when the interpreter is not among the file's targets: its pins were resolved for
+    other Pythons or machines, and an installer would fail on them, or install what was never checked."""
+    pythons, machines = parse_targets(prepared.document.targets)
+    version, machine = markers.get("python_version", ""), markers.get("platform_machine", "")
+    shown = _shown(prepared.path)
+    if pythons and version not in pythons:
+        raise UsageError(
+            f"{python} is Python {version}, but {shown} was compiled for {prepared.document.targets}. Add \"{version}\" "
+            "to python-versions in [tool.cuda-constraints] (or pass --python-version) and compile, or install into "
+            f"an interpreter of {', '.join(sorted(pythons))}"
+        )
+    if machines and machine not in machines:
+        raise UsageError(
+            f"{python} runs on {machine}, but {shown} was compiled for {prepared.document.targets}. Add the "
+            f"platform to platforms in [tool.cuda-constraints] and compile"
+        )
+
+
+def excludes_for(request: InstallRequest, machine: Machine, warn: Say = lambda line: None) -> tuple[str, ...]:
+    """`--print-excludes`: the names uv's `--excludes` needs for the major, the file checked as for an install."""
+    major, detection = choose_major(request, machine, warn)
+    if major is None:
+        return ()
+    prepared = prepare(request, major, detection)
+    refuse_other_targets(prepared, environment_report(machine, request.python).markers, request.python)
+    return excluded_names(prepared.document)
+
+
 def verify_installed(request: InstallRequest, machine: Machine, warn: Say = lambda line: None) -> Verification:
     """`verify`: the checks `install` runs afterwards, of the environment as it is."""
     major, detection = choose_major(request, machine, warn)
     if major is None:
         raise UsageError("verify checks a CUDA environment, and this one is ROCm; pass --cuda N to check it against a CUDA major")
     prepared = prepare(request, major, detection, warn)
+    refuse_other_targets(prepared, environment_report(machine, request.python).markers, request.python)
     return verify_environment(machine, request.python, prepared.document, prepared.requirements, request.families, request.canaries)
 
 

@@ -13,7 +13,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from ..errors import ConstraintsFileError, NotOurFile, RequirementsFileError, ResolutionFailed
+from ..errors import ConstraintsFileError, NotOurFile, ProjectNotFound, RequirementsFileError, ResolutionFailed
 from ..files.constraints import ConstraintsDocument
 from ..files.requirements import RequirementsInput, load_requirements
 from ..files.sets import read_file
@@ -152,6 +152,11 @@ def resolve_major(
             resolution = resolve_target(provider, target, plan.roots[environment], reporter_for(target) if reporter_for else None)
         except ResolutionFailed as error:
             raise _with_pytorch_hint(error, plan.routing) from None
+        except ProjectNotFound as missing:
+            root = next((r for r in plan.roots[environment] if r.name == missing.name), None)
+            if root is None or missing.origin:
+                raise
+            raise ProjectNotFound(missing.name, missing.where, missing.answered_empty, f"{root.origin}: {root}") from None
         resolutions.append(resolution)
     return resolutions
 

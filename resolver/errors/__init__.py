@@ -108,17 +108,19 @@ class NotOurFile(CudaConstraintsError):
 class ProjectNotFound(CudaConstraintsError):
     exit_code = 2
 
-    def __init__(self, name: str, where: str, answered_empty: Sequence[str] = ()) -> None:
-        super().__init__(name, where, answered_empty)
-        self.name, self.where, self.answered_empty = name, where, tuple(answered_empty)
+    def __init__(self, name: str, where: str, answered_empty: Sequence[str] = (), origin: str = "") -> None:
+        super().__init__(name, where, answered_empty, origin)
+        self.name, self.where, self.answered_empty, self.origin = name, where, tuple(answered_empty), origin
 
     def message(self) -> str:
         empty = ""
         if self.answered_empty:
             shown = ", ".join(escape(redact_text(where)) for where in self.answered_empty)
             empty = f" ({shown} answered a page that lists no files of it: a login page, or a wrong index URL?)"
+        where = f"{escape(self.origin)}: " if self.origin else ""
         return (
-            f"no project named {self.name!r} on {escape(redact_text(self.where))}{empty}. Check the spelling in your requirements, "
+            f"{where}no project named {self.name!r} on {escape(redact_text(self.where))}{empty}. "
+            "Check the spelling in your requirements, "
             "or give the index that has it (--index-url, --extra-index-url, --find-links, or [tool.cuda-constraints])."
         )
 
@@ -203,7 +205,7 @@ class SeveralFailed(CudaConstraintsError):
         self.exit_code = self.errors[0].exit_code
 
     def message(self) -> str:
-        return "\n\n".join(error.message() for error in self.errors)
+        return "\n\n".join(dict.fromkeys(error.message() for error in self.errors))  # the same failure once
 
 
 class NoMemberForMajor(CudaConstraintsError):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..errors import NoCudaDetected, UsageError
+from ..model.targets import MAJORS
 from .interpreter import TorchReport, torch_report
 from .system import Machine, SystemMachine
 
@@ -118,8 +119,8 @@ def override_probe(value: str | None) -> Probe:
     if text in ("rocm", "cpu"):
         return Probe("override", source, f"{OVERRIDE}={value}", kind=text)  # type: ignore[arg-type]
     match = _MAJOR.match(text)
-    if not match:
-        raise UsageError(f"{OVERRIDE}={value!r}: give a CUDA major such as 13 (or rocm, or cpu)")
+    if not match or int(match.group(1)) not in MAJORS:
+        raise UsageError(f"{OVERRIDE}={value!r}: give a CUDA major such as 13 ({MAJORS.start} to {MAJORS.stop - 1}; or rocm, or cpu)")
     return Probe("override", source, f"{OVERRIDE}={value}", kind="cuda", major=int(match.group(1)))
 
 

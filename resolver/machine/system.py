@@ -96,9 +96,17 @@ def find_interpreter(machine: Machine, python: str) -> str:
     if os.sep in python or (os.altsep and os.altsep in python):
         path = Path(python)
         if path.is_file() and os.access(path, os.X_OK):
-            return os.path.abspath(path)  # not resolved: a virtual environment's python is a symlink
+            return _a_python(machine, python, os.path.abspath(path))  # not resolved: a venv's python is a symlink
         raise UsageError(f"--python {python}: no such interpreter (give the path of a python executable)")
     found = machine.which(python)
     if found is None:
         raise UsageError(f"--python {python}: not found on PATH (give the path of a python executable)")
-    return found
+    return _a_python(machine, python, found)
+
+
+def _a_python(machine: Machine, given: str, path: str) -> str:
+    """The path, when it runs Python 3; UsageError naming what it is otherwise (`--python /bin/ls`)."""
+    result = machine.run([path, "-c", "import sys; print('python', sys.version_info[0])"], timeout=30)
+    if result is None or result.returncode != 0 or result.stdout.strip().splitlines()[-1:] != ["python 3"]:
+        raise UsageError(f"--python {given}: {path} is not a Python 3 interpreter (give the path of a python executable)")
+    return path

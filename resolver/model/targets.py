@@ -24,7 +24,8 @@ from ..errors import UsageError
 
 DEFAULT_PYTHON_VERSIONS = ("3.12",)
 # CUDA majors are two digits: 10 (2018) to whatever comes; 1-9 and 100+ are typing mistakes.
-MAJORS = range(10, 100)
+# The CUDA majors the tool accepts: the ones wheels exist for, and room for those to come.
+MAJORS = range(11, 20)
 # A CUDA version as tools print it: `13`, `13.0`, `12.9.1`; its first part is the major.
 _CUDA_VERSION = re.compile(r"^\s*(\d+)(?:\.\d+)*\s*$")
 DEFAULT_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_28_aarch64")
@@ -218,6 +219,13 @@ def describe_environments(environments: tuple[Environment, ...]) -> str:
         arches = dict.fromkeys(Platform(p).machine for p in platforms)
         return f"{pythons} {prefixes.pop()} {', '.join(arches)}"
     return f"{pythons} {', '.join(platforms)}"
+
+
+def parse_targets(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    """A header's targets line read back: the Python versions (`3.12`) and the machines (`x86_64`)."""
+    pythons = frozenset(f"{major}.{minor}" for major, minor in re.findall(r"\bcp(\d)(\d+)\b", text))
+    machines = frozenset(re.findall(r"(x86_64|aarch64|ppc64le|s390x|i686|arm64|amd64)\b", text))
+    return pythons, machines
 
 
 def _manylinux_prefix(platform: str) -> str | None:
