@@ -56,7 +56,7 @@ PROG = "cuda-constraints"
 
 
 def run_compile(args: argparse.Namespace) -> int:
-    config = load_config()
+    config = project_config()
     request = compile_request(args, config)
     progress = args.progress
     requirements_input = read_input(request)
@@ -125,7 +125,7 @@ def run_inspect(args: argparse.Namespace) -> int:
 def run_check(args: argparse.Namespace) -> int:
     if args.strict and not args.online:
         raise UsageError("--strict applies to --online; give both")
-    config = load_config()
+    config = project_config()
     report = check_constraints(config, args.output_dir)
     for checked in report.files:
         if not checked.findings and checked.document is not None:
@@ -198,7 +198,7 @@ def run_detect(args: argparse.Namespace) -> int:
 
 
 def run_install(args: argparse.Namespace) -> int:
-    config = load_config()
+    config = project_config()
     machine = system_machine()
     request = install_request(args, config, machine)
 
@@ -217,7 +217,7 @@ def run_install(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    config = load_config()
+    config = project_config()
     machine = system_machine()
     verification = verify_installed(install_request(args, config, machine), machine, _warn)
     for problem in verification.problems():
@@ -228,6 +228,15 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def project_config() -> Config:
+    """`[tool.cuda-constraints]` of the project here; a note when there is none (the defaults apply)."""
+    config = load_config()
+    note = config.missing_note()
+    if note is not None:
+        _warn(note)
+    return config
 
 
 def install_request(args: argparse.Namespace, config: Config, machine: Machine) -> InstallRequest:

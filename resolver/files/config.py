@@ -98,6 +98,18 @@ class Config:
     # The configuration that shapes results beyond the options line (families, indexes, per-major tables),
     # as written, for the input digest (empty when none is configured).
     families_text: str = field(default="", compare=False)
+    configured: bool = field(default=False, compare=False)  # a [tool.cuda-constraints] table was found
+
+    def missing_note(self) -> str | None:
+        """When no [tool.cuda-constraints] was found: where it was looked for, and which defaults apply."""
+        if self.configured:
+            return None
+        where = f"{self.path} has no [tool.cuda-constraints] table" if self.path else f"no pyproject.toml in {self.root} or above"
+        pythons = ", ".join(str(p) for p in self.python_versions)
+        platforms = ", ".join(p.tag for p in self.platforms)
+        majors = ", ".join(map(str, self.cuda)) if isinstance(self.cuda, tuple) else self.cuda
+        return (f"{where}: the defaults apply (requirements {', '.join(p.as_posix() for p in self.requirements)}; "
+                f"CUDA {majors}; Python {pythons}; {platforms}; output {self.output_dir.as_posix()}/)")
 
     @property
     def default_index_url(self) -> str:
@@ -226,6 +238,7 @@ def _parse(table: dict[str, Any], path: Path) -> Config:
         no_index=reader.boolean("no-index"),
         majors=majors or {},
         families_text=_families_text(table, shaping),
+        configured=True,
     )
 
 
