@@ -108,9 +108,9 @@ def test_verify_names_the_foreign_library_the_metadata_hid(environment, capsys, 
     assert problem in capsys.readouterr().err
     assert installed(python)["fastkernels"] == "1.0"  # the install happened; the verification failed
     assert main(["verify", "--python", python, "--cuda", "13"]) == 1
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[:-1] == [problem]  # exactly that library: libcuda.so.1 is the driver's, the rest is found
-    assert lines[-1].startswith("CUDA 13: 1 problem (") and "shared objects" in lines[-1]
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [f"error: {problem}"]  # exactly that library: libcuda.so.1 is the driver's, the rest is found
+    assert out.splitlines() == ["CUDA 13: 1 problem (2 pins, 2 shared objects, 0 canaries checked)"]
 
 
 @pytest.mark.parametrize("installer", ["pip", "uv"])
@@ -129,23 +129,25 @@ def test_a_library_of_another_major_is_foreign_even_where_it_is_found(environmen
                     "nvidia-cuda-runtime-cu12"], check=True)
     capsys.readouterr()
     assert main(["verify", "--python", python, "--cuda", "13"]) == 1
-    out = capsys.readouterr().out
+    err = capsys.readouterr().err
     assert ("fastkernels: fastkernels/_C.so needs libcudart.so.12: a CUDA 12 library, from nvidia-cuda-runtime-cu12, "
-            "in a CUDA 13 environment") in out
-    assert "members of another CUDA major are installed (nvidia-cuda-runtime-cu12)" in out
+            "in a CUDA 13 environment") in err
+    assert "members of another CUDA major are installed (nvidia-cuda-runtime-cu12)" in err
 
 
 def test_a_canary_that_fails_only_for_the_driver_needs_a_gpu_and_fails_where_there_is_one(environment, capsys, monkeypatch, tmp_path):
     code, python, _ = environment("gpukernel\n", canaries='["gpukernel", "nixl_ep?"]')
     assert code == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["verify", "--python", python, "--cuda", "13", "--verbose"]) == 0
     out = capsys.readouterr().out
     assert "import gpukernel" in out and "needs a GPU (no driver on this host: OSError: libcuda.so.1: cannot open shared object file" in out
-    assert "nixl_ep" not in out  # optional, and not installed
+    assert "nixl_ep" not in out and out.splitlines()[-1].endswith("(1 pin, 1 shared object, 1 canary checked)")
     driver = tmp_path / "nvidia-version"
     driver.write_text("NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.65.06\n")
     monkeypatch.setattr(detect, "DRIVER_VERSION_FILE", str(driver))
     assert main(["verify", "--python", python, "--cuda", "13"]) == 1
-    assert "import gpukernel: import failed: OSError: libcuda.so.1" in capsys.readouterr().out
+    assert "error: import gpukernel: import failed: OSError: libcuda.so.1" in capsys.readouterr().err
 
 
 def test_install_records_what_it_installed_for_detect(environment, capsys):

@@ -30,9 +30,8 @@ from ..commands.options import (
     with_index_url,
 )
 from ..commands.routing import IndexChoice, routing_for
-from ..commands.verify import render_table
+from ..commands.verify import Verification, render_table
 from ..errors import (
-    CheckFailed,
     ConstraintsOutOfDate,
     NewerReleasesAllowed,
     UsageError,
@@ -209,19 +208,24 @@ def run_install(args: argparse.Namespace) -> int:
     outcome = install_with_constraints(request, machine, lambda line: print(line, flush=True), _warn)
     if outcome.verification is None:
         return 0
-    for line in render_table(outcome.verification):
-        print(line)
-    if not outcome.verification.ok:
-        raise CheckFailed(outcome.verification.problems())
-    return 0
+    return report_verification(outcome.verification, verbose=args.verbose)
 
 
 def run_verify(args: argparse.Namespace) -> int:
     config = project_config()
     machine = system_machine()
     verification = verify_installed(install_request(args, config, machine), machine, _warn)
+    return report_verification(verification, verbose=args.verbose)
+
+
+def report_verification(verification: Verification, verbose: bool) -> int:
+    """The problems (on stderr), then one count line; the whole table (every pin, every canary) with -v."""
+    if verbose:
+        for line in render_table(verification):
+            print(line)
+    sys.stdout.flush()
     for problem in verification.problems():
-        print(problem)
+        print(f"error: {safe_text(problem)}", file=sys.stderr, flush=True)
     print(verification.summary())
     return 0 if verification.ok else 1
 

@@ -70,13 +70,17 @@ class Verification:
         """One line: the verdict, and what was checked."""
         pins = sum(1 for row in self.rows if row.pinned and row.pinned != "-")
         canaries = sum(1 for row in self.rows if row.package.startswith("import "))
-        checked = [f"{pins} pins"]
+        checked = [_count(pins, "pin")]
         if self.libraries is not None:
-            checked.append(f"{self.libraries.shared_objects} shared objects")
-        checked.append(f"{canaries} canar{'ies' if canaries != 1 else 'y'}")
+            checked.append(_count(self.libraries.shared_objects, "shared object"))
+        checked.append(_count(canaries, "canary", "canaries"))
         problems = len(self.problems()) if not self.ok else 0
         verdict = "all verified" if not problems else f"{problems} problem{'s' if problems != 1 else ''}"
         return f"CUDA {self.cuda_major}: {verdict} ({', '.join(checked)} checked)"
+
+
+def _count(number: int, one: str, many: str = "") -> str:
+    return f"{number} {one if number == 1 else many or one + 's'}"
 
 
 def applicable_pins(document: ConstraintsDocument, markers: Mapping[str, str]) -> tuple[PinLine, ...]:
@@ -172,5 +176,4 @@ def render_table(verification: Verification) -> list[str]:
         cells = (row.package.ljust(widths[0]), row.pinned.ljust(widths[1]), row.installed.ljust(widths[2]), row.status)
         return "  ".join(cells).rstrip()
 
-    libraries = [problem.describe() for problem in (verification.libraries.problems if verification.libraries else ())]
-    return [line(header), *(line(row) for row in verification.rows), *libraries, verification.summary()]
+    return [line(header), *(line(row) for row in verification.rows)]
