@@ -87,8 +87,8 @@ def check_constraints(config: Config, output_dir: Path | None = None) -> CheckRe
     for major in configured:
         if major not in present:
             shown = display_path(directory / f"cu{major}.txt")
-            configured = "configured in [tool.cuda-constraints] cuda"
-            problem = f"is missing: CUDA {major} is {configured if config.configured else 'a default major (no configuration found)'}"
+            why = "configured in [tool.cuda-constraints] cuda" if config.configured else "a default major (no configuration found)"
+            problem = f"is missing: CUDA {major} is {why}"
             checked.append(CheckedFile(major, shown, (Finding(shown, problem, fix_all),)))
     return CheckReport(display_path(directory), tuple(sorted(checked, key=lambda c: c.major)))
 
