@@ -1,5 +1,5 @@
 """`check`: every kind of staleness fails with exit 1 naming the file and the command that fixes it;
-offline means no request at all; `--online` lists newer releases the requirements allow."""
+offline means no request at all; `--online` lists what `compile --upgrade` would change."""
 
 from __future__ import annotations
 
@@ -216,34 +216,40 @@ def test_strict_needs_online(repo, capsys):
 # -- --online -----------------------------------------------------------------------------------------------
 
 
-def test_online_lists_newer_releases_the_requirements_allow_per_major(index, repo, capsys):
+def test_online_lists_what_an_upgrade_would_change_per_major(index, repo, capsys):
+    before = (repo / "constraints" / "cu13.txt").read_bytes()
     index.add("cupy-cuda13x", "14.3.0", ["numpy"], tags=BOTH_ARCHES)
     index.add("cupy-cuda13x", "15.0.0rc1", ["numpy"], tags=BOTH_ARCHES)  # a pre-release is not news
     index.add("mooncake-transfer-engine-cuda13", "0.3.14", ["aiohttp"], tags=("cp312-cp312-manylinux_2_28_x86_64",))
     assert main(["check", "--online", "--refresh"]) == 0
     out = capsys.readouterr().out
-    assert (
-        "constraints/cu13.txt: newer release: cupy-cuda13x 14.2.0 -> 14.3.0 "
-        "(allowed by cupy-cuda13x!=14.1.0 (requirements/kv.txt:2))"
-    ) in out
+    assert "constraints/cu13.txt: `cuda-constraints compile --upgrade` would change 1 pin(s):\n  cupy-cuda13x 14.2.0 -> 14.3.0\n" in out
     # No aarch64 wheel: not a candidate. cupy-cuda13x is not news for CUDA 12 (it has cupy-cuda12x).
-    assert "mooncake" not in out and "cu12.txt: newer release: cupy" not in out
-    assert all(path.startswith("/simple/") for path in index.paths())
+    assert "mooncake" not in out and "cu12.txt" not in out.split("up to date")[-1]
+    assert (repo / "constraints" / "cu13.txt").read_bytes() == before  # a dry run
+
+
+def test_online_is_no_news_for_a_release_the_resolution_cannot_use(index, repo, capsys):
+    """lmcache 0.5.6 needs cupy-cuda13x: newer, allowed by `lmcache>=0.3.9`, and never news for CUDA 12."""
+    index.add("lmcache", "0.5.7", ["torch", "cupy-cuda13x", "cuda-python<14,>=13"], tags=BOTH_ARCHES)
+    assert main(["check", "--online", "--strict", "--refresh"]) == 1
+    out = capsys.readouterr().out
+    assert "cu13.txt: `cuda-constraints compile --upgrade` would change 1 pin(s):\n  lmcache 0.5.6 -> 0.5.7" in out
+    assert "cu12.txt: `" not in out
 
 
 def test_online_strict_fails_with_the_upgrade_command(index, repo, capsys):
     index.add("cupy-cuda12x", "14.3.0", ["numpy"], tags=BOTH_ARCHES)
     err = failed_check(capsys, "--online", "--strict", "--refresh")
-    assert "constraints/cu12.txt has newer releases the requirements allow:" in err
-    assert "  - cupy-cuda12x 14.2.0 -> 14.3.0 (allowed by cupy-cuda12x!=14.1.0 (requirements/kv.txt:2))" in err
-    assert "fix: cuda-constraints compile --upgrade-package cupy-cuda12x --upgrade-package lmcache\n" in err
+    assert "constraints/cu12.txt would change with --upgrade:\n  - cupy-cuda12x 14.2.0 -> 14.3.0\n" in err
+    assert "fix: cuda-constraints compile --upgrade\n" in err and "cu13.txt would change" not in err
 
 
 def test_online_with_nothing_new(index, repo, capsys):
     (repo / "requirements" / "kv.txt").write_text("cupy-cuda13x\nnixl\n")
     assert main(["compile", "-q"]) == 0
     assert main(["check", "--online", "--strict", "--no-cache"]) == 0
-    assert "no newer releases that the requirements allow" in capsys.readouterr().out
+    assert "no pin would change with --upgrade" in capsys.readouterr().out
 
 
 def test_online_honours_the_index_flags(index, repo, capsys):

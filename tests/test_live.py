@@ -218,12 +218,14 @@ def test_every_pinned_nixl_member_ships_an_nixl_ep_build_for_the_pinned_torch(in
                 assert TorchBuildLine(f"{member}=={release.version}", builds.describe()) in document.torch_builds
 
 
-def test_check_online_reads_project_pages_only_and_keeps_the_majors_apart(capsys, monkeypatch):
+def test_check_online_reports_only_what_an_upgrade_would_change(capsys, monkeypatch):
+    """A dry run of `compile --upgrade`: lmcache 0.5.6 (CUDA 13 only) is never news for CUDA 12, and
+    --strict fails exactly when some pin would move."""
     monkeypatch.chdir(ROOT)
-    assert main(["check", "--online", "--no-cache"]) == 0
+    code = main(["check", "--online", "--strict", "--no-cache"])
     out = capsys.readouterr().out
     assert "constraints/cu12.txt: up to date" in out and "constraints/cu13.txt: up to date" in out
-    # Whatever is newer, a CUDA 13 project is never news for CUDA 12 (and the reverse).
-    news = [line for line in out.splitlines() if "newer release:" in line]
-    assert not any(line.startswith("constraints/cu12.txt") and "cuda13" in line for line in news)
-    assert not any(line.startswith("constraints/cu13.txt") and "cuda12x" in line for line in news)
+    moved = [line.strip() for line in out.split("up to date")[-1].splitlines() if " -> " in line]
+    assert code == (1 if moved else 0)
+    cu12 = out.split("cu12.txt: `")[1].split("cu13.txt: `")[0] if "cu12.txt: `" in out else ""
+    assert "lmcache" not in cu12 and "cuda13" not in cu12

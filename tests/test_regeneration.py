@@ -72,7 +72,7 @@ def test_exclude_newer_ignores_releases_uploaded_after_the_date(index, repo):
     assert pins(repo) == {"numpy": "2.2.6"}
     text = (repo / "constraints" / "cu13.txt").read_text()
     assert "#   cuda-constraints compile --exclude-newer 2026-06-01\n" in text
-    assert "--exclude-newer 2026-06-01T23:59:59Z" in text.splitlines()[3]
+    assert "--exclude-newer 2026-06-01T23:59:59Z" in text.splitlines()[4]
     # The end of the named day counts; a timestamp is taken as given.
     assert main(["compile", "-q", "--no-cache", "--upgrade", "--exclude-newer", "2026-06-02T00:00:01Z"]) == 0
     assert pins(repo) == {"numpy": "2.3.0"}
@@ -99,7 +99,7 @@ def test_exclude_newer_in_the_configuration_is_an_option_not_a_flag(index, repo)
     assert main(["compile", "-q", "--no-cache"]) == 0
     lines = (repo / "constraints" / "cu13.txt").read_text().splitlines()
     assert lines[1] == "#   cuda-constraints compile"
-    assert lines[3] == "# options: --index-url https://index.test/simple --exclude-newer 2026-06-01T23:59:59Z"
+    assert lines[4] == "# options: --index-url https://index.test/simple --exclude-newer 2026-06-01T23:59:59Z"
     assert pins(repo) == {"numpy": "2.2.6"}
 
 

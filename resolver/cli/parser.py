@@ -42,11 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, summary: str, run: Run, on_interrupt: str = "") -> argparse.ArgumentParser:
         sub: argparse.ArgumentParser = commands.add_parser(name, help=summary, description=summary)
         sub.add_argument("-v", "--verbose", action="store_true", help="explain: metadata sources, retries, releases passed over")
-        sub.set_defaults(run=run, on_interrupt=on_interrupt)
+        sub.set_defaults(run=run, on_interrupt=on_interrupt, parser=sub)
         return sub
 
     compile_ = command("compile", "resolve every CUDA major and write constraints/cuNN.txt", run_compile, "nothing was written")
     add_compile_flags(compile_)
+    compile_.add_argument("requirement_files", nargs="*", metavar="REQUIREMENTS",
+                          help="requirements files, as with -r (as uv and pip-compile take them)")
 
     inspect = command("inspect", "show what the resolver sees of one release", run_inspect)
     inspect.add_argument("spec", metavar="NAME[==VERSION]")

@@ -12,7 +12,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from ..commands.check import CheckReport, check_constraints
-from ..commands.check_online import describe_newer, newer_findings, newer_releases
+from ..commands.check_online import upgrade_findings, would_upgrade
 from ..commands.compile import compile_constraints
 from ..commands.diff import diff_sets, render_markdown
 from ..commands.diff import render_text as render_diff_text
@@ -25,6 +25,7 @@ from ..commands.install import (
 )
 from ..commands.major_plan import read_input
 from ..commands.options import (
+    compile_parser,
     compile_request,
     environments,
     with_index_url,
@@ -36,6 +37,7 @@ from ..errors import (
     NewerReleasesAllowed,
     UsageError,
 )
+from ..errors.display import redact_url
 from ..files.config import Config, load_config
 from ..files.output_dir import OutputDirectory
 from ..files.sets import read_at_head, read_directory, read_paths
@@ -56,6 +58,10 @@ PROG = "cuda-constraints"
 
 def run_compile(args: argparse.Namespace) -> int:
     config = project_config()
+    for given in args.requirement_files:
+        if "://" in given:
+            raise UsageError(f"{redact_url(given)}: requirements files are paths; for an index, use --index-url")
+    args.requirements = [*(args.requirements or []), *(Path(given) for given in args.requirement_files)] or None
     request = compile_request(args, config)
     progress = args.progress
     requirements_input = read_input(request)
@@ -140,21 +146,29 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def _check_online(args: argparse.Namespace, report: CheckReport, config: Config) -> int:
+    """What `compile --upgrade` would change, per file (a dry run: nothing is written)."""
     checked_files = [c for c in report.files if c.request is not None and c.requirements_input is not None]
-    newer = []
+    flags = compile_request(compile_parser().parse_args(_index_arguments(args)), config)
     with open_index(args, config, *(url for c in checked_files for url in file_choice(args, c).urls)) as index:
-        for checked in checked_files:
-            routing = routing_for(config, file_choice(args, checked), checked.major)
-            newer += newer_releases(checked, index.routed(routing))
-    if not newer:
-        print("no newer releases that the requirements allow")
+        upgrades = would_upgrade(checked_files, index, flags)
+    if not upgrades:
+        print("no pin would change with --upgrade")
         return 0
-    for release in newer:
-        print(f"{release.shown}: newer release: {describe_newer(release)}")
+    for upgrade in upgrades:
+        print(f"{upgrade.shown}: `{upgrade.command} --upgrade` would change {len(upgrade.changes)} pin(s):")
+        for change in upgrade.changes:
+            print(f"  {change.describe()}")
     if args.strict:
-        commands = {c.shown: c.document.command for c in checked_files if c.document is not None}
-        raise NewerReleasesAllowed(newer_findings(newer, commands))
+        raise NewerReleasesAllowed(upgrade_findings(upgrades))
     return 0
+
+
+def _index_arguments(args: argparse.Namespace) -> list[str]:
+    """`check`'s index flags, as compile flags."""
+    words = [*(["--index-url", args.index_url] if args.index_url else []), *(["--no-index"] if args.no_index else [])]
+    words += [w for url in args.extra_index_url or () for w in ("--extra-index-url", url)]
+    words += [w for place in args.find_links or () for w in ("--find-links", place)]
+    return words + (["--index-strategy", args.index_strategy] if args.index_strategy else [])
 
 
 # -- diff ---------------------------------------------------------------------------------------------------

@@ -110,6 +110,7 @@ def _check_file(path: Path, major: int, config: Config, fix_all: str) -> Checked
     major_input = swap_for_major(requirements_input, families, document.cuda_major)
     environments = environment_grid(request.python_versions, request.platforms)
     problems = [
+        *(["was edited by hand: its content no longer matches the sha256 in its header"] if document.hand_edited else []),
         *header_problems(document, major, request, requirements_input, environments),
         *requirement_problems(document, major_input, environments),
         *variant_problems(document, families),
@@ -209,19 +210,27 @@ def variant_problems(document: ConstraintsDocument, families: FamilyTable) -> It
 
 def swap_problems(document: ConstraintsDocument, major_input: MajorInput) -> Iterator[str]:
     """Swaps the family model would record today but the file does not (or the reverse)."""
-    recorded = set(document.swapped)
-    # A swapped selector extra the pinned release does not declare is recorded without it (settle_swaps).
-    expected = {swap if swap in recorded else _settled(swap, recorded) for swap in major_input.swaps}
-    for swap in sorted(expected - recorded):
-        yield f"the requirement {swap.original} ({swap.origin}) is now swapped for {swap.replacement}, which the file does not record"
-    for swap in sorted(recorded - expected):
-        yield f"the file records the swap {swap.original} -> {swap.replacement}, which no longer applies"
+    # Compared without line numbers: a comment added above a requirement moves it, and changes nothing.
+    recorded = {_unnumbered(swap): swap for swap in document.swapped}
+    expected = {}
+    for swap in major_input.swaps:
+        plain, settled = _unnumbered(swap), _unnumbered(_without_selector_extras(swap))
+        # A swapped selector extra the pinned release does not declare is recorded without it (settle_swaps).
+        expected[settled if plain not in recorded and settled in recorded else plain] = swap
+    for key in sorted(expected.keys() - recorded.keys()):
+        swap = expected[key]
+        yield f"the requirement {swap.original} ({swap.origin}) is now swapped for {key.replacement}, which the file does not record"
+    for key in sorted(recorded.keys() - expected.keys()):
+        yield f"the file records the swap {key.original} -> {key.replacement}, which no longer applies"
 
 
-def _settled(swap: SwapLine, recorded: set[SwapLine]) -> SwapLine:
-    names = {(canonicalize_name(swap.replacement_name), canonicalize_name(extra)) for extra in Requirement(swap.replacement).extras}
-    settled = settle_swaps([swap], names)[0]
-    return settled if settled in recorded else swap
+def _without_selector_extras(swap: SwapLine) -> SwapLine:
+    extras = {(canonicalize_name(swap.replacement_name), canonicalize_name(e)) for e in Requirement(swap.replacement).extras}
+    return settle_swaps([swap], extras)[0]
+
+
+def _unnumbered(swap: SwapLine) -> SwapLine:
+    return SwapLine(swap.original, swap.replacement, swap.origin.rsplit(":", 1)[0])
 
 
 def _on(where: list[Environment], environments: tuple[Environment, ...]) -> str:

@@ -1,89 +1,70 @@
-"""`check --online`: releases newer than the pins that a file's top-level requirements allow for its
-major (project pages only), asked of the same rules `compile` resolves with."""
+"""`check --online`: what `compile --upgrade` would change today, per file, without writing anything.
+
+A dry-run resolution of each file's own header command with `--upgrade`, so only the pins that would
+really move are reported: a newer release that the resolution cannot use (lmcache 0.5.6 needs CUDA 13,
+so it is never news for the CUDA 12 file) is not.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 
-from packaging.version import Version
-
-from ..errors import Finding, ProjectNotFound
-from ..model.targets import environment_grid
-from ..resolve.candidates import Req
-from ..resolve.policy import Policy
-from ..resolve.selection import Selector
-from ..resolve.source import MetadataSource
-from ..resolve.swaps import roots_for
+from ..errors import Finding
+from ..files.changes import VersionChange, compare
+from ..files.sets import display_path
+from ..resolve.source import Indexes
 from .check import CheckedFile
+from .compile import compile_constraints
+from .major_plan import read_input
+from .options import CompileRequest
 
 
 @dataclass(frozen=True)
-class NewerRelease:
-    """A release newer than the pin that the file's requirements allow for its major."""
+class Upgrade:
+    """The pins of one file that `compile --upgrade` would change."""
 
     shown: str
     major: int
-    name: str
-    pinned: tuple[Version, ...]
-    newest: Version
-    wanted_by: str  # "lmcache>=0.3.9 (requirements/kv_connectors.txt:3)"
+    command: str
+    changes: tuple[VersionChange, ...]
 
 
-def newer_releases(checked: CheckedFile, source: MetadataSource) -> list[NewerRelease]:
-    """Releases newer than the pins that the file's top-level requirements allow (project pages only).
-
-    The newest candidate is what the target's own rules (the same `Policy` compile resolves with) offer
-    first for the requirement and its `-c` constraints, with no pin preferred.
-    """
-    if checked.document is None or checked.request is None or checked.major_input is None:
-        return []
-    document, request, major_input = checked.document, checked.request, checked.major_input
-    environments = environment_grid(request.python_versions, request.platforms)
-    families = request.config.family_table()
-    pre = request.selection.pre or bool(checked.requirements_input and checked.requirements_input.pre)
-    found: dict[str, NewerRelease] = {}
-    for environment in environments:
-        siblings = tuple(e for e in environments if e.python == environment.python)
-        roots, constraints = roots_for(major_input, environment)
-        selector = Selector(document.cuda_major, environment, siblings, families, request.selection)
-        policy = Policy(selector, constraints, pre=pre)
-        pins = document.pins_for(environment.markers)
-        for root in roots:
-            if root.name not in pins:
-                continue
-            newest = _newest(source, policy, root)
-            if newest is None or newest <= pins[root.name]:
-                continue
-            earlier = found.get(root.name)
-            pinned = tuple(sorted({pins[root.name], *(earlier.pinned if earlier else ())}))
-            best = max(newest, earlier.newest) if earlier else newest
-            found[root.name] = NewerRelease(checked.shown, document.cuda_major, root.name, pinned, best, f"{root} ({root.origin})")
-    return [found[name] for name in sorted(found)]
+def would_upgrade(checked_files: Sequence[CheckedFile], index: Indexes, flags: CompileRequest | None = None) -> list[Upgrade]:
+    """Each file's changes under `--upgrade` (files compiled by one command are resolved together).
+    `flags`: index settings given to `check` that replace the files' own."""
+    by_command: dict[str, list[CheckedFile]] = defaultdict(list)
+    for checked in checked_files:
+        if checked.document is not None and checked.request is not None:
+            by_command[checked.document.command].append(checked)
+    found = []
+    for command, files in by_command.items():
+        request = files[0].request
+        assert request is not None
+        request = replace(request, majors=tuple(sorted(c.major for c in files)), upgrade=True, dry_run=True, keep_going=False)
+        if flags is not None:
+            request = _with_index_flags(request, flags)
+        result = compile_constraints(request, read_input(request), index)
+        for outcome in result.outcomes:
+            changes = compare(outcome.old, outcome.new).versions
+            if changes:
+                found.append(Upgrade(display_path(outcome.path), outcome.major, command, changes))
+    return sorted(found, key=lambda u: u.major)
 
 
-def _newest(source: MetadataSource, policy: Policy, requirement: Req) -> Version | None:
-    try:
-        project = source.project(requirement.name)
-    except ProjectNotFound:
-        return None
-    first = next(policy.candidates_in(project, [requirement]), None)
-    return first.version if first is not None else None
+def _with_index_flags(request: CompileRequest, flags: CompileRequest) -> CompileRequest:
+    return replace(
+        request,
+        index_url=flags.index_url_flag or request.index_url,
+        index_url_flag=flags.index_url_flag or request.index_url_flag,
+        extra_index_urls=(*flags.extra_index_urls, *request.extra_index_urls),
+        find_links=(*flags.find_links, *request.find_links),
+        no_index=flags.no_index or request.no_index,
+        index_strategy=flags.index_strategy or request.index_strategy,
+    )
 
 
-def newer_findings(newer: Iterable[NewerRelease], commands: dict[str, str]) -> list[Finding]:
-    """`--strict`: each newer release as a finding whose fix upgrades exactly those projects."""
-    by_file: dict[str, list[NewerRelease]] = defaultdict(list)
-    for release in newer:
-        by_file[release.shown].append(release)
-    findings = []
-    for shown, releases in by_file.items():
-        upgrade = " ".join(f"--upgrade-package {r.name}" for r in releases)
-        findings += [Finding(shown, describe_newer(r), f"{commands[shown]} {upgrade}") for r in releases]
-    return findings
-
-
-def describe_newer(release: NewerRelease) -> str:
-    pinned = ", ".join(map(str, release.pinned))
-    return f"{release.name} {pinned} -> {release.newest} (allowed by {release.wanted_by})"
+def upgrade_findings(upgrades: Iterable[Upgrade]) -> list[Finding]:
+    """`--strict`: each change as a finding whose fix is the file's command with --upgrade."""
+    return [Finding(u.shown, change.describe(), f"{u.command} --upgrade") for u in upgrades for change in u.changes]

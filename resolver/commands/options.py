@@ -135,6 +135,9 @@ def _request(args: argparse.Namespace, config: Config) -> CompileRequest:
     majors = parse_cuda(args.cuda) if args.cuda else config.cuda
     pythons, platforms = environments(args, config)
     output_dir = args.output_dir if args.output_dir else config.resolve_path(config.output_dir)
+    if output_dir.is_file() or output_dir.suffix == ".txt":
+        raise UsageError(f"-o {output_dir}: give a directory; the files are written as cuNN.txt inside it "
+                         f"(-o {output_dir.with_suffix('') if output_dir.suffix == '.txt' else output_dir.parent})")
     exclude_newer = parse_date(args.exclude_newer) if args.exclude_newer else config.exclude_newer
     selection = SelectionOptions(
         pre=bool(args.pre) or config.pre,

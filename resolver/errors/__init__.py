@@ -282,7 +282,7 @@ class ConstraintsOutOfDate(CheckFailed):
 class NewerReleasesAllowed(ConstraintsOutOfDate):
     """`check --online --strict`: the requirements allow releases newer than the pins."""
 
-    headline = "has newer releases the requirements allow"
+    headline = "would change with --upgrade"
 
 
 class GitUnavailable(CudaConstraintsError):

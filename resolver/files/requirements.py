@@ -11,6 +11,7 @@ Files are read through an injected function, so the reader itself does no I/O.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -74,11 +75,24 @@ class RequirementsInput:
 
 
 def input_digest(files: tuple[tuple[str, str], ...]) -> str:
-    """sha256 (first 16 hex digits) of the names and texts of every input file."""
+    """sha256 (first 16 hex digits) of the names and the requirements of every input file, as parsed: a
+    comment, a blank line or spacing changes nothing, so it makes no file stale."""
     hasher = hashlib.sha256()
     for name, text in files:
-        hasher.update(name.encode() + b"\0" + text.replace("\r\n", "\n").encode() + b"\0")
+        hasher.update(name.encode() + b"\0" + _parsed_text(text).encode() + b"\0")
     return hasher.hexdigest()[:16]
+
+
+def _parsed_text(text: str) -> str:
+    """The lines of a requirements file as they are read: requirements in packaging's normal form."""
+    return "\n".join(" ".join(_normal_form(line).split()) for _, line in _logical_lines(text))
+
+
+def _normal_form(line: str) -> str:
+    if not line.startswith("-"):
+        with contextlib.suppress(InvalidRequirement):
+            return str(Requirement(line))
+    return line
 
 
 FAMILIES_DIGEST_NAME = "[tool.cuda-constraints.families]"
