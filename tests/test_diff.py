@@ -7,6 +7,7 @@ import contextlib
 import io
 import re
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -90,8 +91,27 @@ def test_a_pin_moved_by_hand_shows_old_and_new_on_one_line(repo, capsys):
     # numpy is no variant: the majors now differ, and this change made them.
     assert re.search(r"^  numpy +cu12 2\.2\.6 \| cu13 2\.3\.0   \(changed here\)$", out, re.M)
     markdown = run_diff(capsys, "--format", "markdown")
-    assert "| upgraded | `numpy` | `2.2.6` | `2.3.0` |  |" in markdown
-    assert "| `numpy` | `2.2.6` | `2.3.0` | changed here |" in markdown
+    assert "| upgraded | `numpy` | `2.2.6` | `2.3.0` |\n" in markdown  # no marker column: no change has one
+    assert "| package | cu12 | cu13 | by this change |" in markdown and "| `numpy` | `2.2.6` | `2.3.0` | yes |" in markdown
+
+
+def test_changes_that_follow_a_cause_are_listed_under_it(repo, capsys):
+    """A torch moved by hand: its libraries follow it (their `# via` is torch), numpy moved on its own."""
+    def torch_set(torch: str, cublas: str, nccl: str, numpy: str) -> ConstraintsDocument:
+        base = document(13, {**CU13, "numpy": numpy}, **NIXL_13)
+        pins = (*base.pins, PinLine("torch", Version(torch), "", (f"-r {KV}",)),
+                PinLine("nvidia-cublas", Version(cublas), "", ("torch",)), PinLine("nvidia-nccl-cu13", Version(nccl), "", ("torch",)))
+        return replace(base, pins=tuple(sorted(pins, key=lambda p: p.name)))
+
+    write_set(repo / "constraints", document(12, CU12, **NIXL_12), torch_set("2.15.0", "13.4.1.3", "2.30.7", "2.2.6"))
+    subprocess.run(["git", "commit", "-qam", "torch 2.15"], cwd=repo, check=True)
+    write_set(repo / "constraints", document(12, CU12, **NIXL_12), torch_set("2.14.1", "13.1.1.3", "2.28.9", "2.3.0"))
+    out = run_diff(capsys)
+    assert "  downgraded  torch 2.15.0 -> 2.14.1, and 2 packages that follow it:\n" in out
+    assert "                nvidia-cublas 13.4.1.3 -> 13.1.1.3\n                nvidia-nccl-cu13 2.30.7 -> 2.28.9\n" in out
+    assert "  upgraded    numpy 2.2.6 -> 2.3.0\n" in out
+    markdown = run_diff(capsys, "--format", "markdown")
+    assert "| downgraded | `torch` | `2.15.0` | `2.14.1` |\n| downgraded | ↳ `nvidia-cublas` | `13.4.1.3` | `13.1.1.3` |" in markdown
 
 
 def test_no_changes(repo, capsys):
@@ -126,19 +146,21 @@ def test_every_kind_of_change_per_major(repo, capsys):
         "  excluded    - nixl-cu13 (required by nixl==1.5.1)",
         f"  swapped     + cupy-cuda13x!=14.1.0 -> cupy-cuda12x!=14.1.0 ({KV}:6)",
         "  from source + lmcache==0.4.4 on manylinux_2_28_aarch64",
-        "  options     (none) -> --generate-hashes",
+        "  options     options now --generate-hashes (were none)",
     ]
     markdown = run_diff(capsys, "--format", "markdown")
     assert "### CUDA 12 — `constraints/cu12.txt`: 1 downgraded, 2 added, 1 removed, 5 other changes" in markdown
-    assert "| removed | `lmcache` | `0.4.4` |  |  |" in markdown
+    assert "| removed | `lmcache` | `0.4.4` |  | |" in markdown
     assert '| added | `triton` |  | `3.6.0` | `platform_machine == "x86_64"` |' in markdown
-    assert "| excluded | `+ nixl-cu13 (required by nixl==1.6.0)` |" in markdown
+    assert "| excluded | + nixl-cu13 (required by nixl==1.6.0) |" in markdown
     assert "### CUDA 13" not in markdown
 
 
-def test_variants_are_not_listed_across_majors(repo, capsys):
-    out = run_diff(capsys)
-    across = out.split("Not CUDA variants, pinned differently across majors:\n")[1]
+def test_variants_are_not_listed_across_majors_and_the_section_shows_only_when_it_changed(repo, capsys):
+    assert "across majors" not in run_diff(capsys)  # lmcache differs, as before: nothing to review
+    text = (repo / "constraints" / "cu13.txt").read_text().replace("lmcache==0.5.6", "lmcache==0.5.5")
+    (repo / "constraints" / "cu13.txt").write_text(text)
+    across = run_diff(capsys).split("Not CUDA variants, pinned differently across majors:\n")[1]
     assert [line.split()[0] for line in across.splitlines()] == ["lmcache"]  # not cupy-*, nixl-*, cuda-python
 
 

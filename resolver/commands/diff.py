@@ -1,9 +1,11 @@
 """`diff`: the reviewer's view of two constraint sets, as plain text or as a PR body.
 
 Pure: it compares what `constraint_sets` read (per CUDA major, with `changes.compare`) and renders the
-result; git and the filesystem stay at that edge. Then it lists the packages that are not CUDA variants
-but are pinned differently across the majors of the new set (a reviewer should see when cu12 and cu13
-got different `numpy`), marking the ones this change made differ. The output is deterministic.
+result; git and the filesystem stay at that edge. A version change that follows another (its `# via`
+parent changed too: the 13 NVIDIA libraries of a torch moved by hand) is listed under that cause. Then,
+when this change made them differ, the packages that are not CUDA variants but are pinned differently
+across the majors of the new set (a reviewer should see when cu12 and cu13 got different `numpy`). The
+output is deterministic.
 """
 
 from __future__ import annotations
@@ -49,6 +51,43 @@ class MajorDiff:
         if others:
             parts.append(f"{others} other change{'s' if others > 1 else ''}")
         return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Cause:
+    """A version change, and the changes that follow it (whose `# via` leads to it)."""
+
+    change: VersionChange
+    followers: tuple[VersionChange, ...] = ()
+
+
+def causes(major: MajorDiff) -> list[Cause]:
+    """The version changes of a major, each follower under the first changed parent its `# via` leads to."""
+    versions = _listed_versions(major)
+    changed = {c.name for c in versions}
+    parents: dict[str, set[str]] = {}
+    for named in (major.old, major.new):
+        for pin in named.document.pins if named is not None else ():
+            parents.setdefault(pin.name, set()).update(p for p in pin.via if not p.startswith("-"))
+
+    def root(name: str, seen: frozenset[str] = frozenset()) -> str:
+        for parent in sorted(parents.get(name, set()) & changed - seen - {name}):
+            return root(parent, seen | {name})
+        return name
+
+    roots = {c.name: root(c.name) for c in versions}
+    followers: dict[str, list[VersionChange]] = {}
+    for change in versions:
+        if roots[change.name] != change.name:
+            followers.setdefault(roots[change.name], []).append(change)
+    return [Cause(c, tuple(followers.get(c.name, ()))) for c in versions if roots[c.name] == c.name]
+
+
+def describe_cause(cause: Cause) -> str:
+    follow = len(cause.followers)
+    if not follow:
+        return cause.change.describe()
+    return cause.change.describe() + (", and 1 package that follows it" if follow == 1 else f", and {follow} packages that follow it")
 
 
 @dataclass(frozen=True)
@@ -126,8 +165,18 @@ def other_changes(changes: Changes) -> list[tuple[str, str]]:
     rows += [("swapped", f"- {s.original} -> {s.replacement} ({s.origin})") for s in changes.swapped_removed]
     rows += [("from source", f"+ {b.name}=={b.version} on {b.platforms}") for b in changes.source_builds_added]
     rows += [("from source", f"- {b.name}=={b.version} on {b.platforms}") for b in changes.source_builds_removed]
-    rows += [(h.field, f"{h.old or '(none)'} -> {h.new or '(none)'}") for h in changes.header]
+    rows += [(h.field, _header_in_words(h.field, h.old, h.new)) for h in changes.header]
     return rows
+
+
+def _header_in_words(field: str, old: str, new: str) -> str:
+    if field == "command":
+        return f"regenerated with `{new}` (was `{old}`)"
+    if field == "inputs":
+        return f"inputs now {new} (were {old})"
+    if field == "options":
+        return f"options now {new or 'none'} (were {old or 'none'})"
+    return f"{field} now {new} (were {old})"
 
 
 def summary_line(diff: Diff) -> str:
@@ -150,11 +199,12 @@ def _text_lines(diff: Diff) -> Iterator[str]:
     yield from (f"note: {note}" for note in diff.notes)
     for major in diff.majors:
         yield f"CUDA {major.major} ({major.shown}): {major.summary()}"
-        for change in _listed_versions(major):
-            yield f"  {change.kind:<12}{change.describe()}"
+        for cause in causes(major):
+            yield f"  {cause.change.kind:<12}{describe_cause(cause)}" + (":" if cause.followers else "")
+            yield from (f"  {'':<12}  {follower.describe()}" for follower in cause.followers)
         for what, detail in other_changes(major.changes):
             yield f"  {what:<12}{detail}"
-    if diff.across_majors:
+    if any(entry.changed for entry in diff.across_majors):
         yield "Not CUDA variants, pinned differently across majors:"
         width = max(len(a.name) for a in diff.across_majors) + 2
         for entry in diff.across_majors:
@@ -188,33 +238,37 @@ def _markdown_lines(diff: Diff) -> Iterator[str]:
         yield f"### CUDA {major.major} — `{_cell(major.shown)}`: {major.summary()}"
         versions = _listed_versions(major)
         if versions:
-            yield from _folded(major.status in ("added", "removed"), f"{len(versions)} packages", _version_table(versions))
+            yield from _folded(major.status in ("added", "removed"), f"{len(versions)} packages", _version_table(causes(major)))
         others = other_changes(major.changes)
         if others:
             yield ""
-            yield "| | change |"
+            yield "| what | change |"
             yield "|---|---|"
-            yield from (f"| {what} | `{_cell(detail)}` |" for what, detail in others)
-    if diff.across_majors:
+            yield from (f"| {what} | {_cell(detail)} |" for what, detail in others)
+    if any(entry.changed for entry in diff.across_majors):
         majors = sorted({major for entry in diff.across_majors for major, _ in entry.pins})
         yield ""
         yield "### Not CUDA variants, pinned differently across majors"
         yield ""
-        yield "| package | " + " | ".join(f"cu{m}" for m in majors) + " | |"
+        yield "| package | " + " | ".join(f"cu{m}" for m in majors) + " | by this change |"
         yield "|---|" + "---|" * len(majors) + "---|"
         for entry in diff.across_majors:
             pins = dict(entry.pins)
             cells = " | ".join(f"`{_cell(pins[m])}`" if m in pins else "" for m in majors)
-            yield f"| `{entry.name}` | {cells} | {'changed here' if entry.changed else ''} |"
+            yield f"| `{entry.name}` | {cells} | {'yes' if entry.changed else 'no'} |"
 
 
-def _version_table(changes: list[VersionChange]) -> list[str]:
-    rows = ["| change | package | old | new | marker |", "|---|---|---|---|---|"]
-    for change in changes:
-        old = f"`{change.old}`" if change.old is not None else ""
-        new = f"`{change.new}`" if change.new is not None else ""
-        marker = f"`{_cell(change.marker)}`" if change.marker else ""
-        rows.append(f"| {change.kind} | `{change.name}` | {old} | {new} | {marker} |")
+def _version_table(grouped: list[Cause]) -> list[str]:
+    """One row per change, followers under their cause (`↳`); a marker column only when a change has one."""
+    markers = any(c.marker for cause in grouped for c in (cause.change, *cause.followers))
+    rows = ["| change | package | old | new |" + (" marker |" if markers else ""), "|---|---|---|---|" + ("---|" if markers else "")]
+    for cause in grouped:
+        for change, follows in ((cause.change, False), *((f, True) for f in cause.followers)):
+            old = f"`{change.old}`" if change.old is not None else ""
+            new = f"`{change.new}`" if change.new is not None else ""
+            marker = (f" `{_cell(change.marker)}` |" if change.marker else " |") if markers else ""
+            name = f"↳ `{change.name}`" if follows else f"`{change.name}`"
+            rows.append(f"| {change.kind} | {name} | {old} | {new} |{marker}")
     return rows
 
 
