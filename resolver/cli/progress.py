@@ -6,6 +6,7 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 from resolvelib import BaseReporter
@@ -21,6 +22,7 @@ class Progress:
         self._lock = threading.Lock()
         self._last_live = 0.0
         self._live_shown = False
+        self._parts: dict[str, str] = {}
 
     def __call__(self, message: str) -> None:
         """A step worth a line in the log."""
@@ -56,6 +58,18 @@ class Progress:
             self.stream.flush()
             self._live_shown = True
 
+    def status(self, key: str, text: str) -> None:
+        """One part of the live line (the network, a target being resolved); empty text removes it."""
+        if self.quiet or not self.live:
+            return
+        with self._lock:
+            if text:
+                self._parts[key] = text
+            else:
+                self._parts.pop(key, None)
+            line = " · ".join(f"{k}: {v}" for k, v in sorted(self._parts.items()))
+        self.update(line)
+
     def done(self) -> None:
         with self._lock:
             self._clear_live()
@@ -75,4 +89,31 @@ class LiveReporter(BaseReporter[Req, Candidate, str]):
 
     def pinning(self, candidate: object) -> None:
         self.pinned += 1
-        self.progress.update(f"{self.label}: {self.pinned} pinned, trying {candidate}")
+        self.progress.status(self.label, f"{self.pinned} pinned")
+
+    def ending(self, state: object) -> None:
+        self.progress.status(self.label, "")
+
+
+class NetworkTicker:
+    """While a compile runs, the live line shows what the network has done so far (a terminal only)."""
+
+    def __init__(self, progress: Progress, read: Callable[[], str]) -> None:
+        self.progress, self.read = progress, read
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
+
+    def __enter__(self) -> NetworkTicker:
+        if self.progress.live and not self.progress.quiet:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=1)
+        self.progress.status("network", "")
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            self.progress.status("network", self.read())

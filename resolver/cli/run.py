@@ -47,8 +47,8 @@ from ..model.distributions import DEFAULT_INDEX_URL
 from ..model.targets import environment_grid, parse_major
 from .indexes import credential_store, file_choice, flag_choice, open_index
 from .output import safe_text
-from .progress import LiveReporter
-from .summary import summarize
+from .progress import LiveReporter, NetworkTicker
+from .summary import network_line, summarize
 
 PROG = "cuda-constraints"
 
@@ -67,17 +67,19 @@ def run_compile(args: argparse.Namespace) -> int:
     requirements_input = read_input(request)
     request = with_index_url(request, args.index_url, requirements_input)
     with open_index(args, config, *IndexChoice.of(request, requirements_input).urls, progress=progress) as index:
-        result = compile_constraints(
-            request,
-            requirements_input,
-            index,
-            progress,
-            reporter_for=lambda target: LiveReporter(progress, f"CUDA {target.cuda_major} {target.environment}"),
-        )
         stats = index.client.stats
+        with NetworkTicker(progress, lambda: network_line(stats)):
+            result = compile_constraints(
+                request,
+                requirements_input,
+                index,
+                progress,
+                reporter_for=lambda target: LiveReporter(progress, f"CUDA {target.cuda_major} {target.environment}"),
+            )
     progress.done()
-    for line in summarize(result, request, stats):
+    for line in summarize(result, request):
         print(line)
+    progress(network_line(stats, result.seconds))
     if args.stats_json:
         write_stats(args.stats_json, {"seconds": round(result.seconds, 3), **stats.to_json()})
     for major, failure in sorted(result.failures.items()):  # --keep-going: the majors not written

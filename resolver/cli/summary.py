@@ -11,7 +11,7 @@ from ..files.sets import display_path
 from ..index.http import Stats
 
 
-def summarize(result: CompileResult, request: CompileRequest, stats: Stats) -> Iterator[str]:
+def summarize(result: CompileResult, request: CompileRequest) -> Iterator[str]:
     for outcome in result.outcomes:
         changes = compare(outcome.old, outcome.new)
         if not outcome.changed:
@@ -31,6 +31,11 @@ def summarize(result: CompileResult, request: CompileRequest, stats: Stats) -> I
             yield f"  swapped    {swap.original} -> {swap.replacement}"
     for major, reason in sorted(result.skipped_majors.items()):
         yield f"CUDA {major}: skipped ({reason})"
-    megabytes = stats.bytes / 1e6
-    yield f"{stats.requests} requests, {megabytes:.1f} MB in {result.seconds:.1f}s"
+
+
+def network_line(stats: Stats, seconds: float | None = None) -> str:
+    """What the network did: requests, megabytes, metadata reads (and the time taken, at the end)."""
+    reads = sum(stats.metadata_reads.values())
+    took = f" in {seconds:.1f}s" if seconds is not None else ""
+    return f"{stats.requests} requests, {stats.bytes / 1e6:.1f} MB, {reads} metadata reads{took}"
 

@@ -36,7 +36,7 @@ from ..resolve.merge import merge
 from ..resolve.resolution import Reporter, TargetResolution
 from ..resolve.source import Index, Indexes
 from ..resolve.swaps import settle_swaps
-from .major_plan import MajorPlan, plan_major, resolve_major
+from .major_plan import MajorPlan, TargetLog, plan_major, resolve_major
 from .options import CompileRequest, describe_options
 from .routing import IndexChoice, index_lines, routing_for
 
@@ -84,7 +84,8 @@ def compile_constraints(
         _check_upgrade_packages(request, plans)
         for plan in plans.values():
             plan.source.start_crawl([(plan.policy(env, plan.preferred[env]), plan.roots[env]) for env in environments])
-        results, failures = _resolve_every_major(plans, environments, progress, reporter_for, request.keep_going)
+        log = TargetLog(progress, [Target(major, environment) for major in majors for environment in environments])
+        results, failures = _resolve_every_major(plans, environments, log, reporter_for, request.keep_going)
         outcomes = [_outcome(request, plans[major], results[major], environments) for major in results]
         changed = {o.path.name: o.text for o in outcomes if o.changed}
         if not request.dry_run:
@@ -119,14 +120,14 @@ def _majors(
 def _resolve_every_major(
     plans: Mapping[int, MajorPlan],
     environments: tuple[Environment, ...],
-    progress: Progress,
+    log: TargetLog,
     reporter_for: Callable[[Target], Reporter] | None,
     keep_going: bool,
 ) -> tuple[dict[int, list[TargetResolution]], Failures]:
     """The majors in parallel (the platforms of one after another); every failing major is reported, and
     unless `keep_going`, one failure stops them all (nothing is written)."""
     with ThreadPoolExecutor(max_workers=len(plans)) as pool:
-        futures = {major: pool.submit(resolve_major, plan, environments, progress, reporter_for) for major, plan in plans.items()}
+        futures = {major: pool.submit(resolve_major, plan, environments, log, reporter_for) for major, plan in plans.items()}
         try:
             results, errors = _gather(futures)
         except KeyboardInterrupt:

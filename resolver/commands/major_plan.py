@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -133,10 +135,28 @@ def _existing(path: Path) -> tuple[str | None, ConstraintsDocument | None]:
     return path.read_text(encoding="utf-8"), named.document
 
 
+class TargetLog:
+    """One line per resolved target, in a fixed order whichever major's thread finishes first: a target's
+    line is printed once every target before it has printed its own (and the first failure ends it)."""
+
+    def __init__(self, progress: Progress, targets: Sequence[Target]) -> None:
+        self.progress, self.order = progress, list(targets)
+        self._lines: dict[Target, str] = {}
+        self._printed = 0
+        self._lock = threading.Lock()
+
+    def finished(self, target: Target, resolution: TargetResolution, seconds: float) -> None:
+        with self._lock:
+            self._lines[target] = f"CUDA {target.cuda_major} {target.environment}: {len(resolution.pins)} pins ({seconds:.1f}s)"
+            while self._printed < len(self.order) and self.order[self._printed] in self._lines:
+                self.progress(self._lines[self.order[self._printed]])
+                self._printed += 1
+
+
 def resolve_major(
     plan: MajorPlan,
     environments: Sequence[Environment],
-    progress: Progress,
+    log: TargetLog,
     reporter_for: Callable[[Target], Reporter] | None,
 ) -> list[TargetResolution]:
     resolutions: list[TargetResolution] = []
@@ -146,7 +166,7 @@ def resolve_major(
         if resolutions:
             first = {name: pin.version for name, pin in resolutions[0].pins.items()}
             preferred = {**first, **preferred}
-        progress(f"Resolving CUDA {plan.major} for {environment}")
+        started = time.monotonic()
         provider = plan.provider(environment, preferred)
         try:
             resolution = resolve_target(provider, target, plan.roots[environment], reporter_for(target) if reporter_for else None)
@@ -158,6 +178,7 @@ def resolve_major(
                 raise
             raise ProjectNotFound(missing.name, missing.where, missing.answered_empty, f"{root.origin}: {root}") from None
         resolutions.append(resolution)
+        log.finished(target, resolution, time.monotonic() - started)
     return resolutions
 
 
