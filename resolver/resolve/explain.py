@@ -40,8 +40,24 @@ def explain(causes: Sequence[Information], policy: Policy, roots: Sequence[Req])
             continue
         for parent_name, group in _group_by_parent(infos).items():
             lines.append("  " + _describe_requirers(parent_name, group, policy, roots))
+            if parent_name is not None:
+                lines += ["  " + line for line in _passed_over(parent_name, policy)]
         lines.append("  " + _describe_availability(name, infos, policy, major))
     return "\n".join(dict.fromkeys(lines))
+
+
+# Releases passed over for these reasons could be admitted by a flag, so a failure names them.
+_ADMISSIBLE = ("no-wheel", "requires-python", "uploaded-after", "yanked")
+
+
+def _passed_over(name: str, policy: Policy) -> list[str]:
+    """The releases of a requirer that were passed over for a reason a flag could change, grouped."""
+    groups: dict[Unavailable, list[Version]] = defaultdict(list)
+    for version, reason in policy.record.unavailable.get(NormalizedName(name), {}).items():
+        if reason.kind in _ADMISSIBLE:
+            groups[reason].append(version)
+    ordered = sorted(groups.items(), key=lambda item: max(item[1]), reverse=True)[:MAX_REASON_GROUPS]
+    return [f"{name}: passed over {_span(versions)}: {reason.phrase()}" for reason, versions in ordered]
 
 
 def _group_by_parent(infos: Iterable[Information]) -> dict[str | None, list[Information]]:

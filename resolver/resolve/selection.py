@@ -143,7 +143,7 @@ class Selector:
             return Unavailable("no-wheel", f"no wheel for {environment}: its wheels need manylinux_{major}_{minor} "
                                            f"(glibc {major}.{minor}); --platform {platform} would take them, on an image that has it")
         if any(f.is_sdist for f in files) and not self.options.sdist_allowed(name):
-            return Unavailable("no-wheel", f"no wheel for {environment} (only an sdist; see --allow-sdist-package)")
+            return Unavailable("no-wheel", f"no wheel for {environment} (only an sdist: --allow-sdist-package {name} would admit it)")
         return Unavailable("no-wheel", f"no wheel for {environment}")
 
 
