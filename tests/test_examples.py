@@ -3,12 +3,17 @@ valid for the real argument parser, and the README documents each of them."""
 
 from __future__ import annotations
 
+import re
 import shlex
+import subprocess
+import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from packaging.metadata import Metadata
 
 from resolver.cli.parser import build_parser
 
@@ -88,3 +93,69 @@ def test_the_workflow_runs_weekly_and_on_demand_and_skips_the_pr_without_changes
     assert pull_request["with"]["body-path"].endswith("constraints-diff.md")
     describe = next(step for step in steps if step.get("id") == "changes")
     assert "cuda-constraints diff --format markdown > \"$RUNNER_TEMP/constraints-diff.md\"" in describe["run"]
+
+
+# -- the composite action and the pre-commit hooks -------------------------------------------------------------
+
+ACTION = ROOT / "action.yml"
+ON_GPU = ROOT / "examples" / "github-actions" / "install-on-gpu.yml"
+EXPRESSION = re.compile(r"\$\{\{\s*inputs\.([\w-]+)\s*\}\}")
+
+
+def action_invocations() -> list[list[str]]:
+    """The action's `cuda-constraints` commands, its `${{ inputs.* }}` replaced by their defaults."""
+    action = yaml.safe_load(ACTION.read_text())
+    defaults = {name: str(spec.get("default", "")) for name, spec in action["inputs"].items()}
+    found = []
+    for step in action["runs"]["steps"]:
+        script = EXPRESSION.sub(lambda m: defaults[m.group(1)], step["run"])
+        found += list(invocations(script))
+    return found
+
+
+def test_the_action_detects_installs_and_verifies_with_valid_commands(capsys):
+    action = yaml.safe_load(ACTION.read_text())
+    assert action["runs"]["using"] == "composite"
+    assert [arguments[0] for arguments in action_invocations()] == ["detect", "install", "verify"]
+    for arguments in action_invocations():
+        try:
+            build_parser().parse_args(arguments)
+        except SystemExit:
+            pytest.fail(f"action.yml: `cuda-constraints {shlex.join(arguments)}` is rejected: {capsys.readouterr().err}")
+    assert all(step.get("shell") == "bash" for step in action["runs"]["steps"])
+    assert '"$GITHUB_ACTION_PATH[uv]"' in action["runs"]["steps"][0]["run"]  # from its own checkout
+
+
+def test_the_gpu_workflow_uses_the_action_with_its_inputs():
+    workflow = yaml.safe_load(ON_GPU.read_text())
+    inputs = yaml.safe_load(ACTION.read_text())["inputs"]
+    steps = workflow["jobs"]["install"]["steps"]
+    used = next(step for step in steps if "/cuda-constraints@" in step.get("uses", ""))
+    assert set(used["with"]) <= set(inputs)
+
+
+def test_no_example_installs_the_bare_name_from_an_index():
+    """`cuda-constraints` is not on PyPI: every install names a pinned git reference, a path or a wheel."""
+    for path in (GITHUB, BUILDKITE, ON_GPU, ACTION, ROOT / "README.md"):
+        for line in path.read_text().splitlines():
+            installs = re.findall(r"pip install ((?:-\S+ )*)(\S+(?: @ \S+)?)", line)
+            for _, spec in installs:
+                spec = spec.strip("'\"")
+                if spec.startswith("cuda-constraints"):
+                    assert " @ git+" in spec and "@" in spec.split(" @ ")[1], f"{path.name}: {line}"
+
+
+def test_the_package_builds_as_sdist_and_wheel_with_valid_metadata(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--sdist", "--wheel", "--outdir", str(tmp_path), str(ROOT)],
+        capture_output=True, text=True, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    wheel = next(tmp_path.glob("cuda_constraints-*.whl"))
+    assert next(tmp_path.glob("cuda_constraints-*.tar.gz"))
+    with zipfile.ZipFile(wheel) as archive:
+        raw = archive.read(next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA")))
+        names = archive.namelist()
+    metadata = Metadata.from_email(raw, validate=True)
+    assert metadata.name == "cuda-constraints" and "pyelftools>=0.29" in {str(r) for r in metadata.requires_dist or []}
+    assert "resolver/__main__.py" in names and not any(n.startswith("tests/") for n in names)
