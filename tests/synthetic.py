@@ -405,10 +405,10 @@ THIS_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 THIS_PYTHON_CONFIG = f'python-versions = ["{THIS_PYTHON}"]\n'
 
 
-def for_this_python(index: SyntheticIndex) -> SyntheticIndex:
-    """The index with its cp312 wheels retagged for the interpreter running the tests, whose files an
-    `install` (even a dry run) accepts only when they were compiled for its Python."""
-    tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
+def for_this_python(index: SyntheticIndex, python: str = THIS_PYTHON) -> SyntheticIndex:
+    """The index with its cp312 wheels retagged for the interpreter running the tests (or `python`), whose
+    files an `install` (even a dry run) accepts only when they were compiled for its Python."""
+    tag = "cp" + python.replace(".", "")
     for releases in index.releases.values():
         for release in releases:
             release.tags = tuple(t.replace("cp312-cp312", f"{tag}-{tag}") for t in release.tags)

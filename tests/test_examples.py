@@ -139,8 +139,8 @@ def test_no_example_installs_the_bare_name_from_an_index():
     for path in (GITHUB, BUILDKITE, ON_GPU, ACTION, ROOT / "README.md"):
         for line in path.read_text().splitlines():
             installs = re.findall(r"pip install ((?:-\S+ )*)(\S+(?: @ \S+)?)", line)
-            for _, spec in installs:
-                spec = spec.strip("'\"")
+            for _, given in installs:
+                spec = given.strip("'\"")
                 if spec.startswith("cuda-constraints"):
                     assert " @ git+" in spec and "@" in spec.split(" @ ")[1], f"{path.name}: {line}"
 

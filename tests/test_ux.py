@@ -1,0 +1,167 @@
+"""As CI maintainers meet the tool: each rough edge a new user reported, and what they see now."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from resolver.cli.main import main
+from resolver.files.constraints import parse
+
+from .synthetic import (
+    BOTH_ARCHES,
+    KV_REQUIREMENTS,
+    THIS_PYTHON,
+    for_this_python,
+    kv_connectors_index,
+    served,
+    write_project,
+)
+
+FAST = ["--no-cache", "--retries", "0"]
+
+
+@pytest.fixture
+def index():
+    with served(kv_connectors_index()) as index:
+        yield index
+
+
+@pytest.fixture
+def repo(tmp_path, inside, index) -> Path:
+    inside(write_project(tmp_path))
+    assert main(["compile", "-q", *FAST]) == 0
+    return tmp_path
+
+
+# -- install on any Python ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", [["--dry-run"], ["--print-excludes"], []])
+def test_install_refuses_an_interpreter_the_files_were_not_compiled_for(tmp_path, inside, capsys, how):
+    other = "3.12" if THIS_PYTHON != "3.12" else "3.11"
+    with served(for_this_python(kv_connectors_index(), other)):
+        inside(write_project(tmp_path))
+        config = tmp_path / "pyproject.toml"
+        config.write_text(config.read_text() + f'python-versions = ["{other}"]\n')
+        assert main(["compile", "-q", *FAST]) == 0
+        capsys.readouterr()
+        assert main(["install", "--cuda", "13", *how]) == 2
+    err = capsys.readouterr().err
+    assert f"is Python {THIS_PYTHON}, but constraints/cu13.txt was compiled for cp{other.replace('.', '')} " in err
+    assert f'Add "{THIS_PYTHON}" to python-versions in [tool.cuda-constraints]' in err
+
+
+# -- an honest check ----------------------------------------------------------------------------------------
+
+
+def test_a_hand_edit_of_a_pin_is_stale(repo, capsys):
+    path = repo / "constraints" / "cu13.txt"
+    path.write_text(path.read_text().replace("numpy==2.2.6", "numpy==2.2.5"))
+    assert main(["check"]) == 1
+    err = capsys.readouterr().err
+    assert "constraints/cu13.txt is out of date:\n  - was edited by hand" in err and "fix: cuda-constraints compile" in err
+
+
+def test_a_comment_or_spacing_in_the_requirements_is_not_a_change(repo, capsys):
+    requirements = repo / "requirements" / "kv.txt"
+    requirements.write_text("# KV connectors, reviewed 2026-11\n\n" + KV_REQUIREMENTS.replace(">=", " >= ") + "   # end\n")
+    assert main(["check"]) == 0
+    requirements.write_text(KV_REQUIREMENTS + "numpy\n")
+    assert main(["check"]) == 1
+
+
+# -- the command line -----------------------------------------------------------------------------------------
+
+
+def test_requirement_files_may_be_given_positionally(tmp_path, inside, index):
+    inside(write_project(tmp_path))
+    assert main(["compile", "-q", *FAST, "requirements/kv.txt"]) == 0
+    assert parse((tmp_path / "constraints" / "cu12.txt").read_text(), "cu12.txt").command == "cuda-constraints compile -r requirements/kv.txt"
+
+
+@pytest.mark.parametrize("output", ["constraints.txt", "pyproject.toml"])
+def test_output_must_be_a_directory(repo, capsys, output):
+    assert main(["compile", *FAST, "-o", output]) == 2
+    assert f"-o {output}: give a directory; the files are written as cuNN.txt inside it" in capsys.readouterr().err
+    assert not (repo / "constraints.txt").exists()
+
+
+def test_an_unknown_argument_shows_the_usage_of_its_command(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["check", "--bogus"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: cuda-constraints check") and "error: unrecognized arguments: --bogus" in err
+
+
+# -- progress ---------------------------------------------------------------------------------------------------
+
+
+def test_targets_are_reported_in_a_fixed_order_and_the_network_line_on_stderr(tmp_path, inside, index, capsys):
+    inside(write_project(tmp_path))
+    assert main(["compile", *FAST]) == 0
+    out, err = capsys.readouterr()
+    targets = [line.split(":")[0] for line in err.splitlines() if re.match(r"^CUDA 1[23] cp312", line)]
+    assert targets == [f"CUDA {major} cp312 manylinux_2_28_{arch}" for major in (12, 13) for arch in ("x86_64", "aarch64")]
+    assert re.search(r"^\d+ requests, [\d.]+ MB, \d+ metadata reads in [\d.]+s$", err, re.M) and "requests" not in out
+    assert main(["compile", "-q", *FAST, "-U"]) == 0
+    out, err = capsys.readouterr()
+    assert "requests" not in err and "CUDA 12 cp312" not in err
+
+
+# -- errors ------------------------------------------------------------------------------------------------------
+
+
+def test_a_misspelt_project_is_one_error_naming_its_line(repo, capsys):
+    (repo / "requirements" / "kv.txt").write_text(KV_REQUIREMENTS + "numpyy\n")
+    assert main(["compile", *FAST]) == 2
+    err = capsys.readouterr().err
+    assert err.count("no project named 'numpyy'") == 1 and "requirements/kv.txt:5: numpyy: no project named 'numpyy'" in err
+
+
+def test_detect_on_something_that_is_not_python(capsys):
+    assert main(["detect", "--python", "/bin/ls"]) == 2
+    err = capsys.readouterr().err
+    assert "--python /bin/ls: /bin/ls is not a Python 3 interpreter" in err and "import" not in err
+
+
+@pytest.mark.parametrize("value", ["99", "10", "abc"])
+def test_an_override_outside_the_majors_is_a_usage_error(monkeypatch, capsys, value):
+    monkeypatch.setenv("CUDA_CONSTRAINTS_CUDA_MAJOR", value)
+    assert main(["detect"]) == 2
+    assert "give a CUDA major such as 13 (11 to 19" in capsys.readouterr().err
+
+
+def test_upgrade_package_must_name_a_pinned_project(repo, capsys):
+    assert main(["compile", *FAST, "-P", "notapkg"]) == 2
+    assert "--upgrade-package notapkg: no constraints file pins notapkg" in capsys.readouterr().err
+
+
+def test_duplicate_majors_collapse(tmp_path, inside, index):
+    inside(write_project(tmp_path))
+    assert main(["compile", "-q", *FAST, "--cuda", "13,13"]) == 0
+    assert parse((tmp_path / "constraints" / "cu13.txt").read_text(), "cu13.txt").command == "cuda-constraints compile --cuda 13"
+
+
+def test_outside_a_project_the_defaults_are_named(tmp_path, inside, capsys):
+    inside(tmp_path)
+    assert main(["check"]) == 1
+    err = capsys.readouterr().err
+    assert f"warning: no pyproject.toml in {tmp_path} or above: the defaults apply (requirements requirements/kv_connectors.txt;" in err
+    assert "is missing: CUDA 12 is a default major (no configuration found)" in err
+
+
+def test_a_failure_names_the_releases_passed_over_and_the_flag_that_admits_them(tmp_path, inside, capsys):
+    index = kv_connectors_index()
+    index.add("kvlib", "2.0", ["cupy-cuda13x"], tags=BOTH_ARCHES)
+    index.add("kvlib", "1.0", ["cupy-cuda12x"], tags=("cp312-cp312-manylinux_2_28_x86_64",), sdist=True)  # no aarch64 wheel
+    with served(index):
+        inside(write_project(tmp_path, requirements={"kv.txt": "kvlib\n"}))
+        assert main(["compile", *FAST, "--cuda", "12"]) == 4
+        err = capsys.readouterr().err
+        assert ("kvlib: passed over 1 (1.0): unusable here: no wheel for cp312 manylinux_2_28_aarch64 "
+                "(only an sdist: --allow-sdist-package kvlib would admit it)") in err
+        assert main(["compile", "-q", *FAST, "--cuda", "12", "--allow-sdist-package", "kvlib"]) == 0
