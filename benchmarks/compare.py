@@ -1,53 +1,58 @@
-"""Side by side, in one run, on the real index: our compile against uv and pip-compile.
+"""Side by side, in one run: our compile against uv (and pip-compile), on real projects' inputs.
 
-    python benchmarks/compare.py [--quick] [--index-url URL] [--keep]
+    python benchmarks/compare.py [--input kv|vllm|sglang|pytorch-local ...] [--runs 3] [--with-pip-compile]
 
-1. `cuda-constraints compile` of every configured CUDA major and platform, cold (empty cache), then
-   warm (cache full, index unchanged, files present);
-2. `uv pip compile` of one target (CUDA 13, x86_64, Python 3.12) with a hand-written excludes file, cold;
-3. `pip-compile` of the same target, cold (pip-tools resolves for the interpreter it runs in: Python
-   3.12 when one is on PATH, on this machine's platform).
+Inputs (benchmarks/inputs.py says where each comes from):
+- `kv`: this repository's requirements/kv_connectors.txt and configuration (CUDA 12 and 13, x86_64 and
+  aarch64, manylinux_2_28);
+- `vllm`: vLLM 0.33.0's requirements/cuda.txt (with common.txt) and kv_connectors.txt, from its sdist
+  (tests/data/vllm-0.33.0), CUDA 13 on manylinux_2_34, with vLLM's own exclude-dependencies;
+- `sglang`: sglang 0.5.23's dependencies, from its wheel's METADATA (tests/data/sglang-0.5.23), CUDA 13
+  on manylinux_2_34;
+- `pytorch-local`: a vLLM-shaped input (torch==2.14.0 and the KV set) against two indexes on 127.0.0.1,
+  a PyPI-style one and a PyTorch-style one (HTML only, +cu129/+cu130 builds), CUDA 12 and 13.
 
-Each tool is installed into its own temporary virtual environment first (not timed). For each run:
-wall time, requests made, bytes downloaded, peak RSS, and how many packages of the wrong CUDA major its
-output contains. The human table comes first; the last line of stdout is one JSON object with the figures.
+For each input, `--runs` times (the median is reported): our `compile` of every major and platform cold
+(empty cache), warm into a new output directory (cache full), and warm with the existing files; `uv pip
+compile` of one target (CUDA 13, x86_64, Python 3.12: the CUDA 13 names and excludes written by hand),
+cold and warm; pip-compile cold with `--with-pip-compile` (it downloads gigabytes). Each tool is installed
+into its own virtual environment first (not timed). Figures: wall time, requests, megabytes, peak RSS
+(wait4), pins, packages of the wrong CUDA major; ours also metadata reads and bytes per read. A table per
+input; the last line of stdout is one JSON object with everything.
 
-Requests and bytes: ours from its own counters (`--stats-json`); uv's requests from its debug log; bytes
-of the peers from the network interface's receive counter (the machine must be otherwise quiet).
+Requests and bytes: ours from its own counters (`--stats-json`); uv's requests from its debug log; the
+peers' bytes from the network interface's receive counter (the machine must be otherwise quiet).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.inputs import INPUTS, Input, local_indexes  # noqa: E402
 from resolver.files.constraints import parse  # noqa: E402
 from resolver.model.families import FamilyTable  # noqa: E402
-
-FULL_INPUT = ROOT / "requirements" / "kv_connectors.txt"
-QUICK_INPUT = "cupy-cuda13x != 14.1.0\nmooncake-transfer-engine >= 0.3.12\nnixl >= 1.1.0\n"
-# What a CI maintainer writes by hand today for "CUDA 13": the CUDA 13 names, and nixl's other member out.
-HAND_SWAPS = {"mooncake-transfer-engine": "mooncake-transfer-engine-cuda13"}
-HAND_EXCLUDES = "nixl-cu12\n"
-TARGET_MAJOR = 13
-DEFAULT_INDEX = "https://pypi.org/simple"
 
 
 @dataclass
 class Run:
+    input: str
     tool: str
     what: str
     seconds: float
@@ -61,51 +66,67 @@ class Run:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smaller input (cupy, mooncake, nixl)")
-    parser.add_argument("--index-url", default=DEFAULT_INDEX)
+    parser.add_argument("--input", action="append", choices=sorted(INPUTS), help="repeatable (default: every input)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each measurement; the median is reported")
+    parser.add_argument("--with-pip-compile", action="store_true", help="also pip-compile, cold (slow)")
+    parser.add_argument("--skip-peers", action="store_true", help="only our compile")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    parser.add_argument("--skip-peers", action="store_true", help="only our compile (cold and warm)")
     args = parser.parse_args()
-
     work = Path(tempfile.mkdtemp(prefix="cuda-constraints-bench-"))
     try:
-        runs = benchmark(work, args)
+        tools = install_tools(work, args)
+        runs = [run for name in args.input or list(INPUTS) for run in benchmark(INPUTS[name], tools, work / name, args)]
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    print_table(runs)
-    print(json.dumps(summary(runs, args)))
+    print_tables(runs)
+    print(json.dumps(summary(runs)))
     return 0
 
 
-def benchmark(work: Path, args: argparse.Namespace) -> list[Run]:
-    requirements = work / "requirements.txt"
-    requirements.write_text(QUICK_INPUT if args.quick else FULL_INPUT.read_text())
+def install_tools(work: Path, args: argparse.Namespace) -> dict[str, Path]:
     print(f"installing the tools into {work} …", file=sys.stderr)
-    ours = venv(work / "ours", sys.executable, [str(ROOT)]) / "cuda-constraints"
-    runs = [
-        run_ours(ours, requirements, work, args.index_url, "cold"),
-        run_ours(ours, requirements, work, args.index_url, "warm"),
-    ]
-    if args.skip_peers:
-        return runs
-    single_target = work / "requirements-cu13.txt"
-    single_target.write_text(hand_swapped(requirements.read_text()))
-    excludes = work / "excludes-cu13.txt"
-    excludes.write_text(HAND_EXCLUDES)
-    uv = venv(work / "uv", sys.executable, ["uv"]) / "uv"
-    runs.append(run_uv(uv, single_target, excludes, work, args.index_url))
-    pip_compile = venv(work / "pip-tools", python_312(), ["pip", "pip-tools"]) / "pip-compile"
-    runs.append(run_pip_compile(pip_compile, single_target, work, args.index_url))
+    tools = {"ours": venv(work / "ours", sys.executable, [str(ROOT)]) / "cuda-constraints"}
+    if not args.skip_peers:
+        tools["uv"] = venv(work / "uv", sys.executable, ["uv"]) / "uv"
+    if args.with_pip_compile:
+        tools["pip-compile"] = venv(work / "pip-tools", python_312(), ["pip", "pip-tools"]) / "pip-compile"
+    return tools
+
+
+def benchmark(source: Input, tools: dict[str, Path], work: Path, args: argparse.Namespace) -> list[Run]:
+    with local_indexes() if source.local else contextlib.nullcontext() as served:
+        project = source.project(work / "project", served)
+        ours = tools["ours"]
+        runs = [
+            median(source.name, [run_ours(ours, project, work / f"cold-{n}", "cold") for n in range(args.runs)]),
+        ]
+        cache = work / "cache-warm"
+        run_ours(ours, project, work / "fill", "fill", cache)
+        runs.append(median(source.name, [run_ours(ours, project, work / f"new-{n}", "warm, new output directory", cache) for n in range(args.runs)]))
+        runs.append(median(source.name, [run_ours(ours, project, work / "fill", "warm, existing files", cache) for _ in range(args.runs)]))
+        if "uv" in tools:
+            target = source.single_target(work, served)
+            runs.append(median(source.name, [run_uv(tools["uv"], target, work / f"uv-{n}", "cold") for n in range(args.runs)]))
+            runs.append(median(source.name, [run_uv(tools["uv"], target, work / "uv-warm", "warm") for _ in range(args.runs + 1)][1:]))
+        if "pip-compile" in tools and not source.local:
+            runs.append(run_pip_compile(tools["pip-compile"], source.single_target(work, served), work / "pip-compile"))
     return runs
+
+
+def median(name: str, runs: list[Run]) -> Run:
+    """The run of median wall time, with the median of each figure."""
+    chosen = sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
+    rss = statistics.median(r.peak_rss_mb for r in runs)
+    note = chosen.note + (f"; median of {len(runs)}: {', '.join(f'{r.seconds:.1f}' for r in sorted(runs, key=lambda r: r.seconds))} s"
+                          if len(runs) > 1 else "")
+    return replace(chosen, input=name, peak_rss_mb=rss, note=note)
 
 
 def python_312() -> str:
     """An interpreter of the target Python for pip-compile, which resolves for the one it runs in."""
-    candidates = [shutil.which("python3.12"), *sorted(str(p) for p in Path.home().glob(".pyenv/versions/3.12*/bin/python3.12"))]
-    for candidate in filter(None, candidates):
-        probe = subprocess.run([candidate, "-c", "import venv"], capture_output=True)
-        if probe.returncode == 0:
+    for candidate in filter(None, [shutil.which("python3.12")]):
+        if subprocess.run([candidate, "-c", "import venv"], capture_output=True).returncode == 0:
             return candidate
     return sys.executable
 
@@ -116,63 +137,54 @@ def venv(path: Path, python: str, packages: list[str]) -> Path:
     return path / "bin"
 
 
-def run_ours(executable: Path, requirements: Path, work: Path, index_url: str, phase: str) -> Run:
-    stats = work / f"ours-{phase}.json"
-    command = [
-        str(executable), "compile", "-r", str(requirements), "-o", str(work / "constraints"),
-        "--cache-dir", str(work / "cache"), "--index-url", index_url, "-q", "--stats-json", str(stats),
-    ]
-    seconds, rss, _ = measure(command, cwd=ROOT)
+def run_ours(executable: Path, project: Path, work: Path, phase: str, cache: Path | None = None) -> Run:
+    work.mkdir(parents=True, exist_ok=True)
+    stats = work / "stats.json"
+    output = work / "constraints"
+    command = [str(executable), "compile", "-o", str(output), "--cache-dir", str(cache or work / "cache"), "-q", "--stats-json", str(stats)]
+    seconds, rss, _ = measure(command, cwd=project, environment=clean_environment())
     figures = json.loads(stats.read_text())
-    files = sorted((work / "constraints").glob("cu*.txt"))
+    files = sorted(output.glob("cu*.txt"))
     wrong = sum(wrong_major_in_file(path) for path in files)
     packages = sum(len(parse(path.read_text(), str(path)).pins) for path in files)
     reads = sum(figures["metadata_reads"].values())
-    note = f"{len(files)} majors x platforms; {reads} metadata reads, {figures['metadata_bytes_per_read'] / 1024:.0f} KiB each"
-    return Run(
-        "cuda-constraints", f"compile, all majors/platforms, {phase}", seconds, figures["requests"],
-        figures["bytes"] / 1e6, rss, packages, wrong, note,
-    )
+    per_read = figures["metadata_bytes_per_read"] / 1024
+    note = f"{len(files)} majors; {reads} metadata reads" + (f", {per_read:.0f} KiB each" if reads else "")
+    return Run("", "cuda-constraints", f"compile, every major x platform, {phase}", seconds, figures["requests"],
+               figures["bytes"] / 1e6, rss, packages, wrong, note)
 
 
-def run_uv(uv: Path, requirements: Path, excludes: Path, work: Path, index_url: str) -> Run:
-    output = work / "uv-cu13.txt"
-    command = [
-        str(uv), "pip", "compile", str(requirements), "--excludes", str(excludes), "--python-version", "3.12",
-        "--python-platform", "x86_64-manylinux_2_28", "--index-url", index_url, "--cache-dir", str(work / "uv-cache"),
-        "--no-header", "-q", "-o", str(output),
-    ]
-    environment = {**os.environ, "UV_NO_CONFIG": "1", "UV_PYTHON_DOWNLOADS": "never", "RUST_LOG": "uv_client=debug"}
-    received = interface_bytes()
-    seconds, rss, log = measure(command, environment=environment)
-    downloaded = interface_bytes() - received if received is not None else None
-    requests = len(re.findall(r"Sending (?:fresh|revalidation) \w+ request", log)) or None
+def run_uv(uv: Path, target: list[str], work: Path, phase: str) -> Run:
+    work.mkdir(parents=True, exist_ok=True)
+    output = work / "uv.txt"
+    command = [str(uv), "pip", "compile", *target, "--cache-dir", str(work / "uv-cache"),
+               "--no-header", "-q", "-o", str(output)]
+    environment = {**clean_environment(), "UV_NO_CONFIG": "1", "UV_PYTHON_DOWNLOADS": "never", "RUST_LOG": "uv_client=debug"}
+    with received() as downloaded:
+        seconds, rss, log = measure(command, environment=environment)
+    requests = len(re.findall(r"Sending (?:fresh|revalidation) \w+ request", log))
     pins = read_pins(output)
-    return Run(
-        "uv", "pip compile, CUDA 13 x86_64 cp312, cold", seconds, requests,
-        downloaded / 1e6 if downloaded is not None else None, rss, len(pins), count_wrong(pins),
-        "hand-written excludes: nixl-cu12",
-    )
+    python = target[target.index("--python-version") + 1].replace(".", "")
+    return Run("", "uv", f"pip compile, CUDA 13 x86_64 cp{python}, {phase}", seconds, requests, downloaded.megabytes, rss, len(pins),
+               count_wrong(pins), "hand-written CUDA 13 names and excludes")
 
 
-def run_pip_compile(pip_compile: Path, requirements: Path, work: Path, index_url: str) -> Run:
-    output = work / "pip-compile-cu13.txt"
-    command = [
-        str(pip_compile), str(requirements), "--index-url", index_url, "--cache-dir", str(work / "pip-cache"),
-        "--no-header", "--strip-extras", "-q", "-o", str(output),
-    ]
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")} | {"PIP_CONFIG_FILE": os.devnull}
-    received = interface_bytes()
-    seconds, rss, _ = measure(command, environment=environment)
-    downloaded = interface_bytes() - received if received is not None else None
+def run_pip_compile(pip_compile: Path, target: list[str], work: Path) -> Run:
+    work.mkdir(parents=True, exist_ok=True)
+    output = work / "pip-compile.txt"
+    requirements = [word for word in target if word.endswith(".txt")]
+    command = [str(pip_compile), *requirements, "--cache-dir", str(work / "pip-cache"), "--no-header", "--strip-extras", "-q", "-o", str(output)]
+    environment = {k: v for k, v in clean_environment().items() if not k.startswith("PIP_")} | {"PIP_CONFIG_FILE": os.devnull}
+    with received() as downloaded:
+        seconds, rss, _ = measure(command, environment=environment)
     pins = read_pins(output)
-    python = subprocess.run([str(pip_compile.parent / "python"), "-c", "import sys; print(sys.version.split()[0])"],
-                            capture_output=True, text=True, check=True).stdout.strip()
-    return Run(
-        "pip-compile", f"CUDA 13 requirements, cp{python.replace('.', '')[:3]} {platform.machine()}, cold", seconds,
-        None, downloaded / 1e6 if downloaded is not None else None, rss, len(pins), count_wrong(pins),
-        "cannot exclude: the meta package's other member stays",
-    )
+    return Run("", "pip-compile", f"CUDA 13 requirements, {platform.machine()}, cold", seconds, None, downloaded.megabytes, rss,
+               len(pins), count_wrong(pins), "cannot exclude: the meta package's other member stays")
+
+
+def clean_environment() -> dict[str, str]:
+    """This machine's environment without its index and find-links settings (the inputs name their indexes)."""
+    return {k: v for k, v in os.environ.items() if not re.match(r"^(PIP|UV)_(INDEX|EXTRA_INDEX|DEFAULT_INDEX|FIND_LINKS)", k)}
 
 
 def measure(command: list[str], cwd: Path | None = None, environment: dict[str, str] | None = None) -> tuple[float, float, str]:
@@ -182,27 +194,33 @@ def measure(command: list[str], cwd: Path | None = None, environment: dict[str, 
         process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=subprocess.DEVNULL, stderr=errors, text=True)
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.monotonic() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
         errors.seek(0)
         stderr = errors.read()
-    if process.returncode:
-        raise SystemExit(f"{command[0]} failed ({process.returncode}):\n{stderr[-3000:]}")
+    if os.waitstatus_to_exitcode(status):
+        raise SystemExit(f"{command[0]} failed:\n{stderr[-3000:]}")
     return seconds, usage.ru_maxrss / 1024, stderr
 
 
+class _Received:
+    megabytes: float | None = None
+
+
+@contextlib.contextmanager
+def received() -> Iterator[_Received]:
+    """Megabytes the network interfaces (not loopback) received meanwhile."""
+    found = _Received()
+    before = interface_bytes()
+    yield found
+    after = interface_bytes()
+    found.megabytes = (after - before) / 1e6 if before is not None and after is not None else None
+
+
 def interface_bytes() -> int | None:
-    """Bytes received by the network interfaces (not loopback) so far."""
     try:
         lines = Path("/proc/net/dev").read_text().splitlines()[2:]
     except OSError:
         return None
     return sum(int(line.split(":", 1)[1].split()[0]) for line in lines if not line.strip().startswith("lo:"))
-
-
-def hand_swapped(text: str) -> str:
-    for original, replacement in HAND_SWAPS.items():
-        text = re.sub(rf"^{re.escape(original)}\b", replacement, text, flags=re.MULTILINE)
-    return text
 
 
 def read_pins(path: Path) -> dict[str, str]:
@@ -214,7 +232,7 @@ def read_pins(path: Path) -> dict[str, str]:
     return pins
 
 
-def count_wrong(pins: dict[str, str], major: int = TARGET_MAJOR) -> int:
+def count_wrong(pins: dict[str, str], major: int = 13) -> int:
     from packaging.version import Version
 
     families = FamilyTable()
@@ -227,32 +245,37 @@ def wrong_major_in_file(path: Path) -> int:
     return sum(1 for pin in document.pins if families.major_of(pin.name, pin.version) not in (None, document.cuda_major))
 
 
-def print_table(runs: list[Run]) -> None:
-    header = f"{'tool':<17} {'run':<44} {'seconds':>8} {'requests':>9} {'MB':>8} {'peak RSS MB':>12} {'pins':>5} {'wrong major':>12}"
-    print(header)
-    print("-" * len(header))
-    for run in runs:
-        requests = str(run.requests) if run.requests is not None else "n/a"
-        megabytes = f"{run.megabytes:.1f}" if run.megabytes is not None else "n/a"
-        print(
-            f"{run.tool:<17} {run.what:<44} {run.seconds:>8.1f} {requests:>9} {megabytes:>8} {run.peak_rss_mb:>12.0f} "
-            f"{run.packages if run.packages is not None else 'n/a':>5} {run.wrong_major if run.wrong_major is not None else 'n/a':>12}"
-        )
-        if run.note:
-            print(f"{'':<17} {run.note}")
+def print_tables(runs: list[Run]) -> None:
+    for name in dict.fromkeys(r.input for r in runs):
+        print(f"\n{name}")
+        header = f"{'tool':<17} {'run':<56} {'seconds':>8} {'requests':>9} {'MB':>8} {'peak RSS MB':>12} {'pins':>5} {'wrong':>6}"
+        print(header)
+        print("-" * len(header))
+        for run in (r for r in runs if r.input == name):
+            requests = str(run.requests) if run.requests is not None else "n/a"
+            megabytes = f"{run.megabytes:.1f}" if run.megabytes is not None else "n/a"
+            print(f"{run.tool:<17} {run.what:<56} {run.seconds:>8.1f} {requests:>9} {megabytes:>8} {run.peak_rss_mb:>12.0f} "
+                  f"{run.packages if run.packages is not None else 'n/a':>5} {run.wrong_major if run.wrong_major is not None else 'n/a':>6}")
+            if run.note:
+                print(f"{'':<17} {run.note}")
 
 
-def summary(runs: list[Run], args: argparse.Namespace) -> dict[str, object]:
-    by_key = {(r.tool, r.what.rsplit(", ", 1)[-1]): r for r in runs}
-    cold, warm = by_key.get(("cuda-constraints", "cold")), by_key.get(("cuda-constraints", "warm"))
-    uv = next((r for r in runs if r.tool == "uv"), None)
+def summary(runs: list[Run]) -> dict[str, object]:
+    targets = {}
+    for name in dict.fromkeys(r.input for r in runs):
+        mine = {r.what.rsplit(", ", 1)[-1] if "new output" not in r.what else "new": r for r in runs if r.input == name and r.tool == "cuda-constraints"}
+        uv = next((r for r in runs if r.input == name and r.tool == "uv" and r.what.endswith("cold")), None)
+        cold, new, existing = mine.get("cold"), mine.get("new"), mine.get("existing files")
+        targets[name] = {
+            "cold_over_uv": round(cold.seconds / uv.seconds, 2) if cold and uv else None,
+            "warm_new_over_cold": round(new.seconds / cold.seconds, 2) if cold and new else None,
+            "warm_existing_seconds": round(existing.seconds, 2) if existing else None,
+            "peak_rss_mb": max((r.peak_rss_mb for r in mine.values()), default=None),
+        }
     return {
-        "input": "quick" if args.quick else "requirements/kv_connectors.txt",
         "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
         "runs": [asdict(r) for r in runs],
-        "cold_faster_than_uv_single_target": bool(cold and uv and cold.seconds < uv.seconds),
-        "warm_over_cold": round(warm.seconds / cold.seconds, 3) if cold and warm else None,
-        "peak_rss_mb": max((r.peak_rss_mb for r in runs if r.tool == "cuda-constraints"), default=None),
+        "targets": targets,
     }
 
 

@@ -76,6 +76,9 @@ class FrozenIndex:
     def prefetch_metadata(self, release: Release, file: DistFile) -> None:
         pass
 
+    def prefetch_extension_modules(self, file: DistFile) -> None:
+        pass
+
     def extension_modules(self, file: DistFile) -> tuple[str, ...] | None:
         name = canonicalize_name(file.filename.split("-", 1)[0])
         path = self.root / "extensions" / f"{name}.json"

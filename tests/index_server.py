@@ -183,3 +183,24 @@ class IndexServer:
                 pass
 
         return Handler
+
+
+# -- a vLLM-shaped pair of indexes ---------------------------------------------------------------------------
+
+
+def pypi_like() -> ServedIndex:
+    """The KV set, and PyPI's torch 2.14.0: a CUDA 13 build (it needs cuBLAS 13), as on the real PyPI."""
+    index = installable_kv_index()
+    index.add("torch", "2.14.0", ["numpy", "nvidia-cublas==13.4.1.3"], tags=(WHEEL_TAG,))
+    index.add("nvidia-cublas-cu12", "12.9.1.4", tags=(WHEEL_TAG,))
+    return index
+
+
+def pytorch_like() -> PyTorchIndex:
+    """torch 2.14.0 per CUDA backend; the cu129 index also serves numpy and cuBLAS, as the real one does."""
+    index = PyTorchIndex(["cu129", "cu130"])
+    index.add("cu129", "torch", "2.14.0+cu129", ["numpy", "nvidia-cublas-cu12==12.9.1.4"], tags=(WHEEL_TAG,))
+    index.add("cu130", "torch", "2.14.0+cu130", ["numpy", "nvidia-cublas==13.4.1.3"], tags=(WHEEL_TAG,))
+    index.add("cu129", "numpy", "1.0.0", tags=(WHEEL_TAG,))
+    index.add("cu129", "nvidia-cublas-cu12", "12.9.1.4", tags=(WHEEL_TAG,))
+    return index

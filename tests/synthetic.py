@@ -216,6 +216,9 @@ class SyntheticIndex:
     def prefetch_metadata(self, release: Release, file: DistFile) -> None:
         pass
 
+    def prefetch_extension_modules(self, file: DistFile) -> None:
+        pass
+
     def extension_modules(self, file: DistFile) -> tuple[str, ...] | None:
         self.file_bytes(file.filename)  # fills the file table
         found = self._files.get(file.filename)

@@ -15,7 +15,7 @@ from resolver.files.config import read_environment
 from resolver.files.constraints import IndexLine, parse
 
 from .conftest import forget_the_machine_indexes
-from .index_server import PLATFORM, PYTHON_VERSION, WHEEL_TAG, IndexServer, PyTorchIndex, ServedIndex, installable_kv_index
+from .index_server import PLATFORM, PYTHON_VERSION, WHEEL_TAG, IndexServer, pypi_like, pytorch_like
 from .installers import installed, isolate_installers, new_venv
 from .synthetic import KV_REQUIREMENTS, SyntheticIndex
 
@@ -23,24 +23,6 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the synthetic w
 HERE = (WHEEL_TAG,)
 TARGET = f'python-versions = ["{PYTHON_VERSION}"]\nplatforms = ["{PLATFORM}"]\ncanaries = ["nixl"]\n'
 FAST = ["-q", "--no-cache", "--retries", "0"]
-
-
-def pypi_like() -> ServedIndex:
-    """The KV set, and PyPI's torch 2.14.0: a CUDA 13 build (it needs cuBLAS 13), as on the real PyPI."""
-    index = installable_kv_index()
-    index.add("torch", "2.14.0", ["numpy", "nvidia-cublas==13.4.1.3"], tags=HERE)
-    index.add("nvidia-cublas-cu12", "12.9.1.4", tags=HERE)
-    return index
-
-
-def pytorch_like() -> PyTorchIndex:
-    """torch 2.14.0 per CUDA backend; the cu129 index also serves numpy and cuBLAS, as the real one does."""
-    index = PyTorchIndex(["cu129", "cu130"])
-    index.add("cu129", "torch", "2.14.0+cu129", ["numpy", "nvidia-cublas-cu12==12.9.1.4"], tags=HERE)
-    index.add("cu130", "torch", "2.14.0+cu130", ["numpy", "nvidia-cublas==13.4.1.3"], tags=HERE)
-    index.add("cu129", "numpy", "1.0.0", tags=HERE)
-    index.add("cu129", "nvidia-cublas-cu12", "12.9.1.4", tags=HERE)
-    return index
 
 
 @pytest.fixture(scope="module")

@@ -95,7 +95,11 @@ class BlockingIndex:
     def extension_modules(self, file: DistFile) -> tuple[str, ...] | None:
         if self.cancelled:
             raise Interrupted()
-        return self.run(self.client.extension_modules(file))
+        found: tuple[str, ...] | None = self.client.finished("extensions", file.cache_key)
+        return found if found is not None else self.run(self.client.extension_modules(file))
+
+    def prefetch_extension_modules(self, file: DistFile) -> None:
+        self.submit(self.client.extension_modules(file))
 
     def close(self) -> None:
         for future in self._submitted:
@@ -140,6 +144,9 @@ class RoutedIndex:
 
     def extension_modules(self, file: DistFile) -> tuple[str, ...] | None:
         return self.blocking.extension_modules(file)
+
+    def prefetch_extension_modules(self, file: DistFile) -> None:
+        self.blocking.prefetch_extension_modules(file)
 
     def start_crawl(self, plans: Iterable[tuple[CrawlRules, Sequence[Req]]]) -> None:
         self.blocking.submit(self.crawler.crawl(list(plans)))

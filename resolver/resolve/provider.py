@@ -20,9 +20,12 @@ from ..errors.display import escape
 from ..model.distributions import Project
 from .candidates import PYTHON, UNREADABLE, Candidate, Req, name_of, requirement_for
 from .policy import Policy
+from .selection import Unavailable
 from .source import MetadataSource
 
 logger = logging.getLogger(__name__)
+# How many older releases' file lists to fetch ahead for a family with builds per torch version.
+BUILD_LOOKAHEAD = 8
 Information = RequirementInformation[Req, Candidate]
 
 
@@ -137,7 +140,18 @@ class CudaProvider(AbstractProvider[Req, Candidate, str]):
         extensions = None
         if self.policy.torch_layout(candidate) is not None and candidate.choice.file.is_wheel:
             extensions = self.source.extension_modules(candidate.choice.file)
+            self._prefetch_older_builds(candidate)
         return tuple(self.policy.dependencies_from(candidate, metadata, extensions))
+
+    def _prefetch_older_builds(self, candidate: Candidate) -> None:
+        """The file lists of the next older releases, fetched ahead: when a torch mismatch makes the
+        resolver walk down (nixl-cu12 1.5.1 to 1.3.0 for CUDA 12's torch), each is asked in turn."""
+        older = [r for r in self._project(candidate.name).releases if r.version < candidate.version][:BUILD_LOOKAHEAD]
+        for release in older:
+            choice = self.policy.selector.select(release)
+            if not isinstance(choice, Unavailable) and choice.file.is_wheel:
+                self.source.prefetch_extension_modules(choice.file)
+                self.source.prefetch_metadata(release, choice.metadata_file)
 
     def _project(self, name: NormalizedName) -> Project:
         try:

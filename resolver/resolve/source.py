@@ -31,6 +31,9 @@ class MetadataSource(Protocol):
     def extension_modules(self, file: DistFile) -> tuple[str, ...] | None:
         """The compiled extension modules a wheel ships (its file list); None when it cannot be read."""
 
+    def prefetch_extension_modules(self, file: DistFile) -> None:
+        """A hint that `extension_modules(file)` will be asked for soon; may do nothing."""
+
 
 class CrawlRules(Protocol):
     """What a crawl needs to walk a target's most likely tree: the target's own rules, nothing else."""
