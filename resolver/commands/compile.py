@@ -3,7 +3,8 @@
 Orchestration only: read the input, swap per major, start the prefetch crawl, resolve every target
 (majors in parallel; the platforms of a major one after another, each preferring the pins of the first
 so a major's file agrees across platforms wherever it can), merge, and write at the edge. Nothing is
-written unless every major resolved; unchanged files are not rewritten; writes are atomic.
+written unless every major resolved (with `keep_going`, the majors that did are); unchanged files are
+not rewritten; writes are atomic. Each major's plan and resolution are in major_plan.py.
 """
 
 from __future__ import annotations

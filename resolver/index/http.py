@@ -182,7 +182,7 @@ class Http:
         """GET a whole document of at most `limit` bytes (default: the page limit); statuses outside
         `accept` (after retries) raise IndexUnavailable, a larger body LimitExceeded.
 
-        `small` answers (metadata files, per-version pages) go to the multiplexed pool.
+        `small` answers (metadata files, range reads) go to the multiplexed pool.
         """
         most = self.limits.page_bytes if limit is None else limit
 
