@@ -140,7 +140,8 @@ class CudaProvider(AbstractProvider[Req, Candidate, str]):
         extensions = None
         if self.policy.torch_layout(candidate) is not None and candidate.choice.file.is_wheel:
             extensions = self.source.extension_modules(candidate.choice.file)
-            self._prefetch_older_builds(candidate)
+            if self.policy.preferred.get(candidate.name) != candidate.version:  # a kept pin: no walk is coming
+                self._prefetch_older_builds(candidate)
         return tuple(self.policy.dependencies_from(candidate, metadata, extensions))
 
     def _prefetch_older_builds(self, candidate: Candidate) -> None:
