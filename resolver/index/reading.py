@@ -117,24 +117,13 @@ class MetadataReader:
         record cannot make the client read a directory or a member larger than the limits.
         """
         limits = self.http.limits
-        tail_size = min(TAIL_SIZE, file.size) if file.size else TAIL_SIZE
-        tail, total = await self.http.get_range(file.url, None, tail_size, "range", limits.download_bytes)
-        tail_start = total - len(tail)
-        location = locate_central_directory(tail, tail_start)
-        if isinstance(location, Span):
-            _within(location.start, location.end, total)
-            record, _ = await self.http.get_range(file.url, location.start, location.end, "range")
-            location = parse_zip64_record(record)
-        _within(location.offset, location.offset + location.size, total)
+        tail, tail_start, total, location = await self._tail(file)
         entry = metadata_entry_in_tail(tail, tail_start, location, project)
         if entry is None:
             entry = find_metadata_entry(_entries_in_tail(tail, tail_start, location), project)
         if entry is None and location.offset < tail_start:
             # The dist-info is not at the end (torch 2.11+): read the whole directory, then find it by name.
-            if location.size > limits.directory_bytes:
-                declared = f"its zip central directory declares {location.size:,} bytes"
-                raise LimitExceeded(file.url, declared, limits.directory_bytes, "a central directory")
-            directory, _ = await self.http.get_range(file.url, location.offset, location.offset + location.size, "range")
+            directory = await self._directory(file, location)
             entry = metadata_entry_in_tail(directory, location.offset, location, project) or find_metadata_entry(
                 parse_central_entries(directory), project
             )
@@ -160,13 +149,21 @@ class MetadataReader:
             path = Path(url2pathname(urlsplit(file.url).path))
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(None, _local_extensions, path)
-        limits = self.http.limits
         try:
-            tail, total = await self.http.get_range(file.url, None, min(TAIL_SIZE, file.size or TAIL_SIZE), "range", limits.download_bytes)
+            tail, tail_start, _, location = await self._tail(file)
         except RangeNotSupported as refused:
             if refused.body is None:
                 raise ZipReadError(f"the server ignores Range requests (HTTP {refused.status})") from None
             return _extensions(zipfile.ZipFile(io.BytesIO(refused.body)).namelist())
+        if location.offset >= tail_start:
+            return _extensions(e.name for e in _entries_in_tail(tail, tail_start, location))
+        return _extensions(e.name for e in parse_central_entries(await self._directory(file, location)))
+
+    async def _tail(self, file: DistFile) -> tuple[bytes, int, int, CentralDirectory]:
+        """The tail of a wheel (its first byte's offset, and the file's size) and where its central
+        directory is, a zip64 record read when needed; every span the archive declares lies in the file."""
+        tail_size = min(TAIL_SIZE, file.size) if file.size else TAIL_SIZE
+        tail, total = await self.http.get_range(file.url, None, tail_size, "range", self.http.limits.download_bytes)
         tail_start = total - len(tail)
         location = locate_central_directory(tail, tail_start)
         if isinstance(location, Span):
@@ -174,13 +171,15 @@ class MetadataReader:
             record, _ = await self.http.get_range(file.url, location.start, location.end, "range")
             location = parse_zip64_record(record)
         _within(location.offset, location.offset + location.size, total)
-        if location.offset >= tail_start:
-            return _extensions(e.name for e in _entries_in_tail(tail, tail_start, location))
-        if location.size > limits.directory_bytes:
-            declared = f"its zip central directory declares {location.size:,} bytes"
-            raise LimitExceeded(file.url, declared, limits.directory_bytes, "a central directory")
+        return tail, tail_start, total, location
+
+    async def _directory(self, file: DistFile, location: CentralDirectory) -> bytes:
+        """The whole central directory, unless it declares more than the limit."""
+        limit = self.http.limits.directory_bytes
+        if location.size > limit:
+            raise LimitExceeded(file.url, f"its zip central directory declares {location.size:,} bytes", limit, "a central directory")
         directory, _ = await self.http.get_range(file.url, location.offset, location.offset + location.size, "range")
-        return _extensions(e.name for e in parse_central_entries(directory))
+        return directory
 
     def _read_local(self, file: DistFile, project: str) -> CoreMetadata:
         """A find-links directory's file, read in place (a wheel's METADATA member only)."""
