@@ -13,7 +13,7 @@ from packaging.requirements import Requirement
 
 from ..files.constraints import ConstraintsDocument
 from ..machine.detect import host_has_driver
-from ..machine.interpreter import environment_report, import_canary, record_install
+from ..machine.interpreter import EnvironmentReport, import_canary, record_install
 from ..machine.system import Machine
 from ..model.families import FamilyTable
 from .libraries import check_libraries, environment_loader
@@ -23,12 +23,13 @@ from .verify import Verification, needed_names, verify
 def verify_environment(
     machine: Machine,
     python: str,
+    report: EnvironmentReport,
     document: ConstraintsDocument,
     requirements: Iterable[Requirement],
     families: FamilyTable,
     canaries: Sequence[str],
 ) -> Verification:
-    report = environment_report(machine, python)
+    """The checks of the interpreter's environment, as `report` (read after any install) describes it."""
     loader = environment_loader(machine, report)
     libraries = check_libraries(report, document.cuda_major, families, loader)
     results = [import_canary(machine, python, module) for module in canaries]
@@ -37,7 +38,6 @@ def verify_environment(
     return verify(document, report.markers, report.installed, families, results, needed, libraries, driver)
 
 
-def remember_install(machine: Machine, python: str, major: int) -> None:
+def remember_install(machine: Machine, python: str, report: EnvironmentReport, major: int) -> None:
     """Record in the environment that `install` put its packages there for `major` (torch included)."""
-    torch = environment_report(machine, python).installed.get("torch")
-    record_install(machine, python, json.dumps({"cuda_major": major, "torch": torch}))
+    record_install(machine, python, json.dumps({"cuda_major": major, "torch": report.installed.get("torch")}))

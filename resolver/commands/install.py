@@ -219,9 +219,10 @@ def install_with_constraints(request: InstallRequest, machine: Machine, say: Say
                 say(line)
             return InstallOutcome(prepared, plan)
         _execute(plan, machine, say)
-    remember_install(machine, request.python, prepared.major)
+    after = environment_report(machine, request.python)
+    remember_install(machine, request.python, after, prepared.major)
     verification = verify_environment(
-        machine, request.python, prepared.document, prepared.requirements, request.families, request.canaries
+        machine, request.python, after, prepared.document, prepared.requirements, request.families, request.canaries
     )
     return InstallOutcome(prepared, plan, verification)
 
@@ -261,8 +262,9 @@ def verify_installed(request: InstallRequest, machine: Machine, warn: Say = lamb
     if major is None:
         raise UsageError("verify checks a CUDA environment, and this one is ROCm; pass --cuda N to check it against a CUDA major")
     prepared = prepare(request, major, detection, warn)
-    refuse_other_targets(prepared, environment_report(machine, request.python).markers, request.python)
-    return verify_environment(machine, request.python, prepared.document, prepared.requirements, request.families, request.canaries)
+    report = environment_report(machine, request.python)
+    refuse_other_targets(prepared, report.markers, request.python)
+    return verify_environment(machine, request.python, report, prepared.document, prepared.requirements, request.families, request.canaries)
 
 
 def refuse_replacing(prepared: Prepared, installed: Mapping[str, str], markers: Mapping[str, str]) -> None:
