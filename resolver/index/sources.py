@@ -34,28 +34,24 @@ class Sources:
         self._clean = {source: client.credentials.add(source.url) for source in (*routing.indexes, *routing.find_links,
                                                                                  *routing.routes.values())}
         self._directories: dict[IndexSource, dict[NormalizedName, Slim]] = {}
+        # Projects made from the disk cache in a resolver's thread; those made in the loop are the client's
+        # coalesced fetches, under a key of this routing.
         self._projects: dict[NormalizedName, Project] = {}
-        self._making: dict[NormalizedName, asyncio.Future[Project]] = {}
+        self._key = f"routing-{id(self)}"
 
     def shown(self, source: IndexSource) -> str:
         return source.display
 
     def known(self, name: NormalizedName) -> Project | None:
         """The project when it was already made (any thread)."""
-        return self._projects.get(name)
+        found: Project | None = self._projects.get(name) or self.client.finished("project", self._key, name)
+        return found
 
     async def project(self, name: NormalizedName) -> Project:
         """The project from its pages, made once (the crawl and every resolver of this routing ask)."""
         found = self._projects.get(name)
         if found is None:
-            if name not in self._making:
-                self._making[name] = asyncio.ensure_future(self._make(name))
-            try:
-                found = await asyncio.shield(self._making[name])
-            finally:
-                if self._making.get(name) is not None and self._making[name].done():
-                    del self._making[name]
-            self._projects[name] = found
+            found = await self.client.once(("project", self._key, name), lambda: self._make(name))
         return found
 
     async def _make(self, name: NormalizedName) -> Project:
