@@ -15,7 +15,7 @@ are asked).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,6 +126,3 @@ def index_lines(routing: Routing) -> tuple[IndexLine, ...]:
     lines += [IndexLine("find-links", source.display) for source in routing.find_links]
     return tuple(lines)
 
-
-def every_url(routing: Routing) -> Iterable[str]:
-    return (source.url for source in (*routing.indexes, *routing.find_links, *routing.routes.values()))

@@ -129,8 +129,5 @@ def options(*scopes: Scope) -> Iterator[Option]:
     return (option for option in OPTIONS if option.scope in scopes)
 
 
-def by_dest(dest: str) -> Option:
-    return next(option for option in OPTIONS if option.dest == dest)
-
 
 CONFIG_KEYS = frozenset(option.key for option in OPTIONS if option.key)
