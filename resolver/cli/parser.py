@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--constraints-dir", type=Path, metavar="DIR", help="where cuNN.txt files are (default: output-dir, constraints)")
     verify.add_argument("--python", metavar="PATH", help="the interpreter whose environment is checked (default: this one)")
     verify.add_argument("--canary", action="append", metavar="MODULE", help="a module that must import; repeatable (default: from config)")
+    # `verify` reads the environment as it is: none of install's installer settings apply.
+    verify.set_defaults(installer="auto", system=False, index_url=None, dry_run=False, fix=False, allow_replace=False)
     return parser
 
 
