@@ -68,7 +68,10 @@ def test_no_build_for_the_required_torch_is_a_failure_that_names_the_builds(tmp_
     with served(nixl_index()):
         assert compile_cu13(tmp_path, inside, "nixl\ntorch == 2.15.0\n") == 4
     err = capsys.readouterr().err
-    assert "nixl-cu13 1.4.0 (required by nixl 1.4.0) requires torch and torch<2.14,>=2.11 (its wheel has builds for torch 2.11, 2.12, 2.13)" in err
+    # the meta package is blamed, on its members' behalf (it stands for them)
+    assert ("every nixl that fits (1.4.0 and 1.5.1), wanted as nixl by requirements/kv.txt:1, requires torch<2.14,>=2.11 and "
+            "torch<2.15,>=2.12 (nixl-cu13==1.4.0's wheel has builds for torch 2.11, 2.12, 2.13; "
+            "nixl-cu13==1.5.1's wheel has builds for torch 2.12, 2.13, 2.14)") in err
     assert not (tmp_path / "constraints").exists()
 
 
@@ -122,3 +125,21 @@ def test_read_torch_builds(names, specifier, described):
 
 def test_a_wheel_without_such_builds_has_none():
     assert read_torch_builds(LAYOUT, 13, ["nixl/_bindings.cpython-312-x86_64-linux-gnu.so"]) is None
+
+
+def test_a_torch_conflict_reaches_the_meta_package_not_every_other_project_that_requires_torch(tmp_path, inside):
+    """CUDA 12, as on PyPI: nixl-cu12 1.5.1's builds want torch 2.11 to 2.13, which exist only for CUDA 13.
+    The meta package stands for its member, so the resolver goes back to nixl 1.4.0 at once, instead of
+    first trying every older lmcache (which requires torch too)."""
+    index = nixl_index()
+    for release in index.releases["nixl-cu12"]:
+        release.members = builds(12, 10) if release.version == "1.4.0" else builds(12, 11, 12, 13)
+    for version in ("0.4.0", "0.4.1", "0.4.2", "0.4.3"):
+        index.add("lmcache", version, ["torch", "cupy-cuda12x"], tags=BOTH_ARCHES)
+    inside(tmp_path)
+    write_project(tmp_path, requirements={"kv.txt": "lmcache<=0.4.4\nnixl\n"})
+    with served(index) as server:
+        assert main(["compile", "-q", "--no-cache", "--retries", "0", "--cuda", "12"]) == 0
+    pins = {pin.name: str(pin.version) for pin in parse((tmp_path / "constraints" / "cu12.txt").read_text(), "cu12.txt").pins}
+    assert (pins["nixl-cu12"], pins["torch"], pins["lmcache"]) == ("1.4.0", "2.10.0", "0.4.4")
+    assert not [path for _, path, _ in server.requests if "lmcache-0.4.0" in path or "lmcache-0.4.3" in path]

@@ -31,6 +31,9 @@ class Req:
     extras: frozenset[NormalizedName] = frozenset()
     # Where it comes from, for messages: "requirements/x.txt:3" or "lmcache==0.4.4".
     origin: str = ""
+    # Required on behalf of a meta package's member (the torch its builds serve): not the parent's own
+    # requirement, so the parent is not named as one that requires it.
+    on_behalf: bool = False
     _admitted: dict[Version, bool] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def admits(self, version: Version) -> bool:

@@ -69,11 +69,14 @@ def _group_by_parent(infos: Iterable[Information]) -> dict[str | None, list[Info
 
 def _describe_requirers(parent_name: str | None, group: list[Information], policy: Policy, roots: Sequence[Req]) -> str:
     wanted = " and ".join(sorted({str(info.requirement) for info in group}))
-    # Why a release requires it, when the requirement is derived (from its wheel's builds per torch version).
-    notes = sorted({info.requirement.origin[len(str(info.parent)) + 2 : -1] for info in group
-                    if info.parent is not None and info.requirement.origin.startswith(f"{info.parent} (")})
+    # Why a release requires it, when the requirement is derived (from a wheel's builds per torch version).
+    own = sorted({info.requirement.origin[len(str(info.parent)) + 2 : -1] for info in group
+                  if info.parent is not None and info.requirement.origin.startswith(f"{info.parent} (")})
+    members = sorted({"{}'s wheel has {}".format(*info.requirement.origin[:-1].split(" (", 1))
+                      for info in group if info.requirement.on_behalf})
+    notes = ([f"its wheel has {'; '.join(own)}"] if own else []) + members
     if notes:
-        wanted += f" (its wheel has {'; '.join(notes)})"
+        wanted += f" ({'; '.join(notes)})"
     if parent_name is None:
         origins = sorted({info.requirement.origin for info in group})
         return f"{wanted} is required by {', '.join(origins)}"

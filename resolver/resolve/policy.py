@@ -161,25 +161,47 @@ class Policy:
     # -- what a release requires ------------------------------------------------------------------------
 
     def torch_layout(self, candidate: Candidate) -> tuple[str, int] | None:
-        """Where the candidate's wheel keeps builds per torch version, if its family says (and its major)."""
-        return None if candidate.extras else self.families.torch_builds(candidate.name)
+        """Where the wheel with the candidate's builds per torch version keeps them, if its family says (and
+        the major): a member's own wheel; for the family's meta package, its member's for this major."""
+        if candidate.extras:
+            return None
+        meta = self.families.meta_family(candidate.name)
+        if meta is not None:
+            return (meta.torch_builds, self.major) if meta.torch_builds else None
+        return self.families.torch_builds(candidate.name)
+
+    def builds_member(self, candidate: Candidate) -> Req | None:
+        """For a meta release whose family keeps builds per torch version: its member for this major at
+        its version (`nixl-cu12==1.5.1`), whose wheel has them; None for any other release."""
+        meta = self.families.meta_family(candidate.name)
+        member = meta.member_name(self.major) if meta is not None and meta.torch_builds and not candidate.extras else None
+        return Req(canonicalize_name(member), SpecifierSet(f"=={candidate.version}")) if member else None
 
     def dependencies_from(self, candidate: Candidate, metadata: CoreMetadata, extensions: Sequence[str] | None = None) -> Iterator[Req]:
-        """What a candidate requires here, meta rules applied; with the extension modules of the wheel this
-        target installs (`extensions`), also the torch its builds per torch version serve."""
+        """What a candidate requires here, meta rules applied; with the extension modules of the wheel
+        `torch_layout` names (`extensions`), also the torch its builds per torch version serve.
+
+        A meta package requires that torch too, on its member's behalf: it stands for its member on this
+        target, and a conflict over torch then reaches it. Else the resolver, backjumping from torch past
+        the meta package (which requires its member only), blames whatever else requires torch
+        (lmcache), and walks all its releases before the meta package's.
+        """
         yield from self._dependencies(candidate, metadata)
         layout = self.torch_layout(candidate)
         builds = read_torch_builds(*layout, extensions) if layout is not None and extensions is not None else None
         if builds is None:
             return
-        self.record.torch_builds[(candidate.name, candidate.version)] = builds
-        if builds.untagged:
-            logger.warning("%s: %s; whether it loads with the torch pinned here is not checked", candidate, builds.describe())
-        for name in builds.unrecognised:
-            logger.warning("%s: %s looks like a build for one torch version, but not as %s lays them out; it is not checked",
-                           candidate, name, layout[0] if layout else "its family")
+        member = self.builds_member(candidate)
+        if member is None:
+            self.record.torch_builds[(candidate.name, candidate.version)] = builds
+            if builds.untagged:
+                logger.warning("%s: %s; whether it loads with the torch pinned here is not checked", candidate, builds.describe())
+            for name in builds.unrecognised:
+                logger.warning("%s: %s looks like a build for one torch version, but not as %s lays them out; it is not checked",
+                               candidate, name, layout[0] if layout else "its family")
         if builds.specifier is not None:
-            yield Req(canonicalize_name("torch"), builds.specifier, origin=f"{candidate} ({builds.describe()})")
+            origin = f"{candidate if member is None else f'{member.name}=={candidate.version}'} ({builds.describe()})"
+            yield Req(canonicalize_name("torch"), builds.specifier, origin=origin, on_behalf=member is not None)
 
     def _dependencies(self, candidate: Candidate, metadata: CoreMetadata) -> Iterator[Req]:
         origin = str(candidate)

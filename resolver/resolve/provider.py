@@ -17,7 +17,7 @@ from resolvelib.structs import RequirementInformation
 
 from ..errors import MetadataUnavailable, ProjectNotFound
 from ..errors.display import escape
-from ..model.distributions import Project
+from ..model.distributions import DistFile, Project
 from .candidates import PYTHON, UNREADABLE, Candidate, Req, name_of, requirement_for
 from .policy import Policy
 from .selection import Unavailable
@@ -138,11 +138,24 @@ class CudaProvider(AbstractProvider[Req, Candidate, str]):
         for repair in metadata.repairs:
             logger.warning("%s: %s (a legacy spelling, read as uv reads it)", candidate, escape(repair))
         extensions = None
-        if self.policy.torch_layout(candidate) is not None and candidate.choice.file.is_wheel:
-            extensions = self.source.extension_modules(candidate.choice.file)
-            if self.policy.preferred.get(candidate.name) != candidate.version:  # a kept pin: no walk is coming
-                self._prefetch_older_builds(candidate)
+        wheel = self._builds_wheel(candidate) if self.policy.torch_layout(candidate) is not None else None
+        if wheel is not None:
+            extensions = self.source.extension_modules(wheel)
+            if wheel is candidate.choice.file and self.policy.preferred.get(candidate.name) != candidate.version:
+                self._prefetch_older_builds(candidate)  # (a kept pin: no walk is coming)
         return tuple(self.policy.dependencies_from(candidate, metadata, extensions))
+
+    def _builds_wheel(self, candidate: Candidate) -> DistFile | None:
+        """The wheel whose file list shows the candidate's builds per torch version: its own, or, for a
+        meta package, its member's for this major."""
+        assert candidate.choice is not None
+        member = self.policy.builds_member(candidate)
+        if member is not None:
+            found = next(self.policy.candidates_in(self._project(member.name), (member,)), None)
+            choice = found.choice if found is not None else None
+        else:
+            choice = candidate.choice
+        return choice.file if choice is not None and choice.file.is_wheel else None
 
     def _prefetch_older_builds(self, candidate: Candidate) -> None:
         """The file lists of the next older releases, fetched ahead: when a torch mismatch makes the

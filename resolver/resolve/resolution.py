@@ -122,7 +122,7 @@ def _collect(target: Target, mapping: Mapping[str, Candidate], information: Info
         name = name_of(identifier)
         if info.parent is None:
             parents[name].add("-r " + info.requirement.origin.rsplit(":", 1)[0])
-        elif info.parent.name != name:
+        elif info.parent.name != name and not info.requirement.on_behalf:
             parents[name].add(info.parent.name)
     pins: dict[NormalizedName, Pin] = {}
     exclusions: set[ExcludedLine] = set()
