@@ -238,13 +238,23 @@ def test_metadata_is_cached_by_file_hash(index, mock, tmp_path):
 
 def test_a_corrupt_cache_entry_is_refetched(index, mock, tmp_path):
     run(fetch(client_for(tmp_path), "nixl", "1.5.1"))
-    entries = list(tmp_path.rglob("*.json"))
-    assert entries
+    entries = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert {path.suffix for path in entries} == {".json", ".page"}
     for entry in entries:
         entry.write_bytes(b"\x00{not json")
     metadata = run(fetch(client_for(tmp_path), "nixl", "1.5.1"))
     assert metadata.source == "range"
-    assert all(json.loads(e.read_bytes())["format"] for e in tmp_path.rglob("*.json"))
+    # every entry was discarded and written again: metadata as JSON, pages as a JSON header line and a body
+    assert all(json.loads(e.read_bytes().split(b"\n", 1)[0])["format"] for e in tmp_path.rglob("*") if e.is_file())
+
+
+def test_a_cached_page_whose_body_was_cut_short_is_refetched(index, mock, tmp_path):
+    run(fetch(client_for(tmp_path), "nixl", "1.5.1"))
+    (page,) = tmp_path.rglob("*.page")
+    page.write_bytes(page.read_bytes()[:-10])  # a release's files now end past the body
+    requests = len(index.requests)
+    run(fetch(client_for(tmp_path), "nixl", "1.5.1"))
+    assert any(path.endswith("/simple/nixl/") for path in index.paths()[requests:])
 
 
 def test_project_page_is_revalidated_with_its_etag(index, mock, tmp_path):

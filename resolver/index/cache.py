@@ -2,9 +2,14 @@
 
 Layout (format version in the path, so a new format never reads an old one):
 
-    <cache dir>/v3/projects/<index key>/<name>.json   {"format": 3, "url", "etag", "last_modified",
-                                                       "fetched_at", "max_age", "project": {...}}
-    <cache dir>/v3/metadata/<key[:2]>/<key>.json       {"format": 3, "metadata": {...}} or {"format": 3, "invalid": why}
+    <cache dir>/v4/projects/<index key>/<name>.page    a JSON header line, then the files of each release
+    <cache dir>/v4/metadata/<key[:2]>/<key>.json       {"format": 4, "metadata": {...}} or {"format": 4, "invalid": why}
+
+A page's header is {"format": 4, "url", "etag", "last_modified", "fetched_at", "max_age", "project"}, where
+the compact page's `releases` map each version to the [start, end) of its files' JSON text in the body
+that follows the header. A page is loaded by parsing its header only: a release's files are parsed when
+the resolver looks at that release (pydantic-core's page is 6 MB, of which a resolution reads a few rows),
+and storing one does not escape megabytes of JSON text inside JSON.
 
 The index key is a digest of the index URL without credentials; the metadata key a digest of the file's
 URL and the sha256 its index gave (see `DistFile.cache_key`). No credential is ever written: the client
@@ -36,7 +41,7 @@ from packaging.version import Version
 from ..model.distributions import CoreMetadata, parse_requirement
 
 logger = logging.getLogger(__name__)
-FORMAT = 3
+FORMAT = 4
 ENV_CACHE_DIR = "CUDA_CONSTRAINTS_CACHE_DIR"
 
 
@@ -81,7 +86,7 @@ class Cache:
         if self.root is None:
             return None
         index_key = hashlib.sha256(index_url.encode()).hexdigest()[:16]
-        return self.root / "projects" / index_key / f"{name}.json"
+        return self.root / "projects" / index_key / f"{name}.page"
 
     def _metadata_path(self, key: str) -> Path | None:
         if self.root is None:
@@ -90,34 +95,46 @@ class Cache:
         return self.root / "metadata" / digest[:2] / f"{digest}.json"
 
     def load_page(self, index_url: str, name: str) -> CachedPage | None:
-        document = self._read(self._project_path(index_url, name))
-        if document is None:
+        path = self._project_path(index_url, name)
+        if path is None:
             return None
         try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError:
+            self._discard(path)
+            return None
+        try:
+            end = data.index(b"\n")
+            document = json.loads(data[:end])
+            if not isinstance(document, dict) or document.get("format") != FORMAT:
+                raise ValueError("another format")
             return CachedPage(
                 url=str(document["url"]),
-                project=dict(document["project"]),
+                project=_unpack(dict(document["project"]), memoryview(data)[end + 1 :]),
                 etag=document.get("etag"),
                 last_modified=document.get("last_modified"),
                 fetched_at=float(document["fetched_at"]),
                 max_age=None if document.get("max_age") is None else float(document["max_age"]),
             )
         except (KeyError, TypeError, ValueError):
-            self._discard(self._project_path(index_url, name))
+            self._discard(path)
             return None
 
     def store_page(self, index_url: str, name: str, page: CachedPage) -> None:
-        self._write(
-            self._project_path(index_url, name),
-            {
-                "url": page.url,
-                "etag": page.etag,
-                "last_modified": page.last_modified,
-                "fetched_at": page.fetched_at,
-                "max_age": page.max_age,
-                "project": page.project,
-            },
-        )
+        body = _Body()
+        header = {
+            "format": FORMAT,
+            "url": page.url,
+            "etag": page.etag,
+            "last_modified": page.last_modified,
+            "fetched_at": page.fetched_at,
+            "max_age": page.max_age,
+            "project": _pack(page.project, body),
+        }
+        encoded = json.dumps(header, separators=(",", ":")).encode()
+        self._write_bytes(self._project_path(index_url, name), b"".join([encoded, b"\n", *body.chunks]))
 
     def touch_page(self, index_url: str, name: str, page: CachedPage) -> CachedPage:
         """Record a successful revalidation (HTTP 304)."""
@@ -196,14 +213,16 @@ class Cache:
         return document
 
     def _write(self, path: Path | None, document: dict[str, Any]) -> None:
+        self._write_bytes(path, json.dumps({"format": FORMAT, **document}, separators=(",", ":")).encode())
+
+    def _write_bytes(self, path: Path | None, body: bytes) -> None:
         if path is None or self._write_failed:
             return
-        body = json.dumps({"format": FORMAT, **document}, separators=(",", ":")).encode()
         try:
             if path.parent not in self._directories:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._directories.add(path.parent)
-            descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+            descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
             try:
                 with os.fdopen(descriptor, "wb") as handle:
                     handle.write(body)
@@ -228,3 +247,44 @@ def _remove_quietly(path: Path) -> None:
     with contextlib.suppress(OSError):
         path.unlink()
 
+
+
+
+class _Body:
+    """The body of a page file as it is written: each release's files, one after the other."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.size = 0
+
+    def add(self, rows: str | bytes | memoryview) -> list[int]:
+        data = rows.encode() if isinstance(rows, str) else bytes(rows)
+        self.chunks.append(data)
+        self.size += len(data)
+        return [self.size - len(data), self.size]
+
+
+def _pack(slim: dict[str, Any], body: _Body) -> dict[str, Any]:
+    """A compact page (or, under "projects", a find-links page's) with each release's files moved to the
+    body: the release names their [start, end) there instead."""
+    packed = dict(slim)
+    if isinstance(slim.get("releases"), dict):
+        packed["releases"] = {version: body.add(rows) for version, rows in slim["releases"].items()}
+    if isinstance(slim.get("projects"), dict):
+        packed["projects"] = {name: _pack(page, body) for name, page in slim["projects"].items()}
+    return packed
+
+
+def _unpack(packed: dict[str, Any], body: memoryview) -> dict[str, Any]:
+    """The compact page back, each release's files a view of the body (parsed when looked at); raises
+    ValueError for spans outside the body (a damaged entry)."""
+    if isinstance(packed.get("releases"), dict):
+        releases = {}
+        for version, (start, end) in packed["releases"].items():
+            if not 0 <= start <= end <= len(body):
+                raise ValueError("a release outside the page's body")
+            releases[version] = body[start:end]
+        packed["releases"] = releases
+    if isinstance(packed.get("projects"), dict):
+        packed["projects"] = {name: _unpack(dict(page), body) for name, page in packed["projects"].items()}
+    return packed

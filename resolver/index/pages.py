@@ -27,10 +27,13 @@ from packaging.version import InvalidVersion, Version
 from ..errors.display import has_secret
 from ..model.distributions import SDIST_SUFFIXES, DistFile, Project, Release
 
-# The compact form of a page: {"name": str, "releases": {version: JSON text of rows}, "secret": bool}.
+# The compact form of a page: {"name": str, "releases": {version: JSON text of rows}, "secret": bool}; a page
+# from the disk cache holds each release's text as a view of the cached file's bytes.
 Slim = dict[str, Any]
 # A file: [filename, url, sha256, requires_python, yanked, size, upload time, core-metadata, its sha256]
 Row = list[Any]
+# A release's files as a page holds them: JSON text, or a view of a cached page's bytes.
+Rows = str | memoryview
 _CONTROL = re.compile("[\x00-\x20\x7f-\x9f]")
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 ACCEPT = f"{SIMPLE_JSON}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
@@ -201,7 +204,7 @@ def project_from_slims(name: NormalizedName, pages: Iterable[tuple[Slim, str, st
     """One project from its pages: (compact page, URL its relative links are resolved against, index as
     shown). Newest release first; a version named in several pages has all their files (the first page's
     where two share a file name); versions that do not parse are skipped, as pip skips them."""
-    by_version: dict[Version, list[tuple[str, str, str]]] = defaultdict(list)
+    by_version: dict[Version, list[tuple[Rows, str, str]]] = defaultdict(list)
     for slim, page_url, index in pages:
         for version_text, rows in slim["releases"].items():
             try:
@@ -214,10 +217,10 @@ def project_from_slims(name: NormalizedName, pages: Iterable[tuple[Slim, str, st
     return Project(name, tuple(releases))
 
 
-def _files(parts: list[tuple[str, str, str]]) -> tuple[DistFile, ...]:
+def _files(parts: list[tuple[Rows, str, str]]) -> tuple[DistFile, ...]:
     files: dict[str, DistFile] = {}
     for rows, page_url, index in parts:
-        for row in json.loads(rows):
+        for row in json.loads(rows if isinstance(rows, str) else bytes(rows)):
             files.setdefault(row[0], _file(row, page_url, index))
     return tuple(files.values())
 
