@@ -264,6 +264,39 @@ def test_a_signal_stops_the_run_within_a_second_with_one_line(tmp_path, signum, 
     assert not (root / "constraints" / "cu12.txt").exists()
 
 
+def test_ctrl_c_in_a_terminal_with_a_page_worker_running_is_one_line_and_stops_the_worker(tmp_path):
+    """A terminal's Ctrl-C reaches the whole process group, the worker that parsed a large page included:
+    the tool reports it once, and the worker does not outlive it."""
+    files = [file_entry(f"big-1.{n}.0-cp312-cp312-manylinux_2_17_{arch}.whl", size=1000, sha256=f"{n:064x}")
+             for n in range(2500) for arch in ("x86_64", "aarch64")]
+    with HostileServer() as server:
+        server.page("big", files)
+        server.answers["/packages/big-1.2499.0-cp312-cp312-manylinux_2_17_x86_64.whl"] = lambda c: c.stream(200, endless(b" ", 0.05))
+        root = project(tmp_path, "big\n")
+        logs = tmp_path / "logs"
+        logs.mkdir()
+        started = time.monotonic()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "resolver", "compile", *ONE_TARGET, "--index-url", f"{server.url}/simple"], cwd=root,
+            stdout=(logs / "out").open("wb"), stderr=(logs / "err").open("wb"), start_new_session=True,
+            env={**os.environ, "NETRC": "/nonexistent", "PYTHONPATH": str(Path(__file__).parents[1])},
+        )
+        while not any(path.startswith("/packages/") for _, path in server.requests):  # the page was parsed
+            assert process.poll() is None and time.monotonic() - started < 30, (logs / "err").read_text()
+            time.sleep(0.05)
+        workers = [int(pid) for task in Path(f"/proc/{process.pid}/task").iterdir() for pid in (task / "children").read_text().split()]
+        assert workers, "no page worker was started"
+        os.killpg(process.pid, signal.SIGINT)
+        finished = finish(process, logs, started, timeout=30)
+    assert finished.code == 130, finished.err
+    assert "Traceback" not in finished.err
+    assert finished.err.strip().splitlines()[-1] == "interrupted (SIGINT); nothing was written", finished.err
+    deadline = time.monotonic() + 5
+    while any(Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2] for pid in workers):
+        assert time.monotonic() < deadline, "the page worker outlived the tool"
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize("delay", [0.0, 0.02, 0.05, 0.1, 0.2, 0.35])
 def test_a_ctrl_c_while_starting_is_one_line_too(tmp_path, delay):
     with slow_server(0.3) as server:

@@ -39,6 +39,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from ..model.distributions import CoreMetadata, parse_requirement
+from .pages import pack, unpack
 
 logger = logging.getLogger(__name__)
 FORMAT = 4
@@ -112,7 +113,7 @@ class Cache:
                 raise ValueError("another format")
             return CachedPage(
                 url=str(document["url"]),
-                project=_unpack(dict(document["project"]), memoryview(data)[end + 1 :]),
+                project=unpack(dict(document["project"]), memoryview(data)[end + 1 :]),
                 etag=document.get("etag"),
                 last_modified=document.get("last_modified"),
                 fetched_at=float(document["fetched_at"]),
@@ -123,7 +124,7 @@ class Cache:
             return None
 
     def store_page(self, index_url: str, name: str, page: CachedPage) -> None:
-        body = _Body()
+        packed, chunks = pack(page.project)
         header = {
             "format": FORMAT,
             "url": page.url,
@@ -131,10 +132,10 @@ class Cache:
             "last_modified": page.last_modified,
             "fetched_at": page.fetched_at,
             "max_age": page.max_age,
-            "project": _pack(page.project, body),
+            "project": packed,
         }
         encoded = json.dumps(header, separators=(",", ":")).encode()
-        self._write_bytes(self._project_path(index_url, name), b"".join([encoded, b"\n", *body.chunks]))
+        self._write_bytes(self._project_path(index_url, name), b"".join([encoded, b"\n", *chunks]))
 
     def touch_page(self, index_url: str, name: str, page: CachedPage) -> CachedPage:
         """Record a successful revalidation (HTTP 304)."""
@@ -249,42 +250,3 @@ def _remove_quietly(path: Path) -> None:
 
 
 
-
-class _Body:
-    """The body of a page file as it is written: each release's files, one after the other."""
-
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-        self.size = 0
-
-    def add(self, rows: str | bytes | memoryview) -> list[int]:
-        data = rows.encode() if isinstance(rows, str) else bytes(rows)
-        self.chunks.append(data)
-        self.size += len(data)
-        return [self.size - len(data), self.size]
-
-
-def _pack(slim: dict[str, Any], body: _Body) -> dict[str, Any]:
-    """A compact page (or, under "projects", a find-links page's) with each release's files moved to the
-    body: the release names their [start, end) there instead."""
-    packed = dict(slim)
-    if isinstance(slim.get("releases"), dict):
-        packed["releases"] = {version: body.add(rows) for version, rows in slim["releases"].items()}
-    if isinstance(slim.get("projects"), dict):
-        packed["projects"] = {name: _pack(page, body) for name, page in slim["projects"].items()}
-    return packed
-
-
-def _unpack(packed: dict[str, Any], body: memoryview) -> dict[str, Any]:
-    """The compact page back, each release's files a view of the body (parsed when looked at); raises
-    ValueError for spans outside the body (a damaged entry)."""
-    if isinstance(packed.get("releases"), dict):
-        releases = {}
-        for version, (start, end) in packed["releases"].items():
-            if not 0 <= start <= end <= len(body):
-                raise ValueError("a release outside the page's body")
-            releases[version] = body[start:end]
-        packed["releases"] = releases
-    if isinstance(packed.get("projects"), dict):
-        packed["projects"] = {name: _unpack(dict(page), body) for name, page in packed["projects"].items()}
-    return packed

@@ -31,7 +31,8 @@ from ..model.distributions import CoreMetadata, DistFile, Release
 from .auth import CredentialStore, IndexAuth
 from .cache import Cache, CachedPage
 from .http import Http, Limits, Response, Stats
-from .pages import ACCEPT, PageError, Slim, find_links_page, parse_simple
+from .page_worker import PageWorker
+from .pages import ACCEPT, PageError, Slim, find_links_page
 from .reading import MetadataReader
 from .wheel import ZipReadError
 
@@ -83,8 +84,10 @@ class IndexClient:
         # Project pages run to megabytes (pydantic-core's is 6 MB); a few at a time bound the memory they
         # take before parsing, while range reads keep the rest of the connections busy.
         self._page_slots = asyncio.Semaphore(PAGE_CONCURRENCY)
-        # One page parsed at a time: parsing holds the GIL anyway, and one bounds the memory it takes.
+        # One page parsed at a time: parsing holds the GIL anyway, and one bounds the memory it takes. Large
+        # pages are parsed in a worker process (this thread waits for it without the GIL).
         self._parser = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="page-parser")
+        self.page_worker = PageWorker()
 
     @property
     def stats(self) -> Stats:
@@ -103,6 +106,7 @@ class IndexClient:
         await asyncio.gather(*pending, return_exceptions=True)
         await self.http.close()
         self._parser.shutdown(wait=True)  # finishes the cache writes still queued
+        self.page_worker.close()
 
     # -- coalescing -------------------------------------------------------------------------------------
 
@@ -156,7 +160,7 @@ class IndexClient:
 
     async def _load_page(self, index_url: str, name: NormalizedName) -> tuple[Slim, str] | None:
         url = f"{index_url.rstrip('/')}/{name}/"
-        kept, page_url = await self._fetch(index_url, name, url, lambda r: parse_simple(r.body, _content_type(r), name))
+        kept, page_url = await self._fetch(index_url, name, url, lambda r: self.page_worker.parse_simple(r.body, _content_type(r), name))
         return None if kept.get("missing") else (kept, page_url)
 
     async def _load_links(self, url: str) -> dict[NormalizedName, tuple[Slim, str]]:

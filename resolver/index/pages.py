@@ -249,3 +249,50 @@ def _parse_time(text: str | None) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def pack(slim: Slim) -> tuple[Slim, list[bytes]]:
+    """A compact page as a small header and a body, for the disk cache and the page worker: each release
+    names the [start, end) of its files' JSON text in the body (`unpack` reverses it)."""
+    body = _Body()
+    return _pack(slim, body), body.chunks
+
+
+class _Body:
+    """The body of a page file as it is written: each release's files, one after the other."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.size = 0
+
+    def add(self, rows: str | bytes | memoryview) -> list[int]:
+        data = rows.encode() if isinstance(rows, str) else bytes(rows)
+        self.chunks.append(data)
+        self.size += len(data)
+        return [self.size - len(data), self.size]
+
+
+def _pack(slim: Slim, body: _Body) -> Slim:
+    """A compact page (or, under "projects", a find-links page's) with each release's files moved to the
+    body: the release names their [start, end) there instead."""
+    packed = dict(slim)
+    if isinstance(slim.get("releases"), dict):
+        packed["releases"] = {version: body.add(rows) for version, rows in slim["releases"].items()}
+    if isinstance(slim.get("projects"), dict):
+        packed["projects"] = {name: _pack(page, body) for name, page in slim["projects"].items()}
+    return packed
+
+
+def unpack(packed: Slim, body: memoryview) -> Slim:
+    """A packed page back, each release's files a view of the body (parsed when looked at); raises
+    ValueError for spans outside the body (a damaged entry)."""
+    if isinstance(packed.get("releases"), dict):
+        releases = {}
+        for version, (start, end) in packed["releases"].items():
+            if not 0 <= start <= end <= len(body):
+                raise ValueError("a release outside the page's body")
+            releases[version] = body[start:end]
+        packed["releases"] = releases
+    if isinstance(packed.get("projects"), dict):
+        packed["projects"] = {name: unpack(dict(page), body) for name, page in packed["projects"].items()}
+    return packed

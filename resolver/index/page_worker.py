@@ -1,0 +1,137 @@
+"""Large project pages are parsed in a worker process, beside the interpreter that fetches and resolves.
+
+Parsing a page is Python work (pydantic-core's 7 MB page takes 0.1 s of CPU, a cold run of a GPU
+project's tree parses 60 to 80 MB of pages), and in this process it holds the interpreter lock that the
+HTTP machinery and the resolvers need. A page over LARGE_PAGE bytes is handed to one worker process on
+the other core; smaller ones cost less to parse here than to send. The worker is started by the first
+large page (a warm run, or a small local index, never starts one). It is a plain `python -c` child that
+reads requests on stdin and answers on stdout, a page as its packed form (`pages.pack`): no
+multiprocessing, so nothing is imported as `__main__` again and no shared-memory semaphore is needed.
+
+The worker ignores SIGINT (a terminal sends it to the whole process group: the parent reports the
+interruption and closes the worker) and exits when its stdin closes, the parent's end included. Where it
+cannot be started or stops answering, pages are parsed here, as before.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import subprocess
+import sys
+from typing import IO, Any
+
+from packaging.utils import NormalizedName
+
+from .pages import PageError, Slim, pack, parse_simple, unpack
+
+logger = logging.getLogger(__name__)
+LARGE_PAGE = 1 << 20
+
+
+class PageWorker:
+    """`parse_simple` for one thread (the client's page parser), large pages in a worker process."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+        self._failed = False
+
+    def parse_simple(self, body: bytes, content_type: str, name: NormalizedName) -> Slim:
+        if len(body) > LARGE_PAGE and not self._failed:
+            try:
+                answer, data = self._ask({"content_type": content_type, "name": name}, body)
+            except (OSError, ValueError) as error:
+                logger.debug("the page worker is not answering (%s); pages are parsed in this process", error)
+                self._failed = True
+                self.close()
+            else:
+                return _answered(answer, data)
+        return parse_simple(body, content_type, name)
+
+    def _ask(self, request: dict[str, Any], body: bytes) -> tuple[dict[str, Any], bytes]:
+        process = self._process or self._start()
+        assert process.stdin is not None and process.stdout is not None
+        _send(process.stdin, request, body)
+        return _receive(process.stdout)
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        # The parent's import path, so the worker imports this very package (not one in its directory).
+        code = f"import sys; sys.path[:] = {sys.path!r}; from {__name__} import serve; serve()"
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
+        return self._process
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def close(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                stream.close()
+        try:
+            process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _answered(answer: dict[str, Any], data: bytes) -> Slim:
+    """The worker's answer as `parse_simple` would have given it: the page, or the same error."""
+    kind = answer.get("kind")
+    if kind == "page":
+        return unpack(dict(answer["project"]), memoryview(data))
+    if kind == "page-error":
+        raise PageError(str(answer.get("message", "")))
+    if kind == "too-deep":
+        raise RecursionError("nested too deeply")
+    if kind == "invalid-json":
+        raise ValueError("invalid JSON")
+    raise OSError(f"the page worker answered {kind!r}")
+
+
+def serve() -> None:
+    """The worker: parse each page it is sent until its stdin closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        try:
+            request, body = _receive(stdin)
+        except ValueError:
+            return  # the parent closed its end (or is gone)
+        chunks: list[bytes] = []
+        try:
+            packed, chunks = pack(parse_simple(body, request["content_type"], NormalizedName(request["name"])))
+            answer: dict[str, Any] = {"kind": "page", "project": packed}
+        except PageError as error:
+            answer = {"kind": "page-error", "message": str(error)}
+        except RecursionError:
+            answer = {"kind": "too-deep"}
+        except ValueError:
+            answer = {"kind": "invalid-json"}
+        _send(stdout, answer, b"".join(chunks))
+
+
+def _send(stream: IO[bytes], header: dict[str, Any], body: bytes) -> None:
+    """One message: a JSON header line (with the body's size), then the body."""
+    stream.write(json.dumps({**header, "size": len(body)}, separators=(",", ":")).encode() + b"\n")
+    stream.write(body)
+    stream.flush()
+
+
+def _receive(stream: IO[bytes]) -> tuple[dict[str, Any], bytes]:
+    """One message; ValueError at the end of the stream or for a damaged one."""
+    line = stream.readline()
+    if not line.endswith(b"\n"):
+        raise ValueError("the stream ended")
+    header = json.loads(line)
+    size = int(header.pop("size"))
+    body = stream.read(size)
+    if len(body) != size:
+        raise ValueError("the stream ended inside a message")
+    return header, body

@@ -1,0 +1,156 @@
+"""Large pages parsed in a worker process: the same compact page and the same errors as parsing here, a
+worker that survives the terminal's SIGINT, and parsing here whenever a worker cannot answer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+
+import httpx
+import pytest
+import respx
+from packaging.utils import canonicalize_name
+
+from resolver.errors import IndexUnavailable
+from resolver.index.cache import Cache
+from resolver.index.client import ClientOptions, IndexClient
+from resolver.index.page_worker import LARGE_PAGE, PageWorker
+from resolver.index.pages import PageError, parse_simple
+from resolver.index.sources import Sources
+from resolver.model.indexes import IndexSource, Routing
+
+JSON = "application/vnd.pypi.simple.v1+json"
+NAME = canonicalize_name("pydantic-core")
+PLATFORMS = ("manylinux_2_17_x86_64.manylinux2014_x86_64", "manylinux_2_17_aarch64.manylinux2014_aarch64",
+             "musllinux_1_1_x86_64", "macosx_11_0_arm64", "win_amd64", "win32")
+
+
+def large_page(**overrides) -> dict:
+    """A PEP 691 page shaped like pydantic-core's (over LARGE_PAGE bytes): wheels for every Python and
+    platform, sdists, yanked releases, core-metadata, a file of another project and one with a control
+    character in its name (both left out)."""
+    files = []
+    for minor in range(160):
+        version = f"2.{minor}.0"
+        yanked = "broken build" if minor % 17 == 0 else False
+        for python in ("cp39", "cp310", "cp311", "cp312", "cp313", "pp310"):
+            for platform in PLATFORMS:
+                filename = f"pydantic_core-{version}-{python}-{python}-{platform}.whl"
+                files.append({
+                    "filename": filename, "url": f"https://files.example/{minor:04x}/{filename}",
+                    "hashes": {"sha256": f"{minor:064x}"}, "requires-python": ">=3.9", "yanked": yanked,
+                    "size": 2_000_000 + minor, "upload-time": "2026-01-02T03:04:05.123456Z",
+                    "core-metadata": {"sha256": f"{minor + 1:064x}"} if minor % 2 else False,
+                })
+        files.append({"filename": f"pydantic_core-{version}.tar.gz", "url": f"https://files.example/{minor:04x}/sdist.tar.gz",
+                      "hashes": {}, "yanked": yanked})
+    files.append({"filename": "other_project-1.0-py3-none-any.whl", "url": "https://files.example/other.whl", "hashes": {}})
+    files.append({"filename": "pydantic_core-9.9.9-py3-none-any\x01.whl", "url": "https://files.example/x.whl", "hashes": {}})
+    page = {"meta": {"api-version": "1.1"}, "name": "pydantic-core", "files": files, **overrides}
+    return page
+
+
+def body_of(page: dict) -> bytes:
+    body = json.dumps(page).encode()
+    assert len(body) > LARGE_PAGE
+    return body
+
+
+def materialised(slim: dict) -> dict:
+    return {**slim, "releases": {version: json.loads(bytes(rows) if isinstance(rows, memoryview) else rows)
+                                 for version, rows in slim["releases"].items()}}
+
+
+@pytest.fixture
+def worker():
+    worker = PageWorker()
+    yield worker
+    worker.close()
+
+
+def test_a_large_page_parsed_by_the_worker_is_the_page_parsed_here(worker):
+    body = body_of(large_page())
+    here = parse_simple(body, JSON, NAME)
+    there = worker.parse_simple(body, JSON, NAME)
+    assert worker.pid is not None and worker.pid != os.getpid()
+    assert materialised(there) == materialised(here)
+    assert len(here["releases"]) == 160 and "9.9.9" not in here["releases"]
+
+
+def test_a_small_page_is_parsed_here(worker):
+    page = large_page()
+    page["files"] = page["files"][:20]
+    assert materialised(worker.parse_simple(json.dumps(page).encode(), JSON, NAME))["releases"]
+    assert worker.pid is None
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b'{"files": [' + b'{"filename": "a.whl"}, ' * 60_000 + b"]}", PageError),  # no url: the page is refused
+        (body_of(large_page())[:-100], ValueError),  # truncated JSON
+        (b"[" * (LARGE_PAGE + 1) + b"]" * (LARGE_PAGE + 1), RecursionError),
+        (body_of(large_page(name="pydantic")), PageError),  # another project's page
+    ],
+)
+def test_a_bad_large_page_fails_as_it_fails_here(worker, body, error):
+    assert len(body) > LARGE_PAGE
+    with pytest.raises(error) as here:
+        parse_simple(body, JSON, NAME)
+    with pytest.raises(error) as there:
+        worker.parse_simple(body, JSON, NAME)
+    assert str(there.value) == str(here.value) or error is not PageError
+    assert worker.pid is not None  # the worker answered, and still does
+    assert materialised(worker.parse_simple(body_of(large_page()), JSON, NAME))["releases"]
+
+
+def test_the_worker_ignores_the_terminals_sigint(worker):
+    body = body_of(large_page())
+    worker.parse_simple(body, JSON, NAME)
+    pid = worker.pid
+    os.kill(pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole process group
+    assert materialised(worker.parse_simple(body, JSON, NAME))["releases"]
+    assert worker.pid == pid  # the same worker answered: the interruption is the parent's to report
+
+
+def test_a_worker_that_dies_leaves_parsing_to_this_process(worker):
+    body = body_of(large_page())
+    worker.parse_simple(body, JSON, NAME)
+    os.kill(worker.pid, signal.SIGKILL)
+    assert materialised(worker.parse_simple(body, JSON, NAME)) == materialised(parse_simple(body, JSON, NAME))
+    assert worker.pid is None
+
+
+def test_a_worker_that_cannot_start_leaves_parsing_to_this_process(worker, monkeypatch):
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    body = body_of(large_page())
+    assert materialised(worker.parse_simple(body, JSON, NAME)) == materialised(parse_simple(body, JSON, NAME))
+
+
+def test_the_client_reads_a_large_page_through_the_worker_and_reports_a_bad_one_by_url(tmp_path):
+    good, bad = body_of(large_page()), body_of(large_page())[:-100]
+
+    async def fetch(name: str):
+        client = IndexClient(ClientOptions(retries=0), Cache(tmp_path))
+        try:
+            project = await Sources(client, Routing((IndexSource("https://index.test/simple"),))).project(canonicalize_name(name))
+            return project, client.page_worker.pid
+        finally:
+            await client.close()
+
+    with respx.mock(assert_all_called=False) as router:
+        router.get("https://index.test/simple/pydantic-core/").mock(return_value=httpx.Response(200, content=good, headers={"content-type": JSON}))
+        router.get("https://index.test/simple/bad/").mock(return_value=httpx.Response(200, content=bad, headers={"content-type": JSON}))
+        project, pid = asyncio.run(fetch("pydantic-core"))
+        assert pid is not None
+        assert str(project.releases[0].version) == "2.159.0"
+        assert {f.filename for f in project.releases[0].files} >= {"pydantic_core-2.159.0.tar.gz"}
+        with pytest.raises(IndexUnavailable) as failure:
+            asyncio.run(fetch("bad"))
+    assert "https://index.test/simple/bad/" in failure.value.message() and "invalid or truncated JSON" in failure.value.message()
+    # the large page was cached, and reads back the same
+    cached = Cache(tmp_path).load_page("https://index.test/simple", "pydantic-core")
+    assert cached is not None and materialised(cached.project) == materialised(parse_simple(good, JSON, NAME))
