@@ -16,11 +16,8 @@ from .output import safe_text
 from .run import (
     run_check,
     run_compile,
-    run_detect,
     run_diff,
     run_inspect,
-    run_install,
-    run_verify,
 )
 
 PROG = "cuda-constraints"
@@ -32,6 +29,19 @@ class _Parser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         print(f"error: {safe_text(message)}", file=sys.stderr)
         raise SystemExit(2)
+
+
+def _installing(name: str) -> Run:
+    """A command of `run_install.py`, imported when it runs: the installers and the ELF reader it needs cost
+    every other command 60 ms of imports."""
+
+    def run(args: argparse.Namespace) -> int:
+        from . import run_install
+
+        code: int = getattr(run_install, name)(args)
+        return code
+
+    return run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,17 +76,18 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--format", choices=("text", "markdown"), default="text", help="markdown: a PR body (default: text)")
     diff.add_argument("-o", "--output-dir", type=Path, metavar="DIR", help="the directory compared with HEAD (default: constraints)")
 
-    detect = command("detect", "print the CUDA major of this machine", run_detect)
+    detect = command("detect", "print the CUDA major of this machine", _installing("run_detect"))
     detect.add_argument("--python", metavar="PATH", help="the interpreter whose torch is asked (default: this one)")
     detect.add_argument("--json", action="store_true", help="every probe, its answer, and which one decided")
 
     install = command(
-        "install", "install the requirements with the constraints file of this machine's CUDA major", run_install,
+        "install", "install the requirements with the constraints file of this machine's CUDA major", _installing("run_install"),
         "the environment may be partly installed; run the same command again",
     )
     add_install_flags(install)
 
-    verify = command("verify", "check an installed environment: pins, no other major, shared libraries, canaries", run_verify)
+    verify = command("verify", "check an installed environment: pins, no other major, shared libraries, canaries",
+                     _installing("run_verify"))
     verify.add_argument("--cuda", default="auto", metavar="N|auto", help="the CUDA major to check against (default: auto, as `detect`)")
     add_flags(verify, "input")
     verify.add_argument("--constraints-dir", type=Path, metavar="DIR", help="where cuNN.txt files are (default: output-dir, constraints)")
