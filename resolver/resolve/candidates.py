@@ -35,6 +35,14 @@ class Req:
     # requirement, so the parent is not named as one that requires it.
     on_behalf: bool = False
     _admitted: dict[Version, bool] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    # Asked hundreds of thousands of times in a resolution (every round looks at every requirement): made once.
+    identifier: str = field(init=False, compare=False, repr=False)
+    pinned_exactly: bool = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "identifier", identifier_of(self.name, self.extras))
+        exact = any(s.operator in ("==", "===") and not s.version.endswith(".*") for s in self.specifier)
+        object.__setattr__(self, "pinned_exactly", exact)
 
     def admits(self, version: Version) -> bool:
         """Whether the specifier admits the version (pre-releases are filtered elsewhere); memoised."""
@@ -43,14 +51,6 @@ class Req:
         except KeyError:
             admitted = self._admitted[version] = self.specifier.contains(version, prereleases=True)
             return admitted
-
-    @property
-    def identifier(self) -> str:
-        return identifier_of(self.name, self.extras)
-
-    @property
-    def pinned_exactly(self) -> bool:
-        return any(s.operator in ("==", "===") and not s.version.endswith(".*") for s in self.specifier)
 
     def __str__(self) -> str:
         extras = f"[{','.join(sorted(self.extras))}]" if self.extras else ""
@@ -63,10 +63,10 @@ class Candidate:
     version: Version
     extras: frozenset[NormalizedName]
     choice: Choice | None  # None for the virtual Python candidate
+    identifier: str = field(init=False, compare=False, repr=False)
 
-    @property
-    def identifier(self) -> str:
-        return identifier_of(self.name, self.extras)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "identifier", identifier_of(self.name, self.extras))
 
     def __str__(self) -> str:
         return f"{self.name}=={self.version}"
