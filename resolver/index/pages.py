@@ -25,9 +25,10 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from ..errors.display import has_secret
-from ..model.distributions import SDIST_SUFFIXES, DistFile, Project, Release
+from ..model.distributions import SDIST_SUFFIXES, DistFile, OrderedReleases, Project, Release
 
-# The compact form of a page: {"name": str, "releases": {version: JSON text of rows}, "secret": bool}; a page
+# The compact form of a page: {"name": str, "releases": {version: JSON text of rows}, "secret": bool, "ordered":
+# True when the releases are newest first and every version parses (a page parsed by this version); a page
 # from the disk cache holds each release's text as a view of the cached file's bytes.
 Slim = dict[str, Any]
 # A file: [filename, url, sha256, requires_python, yanked, size, upload time, core-metadata, its sha256]
@@ -195,15 +196,28 @@ def _slim(name: NormalizedName, rows: Iterable[Row]) -> Slim:
             continue
         by_version[name_version[1]].append(row)
         secret = secret or ("?" in row[1] and has_secret(row[1]))
-    releases = {version: json.dumps(files, separators=(",", ":")) for version, files in by_version.items()}
+    # Newest first, once, here: a project made from one page then parses only the versions looked at.
+    # Versions that do not parse are left out, as pip leaves them out; two spellings of one version merge.
+    parsed: dict[Version, list[Row]] = {}
+    for text, files in by_version.items():
+        try:
+            parsed.setdefault(Version(text), []).extend(files)
+        except InvalidVersion:
+            continue
+    releases = {str(version): json.dumps(parsed[version], separators=(",", ":")) for version in sorted(parsed, reverse=True)}
     # `secret`: some file URL carries a token; the client keeps such a page out of the disk cache.
-    return {"name": name, "releases": releases, "secret": secret}
+    return {"name": name, "releases": releases, "secret": secret, "ordered": True}
 
 
 def project_from_slims(name: NormalizedName, pages: Iterable[tuple[Slim, str, str]]) -> Project:
     """One project from its pages: (compact page, URL its relative links are resolved against, index as
     shown). Newest release first; a version named in several pages has all their files (the first page's
     where two share a file name); versions that do not parse are skipped, as pip skips them."""
+    pages = list(pages)
+    if len(pages) == 1 and pages[0][0].get("ordered"):
+        slim, page_url, index = pages[0]
+        listed = [(text, partial(_files, [(rows, page_url, index)])) for text, rows in slim["releases"].items()]
+        return Project(name, OrderedReleases(name, listed))
     by_version: dict[Version, list[tuple[Rows, str, str]]] = defaultdict(list)
     for slim, page_url, index in pages:
         for version_text, rows in slim["releases"].items():

@@ -116,7 +116,7 @@ class Policy:
         releases: Iterable[Release] = project.releases
         preferred = project.release(self.preferred[name]) if name in self.preferred else None
         if preferred is not None:
-            releases = (preferred, *(r for r in project.releases if r is not preferred))
+            releases = itertools.chain((preferred,), (r for r in project.releases if r is not preferred))
         for release in releases:
             if release.version in excluded or not _admits(applied, release.version, allow_pre):
                 continue
