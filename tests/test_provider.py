@@ -4,11 +4,15 @@ meta-package rules."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 from resolvelib.structs import RequirementInformation
 
+from resolver.model.distributions import CoreMetadata, parse_requirement
 from resolver.model.families import FamilyTable
 from resolver.model.targets import Environment, PythonVersion
 from resolver.resolve.candidates import PYTHON, Candidate, Req
@@ -113,3 +117,35 @@ def test_find_matches_never_fetches_a_name_of_another_major():
     provider = CudaProvider(policy(major=12), NoFetch())  # type: ignore[arg-type]
     assert provider.find_matches("cupy-cuda13x", {"cupy-cuda13x": iter([req("cupy-cuda13x")])}, {"cupy-cuda13x": iter(())}) == []
     assert provider.policy.record.mismatched == {"cupy-cuda13x": 13}
+
+
+FROZEN_METADATA = Path(__file__).parent / "data" / "frozen" / "index" / "metadata"
+
+
+def test_which_requirements_hold_agrees_with_packaging_on_real_metadata():
+    """Markers that only name an extra are decided without evaluating them: on every requirement of the
+    frozen snapshot's 309 projects, for the release and each of its extras, the requirements kept are
+    those packaging's marker evaluation keeps."""
+    checked = 0
+    for path in sorted(FROZEN_METADATA.glob("*.json")):
+        for fields in json.loads(path.read_text()).values():
+            metadata = CoreMetadata(canonicalize_name("x"), Version("1"), tuple(fields["requires_dist"]), None, tuple(fields["provides_extra"]))
+            for extras in [frozenset(), *(frozenset({canonicalize_name(e)}) for e in fields["provides_extra"])]:
+                for environment in ENVIRONMENTS:
+                    rules = Policy(Selector(13, environment, ENVIRONMENTS, FamilyTable(), SelectionOptions()))
+                    candidate = Candidate(canonicalize_name("x"), Version("1"), extras, None)
+                    kept = [str(r) for r in rules._declared(candidate, metadata)]
+                    expected = [text for text in metadata.requires_dist if _holds(parse_requirement(text).marker, extras, environment)]
+                    assert kept == [str(Req(canonicalize_name(parse_requirement(t).name), parse_requirement(t).specifier,
+                                            frozenset(canonicalize_name(e) for e in parse_requirement(t).extras))) for t in expected]
+                    checked += len(metadata.requires_dist)
+    assert checked > 5000
+
+
+def _holds(marker, extras, environment) -> bool:
+    """Whether packaging says a requirement applies: for the release, or (only) for one of its extras."""
+    if marker is None:
+        return not extras
+    markers = {**environment.markers}
+    base = marker.evaluate({**markers, "extra": ""})
+    return base if not extras else not base and any(marker.evaluate({**markers, "extra": e}) for e in extras)
