@@ -313,3 +313,18 @@ def test_sha256_of_files_is_kept(index, mock):
     project = run(fetch(client_for(), "nixl"))
     file = project.releases[0].files[0]
     assert file.sha256 == hashlib.sha256(index.file_bytes(file.filename)).hexdigest()
+
+
+def test_metadata_read_before_an_interruption_is_cached_when_the_client_closes(index, mock, tmp_path):
+    async def read_then_interrupt():
+        client = client_for(tmp_path)
+        project = await Sources(client, INDEX).project(canonicalize_name("nixl"))
+        release = project.release(Version("1.5.1"))
+        await client.metadata(release, release.files[0])
+        client.cancel_all()  # what Ctrl-C does in the loop
+        await client.close()
+
+    run(read_then_interrupt())
+    reads = len(index.requests)
+    assert run(fetch(client_for(tmp_path), "nixl", "1.5.1")).source == "cache"
+    assert len(index.requests) == reads

@@ -88,6 +88,7 @@ class IndexClient:
         # pages are parsed in a worker process (this thread waits for it without the GIL).
         self._parser = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="page-parser")
         self.page_worker = PageWorker()
+        self._read_metadata: list[tuple[str, CoreMetadata]] = []  # to cache, when the client closes
 
     @property
     def stats(self) -> Stats:
@@ -105,6 +106,7 @@ class IndexClient:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         await self.http.close()
+        self._parser.submit(self._store_read_metadata)
         self._parser.shutdown(wait=True)  # finishes the cache writes still queued
         self.page_worker.close()
 
@@ -233,9 +235,15 @@ class IndexClient:
             # Remembered as invalid, so the next run skips the release without reading it again.
             self._parser.submit(self.cache.store_invalid_metadata, file.cache_key, invalid.reason)
             raise
-        # Written by the parser thread: hundreds of small files would otherwise hold up the loop.
-        self._parser.submit(self.cache.store_metadata, file.cache_key, metadata)
+        # Written when the client closes: written as they come, hundreds of small files (a few system calls
+        # each, every one a hand-over of the interpreter lock) cost a cold compile 0.3 s.
+        self._read_metadata.append((file.cache_key, metadata))
         return metadata
+
+    def _store_read_metadata(self) -> None:
+        read, self._read_metadata = self._read_metadata, []
+        for key, metadata in read:
+            self.cache.store_metadata(key, metadata)
 
     async def extension_modules(self, file: DistFile) -> tuple[str, ...] | None:
         """The compiled extension modules a wheel ships; None (with a warning) when its file list cannot be read."""
