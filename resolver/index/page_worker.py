@@ -27,7 +27,7 @@ from packaging.utils import NormalizedName
 from .pages import PageError, Slim, pack, parse_simple, unpack
 
 logger = logging.getLogger(__name__)
-LARGE_PAGE = 1 << 20
+LARGE_PAGE = 1 << 18  # 256 KiB: the 20 largest pages of a GPU tree are megabytes, most others far smaller
 
 
 class PageWorker:
