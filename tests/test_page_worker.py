@@ -154,3 +154,18 @@ def test_the_client_reads_a_large_page_through_the_worker_and_reports_a_bad_one_
     # the large page was cached, and reads back the same
     cached = Cache(tmp_path).load_page("https://index.test/simple", "pydantic-core")
     assert cached is not None and materialised(cached.project) == materialised(parse_simple(good, JSON, NAME))
+
+
+def test_a_large_cached_page_is_mapped_and_reads_back_the_same_and_a_cut_one_is_a_miss(tmp_path):
+    from resolver.index.cache import MAP_AT_LEAST, CachedPage
+
+    slim = parse_simple(body_of(large_page()), JSON, NAME)
+    cache = Cache(tmp_path)
+    cache.store_page("https://index.test/simple", NAME, CachedPage("https://index.test/simple/pydantic-core/", slim, None, None, 0.0, None))
+    (path,) = tmp_path.rglob("*.page")
+    assert path.stat().st_size >= MAP_AT_LEAST
+    loaded = cache.load_page("https://index.test/simple", NAME)
+    assert loaded is not None and materialised(loaded.project) == materialised(slim)
+    assert type(next(iter(loaded.project["releases"].values())).obj).__name__ == "mmap"  # mapped, not read
+    path.write_bytes(path.read_bytes()[:-1000])
+    assert cache.load_page("https://index.test/simple", NAME) is None and not path.exists()

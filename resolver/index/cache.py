@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import mmap
 import os
 import sys
 import tempfile
@@ -43,6 +44,7 @@ from .pages import pack, unpack
 
 logger = logging.getLogger(__name__)
 FORMAT = 4
+MAP_AT_LEAST = 256 * 1024  # page files this large are mapped, not read (`_mapped`)
 ENV_CACHE_DIR = "CUDA_CONSTRAINTS_CACHE_DIR"
 
 
@@ -100,14 +102,16 @@ class Cache:
         if path is None:
             return None
         try:
-            data = path.read_bytes()
+            data = _mapped(path)
         except FileNotFoundError:
             return None
         except OSError:
             self._discard(path)
             return None
         try:
-            end = data.index(b"\n")
+            end = data.find(b"\n")
+            if end < 0:
+                raise ValueError("no header")
             document = json.loads(data[:end])
             if not isinstance(document, dict) or document.get("format") != FORMAT:
                 raise ValueError("another format")
@@ -249,4 +253,16 @@ def _remove_quietly(path: Path) -> None:
         path.unlink()
 
 
-
+def _mapped(path: Path) -> mmap.mmap | bytes:
+    """A page file's bytes; a large one mapped, so that only the releases the resolver looks at are read
+    into memory (the pages of a GPU project's tree are 60 to 90 MB, most of it in its 20 largest pages).
+    Cache files are replaced, never rewritten in place, so a mapping always sees the file it was made
+    from. A mapping holds a file descriptor: small pages are read instead, which bounds how many are held
+    (and on Windows, where a mapped file cannot be replaced, every page is read)."""
+    with path.open("rb") as handle:
+        if os.fstat(handle.fileno()).st_size < MAP_AT_LEAST or os.name == "nt":
+            return handle.read()
+        try:
+            return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except OSError:  # out of mappings or descriptors: read it
+            return handle.read()
