@@ -139,7 +139,7 @@ class Cache:
             "project": packed,
         }
         encoded = json.dumps(header, separators=(",", ":")).encode()
-        self._write_bytes(self._project_path(index_url, name), b"".join([encoded, b"\n", *chunks]))
+        self._write_bytes(self._project_path(index_url, name), encoded, b"\n", *chunks)
 
     def touch_page(self, index_url: str, name: str, page: CachedPage) -> CachedPage:
         """Record a successful revalidation (HTTP 304)."""
@@ -220,7 +220,8 @@ class Cache:
     def _write(self, path: Path | None, document: dict[str, Any]) -> None:
         self._write_bytes(path, json.dumps({"format": FORMAT, **document}, separators=(",", ":")).encode())
 
-    def _write_bytes(self, path: Path | None, body: bytes) -> None:
+    def _write_bytes(self, path: Path | None, *body: bytes | memoryview) -> None:
+        """Write a file atomically, piece by piece (a page's pieces are views of megabytes: not joined)."""
         if path is None or self._write_failed:
             return
         try:
@@ -230,7 +231,8 @@ class Cache:
             descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
             try:
                 with os.fdopen(descriptor, "wb") as handle:
-                    handle.write(body)
+                    for piece in body:
+                        handle.write(piece)
                 os.replace(temporary, path)
             except BaseException:
                 _remove_quietly(Path(temporary))

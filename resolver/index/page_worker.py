@@ -104,9 +104,10 @@ def serve() -> None:
             request, body = _receive(stdin)
         except ValueError:
             return  # the parent closed its end (or is gone)
-        chunks: list[bytes] = []
+        chunks: list[bytes | memoryview] = []
         try:
             packed, chunks = pack(parse_simple(body, request["content_type"], NormalizedName(request["name"])))
+            del body  # the page's bytes are not needed while its answer is written
             answer: dict[str, Any] = {"kind": "page", "project": packed}
         except PageError as error:
             answer = {"kind": "page-error", "message": str(error)}
@@ -114,13 +115,15 @@ def serve() -> None:
             answer = {"kind": "too-deep"}
         except ValueError:
             answer = {"kind": "invalid-json"}
-        _send(stdout, answer, b"".join(chunks))
+        _send(stdout, answer, *chunks)
 
 
-def _send(stream: IO[bytes], header: dict[str, Any], body: bytes) -> None:
-    """One message: a JSON header line (with the body's size), then the body."""
-    stream.write(json.dumps({**header, "size": len(body)}, separators=(",", ":")).encode() + b"\n")
-    stream.write(body)
+def _send(stream: IO[bytes], header: dict[str, Any], *body: bytes | memoryview) -> None:
+    """One message: a JSON header line (with the body's size), then the body, written piece by piece (a
+    page's body is megabytes: joined, it would be in memory twice)."""
+    stream.write(json.dumps({**header, "size": sum(map(len, body))}, separators=(",", ":")).encode() + b"\n")
+    for piece in body:
+        stream.write(piece)
     stream.flush()
 
 

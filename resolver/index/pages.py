@@ -265,7 +265,7 @@ def _parse_time(text: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def pack(slim: Slim) -> tuple[Slim, list[bytes]]:
+def pack(slim: Slim) -> tuple[Slim, list[bytes | memoryview]]:
     """A compact page as a small header and a body, for the disk cache and the page worker: each release
     names the [start, end) of its files' JSON text in the body (`unpack` reverses it)."""
     body = _Body()
@@ -276,11 +276,11 @@ class _Body:
     """The body of a page file as it is written: each release's files, one after the other."""
 
     def __init__(self) -> None:
-        self.chunks: list[bytes] = []
+        self.chunks: list[bytes | memoryview] = []  # a view stays a view: written as it is, never copied
         self.size = 0
 
     def add(self, rows: str | bytes | memoryview) -> list[int]:
-        data = rows.encode() if isinstance(rows, str) else bytes(rows)
+        data = rows.encode() if isinstance(rows, str) else rows
         self.chunks.append(data)
         self.size += len(data)
         return [self.size - len(data), self.size]
