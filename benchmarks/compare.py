@@ -17,8 +17,9 @@ For each input, `--runs` times (the median is reported): our `compile` of every 
 compile` of one target (CUDA 13, x86_64, Python 3.12: the CUDA 13 names and excludes written by hand),
 cold and warm; pip-compile cold with `--with-pip-compile` (it downloads gigabytes). Each tool is installed
 into its own virtual environment first (not timed). Figures: wall time, requests, megabytes, peak RSS
-(wait4), pins, packages of the wrong CUDA major; ours also metadata reads and bytes per read. A table per
-input; the last line of stdout is one JSON object with everything.
+(of the process and its children together, sampled every 10 ms), pins, packages of the wrong CUDA
+major; ours also metadata reads and bytes per read. A table per input; the last line of stdout is one
+JSON object with everything.
 
 Requests and bytes: ours from its own counters (`--stats-json`); uv's requests from its debug log; the
 peers' bytes from the network interface's receive counter (the machine must be otherwise quiet).
@@ -188,17 +189,37 @@ def clean_environment() -> dict[str, str]:
 
 
 def measure(command: list[str], cwd: Path | None = None, environment: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MB) of the process (from wait4, so of this one child), and its stderr."""
+    """Wall seconds, peak RSS (MB) and stderr of a command. The RSS is of the process and its children
+    together (our page worker counts with the tool), sampled every 10 ms, and at least wait4's peak."""
     with tempfile.TemporaryFile("w+") as errors:
         started = time.monotonic()
         process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=subprocess.DEVNULL, stderr=errors, text=True)
-        _, status, usage = os.wait4(process.pid, 0)
+        together = 0.0
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            together = max(together, tree_rss_mb(process.pid))
+            time.sleep(0.01)
         seconds = time.monotonic() - started
         errors.seek(0)
         stderr = errors.read()
     if os.waitstatus_to_exitcode(status):
         raise SystemExit(f"{command[0]} failed:\n{stderr[-3000:]}")
-    return seconds, usage.ru_maxrss / 1024, stderr
+    return seconds, max(usage.ru_maxrss / 1024, together), stderr
+
+
+def tree_rss_mb(pid: int) -> float:
+    """The resident memory of a process and its children now, in MB (0 where /proc does not say)."""
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        pids += [int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()]
+    total = 0
+    for each in pids:
+        with contextlib.suppress(OSError):
+            found = re.search(r"^VmRSS:\s+(\d+) kB", Path(f"/proc/{each}/status").read_text(), re.MULTILINE)
+            total += int(found.group(1)) if found else 0
+    return total / 1024
 
 
 class _Received:
