@@ -328,3 +328,12 @@ def test_metadata_read_before_an_interruption_is_cached_when_the_client_closes(i
     reads = len(index.requests)
     assert run(fetch(client_for(tmp_path), "nixl", "1.5.1")).source == "cache"
     assert len(index.requests) == reads
+
+
+def test_a_fetched_page_the_cache_cannot_keep_is_used_as_fetched_not_the_older_cached_one(index, mock, tmp_path):
+    run(fetch(client_for(tmp_path), "nixl"))
+    index.add("nixl", "1.6.0", ["nixl-cu12==1.6.0"])
+    client = client_for(tmp_path, refresh=True)
+    client.cache._write_failed = True  # as after a failed write: the cache still reads, it no longer writes
+    project = run(fetch(client, "nixl"))
+    assert str(project.releases[0].version) == "1.6.0"

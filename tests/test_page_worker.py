@@ -8,6 +8,8 @@ import json
 import os
 import signal
 import sys
+import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -119,7 +121,10 @@ def test_the_worker_ignores_the_terminals_sigint(worker):
 def test_a_worker_that_dies_leaves_parsing_to_this_process(worker):
     body = body_of(large_page())
     worker.parse_simple(body, JSON, NAME)
-    os.kill(worker.pid, signal.SIGKILL)
+    pid = worker.pid
+    os.kill(pid, signal.SIGKILL)
+    while Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":  # dead (not yet reaped): a broken pipe
+        time.sleep(0.01)
     assert materialised(worker.parse_simple(body, JSON, NAME)) == materialised(parse_simple(body, JSON, NAME))
     assert worker.pid is None
 

@@ -127,7 +127,8 @@ class Cache:
             self._discard(path)
             return None
 
-    def store_page(self, index_url: str, name: str, page: CachedPage) -> None:
+    def store_page(self, index_url: str, name: str, page: CachedPage) -> bool:
+        """Whether the page was written."""
         packed, chunks = pack(page.project)
         header = {
             "format": FORMAT,
@@ -139,7 +140,7 @@ class Cache:
             "project": packed,
         }
         encoded = json.dumps(header, separators=(",", ":")).encode()
-        self._write_bytes(self._project_path(index_url, name), encoded, b"\n", *chunks)
+        return self._write_bytes(self._project_path(index_url, name), encoded, b"\n", *chunks)
 
     def touch_page(self, index_url: str, name: str, page: CachedPage) -> CachedPage:
         """Record a successful revalidation (HTTP 304)."""
@@ -220,10 +221,11 @@ class Cache:
     def _write(self, path: Path | None, document: dict[str, Any]) -> None:
         self._write_bytes(path, json.dumps({"format": FORMAT, **document}, separators=(",", ":")).encode())
 
-    def _write_bytes(self, path: Path | None, *body: bytes | memoryview) -> None:
-        """Write a file atomically, piece by piece (a page's pieces are views of megabytes: not joined)."""
+    def _write_bytes(self, path: Path | None, *body: bytes | memoryview) -> bool:
+        """Write a file atomically, piece by piece (a page's pieces are views of megabytes: not joined);
+        whether it was written."""
         if path is None or self._write_failed:
-            return
+            return False
         try:
             if path.parent not in self._directories:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -237,12 +239,14 @@ class Cache:
             except BaseException:
                 _remove_quietly(Path(temporary))
                 raise
+            return True
         except OSError as error:
             self._write_failed = True
             self._warn(
                 f"cache directory {self.root} cannot be written ({error.strerror or error}); "
                 "continuing without caching (use --cache-dir or --no-cache)"
             )
+            return False
 
     def _discard(self, path: Path | None) -> None:
         if path is not None:

@@ -197,8 +197,7 @@ class IndexClient:
         slim: Slim = {"missing": True} if response.status in (404, 410) else _parsed(response, parse)
         etag, last_modified = response.headers.get("etag"), response.headers.get("last-modified")
         page = CachedPage(response.url, slim, etag, last_modified, time.time(), _max_age(response, etag or last_modified))
-        if not slim.get("secret") and not has_secret(response.url):
-            self.cache.store_page(key_url, name, page)
+        if not slim.get("secret") and not has_secret(response.url) and self.cache.store_page(key_url, name, page):
             # Read back from the cache, the page is mapped: its releases stay on disk until looked at.
             stored = self.cache.load_page(key_url, name)
             if stored is not None:

@@ -15,6 +15,7 @@ cannot be started or stops answering, pages are parsed here, as before.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
@@ -73,7 +74,8 @@ class PageWorker:
             return
         for stream in (process.stdin, process.stdout):
             if stream is not None:
-                stream.close()
+                with contextlib.suppress(OSError):  # a worker that died leaves a broken pipe to flush
+                    stream.close()
         try:
             process.wait(timeout=2)
         except subprocess.TimeoutExpired:
