@@ -33,7 +33,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _installing(name: str) -> Run:
     """A command of `run_install.py`, imported when it runs: the installers and the ELF reader it needs cost
-    every other command 60 ms of imports."""
+    every other command 50 ms of imports."""
 
     def run(args: argparse.Namespace) -> int:
         from . import run_install
