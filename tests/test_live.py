@@ -158,21 +158,29 @@ def test_committed_files_are_closed_for_uv(major, machine, tmp_path):
     assert uv_resolves(path, machine, "2_28", tmp_path) == pins_for_platform(path, machine)
 
 
+def compile_cuda_13_here(tmp_path, monkeypatch, config: str):
+    """`compile` in tmp_path with this `[tool.cuda-constraints]` body: the CUDA 13 file, checked to hold no
+    package of another major."""
+    (tmp_path / "pyproject.toml").write_text("[tool.cuda-constraints]\n" + config)
+    monkeypatch.chdir(tmp_path)
+    assert main(["compile", "-q", "--no-cache"]) == 0
+    path = tmp_path / "constraints" / "cu13.txt"
+    assert set(cuda_majors_inside(path).values()) == {13}
+    return path
+
+
 @needs_uv
 def test_vllm_requirements_compile_for_cuda_13_with_no_family_configuration(tmp_path, monkeypatch):
     """vLLM 0.33.0's own files (tests/data/vllm-0.33.0), on its runtime image's platform (Ubuntu 24.04:
     manylinux_2_34), with its own `exclude-dependencies`: closed, and no CUDA 12 package in it."""
     shutil.copytree(ROOT / "tests" / "data" / "vllm-0.33.0" / "requirements", tmp_path / "requirements")
-    (tmp_path / "pyproject.toml").write_text(
-        '[tool.cuda-constraints]\nrequirements = ["requirements/cuda.txt", "requirements/kv_connectors.txt"]\ncuda = [13]\n'
-        'platforms = ["manylinux_2_34_x86_64", "manylinux_2_34_aarch64"]\nexclude-dependencies = ["openai-harmony"]\n'
+    path = compile_cuda_13_here(
+        tmp_path, monkeypatch,
+        'requirements = ["requirements/cuda.txt", "requirements/kv_connectors.txt"]\ncuda = [13]\n'
+        'platforms = ["manylinux_2_34_x86_64", "manylinux_2_34_aarch64"]\nexclude-dependencies = ["openai-harmony"]\n',
     )
-    monkeypatch.chdir(tmp_path)
-    assert main(["compile", "-q", "--no-cache"]) == 0
-    path = tmp_path / "constraints" / "cu13.txt"
     document = parse(path.read_text(), str(path))
     pins = {pin.name: pin.version for pin in document.pins}
-    assert set(cuda_majors_inside(path).values()) == {13}
     assert pins["torch"] == Version("2.14.0") and "nvidia-cutlass-dsl-libs-cu13" in pins and "openai-harmony" not in pins
     assert "nvidia-cutlass-dsl-libs-cu12" in {line.name for line in document.excluded}
     for machine in ("x86_64", "aarch64"):
@@ -186,14 +194,10 @@ def test_sglang_requirements_compile_for_cuda_13(tmp_path, monkeypatch):
     manylinux_2_34 only."""
     (tmp_path / "requirements").mkdir()
     shutil.copy(ROOT / "tests" / "data" / "sglang-0.5.23" / "requirements.txt", tmp_path / "requirements" / "sglang.txt")
-    (tmp_path / "pyproject.toml").write_text(
-        '[tool.cuda-constraints]\nrequirements = ["requirements/sglang.txt"]\ncuda = [13]\n'
-        'platforms = ["manylinux_2_34_x86_64", "manylinux_2_34_aarch64"]\n'
+    path = compile_cuda_13_here(
+        tmp_path, monkeypatch,
+        'requirements = ["requirements/sglang.txt"]\ncuda = [13]\nplatforms = ["manylinux_2_34_x86_64", "manylinux_2_34_aarch64"]\n',
     )
-    monkeypatch.chdir(tmp_path)
-    assert main(["compile", "-q", "--no-cache"]) == 0
-    path = tmp_path / "constraints" / "cu13.txt"
-    assert set(cuda_majors_inside(path).values()) == {13}
     assert {pin.name: str(pin.version) for pin in parse(path.read_text(), str(path)).pins}["torch"] == "2.14.1"
 
 
