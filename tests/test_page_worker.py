@@ -17,7 +17,8 @@ import respx
 from packaging.utils import canonicalize_name
 
 from resolver.errors import IndexUnavailable
-from resolver.index.cache import Cache
+from resolver.index import cache as cache_module
+from resolver.index.cache import Cache, CachedPage
 from resolver.index.client import ClientOptions, IndexClient
 from resolver.index.page_worker import LARGE_PAGE, PageWorker
 from resolver.index.pages import PageError, parse_simple
@@ -66,6 +67,13 @@ def materialised(slim: dict) -> dict:
                                  for version, rows in slim["releases"].items()}}
 
 
+def parsed(worker: PageWorker, body: bytes) -> dict:
+    """A page parsed (by the worker when it is large), not written anywhere."""
+    kept = worker.keep_simple(body, JSON, NAME)
+    assert kept.project is not None and kept.unwritten is None
+    return kept.project
+
+
 @pytest.fixture
 def worker():
     worker = PageWorker()
@@ -76,7 +84,7 @@ def worker():
 def test_a_large_page_parsed_by_the_worker_is_the_page_parsed_here(worker):
     body = body_of(large_page())
     here = parse_simple(body, JSON, NAME)
-    there = worker.parse_simple(body, JSON, NAME)
+    there = parsed(worker, body)
     assert worker.pid is not None and worker.pid != os.getpid()
     assert materialised(there) == materialised(here)
     assert len(here["releases"]) == 160 and "9.9.9" not in here["releases"]
@@ -85,7 +93,7 @@ def test_a_large_page_parsed_by_the_worker_is_the_page_parsed_here(worker):
 def test_a_small_page_is_parsed_here(worker):
     page = large_page()
     page["files"] = page["files"][:20]
-    assert materialised(worker.parse_simple(json.dumps(page).encode(), JSON, NAME))["releases"]
+    assert materialised(parsed(worker, json.dumps(page).encode()))["releases"]
     assert worker.pid is None
 
 
@@ -103,36 +111,36 @@ def test_a_bad_large_page_fails_as_it_fails_here(worker, body, error):
     with pytest.raises(error) as here:
         parse_simple(body, JSON, NAME)
     with pytest.raises(error) as there:
-        worker.parse_simple(body, JSON, NAME)
+        parsed(worker, body)
     assert str(there.value) == str(here.value) or error is not PageError
     assert worker.pid is not None  # the worker answered, and still does
-    assert materialised(worker.parse_simple(body_of(large_page()), JSON, NAME))["releases"]
+    assert materialised(parsed(worker, body_of(large_page())))["releases"]
 
 
 def test_the_worker_ignores_the_terminals_sigint(worker):
     body = body_of(large_page())
-    worker.parse_simple(body, JSON, NAME)
+    parsed(worker, body)
     pid = worker.pid
     os.kill(pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole process group
-    assert materialised(worker.parse_simple(body, JSON, NAME))["releases"]
+    assert materialised(parsed(worker, body))["releases"]
     assert worker.pid == pid  # the same worker answered: the interruption is the parent's to report
 
 
 def test_a_worker_that_dies_leaves_parsing_to_this_process(worker):
     body = body_of(large_page())
-    worker.parse_simple(body, JSON, NAME)
+    parsed(worker, body)
     pid = worker.pid
     os.kill(pid, signal.SIGKILL)
     while Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":  # dead (not yet reaped): a broken pipe
         time.sleep(0.01)
-    assert materialised(worker.parse_simple(body, JSON, NAME)) == materialised(parse_simple(body, JSON, NAME))
+    assert materialised(parsed(worker, body)) == materialised(parse_simple(body, JSON, NAME))
     assert worker.pid is None
 
 
 def test_a_worker_that_cannot_start_leaves_parsing_to_this_process(worker, monkeypatch):
     monkeypatch.setattr(sys, "executable", "/nonexistent/python")
     body = body_of(large_page())
-    assert materialised(worker.parse_simple(body, JSON, NAME)) == materialised(parse_simple(body, JSON, NAME))
+    assert materialised(parsed(worker, body)) == materialised(parse_simple(body, JSON, NAME))
 
 
 def test_the_client_reads_a_large_page_through_the_worker_and_reports_a_bad_one_by_url(tmp_path):
@@ -161,8 +169,47 @@ def test_the_client_reads_a_large_page_through_the_worker_and_reports_a_bad_one_
     assert cached is not None and materialised(cached.project) == materialised(parse_simple(good, JSON, NAME))
 
 
+def fetch_large_page(cache: Cache):
+    async def fetch():
+        client = IndexClient(ClientOptions(retries=0), cache)
+        try:
+            project = await Sources(client, Routing((IndexSource("https://index.test/simple"),))).project(NAME)
+            return project, client.page_worker.pid
+        finally:
+            await client.close()
+
+    with respx.mock() as router:
+        router.get("https://index.test/simple/pydantic-core/").mock(
+            return_value=httpx.Response(200, content=body_of(large_page()), headers={"content-type": JSON})
+        )
+        return asyncio.run(fetch())
+
+
+def test_the_worker_writes_the_large_page_it_parses(tmp_path, monkeypatch):
+    """This process writes no page file of a large page: its megabytes are written on the other core."""
+    def no_writes_here(path, pieces):
+        raise AssertionError(f"{path} written by the parent")
+
+    monkeypatch.setattr(cache_module, "_write_atomically", no_writes_here)
+    project, pid = fetch_large_page(Cache(tmp_path))
+    assert pid is not None and [f.filename for f in project.releases[0].files][-1] == "pydantic_core-2.159.0.tar.gz"
+    cached = Cache(tmp_path).load_page("https://index.test/simple", NAME)
+    assert cached is not None and cached.url == "https://index.test/simple/pydantic-core/"
+    assert materialised(cached.project) == materialised(parse_simple(body_of(large_page()), JSON, NAME))
+
+
+def test_a_page_file_the_worker_cannot_write_is_one_warning_and_the_page_as_parsed():
+    """/proc refuses new files to every user, root included."""
+    warnings: list[str] = []
+    cache = Cache(Path("/proc/self/cuda-constraints-cache"), warn=warnings.append)
+    project, pid = fetch_large_page(cache)
+    assert pid is not None and len(project.releases) == 160
+    assert len(warnings) == 1 and "cannot be written" in warnings[0] and "continuing without caching" in warnings[0]
+    assert cache.page_file("https://index.test/simple", NAME, CachedPage("u", {}, None, None, 0.0, None)) is None
+
+
 def test_a_large_cached_page_is_mapped_and_reads_back_the_same_and_a_cut_one_is_a_miss(tmp_path):
-    from resolver.index.cache import MAP_AT_LEAST, CachedPage
+    from resolver.index.cache import MAP_AT_LEAST
 
     slim = parse_simple(body_of(large_page()), JSON, NAME)
     cache = Cache(tmp_path)

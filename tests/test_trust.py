@@ -294,6 +294,41 @@ def test_a_page_with_a_token_in_its_file_urls_stays_out_of_the_disk_cache(tmp_pa
     assert SECRET.encode() not in everything_written(cache)
 
 
+def test_a_page_with_credentials_in_its_file_urls_stays_out_of_the_disk_cache(tmp_path, inside):
+    """An index that answers absolute file URLs with the credentials it was asked with."""
+    class Absolute(ServedIndex):
+        def _file_entry(self, release, filename):
+            entry = super()._file_entry(release, filename)
+            entry["url"] = f"http://ci:{SECRET}@127.0.0.1:{port}/packages/{filename}"
+            return entry
+
+    index = Absolute()
+    index.add("goodpkg", "1.0", tags=BOTH_ARCHES)
+    inside(project(tmp_path, "goodpkg\n"))
+    cache = tmp_path / "cache"
+    with IndexServer(index) as server:
+        port = server.url.rsplit(":", 1)[1]
+        assert main(["compile", "-q", *ONE_TARGET, "--index-url", server.simple_url, "--cache-dir", str(cache)]) == 0
+    assert SECRET.encode() not in everything_written(cache)
+
+
+def test_a_find_links_page_with_a_token_in_its_links_stays_out_of_the_disk_cache(tmp_path, inside):
+    class Signed(ServedIndex):
+        def simple_page(self, name: str) -> str:
+            return super().simple_page(name).replace("#sha256=", f"?token={SECRET}#sha256=")
+
+    index = Signed()
+    index.add("goodpkg", "1.0", tags=BOTH_ARCHES)
+    index.links_page = "/assets/v1.0"
+    inside(project(tmp_path, "goodpkg\n"))
+    cache = tmp_path / "cache"
+    with IndexServer(index) as server:
+        links = server.url + index.links_page
+        assert main(["compile", "-q", *ONE_TARGET, "--no-index", "--find-links", links, "--cache-dir", str(cache)]) == 0
+    assert (tmp_path / "constraints").is_dir()
+    assert SECRET.encode() not in everything_written(cache)
+
+
 # -- text from an index -----------------------------------------------------------------------------------
 
 

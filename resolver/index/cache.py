@@ -13,7 +13,8 @@ and storing one does not escape megabytes of JSON text inside JSON.
 
 The index key is a digest of the index URL without credentials; the metadata key a digest of the file's
 URL and the sha256 its index gave (see `DistFile.cache_key`). No credential is ever written: the client
-strips them from URLs before anything is cached, and does not cache a page whose URLs carry a token.
+strips them from URLs before anything is cached, and a page whose file URLs carry a token or credentials
+is not cached.
 
 Writes are atomic (temp file and rename). A corrupt or foreign entry is discarded and refetched, never
 fatal. A cache directory that cannot be written (read-only, full) degrades to no caching with one warning.
@@ -22,6 +23,7 @@ fatal. A cache directory that cannot be written (read-only, full) degrades to no
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -31,7 +33,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +76,14 @@ class CachedPage:
     def is_fresh(self, now: float, default_max_age: float) -> bool:
         max_age = self.max_age if self.max_age is not None else default_max_age
         return now - self.fetched_at < max_age
+
+
+@dataclass(frozen=True)
+class PageFile:
+    """A page file to write: where, and the page's URL, validators and times (its project comes later)."""
+
+    path: Path
+    page: CachedPage
 
 
 class Cache:
@@ -127,20 +137,15 @@ class Cache:
             self._discard(path)
             return None
 
+    def page_file(self, index_url: str, name: str, page: CachedPage) -> PageFile | None:
+        """Where a page just fetched is to be written, by `keep_page` (in the page worker, which parses
+        it); None when nothing is written."""
+        path = None if self._write_failed else self._project_path(index_url, name)
+        return None if path is None else PageFile(path, page)
+
     def store_page(self, index_url: str, name: str, page: CachedPage) -> bool:
         """Whether the page was written."""
-        packed, chunks = pack(page.project)
-        header = {
-            "format": FORMAT,
-            "url": page.url,
-            "etag": page.etag,
-            "last_modified": page.last_modified,
-            "fetched_at": page.fetched_at,
-            "max_age": page.max_age,
-            "project": packed,
-        }
-        encoded = json.dumps(header, separators=(",", ":")).encode()
-        return self._write_bytes(self._project_path(index_url, name), encoded, b"\n", *chunks)
+        return self._write_bytes(self._project_path(index_url, name), *_page_pieces(page))
 
     def touch_page(self, index_url: str, name: str, page: CachedPage) -> CachedPage:
         """Record a successful revalidation (HTTP 304)."""
@@ -222,36 +227,85 @@ class Cache:
         self._write_bytes(path, json.dumps({"format": FORMAT, **document}, separators=(",", ":")).encode())
 
     def _write_bytes(self, path: Path | None, *body: bytes | memoryview) -> bool:
-        """Write a file atomically, piece by piece (a page's pieces are views of megabytes: not joined);
-        whether it was written."""
+        """Write a file atomically, piece by piece; whether it was written."""
         if path is None or self._write_failed:
             return False
         try:
             if path.parent not in self._directories:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._directories.add(path.parent)
-            descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-            try:
-                with os.fdopen(descriptor, "wb") as handle:
-                    for piece in body:
-                        handle.write(piece)
-                os.replace(temporary, path)
-            except BaseException:
-                _remove_quietly(Path(temporary))
-                raise
+            _write_atomically(path, body)
             return True
         except OSError as error:
+            self.write_failed(error.strerror or str(error))
+            return False
+
+    def write_failed(self, reason: str) -> None:
+        """A write failed (here, or in the page worker): caching stops, with one warning."""
+        if not self._write_failed:
             self._write_failed = True
             self._warn(
-                f"cache directory {self.root} cannot be written ({error.strerror or error}); "
-                "continuing without caching (use --cache-dir or --no-cache)"
+                f"cache directory {self.root} cannot be written ({reason}); continuing without caching (use --cache-dir or --no-cache)"
             )
-            return False
 
     def _discard(self, path: Path | None) -> None:
         if path is not None:
             logger.debug("cache: discarded %s (corrupt, or written by another version)", path)
             _remove_quietly(path)
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A page just parsed, and whether it was written to its page file."""
+
+    project: dict[str, Any] | None  # None: written, to be loaded from the cache (mapped)
+    unwritten: str | None = None  # why the page file could not be written (for `Cache.write_failed`)
+
+
+def keep_page(project: dict[str, Any], file: PageFile | None) -> Kept:
+    """Write a page just parsed to its page file (in the page worker, for the pages it parses). A page
+    that lists a file URL with a token is never written, nor is a page without a file (the cache is off,
+    cannot be written, or the page's own URL carries a token)."""
+    if file is None or _lists_a_secret(project):
+        return Kept(project)
+    try:
+        file.path.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomically(file.path, _page_pieces(dataclasses.replace(file.page, project=project)))
+    except OSError as error:
+        return Kept(project, error.strerror or str(error))
+    return Kept(None)
+
+
+def _lists_a_secret(project: dict[str, Any]) -> bool:
+    """`secret` is set on each project's compact page; a find-links page has them under "projects"."""
+    return bool(project.get("secret")) or any(page.get("secret") for page in project.get("projects", {}).values())
+
+
+def _page_pieces(page: CachedPage) -> list[bytes | memoryview]:
+    """A page file: its header line, then its body (a page's pieces are views of megabytes: not joined)."""
+    packed, chunks = pack(page.project)
+    header = {
+        "format": FORMAT,
+        "url": page.url,
+        "etag": page.etag,
+        "last_modified": page.last_modified,
+        "fetched_at": page.fetched_at,
+        "max_age": page.max_age,
+        "project": packed,
+    }
+    return [json.dumps(header, separators=(",", ":")).encode(), b"\n", *chunks]
+
+
+def _write_atomically(path: Path, pieces: Iterable[bytes | memoryview]) -> None:
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            for piece in pieces:
+                handle.write(piece)
+        os.replace(temporary, path)
+    except BaseException:
+        _remove_quietly(Path(temporary))
+        raise
 
 
 def _remove_quietly(path: Path) -> None:

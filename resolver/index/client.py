@@ -29,7 +29,7 @@ from ..errors import CudaConstraintsError, IndexUnavailable, InvalidMetadata, Me
 from ..errors.display import has_secret
 from ..model.distributions import CoreMetadata, DistFile, Release
 from .auth import CredentialStore, IndexAuth
-from .cache import Cache, CachedPage
+from .cache import Cache, CachedPage, Kept, PageFile, keep_page
 from .http import Http, Limits, Response, Stats
 from .page_worker import PageWorker
 from .pages import ACCEPT, PageError, Slim, find_links_page
@@ -45,6 +45,8 @@ JSON_DEPTH = 1000
 DEFAULT_PAGE_MAX_AGE = 600.0
 _MAX_AGE = re.compile(r"max-age=(\d+)")
 FIND_LINKS = "<find-links>"  # the cache's name for a find-links page (it lists every project)
+# Parses a page just fetched and writes it to its page file, if it is given one.
+Keep = Callable[[Response, PageFile | None], Kept]
 
 
 @dataclass(frozen=True)
@@ -162,17 +164,21 @@ class IndexClient:
 
     async def _load_page(self, index_url: str, name: NormalizedName) -> tuple[Slim, str] | None:
         url = f"{index_url.rstrip('/')}/{name}/"
-        kept, page_url = await self._fetch(index_url, name, url, lambda r: self.page_worker.parse_simple(r.body, _content_type(r), name))
+        kept, page_url = await self._fetch(
+            index_url, name, url, lambda response, file: self.page_worker.keep_simple(response.body, _content_type(response), name, file)
+        )
         return None if kept.get("missing") else (kept, page_url)
 
     async def _load_links(self, url: str) -> dict[NormalizedName, tuple[Slim, str]]:
-        kept, page_url = await self._fetch(url, FIND_LINKS, url, lambda response: {"projects": find_links_page(response.body)})
+        kept, page_url = await self._fetch(
+            url, FIND_LINKS, url, lambda response, file: keep_page({"projects": find_links_page(response.body)}, file)
+        )
         return {name: (slim, page_url) for name, slim in kept.get("projects", {}).items()}
 
-    async def _fetch(self, key_url: str, name: str, url: str, parse: Callable[[Response], Slim]) -> tuple[Slim, str]:
+    async def _fetch(self, key_url: str, name: str, url: str, keep: Keep) -> tuple[Slim, str]:
         """A page and the URL it was answered from: from the cache when fresh, revalidated when it has
-        validators, else fetched and parsed off the loop; a 404 is remembered (for as long as a page would
-        be) as {"missing": True}, so a later index is not asked again on every run."""
+        validators, else fetched, parsed and cached off the loop (`keep`); a 404 is remembered (for as long
+        as a page would be) as {"missing": True}, so a later index is not asked again on every run."""
         loop = asyncio.get_running_loop()
         # A cached page is read here, in the loop: loading one takes a fraction of a millisecond (its header
         # is parsed, its releases later), less than handing it to a thread that then waits for the
@@ -190,19 +196,28 @@ class IndexClient:
             return page.project, page.url
         # Parsing a page of megabytes and writing it to the cache happen off the loop, one at a time (which
         # bounds the memory they take).
-        slim = await loop.run_in_executor(self._parser, self._keep, key_url, name, response, parse)
+        slim = await loop.run_in_executor(self._parser, self._keep, key_url, name, response, keep)
         return slim, response.url
 
-    def _keep(self, key_url: str, name: str, response: Response, parse: Callable[[Response], Slim]) -> Slim:
-        slim: Slim = {"missing": True} if response.status in (404, 410) else _parsed(response, parse)
+    def _keep(self, key_url: str, name: str, response: Response, keep: Keep) -> Slim:
         etag, last_modified = response.headers.get("etag"), response.headers.get("last-modified")
-        page = CachedPage(response.url, slim, etag, last_modified, time.time(), _max_age(response, etag or last_modified))
-        if not slim.get("secret") and not has_secret(response.url) and self.cache.store_page(key_url, name, page):
-            # Read back from the cache, the page is mapped: its releases stay on disk until looked at.
-            stored = self.cache.load_page(key_url, name)
-            if stored is not None:
-                return stored.project
-        return slim
+        page = CachedPage(response.url, {}, etag, last_modified, time.time(), _max_age(response, etag or last_modified))
+
+        def kept(file: PageFile | None) -> Kept:
+            return keep_page({"missing": True}, file) if response.status in (404, 410) else _parsed(response, file, keep)
+
+        written = kept(None if has_secret(response.url) else self.cache.page_file(key_url, name, page))
+        if written.unwritten is not None:
+            self.cache.write_failed(written.unwritten)
+        if written.project is not None:
+            return written.project
+        # Written: read back from the cache, the page is mapped (its releases stay on disk until looked at).
+        stored = self.cache.load_page(key_url, name)
+        if stored is not None:
+            return stored.project
+        again = kept(None)  # the file went as soon as it was written
+        assert again.project is not None  # a page is only ever written to a file
+        return again.project
 
     # -- metadata ---------------------------------------------------------------------------------------
 
@@ -277,9 +292,9 @@ def _validators(page: CachedPage | None) -> dict[str, str]:
     return headers
 
 
-def _parsed(response: Response, parse: Callable[[Response], Slim]) -> Slim:
+def _parsed(response: Response, file: PageFile | None, keep: Keep) -> Kept:
     try:
-        return parse(response)
+        return keep(response, file)
     except PageError as error:
         raise IndexUnavailable(response.url, str(error), response.status) from None
     except RecursionError:

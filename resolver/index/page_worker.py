@@ -1,17 +1,19 @@
-"""Large project pages are parsed in a worker process, beside the interpreter that fetches and resolves.
+"""Large project pages are parsed and cached in a worker process, beside the interpreter that fetches and
+resolves.
 
 Parsing a page is Python work (pydantic-core's 7 MB page takes 0.1 s of CPU, a cold run of a GPU
-project's tree parses 60 to 80 MB of pages), and in this process it holds the interpreter lock that the
-HTTP machinery and the resolvers need. A page over LARGE_PAGE bytes is handed to one worker process on
-the other core; smaller ones cost less to parse here than to send. The worker is started by the first
-large page (a warm run, or a small local index, never starts one). It is a plain `python -c` child that
-reads requests on stdin and answers on stdout, a page as its packed form (`pages.pack`): no
-multiprocessing, so nothing is imported as `__main__` again and no shared-memory semaphore is needed.
+project's tree parses 60 to 80 MB of pages), and so is writing its megabytes to the cache piece by piece:
+in this process both hold the interpreter lock that the HTTP machinery and the resolvers need. A page over
+LARGE_PAGE bytes is handed to one worker process on the other core, which parses it and writes its page
+file (`cache.keep_page`); the parent then maps that file. Smaller pages cost less to parse here than to
+send. The worker is started by the first large page (a warm run, or a small local index, never starts
+one). It is a plain `python -c` child that reads requests on stdin and answers on stdout: "stored", or a
+page it did not write as its packed form (`pages.pack`). No multiprocessing, so nothing is imported as
+`__main__` again and no shared-memory semaphore is needed.
 
 The worker ignores SIGINT (a terminal sends it to the whole process group: the parent reports the
 interruption and closes the worker) and exits when its stdin closes, the parent's end included. Where it
-cannot be started or stops answering, pages are parsed here, as before.
-"""
+cannot be started or stops answering, pages are parsed here, as before."""
 
 from __future__ import annotations
 
@@ -21,34 +23,38 @@ import logging
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import IO, Any
 
 from packaging.utils import NormalizedName
 
-from .pages import PageError, Slim, pack, parse_simple, unpack
+from .cache import CachedPage, Kept, PageFile, keep_page
+from .pages import PageError, pack, parse_simple, unpack
 
 logger = logging.getLogger(__name__)
 LARGE_PAGE = 1 << 18  # 256 KiB: the 20 largest pages of a GPU tree are megabytes, most others far smaller
 
 
 class PageWorker:
-    """`parse_simple` for one thread (the client's page parser), large pages in a worker process."""
+    """`keep_simple` for one thread (the client's page parser), large pages in a worker process."""
 
     def __init__(self) -> None:
         self._process: subprocess.Popen[bytes] | None = None
         self._failed = False
 
-    def parse_simple(self, body: bytes, content_type: str, name: NormalizedName) -> Slim:
+    def keep_simple(self, body: bytes, content_type: str, name: NormalizedName, file: PageFile | None = None) -> Kept:
+        """A project's page parsed and, given a file, written there: in the worker when the page is large,
+        so that neither its parsing nor its writing holds this process's interpreter lock."""
         if len(body) > LARGE_PAGE and not self._failed:
             try:
-                answer, data = self._ask({"content_type": content_type, "name": name}, body)
+                answer, data = self._ask({"content_type": content_type, "name": name, "file": _file_fields(file)}, body)
             except (OSError, ValueError) as error:
                 logger.debug("the page worker is not answering (%s); pages are parsed in this process", error)
                 self._failed = True
                 self.close()
             else:
                 return _answered(answer, data)
-        return parse_simple(body, content_type, name)
+        return keep_simple(body, content_type, name, file)
 
     def _ask(self, request: dict[str, Any], body: bytes) -> tuple[dict[str, Any], bytes]:
         process = self._process or self._start()
@@ -83,11 +89,33 @@ class PageWorker:
             process.wait()
 
 
-def _answered(answer: dict[str, Any], data: bytes) -> Slim:
-    """The worker's answer as `parse_simple` would have given it: the page, or the same error."""
+def keep_simple(body: bytes, content_type: str, name: NormalizedName, file: PageFile | None) -> Kept:
+    """Parse a page and, given a file, write it there (`keep_page`)."""
+    return keep_page(parse_simple(body, content_type, name), file)
+
+
+def _file_fields(file: PageFile | None) -> dict[str, Any] | None:
+    if file is None:
+        return None
+    page = file.page
+    return {"path": str(file.path), "url": page.url, "etag": page.etag, "last_modified": page.last_modified,
+            "fetched_at": page.fetched_at, "max_age": page.max_age}
+
+
+def _file_from(fields: dict[str, Any] | None) -> PageFile | None:
+    if fields is None:
+        return None
+    page = CachedPage(fields["url"], {}, fields["etag"], fields["last_modified"], fields["fetched_at"], fields["max_age"])
+    return PageFile(Path(fields["path"]), page)
+
+
+def _answered(answer: dict[str, Any], data: bytes) -> Kept:
+    """The worker's answer as `keep_simple` would have given it: the page kept, or the same error."""
     kind = answer.get("kind")
+    if kind == "stored":
+        return Kept(None)
     if kind == "page":
-        return unpack(dict(answer["project"]), memoryview(data))
+        return Kept(unpack(dict(answer["project"]), memoryview(data)), answer.get("unwritten"))
     if kind == "page-error":
         raise PageError(str(answer.get("message", "")))
     if kind == "too-deep":
@@ -98,7 +126,7 @@ def _answered(answer: dict[str, Any], data: bytes) -> Slim:
 
 
 def serve() -> None:
-    """The worker: parse each page it is sent until its stdin closes."""
+    """The worker: parse (and write) each page it is sent until its stdin closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     while True:
@@ -108,9 +136,12 @@ def serve() -> None:
             return  # the parent closed its end (or is gone)
         chunks: list[bytes | memoryview] = []
         try:
-            packed, chunks = pack(parse_simple(body, request["content_type"], NormalizedName(request["name"])))
+            kept = keep_simple(body, request["content_type"], NormalizedName(request["name"]), _file_from(request["file"]))
             del body  # the page's bytes are not needed while its answer is written
-            answer: dict[str, Any] = {"kind": "page", "project": packed}
+            answer: dict[str, Any] = {"kind": "stored"}
+            if kept.project is not None:
+                packed, chunks = pack(kept.project)
+                answer = {"kind": "page", "project": packed, "unwritten": kept.unwritten}
         except PageError as error:
             answer = {"kind": "page-error", "message": str(error)}
         except RecursionError:

@@ -195,7 +195,7 @@ def _slim(name: NormalizedName, rows: Iterable[Row]) -> Slim:
         if name_version is None or canonicalize_name(name_version[0]) != name:
             continue
         by_version[name_version[1]].append(row)
-        secret = secret or ("?" in row[1] and has_secret(row[1]))
+        secret = secret or (("?" in row[1] or "@" in row[1]) and has_secret(row[1]))
     # Newest first, once, here: a project made from one page then parses only the versions looked at.
     # Versions that do not parse are left out, as pip leaves them out; two spellings of one version merge.
     parsed: dict[Version, list[Row]] = {}
@@ -205,7 +205,7 @@ def _slim(name: NormalizedName, rows: Iterable[Row]) -> Slim:
         except InvalidVersion:
             continue
     releases = {str(version): json.dumps(parsed[version], separators=(",", ":")) for version in sorted(parsed, reverse=True)}
-    # `secret`: some file URL carries a token; the client keeps such a page out of the disk cache.
+    # `secret`: some file URL carries a token or credentials; the client keeps such a page out of the disk cache.
     return {"name": name, "releases": releases, "secret": secret, "ordered": True}
 
 
