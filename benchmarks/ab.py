@@ -65,7 +65,7 @@ def compile_with(tree: Path, project: Path, output: Path, cache: Path, work: Pat
     command += ["--offline"] if offline else []
     environment = {**clean_environment(), "PYTHONPATH": str(tree), "PYTHONPYCACHEPREFIX": str(work / f"pycache-{name}")}
     environment.pop("PYTHONDONTWRITEBYTECODE", None)
-    seconds, _, _ = measure(command, cwd=project, environment=environment)
+    seconds, _, _ = measure(command, cwd=project, environment=environment, sample=False)
     return seconds
 
 

@@ -188,19 +188,22 @@ def clean_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not re.match(r"^(PIP|UV)_(INDEX|EXTRA_INDEX|DEFAULT_INDEX|FIND_LINKS)", k)}
 
 
-def measure(command: list[str], cwd: Path | None = None, environment: dict[str, str] | None = None) -> tuple[float, float, str]:
+def measure(
+    command: list[str], cwd: Path | None = None, environment: dict[str, str] | None = None, sample: bool = True
+) -> tuple[float, float, str]:
     """Wall seconds, peak RSS (MB) and stderr of a command. The RSS is of the process and its children
-    together (our page worker counts with the tool), sampled every 10 ms, and at least wait4's peak."""
+    together (our page worker counts with the tool), sampled every 50 ms, and at least wait4's peak;
+    without `sample`, wait4's peak alone (sampling takes CPU from the command on a 2-core machine)."""
     with tempfile.TemporaryFile("w+") as errors:
         started = time.monotonic()
         process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=subprocess.DEVNULL, stderr=errors, text=True)
         together = 0.0
         while True:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG if sample else 0)
             if pid:
                 break
             together = max(together, tree_rss_mb(process.pid))
-            time.sleep(0.01)
+            time.sleep(0.05)
         seconds = time.monotonic() - started
         errors.seek(0)
         stderr = errors.read()
