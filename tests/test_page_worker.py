@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -90,11 +91,14 @@ def test_a_large_page_parsed_by_the_worker_is_the_page_parsed_here(worker):
     assert len(here["releases"]) == 160 and "9.9.9" not in here["releases"]
 
 
-def test_a_small_page_is_parsed_here(worker):
+def test_a_small_page_is_parsed_here_until_a_large_one_started_the_worker(worker):
     page = large_page()
     page["files"] = page["files"][:20]
-    assert materialised(parsed(worker, json.dumps(page).encode()))["releases"]
-    assert worker.pid is None
+    small = json.dumps(page).encode()
+    assert materialised(parsed(worker, small))["releases"]
+    assert worker.pid is None and not worker.takes(small)
+    parsed(worker, body_of(large_page()))
+    assert worker.pid is not None and worker.takes(small)  # its pages take no time from this process now
 
 
 @pytest.mark.parametrize(
@@ -115,6 +119,29 @@ def test_a_bad_large_page_fails_as_it_fails_here(worker, body, error):
     assert str(there.value) == str(here.value) or error is not PageError
     assert worker.pid is not None  # the worker answered, and still does
     assert materialised(parsed(worker, body_of(large_page())))["releases"]
+
+
+def test_pages_from_two_threads_each_get_their_own_answer(worker):
+    """The client's two page threads share the one worker: requests never interleave on its pipes."""
+    bodies = []
+    for minor in range(12):
+        page = large_page()
+        page["files"] = [f for f in page["files"] if f"-2.{minor}." not in f["filename"]][: 300 + 60 * minor]
+        bodies.append(json.dumps(page).encode())
+    parsed(worker, body_of(large_page()))  # the worker runs: now every page goes to it
+    answers: dict[int, dict] = {}
+
+    def parse(indexes):
+        for index in indexes:
+            answers[index] = materialised(parsed(worker, bodies[index]))
+
+    threads = [threading.Thread(target=parse, args=(range(start, 12, 2),), daemon=True) for start in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    assert answers == {index: materialised(parse_simple(body, JSON, NAME)) for index, body in enumerate(bodies)}
 
 
 def test_the_worker_ignores_the_terminals_sigint(worker):

@@ -86,9 +86,11 @@ class IndexClient:
         # Project pages run to megabytes (pydantic-core's is 6 MB); a few at a time bound the memory they
         # take before parsing, while range reads keep the rest of the connections busy.
         self._page_slots = asyncio.Semaphore(PAGE_CONCURRENCY)
-        # One page parsed at a time: parsing holds the GIL anyway, and one bounds the memory it takes. Large
-        # pages are parsed in a worker process (this thread waits for it without the GIL).
+        # One page at a time parsed here (parsing holds the GIL anyway, and one bounds the memory it takes),
+        # and one at a time in the page worker (its thread waits for it without the GIL): the pages the
+        # worker takes (large ones, and once it runs, all) and the others do not queue behind each other.
         self._parser = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="page-parser")
+        self._worker_pages = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker-pages")
         self.page_worker = PageWorker()
         self._read_metadata: list[tuple[str, CoreMetadata]] = []  # to cache, when the client closes
 
@@ -109,6 +111,7 @@ class IndexClient:
         await asyncio.gather(*pending, return_exceptions=True)
         await self.http.close()
         self._parser.submit(self._store_read_metadata)
+        self._worker_pages.shutdown(wait=True)
         self._parser.shutdown(wait=True)  # finishes the cache writes still queued
         self.page_worker.close()
 
@@ -196,7 +199,8 @@ class IndexClient:
             return page.project, page.url
         # Parsing a page of megabytes and writing it to the cache happen off the loop, one at a time (which
         # bounds the memory they take).
-        slim = await loop.run_in_executor(self._parser, self._keep, key_url, name, response, keep)
+        parser = self._worker_pages if self.page_worker.takes(response.body) else self._parser
+        slim = await loop.run_in_executor(parser, self._keep, key_url, name, response, keep)
         return slim, response.url
 
     def _keep(self, key_url: str, name: str, response: Response, keep: Keep) -> Slim:

@@ -5,9 +5,10 @@ Parsing a page is Python work (pydantic-core's 7 MB page takes 0.1 s of CPU, a c
 project's tree parses 60 to 80 MB of pages), and so is writing its megabytes to the cache piece by piece:
 in this process both hold the interpreter lock that the HTTP machinery and the resolvers need. A page over
 LARGE_PAGE bytes is handed to one worker process on the other core, which parses it and writes its page
-file (`cache.keep_page`); the parent then maps that file. Smaller pages cost less to parse here than to
-send. The worker is started by the first large page (a warm run, or a small local index, never starts
-one). It is a plain `python -c` child that reads requests on stdin and answers on stdout: "stored", or a
+file (`cache.keep_page`); the parent then maps that file. The worker is started by the first large page
+(a warm run, or a small local index, never starts one); from then on it takes every page, since even a
+small page's file costs this process a millisecond of system calls. The client's two page threads share
+it, one request at a time. It is a plain `python -c` child that reads requests on stdin and answers on stdout: "stored", or a
 page it did not write as its packed form (`pages.pack`). No multiprocessing, so nothing is imported as
 `__main__` again and no shared-memory semaphore is needed.
 
@@ -23,6 +24,7 @@ import logging
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,24 +38,31 @@ LARGE_PAGE = 1 << 18  # 256 KiB: the 20 largest pages of a GPU tree are megabyte
 
 
 class PageWorker:
-    """`keep_simple` for one thread (the client's page parser), large pages in a worker process."""
+    """`keep_simple` for the client's page threads: large pages, and once it runs every page, in a worker
+    process that answers one page at a time."""
 
     def __init__(self) -> None:
         self._process: subprocess.Popen[bytes] | None = None
         self._failed = False
+        self._lock = threading.Lock()  # one request and its answer at a time on the pipes
+
+    def takes(self, body: bytes) -> bool:
+        """Whether a page goes to the worker process: a large one, and once the worker runs, every one."""
+        return (len(body) > LARGE_PAGE or self._process is not None) and not self._failed
 
     def keep_simple(self, body: bytes, content_type: str, name: NormalizedName, file: PageFile | None = None) -> Kept:
         """A project's page parsed and, given a file, written there: in the worker when the page is large,
         so that neither its parsing nor its writing holds this process's interpreter lock."""
-        if len(body) > LARGE_PAGE and not self._failed:
-            try:
-                answer, data = self._ask({"content_type": content_type, "name": name, "file": _file_fields(file)}, body)
-            except (OSError, ValueError) as error:
-                logger.debug("the page worker is not answering (%s); pages are parsed in this process", error)
-                self._failed = True
-                self.close()
-            else:
-                return _answered(answer, data)
+        if self.takes(body):
+            with self._lock:
+                try:
+                    answer, data = self._ask({"content_type": content_type, "name": name, "file": _file_fields(file)}, body)
+                except (OSError, ValueError) as error:
+                    logger.debug("the page worker is not answering (%s); pages are parsed in this process", error)
+                    self._failed = True
+                    self.close()
+                else:
+                    return _answered(answer, data)
         return keep_simple(body, content_type, name, file)
 
     def _ask(self, request: dict[str, Any], body: bytes) -> tuple[dict[str, Any], bytes]:
