@@ -57,7 +57,7 @@ def _with_real_hash(index: SyntheticIndex, file: DistFile) -> DistFile:
         requires_python=file.requires_python,
         yanked=file.yanked,
         size=len(content),
-        upload_time=file.upload_time,
+        uploaded=file.uploaded,
     )
 
 

@@ -199,7 +199,7 @@ class SyntheticIndex:
                     requires_python=release.requires_python,
                     yanked=release.yanked,
                     size=1000,
-                    upload_time=_time(release.uploaded),
+                    uploaded=release.uploaded,
                 )
                 for filename, _ in self.files_of(release)
             )
@@ -353,12 +353,6 @@ def _record_hash(text: str | bytes) -> str:
 
 def _bytes(text: str | bytes) -> bytes:
     return text if isinstance(text, bytes) else text.encode()
-
-
-def _time(text: str):
-    from datetime import datetime
-
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def kv_connectors_index() -> SyntheticIndex:

@@ -60,7 +60,7 @@ def test_spellings_of_one_version_merge_and_versions_that_do_not_parse_are_left_
 
 
 def test_releases_are_made_when_looked_at_and_once_for_every_thread():
-    releases = OrderedReleases(canonicalize_name("demo"), [(f"{n}.0", lambda: ()) for n in range(100, 0, -1)])
+    releases = OrderedReleases(canonicalize_name("demo"), [f"{n}.0" for n in range(100, 0, -1)], lambda version: ())
     assert len(releases) == 100 and releases._made == []
     assert str(releases[0].version) == "100.0" and len(releases._made) == 1  # only what was looked at
     assert str(releases[-1].version) == "1.0" and [str(r.version) for r in releases[1:3]] == ["99.0", "98.0"]
@@ -74,7 +74,7 @@ def test_threads_walking_one_project_see_one_object_per_release():
     sys.setswitchinterval(1e-6)  # threads switch between any two steps: a race would show
     try:
         for _ in range(20):
-            releases = OrderedReleases(canonicalize_name("demo"), [(f"{n}.0", lambda: ()) for n in range(300, 0, -1)])
+            releases = OrderedReleases(canonicalize_name("demo"), [f"{n}.0" for n in range(300, 0, -1)], lambda version: ())
             seen: list[list[int]] = []
 
             def walk() -> None:

@@ -15,7 +15,6 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
 from functools import partial
 from html.parser import HTMLParser
 from typing import Any
@@ -216,8 +215,8 @@ def project_from_slims(name: NormalizedName, pages: Iterable[tuple[Slim, str, st
     pages = list(pages)
     if len(pages) == 1 and pages[0][0].get("ordered"):
         slim, page_url, index = pages[0]
-        listed = [(text, partial(_files, [(rows, page_url, index)])) for text, rows in slim["releases"].items()]
-        return Project(name, OrderedReleases(name, listed))
+        listed: dict[str, Rows] = slim["releases"]
+        return Project(name, OrderedReleases(name, list(listed), lambda version: _files([(listed[version], page_url, index)])))
     by_version: dict[Version, list[tuple[Rows, str, str]]] = defaultdict(list)
     for slim, page_url, index in pages:
         for version_text, rows in slim["releases"].items():
@@ -248,21 +247,11 @@ def _file(row: Row, page_url: str, index: str) -> DistFile:
         requires_python=requires_python,
         yanked=yanked,
         size=size,
-        upload_time=_parse_time(uploaded),
+        uploaded=uploaded,
         core_metadata=core,
         core_metadata_sha256=core_sha,
         index=index,
     )
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def pack(slim: Slim) -> tuple[Slim, list[bytes | memoryview]]:

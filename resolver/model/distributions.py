@@ -6,7 +6,7 @@ import functools
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import cached_property
 from typing import Literal, overload
 
@@ -36,7 +36,7 @@ class DistFile:
     requires_python: str | None = None
     yanked: bool = False
     size: int | None = None
-    upload_time: datetime | None = None
+    uploaded: str | None = None  # the upload time as the index gives it (PEP 700: ISO 8601)
     # PEP 658: True when `<url>.metadata` is served; its sha256 when the index gives one.
     core_metadata: bool = False
     core_metadata_sha256: str | None = None
@@ -50,6 +50,18 @@ class DistFile:
     @property
     def is_sdist(self) -> bool:
         return self.filename.endswith(SDIST_SUFFIXES)
+
+    @cached_property
+    def upload_time(self) -> datetime | None:
+        """When the file was uploaded; None when the index does not say (or says nonsense). Parsed when
+        asked (by --exclude-newer): a warm compile makes tens of thousands of files."""
+        if not self.uploaded:
+            return None
+        try:
+            parsed = datetime.fromisoformat(self.uploaded.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
     @cached_property
     def build_number(self) -> tuple[int, str]:
@@ -95,11 +107,12 @@ class OrderedReleases(Sequence[Release]):
 
     A resolution looks at the first few releases of most projects; the whole tree's pages list 12,000
     versions, and parsing and sorting them all took 0.1 s of every warm compile. The order comes with
-    the page (`index/pages.py` sorts a page's releases once, when it is parsed).
+    the page (`index/pages.py` sorts a page's releases once, when it is parsed); `files` makes a
+    version's files (from its text), when the release's files are looked at.
     """
 
-    def __init__(self, name: NormalizedName, listed: Sequence[tuple[str, Callable[[], tuple[DistFile, ...]]]]) -> None:
-        self._name, self._listed = name, listed
+    def __init__(self, name: NormalizedName, versions: Sequence[str], files: Callable[[str], tuple[DistFile, ...]]) -> None:
+        self._name, self._listed, self._files = name, versions, files
         self._made: list[Release] = []
         self._lock = threading.Lock()  # resolvers of two majors may walk the same project
 
@@ -121,8 +134,8 @@ class OrderedReleases(Sequence[Release]):
         if position >= len(self._made):
             with self._lock:
                 while len(self._made) <= position:
-                    version, files = self._listed[len(self._made)]
-                    self._made.append(Release(self._name, Version(version), files))
+                    version = self._listed[len(self._made)]
+                    self._made.append(Release(self._name, Version(version), functools.partial(self._files, version)))
         return self._made[position]
 
     def __iter__(self) -> Iterator[Release]:
