@@ -264,8 +264,8 @@ class Kept:
 
 def keep_page(project: dict[str, Any], file: PageFile | None) -> Kept:
     """Write a page just parsed to its page file (in the page worker, for the pages it parses). A page
-    that lists a file URL with a token is never written, nor is a page without a file (the cache is off,
-    cannot be written, or the page's own URL carries a token)."""
+    that lists a file URL with a token or credentials is never written, nor is a page without a file (the
+    cache is off, cannot be written, or the page's own URL carries a token)."""
     if file is None or _lists_a_secret(project):
         return Kept(project)
     try:

@@ -197,8 +197,8 @@ class IndexClient:
         if response.status == 304 and page is not None:
             page = await loop.run_in_executor(None, self.cache.touch_page, key_url, name, page)
             return page.project, page.url
-        # Parsing a page of megabytes and writing it to the cache happen off the loop, one at a time (which
-        # bounds the memory they take).
+        # Parsing a page of megabytes and writing it to the cache happen off the loop, one at a time in each
+        # of the two page threads (which bounds the memory they take).
         parser = self._worker_pages if self.page_worker.takes(response.body) else self._parser
         slim = await loop.run_in_executor(parser, self._keep, key_url, name, response, keep)
         return slim, response.url

@@ -8,13 +8,15 @@ LARGE_PAGE bytes is handed to one worker process on the other core, which parses
 file (`cache.keep_page`); the parent then maps that file. The worker is started by the first large page
 (a warm run, or a small local index, never starts one); from then on it takes every page, since even a
 small page's file costs this process a millisecond of system calls. The client's two page threads share
-it, one request at a time. It is a plain `python -c` child that reads requests on stdin and answers on stdout: "stored", or a
-page it did not write as its packed form (`pages.pack`). No multiprocessing, so nothing is imported as
-`__main__` again and no shared-memory semaphore is needed.
+it, one request at a time.
 
-The worker ignores SIGINT (a terminal sends it to the whole process group: the parent reports the
-interruption and closes the worker) and exits when its stdin closes, the parent's end included. Where it
-cannot be started or stops answering, pages are parsed here, as before."""
+It is a plain `python -c` child that reads requests on stdin and answers on stdout: "stored", or a page it
+did not write (its file URLs carry a token, or the cache cannot be written) in its packed form
+(`pages.pack`). No multiprocessing, so nothing is imported as `__main__` again and no shared-memory
+semaphore is needed. The worker ignores SIGINT (a terminal sends it to the whole process group: the
+parent reports the interruption and closes the worker) and exits when its stdin closes, the parent's end
+included. Where it cannot be started or stops answering, pages are parsed here, as before.
+"""
 
 from __future__ import annotations
 
@@ -51,8 +53,8 @@ class PageWorker:
         return (len(body) > LARGE_PAGE or self._process is not None) and not self._failed
 
     def keep_simple(self, body: bytes, content_type: str, name: NormalizedName, file: PageFile | None = None) -> Kept:
-        """A project's page parsed and, given a file, written there: in the worker when the page is large,
-        so that neither its parsing nor its writing holds this process's interpreter lock."""
+        """A project's page parsed and, given a file, written there: in the worker when it takes the page
+        (`takes`), so that neither its parsing nor its writing holds this process's interpreter lock."""
         if self.takes(body):
             with self._lock:
                 try:
