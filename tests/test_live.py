@@ -233,3 +233,37 @@ def test_check_online_reports_only_what_an_upgrade_would_change(capsys, monkeypa
     assert code == (1 if moved else 0)
     cu12 = out.split("cu12.txt: `")[1].split("cu13.txt: `")[0] if "cu12.txt: `" in out else ""
     assert "lmcache" not in cu12 and "cuda13" not in cu12
+
+
+# -- the page parser against packaging, on real pages ------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["regex", "numpy", "torch", "nvidia-cublas", "pydantic-core", "setuptools"])
+def test_a_real_pep_691_page_parses_as_packaging_reads_its_file_names(name):
+    """Every wheel and sdist packaging accepts lands in its version's release with the page's own facts,
+    newest release first; nothing else is kept (the parser reads names itself, for speed)."""
+    import httpx
+    from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, canonicalize_name, parse_sdist_filename, parse_wheel_filename
+
+    from resolver.index.pages import SIMPLE_JSON, parse_simple
+
+    body = httpx.get(f"https://pypi.org/simple/{name}/", headers={"Accept": SIMPLE_JSON}, timeout=60).content
+    expected: dict[Version, list[tuple]] = {}
+    for entry in json.loads(body)["files"]:
+        filename = entry["filename"]
+        try:
+            parsed = parse_wheel_filename(filename)[:2] if filename.endswith(".whl") else parse_sdist_filename(filename)
+        except (InvalidWheelFilename, InvalidSdistFilename):
+            continue
+        if parsed[0] != canonicalize_name(name):
+            continue
+        core = entry.get("core-metadata", entry.get("dist-info-metadata", False))
+        expected.setdefault(parsed[1], []).append((
+            filename, entry["url"], entry["hashes"].get("sha256"), entry.get("requires-python") or None, bool(entry.get("yanked")),
+            entry.get("size"), entry.get("upload-time"), bool(core), core.get("sha256") if isinstance(core, dict) else None,
+        ))
+    page = parse_simple(body, SIMPLE_JSON, canonicalize_name(name))
+    found = {Version(version): [tuple(row) for row in json.loads(rows)] for version, rows in page["releases"].items()}
+    assert found == expected
+    assert [Version(v) for v in page["releases"]] == sorted(expected, reverse=True)
+    assert len(expected) > 5 and page["secret"] is False

@@ -104,7 +104,7 @@ def test_a_small_page_is_parsed_here_until_a_large_one_started_the_worker(worker
 @pytest.mark.parametrize(
     ("body", "error"),
     [
-        (b'{"files": [' + b'{"filename": "a.whl"}, ' * 60_000 + b"]}", PageError),  # no url: the page is refused
+        (b'{"files": [' + b", ".join([b'{"filename": "a.whl"}'] * 60_000) + b"]}", PageError),  # no url: the page is refused
         (body_of(large_page())[:-100], ValueError),  # truncated JSON
         (b"[" * (LARGE_PAGE + 1) + b"]" * (LARGE_PAGE + 1), RecursionError),
         (body_of(large_page(name="pydantic")), PageError),  # another project's page

@@ -36,6 +36,7 @@ Row = list[Any]
 Rows = str | memoryview
 _CONTROL = re.compile("[\x00-\x20\x7f-\x9f]")
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
+_rows_json = json.JSONEncoder(separators=(",", ":")).encode  # one encoder for a page's thousands of releases
 ACCEPT = f"{SIMPLE_JSON}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
 
 
@@ -74,40 +75,32 @@ def find_links_directory(entries: Iterable[tuple[str, str, int]]) -> dict[Normal
 
 
 def _json_rows(body: bytes, name: NormalizedName) -> Iterator[Row]:
-    document = json.loads(body, object_hook=_json_file)
+    document = json.loads(body)
     if not isinstance(document, dict) or not isinstance(document.get("files"), list):
         raise PageError("not a PEP 691 project page (no 'files' list)")
     named = document.get("name")
     if isinstance(named, str) and canonicalize_name(named) != name:
         raise PageError(f"answered the page of {named!r}")
     for entry in document["files"]:
-        if isinstance(entry, _Row):
-            yield list(entry)
-        elif not isinstance(entry, _Unusable):
-            raise PageError("a file entry has no filename or url")
+        row = _json_row(entry)
+        if row is not None:
+            yield row
 
 
-class _Row(list[Any]):
-    """A file entry already compacted while parsing (a list subclass: told apart from any JSON array)."""
-
-
-class _Unusable:
-    """A file entry with control characters in its name or URL: left out."""
-
-
-def _json_file(entry: dict[str, Any]) -> Any:
-    if "filename" not in entry:
-        return entry
+def _json_row(entry: Any) -> Row | None:
+    """A file entry as a row; None for one with control characters in its name or URL (left out)."""
+    if not isinstance(entry, dict):
+        raise PageError("a file entry has no filename or url")
     filename, url = entry.get("filename"), entry.get("url")
     if not isinstance(filename, str) or not isinstance(url, str) or not url:
         raise PageError("a file entry has no filename or url")
     if _CONTROL.search(filename) or _CONTROL.search(url):
-        return _Unusable()
+        return None
     hashes = entry.get("hashes")
     core = entry.get("core-metadata", entry.get("dist-info-metadata", False))
     size = entry.get("size")
     uploaded = entry.get("upload-time")
-    return _Row((
+    return [
         filename,
         url,
         hashes.get("sha256") if isinstance(hashes, dict) else None,
@@ -117,7 +110,7 @@ def _json_file(entry: dict[str, Any]) -> Any:
         uploaded if isinstance(uploaded, str) else None,
         bool(core),
         core.get("sha256") if isinstance(core, dict) else None,
-    ))
+    ]
 
 
 def html_rows(body: bytes) -> Iterator[Row]:
@@ -189,9 +182,15 @@ def _name_and_version(filename: str) -> tuple[str, str] | None:
 def _slim(name: NormalizedName, rows: Iterable[Row]) -> Slim:
     by_version: dict[str, list[Row]] = defaultdict(list)
     secret = False
+    ours: dict[str, bool] = {}  # a page spells its project's name a few ways in 10,000 file names
     for row in rows:
         name_version = _name_and_version(row[0])
-        if name_version is None or canonicalize_name(name_version[0]) != name:
+        if name_version is None:
+            continue
+        spelled = name_version[0]
+        if spelled not in ours:
+            ours[spelled] = canonicalize_name(spelled) == name
+        if not ours[spelled]:
             continue
         by_version[name_version[1]].append(row)
         secret = secret or (("?" in row[1] or "@" in row[1]) and has_secret(row[1]))
@@ -203,7 +202,7 @@ def _slim(name: NormalizedName, rows: Iterable[Row]) -> Slim:
             parsed.setdefault(Version(text), []).extend(files)
         except InvalidVersion:
             continue
-    releases = {str(version): json.dumps(parsed[version], separators=(",", ":")) for version in sorted(parsed, reverse=True)}
+    releases = {str(version): _rows_json(parsed[version]) for version in sorted(parsed, reverse=True)}
     # `secret`: some file URL carries a token or credentials; the client keeps such a page out of the disk cache.
     return {"name": name, "releases": releases, "secret": secret, "ordered": True}
 
