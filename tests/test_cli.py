@@ -137,3 +137,34 @@ def test_an_sdist_whose_dependencies_cannot_be_known_makes_only_that_release_unu
     assert "warning: skipping odfpy 1.4.1: " in err and "odfpy-1.4.1.tar.gz" in err
     assert main(["inspect", "odfpy==1.4.1", *INDEX]) == 0
     assert "dependencies: unusable, so the resolver never picks this release: " in capsys.readouterr().out
+
+
+def test_a_run_served_from_the_cache_imports_no_http_machinery(tmp_path):
+    """A warm run is mostly starting Python: httpx (with the urllib.request and http.client it brings)
+    is imported by the first request, and a run served from the cache makes none. Real subprocesses."""
+    import subprocess
+    import sys
+
+    from .index_server import IndexServer, ServedIndex
+    from .synthetic import BOTH_ARCHES
+
+    index = ServedIndex()
+    index.add("goodpkg", "1.0", tags=BOTH_ARCHES)
+    root = tmp_path / "project"
+    root.mkdir()
+    cache, seen = tmp_path / "cache", tmp_path / "imported.json"
+    child = (
+        "import json, runpy, sys\n"
+        f"sys.argv = ['cuda-constraints', 'compile', '-q', '--cache-dir', {str(cache)!r}, *sys.argv[1:]]\n"
+        "try:\n    runpy.run_module('resolver', run_name='__main__')\nexcept SystemExit as end:\n    code = end.code\n"
+        f"names = ('httpx', 'httpcore', 'urllib.request', 'http.client')\n"
+        f"open({str(seen)!r}, 'w').write(json.dumps([code, [n for n in names if n in sys.modules]]))\n"
+    )
+    with IndexServer(index) as server:
+        write_project(root, f'[tool.cuda-constraints]\nrequirements = ["requirements/r.txt"]\ncuda = [13]\nindex-url = "{server.simple_url}"\n',
+                      {"r.txt": "goodpkg\n"})
+        subprocess.run([sys.executable, "-c", child], cwd=root, check=True)
+        assert json.loads(seen.read_text()) == [0, ["httpx", "httpcore", "urllib.request", "http.client"]]  # it asked the index
+        subprocess.run([sys.executable, "-c", child, "--offline", "-o", str(tmp_path / "new")], cwd=root, check=True)
+    assert json.loads(seen.read_text()) == [0, []]
+    assert (tmp_path / "new" / "cu13.txt").read_text().count("goodpkg==1.0") == 1

@@ -23,11 +23,13 @@ import os
 from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-import httpx
-
 from ..errors.display import REDACTED, redact_url
+
+if TYPE_CHECKING:
+    import httpx
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +99,8 @@ def split_credentials(url: str) -> tuple[str, str | None, str | None]:
 
 
 def origin_of(url: str | httpx.URL) -> Origin:
+    import httpx  # only a run that asks an index or holds credentials pays for importing it
+
     parsed = httpx.URL(str(url))
     return (parsed.scheme, parsed.host, parsed.port)
 
@@ -200,19 +204,21 @@ def _from_keyring(origin: Origin, username: str | None) -> Credentials | None:
     return None
 
 
-class IndexAuth(httpx.Auth):
-    """Basic auth from a `CredentialStore`, per request origin; on a 401 without credentials, keyring."""
+def index_auth(store: CredentialStore) -> httpx.Auth:
+    """Basic auth from a `CredentialStore`, per request origin; on a 401 without credentials, keyring.
+    Made with the first connection, when httpx is imported."""
+    import httpx
 
-    def __init__(self, store: CredentialStore) -> None:
-        self.store = store
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        credentials = self.store.for_url(request.url)
-        if credentials is not None:
-            request.headers["Authorization"] = credentials.header()
-        response = yield request
-        if response.status_code == 401 and credentials is None:
-            credentials = self.store.after_unauthorized(request.url)
+    class IndexAuth(httpx.Auth):
+        def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+            credentials = store.for_url(request.url)
             if credentials is not None:
                 request.headers["Authorization"] = credentials.header()
-                yield request
+            response = yield request
+            if response.status_code == 401 and credentials is None:
+                credentials = store.after_unauthorized(request.url)
+                if credentials is not None:
+                    request.headers["Authorization"] = credentials.header()
+                    yield request
+
+    return IndexAuth()

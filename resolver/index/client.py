@@ -20,21 +20,23 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
 from packaging.utils import NormalizedName
 
 from ..errors import CudaConstraintsError, IndexUnavailable, InvalidMetadata, MetadataMismatch, OfflineCacheMiss
 from ..errors.display import has_secret
 from ..model.distributions import CoreMetadata, DistFile, Release
-from .auth import CredentialStore, IndexAuth
+from .auth import CredentialStore
 from .cache import Cache, CachedPage, Kept, PageFile, keep_page
 from .http import Http, Limits, Response, Stats
 from .page_worker import PageWorker
 from .pages import ACCEPT, PageError, Slim, find_links_page
 from .reading import MetadataReader
 from .wheel import ZipReadError
+
+if TYPE_CHECKING:
+    import httpx
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -73,9 +75,9 @@ class IndexClient:
         self.options = options
         self.cache = cache
         self.credentials = options.credentials or CredentialStore(use_keyring=False, read_netrc=False)
-        auth = IndexAuth(self.credentials) if options.credentials is not None else None
+        credentials = self.credentials if options.credentials is not None else None
         self.http = Http(
-            options.concurrency, options.timeout, options.retries, options.backoff, transport, sleep, auth, options.limits
+            options.concurrency, options.timeout, options.retries, options.backoff, transport, sleep, credentials, options.limits
         )
         self._tasks: dict[tuple[str, ...], asyncio.Task[Any]] = {}
         self._results: dict[tuple[str, ...], Any] = {}  # what finished fetches returned, for other threads

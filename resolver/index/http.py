@@ -14,16 +14,19 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
-
-import httpx
+from typing import TYPE_CHECKING, TypeVar
 
 from .. import __version__
 from ..errors import IndexUnavailable, LimitExceeded
 
+if TYPE_CHECKING:
+    import httpx
+
+    from .auth import CredentialStore
+
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
-USER_AGENT = f"cuda-constraints/{__version__} (+resolver for CUDA-consistent constraints) httpx/{httpx.__version__}"
+USER_AGENT = f"cuda-constraints/{__version__} (+resolver for CUDA-consistent constraints) httpx/{{}}"  # httpx's version
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 60.0
 LANE_SIZE = 4
@@ -132,12 +135,12 @@ class Http:
         backoff: float = 0.5,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        auth: httpx.Auth | None = None,
+        credentials: CredentialStore | None = None,
         limits: Limits = Limits(),
     ) -> None:
         self.stats = Stats()
         self.limits = limits
-        self._auth = auth
+        self._credentials = credentials
         self.retries, self.backoff, self._sleep = retries, backoff, sleep
         self._concurrency, self._timeout, self._transport = concurrency, timeout, transport
         self._pools: dict[str, _Pool] = {}
@@ -145,16 +148,21 @@ class Http:
     def _pool(self, name: str) -> _Pool:
         """The pool, created on first use: a run served from the cache opens no connection at all."""
         if not self._pools:
+            import httpx  # here: a run served from the cache never imports it (with what it brings, a tenth of a warm run)
+
+            from .auth import index_auth
+
             # One TLS context for every client: building one costs 30 ms (reading the CA bundle).
             verify = httpx.create_ssl_context() if self._transport is None else True
+            auth = index_auth(self._credentials) if self._credentials is not None else None
 
             def client(connections: int, http2: bool) -> httpx.AsyncClient:
                 return httpx.AsyncClient(
-                    headers={"User-Agent": USER_AGENT},
+                    headers={"User-Agent": USER_AGENT.format(httpx.__version__)},
                     timeout=httpx.Timeout(self._timeout, connect=min(self._timeout, 10.0)),
                     limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
                     follow_redirects=True,
-                    auth=self._auth,
+                    auth=auth,
                     transport=self._transport,
                     http2=http2,
                     verify=verify,
@@ -226,6 +234,8 @@ class Http:
     async def _with_retries(
         self, url: str, headers: dict[str, str], read: Callable[[httpx.Response], Awaitable[T]], pool: _Pool
     ) -> T:
+        import httpx  # imported by the first request (`_pool`)
+
         attempts = self.retries + 1
         for attempt in range(attempts):
             status: int | None = None
@@ -334,6 +344,8 @@ def _retry_after_seconds(value: str | None) -> float | None:
 
 
 def _describe_transport_error(error: httpx.TransportError) -> str:
+    import httpx
+
     if isinstance(error, httpx.ConnectError):
         return f"cannot connect ({error or 'connection refused'})"
     if isinstance(error, httpx.RemoteProtocolError):

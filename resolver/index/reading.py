@@ -21,7 +21,6 @@ import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
-from urllib.request import url2pathname
 
 from ..errors import IndexUnavailable, InvalidMetadata, LimitExceeded, MetadataUnavailable
 from ..errors.display import shown_url
@@ -146,7 +145,7 @@ class MetadataReader:
         """The compiled extension modules a wheel ships (`.so`, `.pyd` members), from its central directory:
         the tail, and the directory itself when it is larger than the tail (nixl's is 86 KB)."""
         if file.url.startswith("file:"):
-            path = Path(url2pathname(urlsplit(file.url).path))
+            path = _local_path(file.url)
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(None, _local_extensions, path)
         try:
@@ -183,7 +182,7 @@ class MetadataReader:
 
     def _read_local(self, file: DistFile, project: str) -> CoreMetadata:
         """A find-links directory's file, read in place (a wheel's METADATA member only)."""
-        path = Path(url2pathname(urlsplit(file.url).path))
+        path = _local_path(file.url)
         limit = self.http.limits.metadata_bytes
         try:
             with path.open("rb") as handle:
@@ -240,3 +239,8 @@ def _entries_in_tail(tail: bytes, tail_start: int, location: CentralDirectory) -
     return entries_from_tail(tail, tail_start, location)
 
 
+def _local_path(url: str) -> Path:
+    """The path of a file: URL (a find-links directory's file)."""
+    from urllib.request import url2pathname  # imports http.client: only a run with local files needs it
+
+    return Path(url2pathname(urlsplit(url).path))
