@@ -150,6 +150,7 @@ class Http:
         if not self._pools:
             import httpx  # here: a run served from the cache never imports it (with what it brings, a tenth of a warm run)
 
+            from . import network
             from .auth import index_auth
 
             # One TLS context for every client: building one costs 30 ms (reading the CA bundle).
@@ -157,13 +158,16 @@ class Http:
             auth = index_auth(self._credentials) if self._credentials is not None else None
 
             def client(connections: int, http2: bool) -> httpx.AsyncClient:
+                limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
                 return httpx.AsyncClient(
                     headers={"User-Agent": USER_AGENT.format(httpx.__version__)},
                     timeout=httpx.Timeout(self._timeout, connect=min(self._timeout, 10.0)),
-                    limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+                    limits=limits,
                     follow_redirects=True,
                     auth=auth,
-                    transport=self._transport,
+                    # Connections on asyncio's transports (network.py); the given one in tests, httpx's own
+                    # behind a proxy.
+                    transport=self._transport or network.transport(verify, http2, limits),
                     http2=http2,
                     verify=verify,
                 )
