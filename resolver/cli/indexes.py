@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from ..commands.check import CheckedFile
 from ..commands.routing import IndexChoice
 from ..errors import UsageError
 from ..files.config import Config
@@ -15,6 +15,9 @@ from ..index.cache import Cache, default_cache_dir
 from ..index.client import ClientOptions, IndexClient
 from ..index.http import MIB, Limits
 from .progress import Progress
+
+if TYPE_CHECKING:
+    from ..commands.check import CheckedFile
 
 
 def open_index(args: argparse.Namespace, config: Config, *urls: str, progress: Progress | None = None) -> BlockingIndex:

@@ -1,4 +1,8 @@
-"""What each command does at the command line: read the configuration, call the command, print."""
+"""What each command does at the command line: read the configuration, call the command, print.
+
+The commands other than `compile` are imported when they run: a compile, the command CI runs most, does
+not pay for them.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from ..commands.check import CheckReport, check_constraints
-from ..commands.check_online import upgrade_findings, would_upgrade
 from ..commands.compile import compile_constraints
-from ..commands.diff import diff_sets, render_markdown
-from ..commands.diff import render_text as render_diff_text
-from ..commands.inspect import inspect_release, render_text
 from ..commands.major_plan import read_input
 from ..commands.options import (
     compile_parser,
@@ -39,6 +39,9 @@ from .indexes import file_choice, flag_choice, open_index
 from .output import safe_text
 from .progress import LiveReporter, NetworkTicker
 from .summary import network_line, summarize
+
+if TYPE_CHECKING:
+    from ..commands.check import CheckReport
 
 PROG = "cuda-constraints"
 
@@ -94,6 +97,8 @@ def write_stats(path: Path, figures: dict[str, object]) -> None:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
+    from ..commands.inspect import inspect_release, render_text
+
     config = load_config()
     try:
         requirement = Requirement(args.spec)
@@ -120,6 +125,8 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from ..commands.check import check_constraints
+
     if args.strict and not args.online:
         raise UsageError("--strict applies to --online; give both")
     config = project_config()
@@ -138,6 +145,8 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def _check_online(args: argparse.Namespace, report: CheckReport, config: Config) -> int:
+    from ..commands.check_online import upgrade_findings, would_upgrade
+
     """What `compile --upgrade` would change, per file (a dry run: nothing is written)."""
     checked_files = [c for c in report.files if c.request is not None and c.requirements_input is not None]
     flags = compile_request(compile_parser().parse_args(_index_arguments(args)), config)
@@ -167,6 +176,9 @@ def _index_arguments(args: argparse.Namespace) -> list[str]:
 
 
 def run_diff(args: argparse.Namespace) -> int:
+    from ..commands.diff import diff_sets, render_markdown
+    from ..commands.diff import render_text as render_diff_text
+
     config = load_config()
     if args.paths and len(args.paths) != 2:
         raise UsageError("give OLD and NEW (two directories or two files), or nothing to compare git HEAD with the working tree")

@@ -23,7 +23,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
-from packaging.metadata import parse_email
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
@@ -62,6 +61,8 @@ def header_block(raw: bytes) -> bytes:
 
 def parse_core_metadata(raw: bytes, source: MetadataSourceKind = "none", require_static: bool = False) -> CoreMetadata:
     """The fields the resolver needs; `require_static` (an sdist's PKG-INFO) also demands static dependencies."""
+    from packaging.metadata import parse_email  # here: it brings the email package, which a run from the cache never needs
+
     fields, unparsed = parse_email(header_block(raw))
     for header in _NEEDED.values():
         if header.lower() in unparsed:  # set aside under its header name

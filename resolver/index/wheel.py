@@ -9,7 +9,6 @@ member's local header and data (usually just before the central directory).
 from __future__ import annotations
 
 import struct
-import tarfile
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -255,6 +254,8 @@ def metadata_from_wheel(data: IO[bytes], project: str, limit: int = 16 * 1024 * 
 
 def metadata_from_sdist(data: IO[bytes], filename: str, limit: int = 16 * 1024 * 1024) -> bytes:
     """PKG-INFO from a whole source distribution (only trustworthy for metadata 2.2+, see index/metadata.py)."""
+    import tarfile  # here: most runs read no sdist
+
     try:
         if filename.endswith(".zip"):
             with zipfile.ZipFile(data) as archive:
