@@ -25,7 +25,7 @@ from resolver.index.client import ClientOptions, IndexClient
 from resolver.index.sources import Sources
 from resolver.model.indexes import IndexSource, Routing
 
-from .synthetic import SyntheticIndex
+from .synthetic import SyntheticIndex, served
 
 ROOT = "https://index.test"
 
@@ -337,3 +337,35 @@ def test_a_fetched_page_the_cache_cannot_keep_is_used_as_fetched_not_the_older_c
     client.cache._write_failed = True  # as after a failed write: the cache still reads, it no longer writes
     project = run(fetch(client, "nixl"))
     assert str(project.releases[0].version) == "1.6.0"
+
+
+def test_metadata_the_disk_cache_holds_is_not_prefetched_through_the_loop(tmp_path):
+    """The resolvers ask to prefetch the metadata of the releases a walk will meet next (hundreds in a warm
+    run); one the cache holds is read when it is needed, in the asking thread, with no trip through the
+    loop. One it does not hold is fetched ahead."""
+    from resolver.index.blocking import BlockingIndex
+
+    index = SyntheticIndex()
+    index.add("goodpkg", "1.0")
+    index.add("goodpkg", "2.0")
+    name = canonicalize_name("goodpkg")
+
+    def opened() -> BlockingIndex:
+        return BlockingIndex(lambda: IndexClient(ClientOptions(retries=0), Cache(tmp_path)))
+
+    with served(index):
+        with opened() as blocking:
+            view = blocking.routed(INDEX)
+            older = view.project(name).release(Version("1.0"))
+            view.metadata(older, older.files[0])  # now in the disk cache
+        with opened() as blocking:
+            view = blocking.routed(INDEX)
+            project = view.project(name)
+            submitted = []
+            submit = blocking.submit
+            blocking.submit = lambda coroutine: submitted.append(coroutine.__qualname__) or submit(coroutine)  # type: ignore[method-assign]
+            for release in project.releases:
+                view.prefetch_metadata(release, release.files[0])
+            assert submitted == ["IndexClient.metadata"]  # 2.0's, which the cache does not hold
+            newer = project.release(Version("2.0"))
+            assert view.metadata(newer, newer.files[0]).version == Version("2.0")

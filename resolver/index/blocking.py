@@ -38,7 +38,7 @@ class BlockingIndex:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="cuda-constraints-index", daemon=True)
         self._thread.start()
-        self._submitted: list[concurrent.futures.Future[Any]] = []
+        self._submitted: set[concurrent.futures.Future[Any]] = set()  # in flight: a finished one leaves
         self.cancelled = False
         self._metadata: dict[str, CoreMetadata] = {}
         self.client: IndexClient = self.run(_call(make_client))
@@ -64,16 +64,16 @@ class BlockingIndex:
     def cancel(self) -> None:
         """Stop: cancel every request in flight; every later call raises Interrupted (any thread)."""
         self.cancelled = True
-        for future in self._submitted:
+        for future in list(self._submitted):
             future.cancel()
         self._loop.call_soon_threadsafe(self.client.cancel_all)
 
     def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Start a coroutine in the loop without waiting for it."""
         future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        self._submitted.add(future)
+        future.add_done_callback(self._submitted.discard)
         future.add_done_callback(_log_failure)
-        self._submitted = [f for f in self._submitted if not f.done()]
-        self._submitted.append(future)
         return future
 
     def metadata(self, release: Release, file: DistFile) -> CoreMetadata:
@@ -90,7 +90,12 @@ class BlockingIndex:
         return found
 
     def prefetch_metadata(self, release: Release, file: DistFile) -> None:
-        self.submit(self.client.metadata(release, file))
+        """Start reading a file's metadata, unless it is known or in the disk cache: there the later
+        `metadata` reads it in the calling thread, and a trip through the loop would only cost time (a
+        warm run's walks would make hundreds)."""
+        key = file.cache_key
+        if key not in self._metadata and self.client.finished("metadata", key) is None and not self.client.cache.has_metadata(key):
+            self.submit(self.client.metadata(release, file))
 
     def extension_modules(self, file: DistFile) -> tuple[str, ...] | None:
         if self.cancelled:
@@ -102,7 +107,7 @@ class BlockingIndex:
         self.submit(self.client.extension_modules(file))
 
     def close(self) -> None:
-        for future in self._submitted:
+        for future in list(self._submitted):
             future.cancel()
         self.cancelled = False  # closing must still run in the loop
         try:

@@ -153,6 +153,11 @@ class Cache:
         self.store_page(index_url, name, renewed)
         return renewed
 
+    def has_metadata(self, key: str) -> bool:
+        """Whether metadata is cached under a key (without reading it)."""
+        path = self._metadata_path(key)
+        return path is not None and os.path.exists(path)
+
     def load_metadata(self, key: str) -> CoreMetadata | str | None:
         """The metadata cached under a key; a string when the file's metadata was found invalid (why)."""
         path = self._metadata_path(key)
