@@ -193,3 +193,12 @@ def test_a_connection_read_slowly_holds_about_a_megabyte_and_loses_nothing():
         received, held = asyncio.run(read_slowly(address))
     assert received.endswith(BIG) and len(received) - len(BIG) < 200
     assert _HIGH_WATER <= held <= _HIGH_WATER + 512 * 1024
+
+
+def test_a_host_no_proxy_names_is_asked_directly(monkeypatch):
+    with HostileServer() as proxy, HostileServer() as index:
+        index.answers["/simple/a/"] = lambda c: c.whole(200, b"directly")
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        (response,), _ = get(f"{index.url}/simple/a/")
+    assert response.body == b"directly" and proxy.requests == [] and [path for _, path in index.requests] == ["/simple/a/"]

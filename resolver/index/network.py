@@ -40,7 +40,8 @@ def transport(verify: ssl.SSLContext | bool, http2: bool, limits: httpx.Limits) 
 
     import httpx
 
-    if not isinstance(verify, ssl.SSLContext) or urllib.request.getproxies():
+    proxies = {scheme for scheme in urllib.request.getproxies() if scheme != "no"}  # NO_PROXY alone is no proxy
+    if not isinstance(verify, ssl.SSLContext) or proxies:
         return None
     made = httpx.AsyncHTTPTransport(verify=verify, http2=http2, limits=limits)
     if not isinstance(getattr(made, "_pool", None), httpcore.AsyncConnectionPool):
