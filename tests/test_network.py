@@ -1,12 +1,11 @@
 """The client's connections on asyncio's transports (resolver/index/network.py), against real servers on
 127.0.0.1: TLS verified against the CA the environment names, answers of megabytes read whole while the
 connection pauses and resumes, a silent server timed out, an idle connection the server closed replaced
-without a retry, and a proxy from the environment still used."""
+without a retry, and the proxy the environment names still used (and NO_PROXY honoured)."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import socket
 import ssl
 import threading
@@ -22,7 +21,7 @@ from resolver.index.http import Http, Limits, Response
 
 from .hostile_server import HostileServer
 
-BIG = hashlib.sha256(b"seed").digest() * (8 * 1024 * 1024 // 32)  # 8 MiB that no compression shrinks
+BIG = bytes(range(256)) * (8 * 1024 * 1024 // 256)  # 8 MiB, sent as they are (no Content-Encoding)
 
 
 def get(url: str, timeout: float = 10.0, deadline: float = 20.0, retries: int = 0, twice_after: float | None = None) -> tuple[list[Response], Http]:

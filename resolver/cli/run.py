@@ -145,9 +145,9 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def _check_online(args: argparse.Namespace, report: CheckReport, config: Config) -> int:
+    """What `compile --upgrade` would change, per file (a dry run: nothing is written)."""
     from ..commands.check_online import upgrade_findings, would_upgrade
 
-    """What `compile --upgrade` would change, per file (a dry run: nothing is written)."""
     checked_files = [c for c in report.files if c.request is not None and c.requirements_input is not None]
     flags = compile_request(compile_parser().parse_args(_index_arguments(args)), config)
     with open_index(args, config, *(url for c in checked_files for url in file_choice(args, c).urls)) as index:

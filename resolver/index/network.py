@@ -1,8 +1,8 @@
 """httpcore's network layer on asyncio's own transports, for the connections the client opens itself.
 
 httpcore reaches the network through anyio, whose streams add Python layers to every read: a cancel scope
-for the timeout, checkpoints, and TLS done in Python over a memory BIO. On a cold run, where this process
-is short of CPU, that is a tenth of its work: a page costs 5.5 ms of CPU a megabyte through anyio and
+for the timeout, checkpoints, and TLS done in Python over a memory BIO. A cold run is short of CPU in
+this process, and that made it 5 to 10 % slower: a page costs 5.5 ms of CPU a megabyte through anyio and
 3.1 ms here, a range read over HTTP/2 1.7 ms and 1.35 ms (benchmarks/README.md). Here a connection is an
 asyncio protocol that buffers what arrives, and TLS is asyncio's; reads, writes and timeouts keep
 httpcore's contract (its ReadTimeout, ConnectError, ... which httpx maps as it always does).
