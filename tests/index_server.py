@@ -16,6 +16,7 @@ import sys
 import threading
 from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import urlsplit
 
 from resolver.model.distributions import DistFile, Project, Release
@@ -99,6 +100,14 @@ class PyTorchIndex:
         return [path for _, path, _ in self.requests]
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up on a kept-alive connection (an installer or resolver exiting) is no error;
+        anything else is reported as `socketserver` reports it."""
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
+
+
 class IndexServer:
     """`with IndexServer(index) as server:` serves `index` at `server.url`; `server.simple_url` for installers."""
 
@@ -110,7 +119,7 @@ class IndexServer:
         # Path prefix -> base URL: such requests are redirected there (302), path kept.
         self.redirects: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="index-server", daemon=True)
 
