@@ -77,6 +77,18 @@ class CachedPage:
         max_age = self.max_age if self.max_age is not None else default_max_age
         return now - self.fetched_at < max_age
 
+    def record(self) -> dict[str, Any]:
+        """Its URL, validators and times, as a page file's header holds them (and the page worker is sent)."""
+        return {"url": self.url, "etag": self.etag, "last_modified": self.last_modified, "fetched_at": self.fetched_at,
+                "max_age": self.max_age}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], project: dict[str, Any]) -> CachedPage:
+        """The page a `record` describes, with its project; KeyError, TypeError or ValueError for a damaged one."""
+        max_age = record.get("max_age")
+        return cls(str(record["url"]), project, record.get("etag"), record.get("last_modified"), float(record["fetched_at"]),
+                   None if max_age is None else float(max_age))
+
 
 @dataclass(frozen=True)
 class PageFile:
@@ -125,14 +137,7 @@ class Cache:
             document = json.loads(data[:end])
             if not isinstance(document, dict) or document.get("format") != FORMAT:
                 raise ValueError("another format")
-            return CachedPage(
-                url=str(document["url"]),
-                project=unpack(dict(document["project"]), memoryview(data)[end + 1 :]),
-                etag=document.get("etag"),
-                last_modified=document.get("last_modified"),
-                fetched_at=float(document["fetched_at"]),
-                max_age=None if document.get("max_age") is None else float(document["max_age"]),
-            )
+            return CachedPage.from_record(document, unpack(dict(document["project"]), memoryview(data)[end + 1 :]))
         except (KeyError, TypeError, ValueError):
             self._discard(path)
             return None
@@ -289,15 +294,7 @@ def _lists_a_secret(project: dict[str, Any]) -> bool:
 def _page_pieces(page: CachedPage) -> list[bytes | memoryview]:
     """A page file: its header line, then its body (a page's pieces are views of megabytes: not joined)."""
     packed, chunks = pack(page.project)
-    header = {
-        "format": FORMAT,
-        "url": page.url,
-        "etag": page.etag,
-        "last_modified": page.last_modified,
-        "fetched_at": page.fetched_at,
-        "max_age": page.max_age,
-        "project": packed,
-    }
+    header = {"format": FORMAT, **page.record(), "project": packed}
     return [json.dumps(header, separators=(",", ":")).encode(), b"\n", *chunks]
 
 

@@ -106,18 +106,11 @@ def keep_simple(body: bytes, content_type: str, name: NormalizedName, file: Page
 
 
 def _file_fields(file: PageFile | None) -> dict[str, Any] | None:
-    if file is None:
-        return None
-    page = file.page
-    return {"path": str(file.path), "url": page.url, "etag": page.etag, "last_modified": page.last_modified,
-            "fetched_at": page.fetched_at, "max_age": page.max_age}
+    return None if file is None else {"path": str(file.path), **file.page.record()}
 
 
 def _file_from(fields: dict[str, Any] | None) -> PageFile | None:
-    if fields is None:
-        return None
-    page = CachedPage(fields["url"], {}, fields["etag"], fields["last_modified"], fields["fetched_at"], fields["max_age"])
-    return PageFile(Path(fields["path"]), page)
+    return None if fields is None else PageFile(Path(fields["path"]), CachedPage.from_record(fields, {}))
 
 
 def _answered(answer: dict[str, Any], data: bytes) -> Kept:
