@@ -285,12 +285,12 @@ def _target_setup(kv_index, major, platform):
 @pytest.mark.parametrize("major", [12, 13])
 @pytest.mark.parametrize("platform", [X86, ARM])
 def test_preferred_pins_that_fit_are_the_resolution(kv_index, major, platform):
-    from resolver.resolve.resolution import resolve_target, settle_on_preferred
+    from resolver.resolve.resolution import resolve_target, settle_by_walk
 
     target, roots, provider = _target_setup(kv_index, major, platform)
     resolved = resolve_target(provider(), target, roots)
     preferred = {name: pin.version for name, pin in resolved.pins.items()}
-    assert settle_on_preferred(provider(preferred), roots) is not None  # one walk, no resolvelib
+    assert settle_by_walk(provider(preferred), roots) is not None  # one walk, no resolvelib
     again = resolve_target(provider(preferred), target, roots)
     assert {n: (p.version, p.parents, p.file) for n, p in again.pins.items()} == {
         n: (p.version, p.parents, p.file) for n, p in resolved.pins.items()
@@ -301,14 +301,146 @@ def test_preferred_pins_that_fit_are_the_resolution(kv_index, major, platform):
 def test_preferred_pins_that_no_longer_fit_fall_back_to_resolving(kv_index):
     from packaging.version import Version
 
-    from resolver.resolve.resolution import resolve_target, settle_on_preferred
+    from resolver.resolve.resolution import resolve_target, settle_by_walk
 
     target, roots, provider = _target_setup(kv_index, 12, X86)
     stale = {"lmcache": Version("0.5.6"), "nixl": Version("1.5.1"), "cupy-cuda12x": Version("14.1.0")}
-    assert settle_on_preferred(provider(stale), roots) is None
+    assert settle_by_walk(provider(stale), roots) is None
     resolved = resolve_target(provider(stale), target, roots)
     assert resolved.pins["lmcache"].version == Version("0.4.4")
     assert resolved.pins["cupy-cuda12x"].version == Version("14.2.0")
+
+
+def _walk_setup(index, platform, roots_text):
+    """A target of `index` (CUDA 13, one platform), its roots, and providers preferring given pins."""
+    from resolver.model.families import FamilyTable
+    from resolver.model.targets import Environment, Target
+    from resolver.resolve.policy import Policy
+    from resolver.resolve.provider import CudaProvider
+    from resolver.resolve.selection import SelectionOptions, Selector
+
+    environments = tuple(Environment(PythonVersion(3, 12), p) for p in (X86, ARM))
+    environment = next(e for e in environments if e.platform == platform)
+    roots = [_root(text) for text in roots_text]
+
+    def provider(preferred=None, source=index):
+        selector = Selector(13, environment, environments, FamilyTable(), SelectionOptions())
+        return CudaProvider(Policy(selector, {}, preferred or {}), source)
+
+    return Target(13, environment), roots, provider
+
+
+def _root(text):
+    from packaging.requirements import Requirement
+
+    from resolver.resolve.candidates import Req
+
+    parsed = Requirement(text)
+    return Req(parsed.name, parsed.specifier, origin="requirements.txt:1")
+
+
+def _versions(resolution):
+    return {name: str(pin.version) for name, pin in resolution.pins.items()}
+
+
+def _walk_index(*releases):
+    from .synthetic import SyntheticIndex
+
+    index = SyntheticIndex()
+    for name, version, requires in releases:
+        index.add(name, version, requires)
+    return index
+
+
+def test_a_platform_with_a_project_of_its_own_is_settled_by_one_walk():
+    """sglang: aarch64 agrees with x86_64 but for decord2, which only aarch64 requires."""
+    from resolver.resolve.resolution import resolve_target, settle_by_walk
+
+    index = _walk_index(
+        ("app", "1.0", ("base", 'armonly; platform_machine == "aarch64"')),
+        ("base", "1.0", ()), ("base", "2.0", ()),
+        ("armonly", "1.0", ()), ("armonly", "2.0", ("base>=1",)),
+    )
+    _, roots, provider = _walk_setup(index, X86, ["app"])
+    target, _, arm = _walk_setup(index, ARM, ["app"])
+    first = {name: pin.version for name, pin in resolve_target(provider(), target, roots).pins.items()}
+    assert settle_by_walk(arm(first), roots) is not None
+    assert _versions(resolve_target(arm(first), target, roots)) == _versions(resolve_target(arm(), target, roots)) == {
+        "app": "1.0", "base": "2.0", "armonly": "2.0",
+    }
+
+
+def test_a_walk_that_took_a_release_a_later_requirement_rejects_leaves_it_to_resolvelib():
+    from packaging.version import Version
+
+    from resolver.resolve.resolution import resolve_target, settle_by_walk
+
+    # The walk meets `lib` through app first and takes 2.0; `other` then requires lib<2.
+    index = _walk_index(("app", "1.0", ("other", "lib")), ("other", "1.0", ("lib<2",)), ("lib", "1.0", ()), ("lib", "2.0", ()))
+    target, roots, provider = _walk_setup(index, X86, ["app"])
+    preferred = {"app": Version("1.0")}
+    assert settle_by_walk(provider(preferred), roots) is None
+    assert _versions(resolve_target(provider(preferred), target, roots)) == {"app": "1.0", "other": "1.0", "lib": "1.0"}
+
+
+def test_a_walk_knows_the_top_level_requirements_and_meets_exact_pins_first():
+    """As resolvelib does: it knows every top-level requirement from the start, and decides `==` first."""
+    from packaging.version import Version
+
+    from resolver.resolve.resolution import resolve_target, settle_by_walk
+
+    index = _walk_index(
+        ("app", "1.0", ("lib", "pinner")),
+        ("pinner", "1.0", ("lib==1.0", "user")),  # `user` requires lib too, and is met before lib==1.0 otherwise
+        ("user", "1.0", ("lib",)),
+        ("tool", "1.0", ("lib",)),
+        ("lib", "1.0", ()), ("lib", "1.5", ()), ("lib", "2.0", ()),
+    )
+    preferred = {"app": Version("1.0")}
+    target, roots, provider = _walk_setup(index, X86, ["app"])
+    assert settle_by_walk(provider(preferred), roots) is not None
+    assert _versions(resolve_target(provider(preferred), target, roots))["lib"] == "1.0"
+    target, roots, provider = _walk_setup(index, X86, ["lib<2", "tool"])
+    assert settle_by_walk(provider(preferred), roots) is not None
+    assert _versions(resolve_target(provider(preferred), target, roots)) == {"lib": "1.5", "tool": "1.0"}
+
+
+def test_a_walk_whose_pin_is_not_what_all_its_requirements_choose_leaves_it_to_resolvelib():
+    """`lib` taken for a plain requirement (the newest final release) satisfies `lib>=0.9b1` too, but that
+    specifier admits pre-releases, and with both known the first candidate is 2.0b1."""
+    from packaging.version import Version
+
+    from resolver.resolve.resolution import resolve_target, settle_by_walk
+
+    index = _walk_index(
+        ("app", "1.0", ("lib>=0.9b1", "user")), ("user", "1.0", ("lib",)), ("lib", "1.0", ()), ("lib", "2.0b1", ()),
+    )
+    target, roots, provider = _walk_setup(index, X86, ["app"])
+    preferred = {"app": Version("1.0")}
+    assert settle_by_walk(provider(preferred), roots) is None
+    assert _versions(resolve_target(provider(preferred), target, roots))["lib"] == "2.0b1"
+
+
+def test_a_walk_needing_what_the_offline_cache_lacks_leaves_it_to_resolvelib():
+    """The walk may look where resolvelib would not; data never fetched is no reason to fail a run."""
+    from packaging.version import Version
+
+    from resolver.errors import OfflineCacheMiss
+    from resolver.resolve.resolution import settle_by_walk
+
+    index = _walk_index(("app", "1.0", ("lib",)), ("lib", "1.0", ()), ("lib", "2.0", ()))
+
+    class Offline:
+        def __getattr__(self, name):
+            return getattr(index, name)
+
+        def metadata(self, release, file):
+            if release.name == "lib":
+                raise OfflineCacheMiss(file.url)
+            return index.metadata(release, file)
+
+    _, roots, provider = _walk_setup(index, X86, ["app"])
+    assert settle_by_walk(provider({"app": Version("1.0")}, Offline()), roots) is None
 
 
 def test_every_failing_major_is_reported(project):

@@ -1,4 +1,4 @@
-"""Resolve one target: the preferred pins when they still fit, else resolvelib; a failure is explained."""
+"""Resolve one target: one walk when preferred pins leave nothing in conflict, else resolvelib; a failure is explained."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from packaging.version import Version
 from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
 from resolvelib.structs import RequirementInformation
 
-from ..errors import ResolutionFailed
+from ..errors import OfflineCacheMiss, ResolutionFailed
 from ..files.constraints import ExcludedLine
 from ..model.distributions import DistFile, Release
 from ..model.targets import Target
@@ -52,7 +52,7 @@ def resolve_target(
     provider: CudaProvider, target: Target, roots: Sequence[Req], reporter: Reporter | None = None
 ) -> TargetResolution:
     """Pins for one target; raises ResolutionFailed with an explanation when none exist."""
-    settled = settle_on_preferred(provider, roots)
+    settled = settle_by_walk(provider, roots)
     if settled is not None:
         return _collect(target, *settled, provider.policy.record)
     resolver = Resolver(provider, reporter or Reporter())
@@ -73,47 +73,78 @@ def resolve_target(
 Information = list[tuple[str, RequirementInformation[Req, Candidate]]]
 
 
-def settle_on_preferred(provider: CudaProvider, roots: Sequence[Req]) -> tuple[dict[str, Candidate], Information] | None:
-    """The preferred pins, when they satisfy every requirement of their closure; else None.
+def settle_by_walk(provider: CudaProvider, roots: Sequence[Req]) -> tuple[dict[str, Candidate], Information] | None:
+    """With preferred pins, one walk of the closure in place of a resolution, when nothing in it conflicts.
 
-    The preferred pins are an existing file's (and, for a major's later platforms, the first
-    platform's). When each requirement met on a walk of the closure is satisfied by the preferred
-    release, and every such release is a candidate here, that is exactly the resolution resolvelib
-    finds, since it tries the preferred candidate first and meets no conflict. One walk replaces a
-    resolution: regenerating an unchanged input, or a second platform that agrees with the first,
-    costs a fraction of the time.
+    The preferred pins are an existing file's and, for a major's later platforms, the first platform's.
+    The walk takes, for each project it meets, the first candidate for the requirements it knows on it
+    (the one it meets it by, and the input's own): the one resolvelib tries first, the preferred pin when
+    they admit it, else the newest release they admit. Requirements pinned exactly are met first, as
+    resolvelib decides them first. None as soon as a requirement met later is not satisfied by what was
+    taken, or a project has no candidate; then resolvelib decides.
+
+    A walk that gets through is a resolution: every requirement in the closure is satisfied. It is
+    taken when each pin is also the first candidate for all the requirements on it in the closure:
+    resolvelib, trying the same first candidates, then meets no conflict to backtrack from and settles
+    on the same pins. So one walk replaces a resolution when regenerating an unchanged input, and on a
+    platform that agrees with the first but for projects of its own (sglang's `decord2` on aarch64).
+    Without preferred pins the first platform's tree conflicts somewhere on every real input measured
+    (a `cuda-toolkit` pin, a `grpcio` release pair), so it is not walked.
     """
     if not provider.policy.preferred:
         return None
+    try:
+        walked = _walk(provider, roots)
+    except OfflineCacheMiss:
+        return None  # the walk went where resolvelib might not: that data may never have been fetched
+    if walked is None or not _first_for_all(provider, *walked):
+        return None
+    return walked
+
+
+def _walk(provider: CudaProvider, roots: Sequence[Req]) -> tuple[dict[str, Candidate], Information] | None:
+    """The first candidates of the closure and the requirements met; None at the first that do not fit."""
+    top_level: dict[str, list[Req]] = defaultdict(list)
+    for root in roots:
+        top_level[root.identifier].append(root)
     mapping: dict[str, Candidate] = {}
     information: Information = []
     pending: list[tuple[Req, Candidate | None]] = [(root, None) for root in roots]
-    while pending:
-        requirement, parent = pending.pop()
+    exact: list[tuple[Req, Candidate | None]] = []
+    while pending or exact:
+        requirement, parent = exact.pop() if exact else pending.pop()
         identifier = requirement.identifier
         information.append((identifier, RequirementInformation(requirement, parent)))
         candidate = mapping.get(identifier)
         if candidate is None:
-            candidate = _preferred_candidate(provider, requirement)
+            candidate = _first_candidate(provider, identifier, (requirement, *top_level.get(identifier, ())))
             if candidate is None:
                 return None
             mapping[identifier] = candidate
-            pending.extend((dependency, candidate) for dependency in provider.get_dependencies(candidate))
+            for dependency in provider.get_dependencies(candidate):
+                (exact if dependency.pinned_exactly else pending).append((dependency, candidate))
         elif not provider.is_satisfied_by(requirement, candidate):
             return None
     return mapping, information
 
 
-def _preferred_candidate(provider: CudaProvider, requirement: Req) -> Candidate | None:
-    identifier = requirement.identifier
-    preferred = provider.policy.preferred
-    if identifier == UNREADABLE or (identifier != PYTHON and requirement.name not in preferred):
+def _first_for_all(provider: CudaProvider, mapping: Mapping[str, Candidate], information: Information) -> bool:
+    """Whether each pin is the first candidate for all the requirements on it that the walk met."""
+    requirements: dict[str, list[Req]] = defaultdict(list)
+    for identifier, info in information:
+        requirements[identifier].append(info.requirement)
+    for identifier, candidate in mapping.items():
+        first = _first_candidate(provider, identifier, requirements[identifier])
+        if first is None or first.version != candidate.version:
+            return False
+    return True
+
+
+def _first_candidate(provider: CudaProvider, identifier: str, requirements: Sequence[Req]) -> Candidate | None:
+    if identifier == UNREADABLE:
         return None
-    matches = provider.find_matches(identifier, {identifier: iter([requirement])}, {identifier: iter(())})
-    first = next(iter(matches() if callable(matches) else matches), None)
-    if first is None or (identifier != PYTHON and first.version != preferred[requirement.name]):
-        return None
-    return first
+    matches = provider.find_matches(identifier, {identifier: iter(requirements)}, {identifier: iter(())})
+    return next(iter(matches() if callable(matches) else matches), None)
 
 
 def _collect(target: Target, mapping: Mapping[str, Candidate], information: Information, record: Record) -> TargetResolution:
