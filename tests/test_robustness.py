@@ -559,6 +559,28 @@ def test_stats_and_json_answers_are_json(tmp_path):
     assert finished.peak_rss_mb < PEAK_RSS_MB
 
 
+def test_a_finished_run_ends_with_all_it_printed(tmp_path):
+    """The process ends without the interpreter's teardown: what it printed is flushed first."""
+    with IndexServer(ServedIndex()) as server:
+        server.index.releases.update(kv_connectors_index().releases)
+        root = kv_project(tmp_path, server.url)
+        compiled = run(["compile", "--no-cache"], root, PYTHONUNBUFFERED="")  # as a CI log or a pipe has it
+        checked = run(["check"], root, PYTHONUNBUFFERED="")
+    assert compiled.code == 0, compiled.err
+    assert "CUDA 12: constraints/cu12.txt created" in compiled.out
+    assert checked.code == 0, checked.err
+    assert checked.out.splitlines()[-1].startswith("constraints/cu13.txt: up to date (CUDA 13, "), checked.out
+    # A reader that went away before the output was flushed (`| head -0`): no traceback from the exit.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "resolver", "check"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "", "PYTHONPATH": str(Path(__file__).parents[1])},
+    )
+    assert process.stdout is not None
+    process.stdout.close()
+    _, err = process.communicate(timeout=60)
+    assert b"Traceback" not in err, err.decode()
+
+
 @pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/bin/python3").exists(), reason="runs a process as another user")
 def test_another_user_cannot_open_the_lock_so_cannot_hold_it():
     import pwd
