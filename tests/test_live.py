@@ -267,3 +267,32 @@ def test_a_real_pep_691_page_parses_as_packaging_reads_its_file_names(name):
     assert found == expected
     assert [Version(v) for v in page["releases"]] == sorted(expected, reverse=True)
     assert len(expected) > 5 and page["secret"] is False
+
+
+@pytest.mark.parametrize("name", ["numpy", "torch", "nvidia-cublas-cu12", "pydantic-core", "cupy-cuda13x"])
+def test_every_real_wheels_rank_is_what_packaging_reads_from_its_name(name):
+    """A wheel for another system is passed over by the platform part of its name, unparsed; for every
+    wheel on a real page the rank is still what packaging's reading of the whole name gives."""
+    import httpx
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    from resolver.index.pages import SIMPLE_JSON
+    from resolver.model.distributions import DistFile
+    from resolver.model.targets import Environment, Platform, PythonVersion
+    from resolver.resolve.selection import compatible_rank
+
+    body = httpx.get(f"https://pypi.org/simple/{name}/", headers={"Accept": SIMPLE_JSON}, timeout=60).content
+    filenames = [entry["filename"] for entry in json.loads(body)["files"] if entry["filename"].endswith(".whl")]
+    ranked = 0
+    for platform in ("manylinux_2_28_x86_64", "manylinux_2_28_aarch64", "manylinux_2_34_x86_64"):
+        environment = Environment(PythonVersion(3, 12), Platform(platform))
+        for filename in filenames:
+            try:
+                tags = parse_wheel_filename(filename)[3]
+            except InvalidWheelFilename:
+                tags = frozenset()
+            ranks = [environment.tag_priority[tag] for tag in tags if tag in environment.tag_priority]
+            expected = min(ranks) if ranks else None
+            assert compatible_rank(DistFile(filename=filename, url=filename), environment) == expected, (filename, platform)
+            ranked += expected is not None
+    assert len(filenames) > 20 and ranked > 0

@@ -149,3 +149,48 @@ def _holds(marker, extras, environment) -> bool:
     markers = {**environment.markers}
     base = marker.evaluate({**markers, "extra": ""})
     return base if not extras else not base and any(marker.evaluate({**markers, "extra": e}) for e in extras)
+
+
+# Real wheel names (numpy, torch, nvidia-cublas-cu12, regex, pydantic-core on PyPI), and a few odd ones.
+WHEEL_NAMES = [
+    "numpy-2.2.6-cp312-cp312-macosx_14_0_arm64.whl",
+    "numpy-2.2.6-cp312-cp312-win_amd64.whl",
+    "numpy-2.2.6-cp312-cp312-musllinux_1_2_x86_64.whl",
+    "numpy-2.2.6-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+    "numpy-2.2.6-cp312-cp312-manylinux_2_17_aarch64.manylinux2014_aarch64.whl",
+    "numpy-2.2.6-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+    "torch-2.11.0-cp312-cp312-manylinux_2_28_x86_64.whl",
+    "torch-2.11.0-cp312-none-macosx_11_0_arm64.whl",
+    "nvidia_cublas_cu12-12.8.4.1-py3-none-manylinux_2_27_aarch64.whl",
+    "nvidia_cublas_cu12-12.8.4.1-py3-none-win_amd64.whl",
+    "regex-2026.1.15-cp312-cp312-manylinux_2_34_x86_64.whl",
+    "pydantic_core-2.41.5-cp312-cp312-macosx_10_12_x86_64.macosx_11_0_arm64.whl",
+    "pydantic_core-2.41.5-cp312-abi3-manylinux_2_31_x86_64.whl",
+    "six-1.17.0-py2.py3-none-any.whl",
+    "odd-1.0-1-py3-none-ANY.whl",  # a build number, and an upper-case tag
+    "odd-1.0-py3-none-any.linux_x86_64.whl",
+    "broken-py3-none-any.whl",  # malformed: no version
+    "broken-1.0-py3-none.whl",
+]
+
+
+def test_a_wheels_rank_is_what_packaging_reads_from_its_name():
+    """Wheels for another system are passed over by the platform part of their names, unparsed: the
+    rank is still what packaging's reading of the whole name gives, for every environment."""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    from resolver.model.distributions import DistFile
+    from resolver.model.targets import Platform
+    from resolver.resolve.selection import compatible_rank
+
+    for platform in (X86, ARM, Platform("manylinux_2_34_x86_64")):
+        environment = Environment(PythonVersion(3, 12), platform)
+        for filename in WHEEL_NAMES:
+            try:
+                tags = parse_wheel_filename(filename)[3]
+            except InvalidWheelFilename:
+                tags = frozenset()
+            ranks = [environment.tag_priority[tag] for tag in tags if tag in environment.tag_priority]
+            expected = min(ranks) if ranks else None
+            file = DistFile(filename=filename, url=f"https://index.test/{filename}")
+            assert compatible_rank(file, environment) == expected, (filename, platform)

@@ -179,6 +179,11 @@ class Environment:
         }
 
     @cached_property
+    def wheel_platforms(self) -> frozenset[str]:
+        """The platform tags of `tag_priority`: a wheel that names none of them cannot install here."""
+        return frozenset(tag.platform for tag in self.tag_priority)
+
+    @cached_property
     def wheel_ranks(self) -> dict[str, int | None]:
         """Memo of `candidates.compatible_rank` by wheel filename."""
         return {}

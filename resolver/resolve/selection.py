@@ -198,9 +198,13 @@ def compatible_rank(file: DistFile, environment: Environment) -> int | None:
         return None
     ranks = environment.wheel_ranks
     if file.filename not in ranks:
-        priority = environment.tag_priority
-        found = [priority[tag] for tag in wheel_tags(file.filename) if tag in priority]
-        ranks[file.filename] = min(found) if found else None
+        platforms = file.filename[: -len(".whl")].rpartition("-")[2].lower().split(".")
+        if environment.wheel_platforms.isdisjoint(platforms):
+            ranks[file.filename] = None  # another system's wheel (most of many projects' files): not parsed
+        else:
+            priority = environment.tag_priority
+            found = [priority[tag] for tag in wheel_tags(file.filename) if tag in priority]
+            ranks[file.filename] = min(found) if found else None
     return ranks[file.filename]
 
 
