@@ -88,6 +88,12 @@ def test_a_pre_release_only_when_no_final_release_can_be_installed():
     index.add("tool", "1.5", tags=BOTH_ARCHES)
     project = index.project(canonicalize_name("tool"))
     assert [str(c.version) for c in policy().candidates_in(project, [req("tool")])] == ["1.5"]
+    # A final release the resolver has ruled out still counts, as in pip: the pre-release stays out.
+    assert [str(c.version) for c in policy().candidates_in(project, [req("tool")], frozenset({Version("1.5")}))] == []
+    # The pre-releases held back while looking for a final release come out newest first.
+    index.add("tool", "3.0rc1", tags=BOTH_ARCHES)
+    project = index.project(canonicalize_name("tool"))
+    assert [str(c.version) for c in policy().candidates_in(project, [req("tool !=1.5")])] == ["3.0rc1", "2.0b1"]
 
 
 def test_a_meta_package_drops_the_other_majors_member_and_requires_its_own():

@@ -34,7 +34,7 @@ from ..files.constraints import ExcludedLine
 from ..model.distributions import CoreMetadata, Project, Release, parse_requirement
 from ..model.families import Family, FamilyTable, extra_major
 from .candidates import PYTHON, UNREADABLE, Candidate, Req
-from .selection import Selector, Unavailable, requires_python_ok
+from .selection import Choice, Selector, Unavailable, requires_python_ok
 from .torch_builds import TorchBuilds, read_torch_builds
 
 logger = logging.getLogger(__name__)
@@ -101,33 +101,51 @@ class Policy:
         return [Candidate(PYTHON, python, frozenset(), None)] if ok else []
 
     def candidates_in(self, project: Project, requested: Sequence[Req], excluded: frozenset[Version] = frozenset()) -> Iterator[Candidate]:
-        """The candidates of a project for these requirements, most preferred first, lazily."""
+        """The candidates of a project for these requirements, most preferred first, lazily.
+
+        PEP 440: pre-releases only when allowed, or when no final release satisfies the requirements; as
+        pip and uv, a final release counts only if it can be installed here (a wheel for every target),
+        and one the resolver has ruled out still counts. The pre-releases are held back until the
+        releases show that none does, in one pass over them.
+        """
         name, extras = requested[0].name, requested[0].extras
         applied = (*requested, *self.constraints.get(name, ()))
         allow_yanked = any(r.pinned_exactly for r in applied)
         allow_pre = self.pre or any(spec.prereleases for r in applied for spec in r.specifier)
-        if not allow_pre and not any(
-            _admits(applied, r.version, False) and not isinstance(self.selector.select(r, allow_yanked), Unavailable)
-            for r in project.releases
-        ):
-            # PEP 440: pre-releases are acceptable when no final release satisfies the requirement; as pip
-            # and uv, a final release counts only if it can be installed here (a wheel for every target).
-            allow_pre = True
         releases: Iterable[Release] = project.releases
         preferred = project.release(self.preferred[name]) if name in self.preferred else None
         if preferred is not None:
             releases = itertools.chain((preferred,), (r for r in project.releases if r is not preferred))
+        held_back: list[Release] = []
+        final_found = False
         for release in releases:
-            if release.version in excluded or not _admits(applied, release.version, allow_pre):
+            if not _admits(applied, release.version):
                 continue
-            choice = self.selector.select(release, allow_yanked)
-            if isinstance(choice, Unavailable):
-                if release.version not in self.record.unavailable[release.name]:
-                    target = f"CUDA {self.major} {self.environment}"
-                    logger.debug("%s: passed over %s %s: %s", target, release.name, release.version, choice.detail)
-                self.record.unavailable[release.name][release.version] = choice
-            else:
+            if release.version.is_prerelease and not allow_pre:
+                held_back.append(release)
+                continue
+            choice = self._choice(release, allow_yanked, excluded)
+            final_found = final_found or choice is not None
+            if choice is not None and release.version not in excluded:
                 yield Candidate(name, release.version, extras, choice)
+        if not final_found:
+            for release in held_back:
+                choice = self._choice(release, allow_yanked, excluded)
+                if choice is not None and release.version not in excluded:
+                    yield Candidate(name, release.version, extras, choice)
+
+    def _choice(self, release: Release, allow_yanked: bool, excluded: frozenset[Version]) -> Choice | None:
+        """What the target installs of a release; None if it cannot, recorded (unless the resolver ruled
+        the release out itself)."""
+        choice = self.selector.select(release, allow_yanked)
+        if not isinstance(choice, Unavailable):
+            return choice
+        if release.version not in excluded:
+            if release.version not in self.record.unavailable[release.name]:
+                target = f"CUDA {self.major} {self.environment}"
+                logger.debug("%s: passed over %s %s: %s", target, release.name, release.version, choice.detail)
+            self.record.unavailable[release.name][release.version] = choice
+        return None
 
     def remember_query(self, project: Project, requested: tuple[Req, ...], excluded: frozenset[Version]) -> None:
         self.record.queries[project.name] = (project, requested, excluded)
@@ -294,10 +312,8 @@ class Policy:
         return not base and any(self.environment.evaluate(marker, extra) for extra in extras)
 
 
-def _admits(requirements: Sequence[Req], version: Version, allow_pre: bool) -> bool:
-    """Whether every requirement admits the version; pre-releases only when allowed (PEP 440)."""
-    if version.is_prerelease and not allow_pre:
-        return False
+def _admits(requirements: Sequence[Req], version: Version) -> bool:
+    """Whether every requirement's specifier admits the version (pre-releases are decided apart)."""
     return all(requirement.admits(version) for requirement in requirements)
 
 
