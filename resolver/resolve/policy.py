@@ -314,7 +314,10 @@ class Policy:
 
 def _admits(requirements: Sequence[Req], version: Version) -> bool:
     """Whether every requirement's specifier admits the version (pre-releases are decided apart)."""
-    return all(requirement.admits(version) for requirement in requirements)
+    for requirement in requirements:  # (a loop, not all(): asked for every release a query scans)
+        if not requirement.admits(version):
+            return False
+    return True
 
 
 def declared_extras(metadata: CoreMetadata) -> frozenset[NormalizedName]:
