@@ -369,3 +369,39 @@ def test_metadata_the_disk_cache_holds_is_not_prefetched_through_the_loop(tmp_pa
             assert submitted == ["IndexClient.metadata"]  # 2.0's, which the cache does not hold
             newer = project.release(Version("2.0"))
             assert view.metadata(newer, newer.files[0]).version == Version("2.0")
+
+
+def test_file_lists_the_disk_cache_holds_are_read_without_a_trip_through_the_loop(tmp_path):
+    """As for metadata: the file lists of wheels with builds per torch version, asked ahead for the next
+    older releases, are read in the asking thread when the cache holds them, a wheel without any
+    extension module too (an empty list); one it does not hold is fetched ahead."""
+    from resolver.index.blocking import BlockingIndex
+
+    index = SyntheticIndex()
+    index.add("ext", "1.0", members=(("ext/_ops_torch212.so", b"\x7fELF"),))
+    index.add("ext", "2.0")
+    index.add("ext", "3.0")
+    name = canonicalize_name("ext")
+
+    def opened() -> BlockingIndex:
+        return BlockingIndex(lambda: IndexClient(ClientOptions(retries=0), Cache(tmp_path)))
+
+    with served(index):
+        with opened() as blocking:
+            view = blocking.routed(INDEX)
+            for version in ("1.0", "2.0"):
+                view.extension_modules(view.project(name).release(Version(version)).files[0])  # now in the disk cache
+        with opened() as blocking:
+            view = blocking.routed(INDEX)
+            project = view.project(name)
+            submitted = []
+            for method in ("submit", "run"):
+                original = getattr(blocking, method)
+                setattr(blocking, method, lambda coroutine, original=original: submitted.append(coroutine.__qualname__) or original(coroutine))
+            for release in project.releases:
+                view.prefetch_extension_modules(release.files[0])
+            assert submitted == ["IndexClient.extension_modules"]  # 3.0's, which the cache does not hold
+            assert view.extension_modules(project.release(Version("1.0")).files[0]) == ("ext/_ops_torch212.so",)
+            assert view.extension_modules(project.release(Version("2.0")).files[0]) == ()
+            assert submitted == ["IndexClient.extension_modules"]
+            assert view.extension_modules(project.release(Version("3.0")).files[0]) == ()

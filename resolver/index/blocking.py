@@ -41,6 +41,7 @@ class BlockingIndex:
         self._submitted: set[concurrent.futures.Future[Any]] = set()  # in flight: a finished one leaves
         self.cancelled = False
         self._metadata: dict[str, CoreMetadata] = {}
+        self._extensions: dict[str, tuple[str, ...] | None] = {}
         self.client: IndexClient = self.run(_call(make_client))
         self._views: dict[Routing, RoutedIndex] = {}
 
@@ -100,11 +101,19 @@ class BlockingIndex:
     def extension_modules(self, file: DistFile) -> tuple[str, ...] | None:
         if self.cancelled:
             raise Interrupted()
-        found: tuple[str, ...] | None = self.client.finished("extensions", file.cache_key)
-        return found if found is not None else self.run(self.client.extension_modules(file))
+        key = file.cache_key
+        if key not in self._extensions:
+            found: tuple[str, ...] | None = self.client.finished("extensions", key)
+            if found is None:
+                found = self.client.cache.load_extensions(key)  # (a wheel without any: an empty tuple)
+            self._extensions[key] = found if found is not None else self.run(self.client.extension_modules(file))
+        return self._extensions[key]
 
     def prefetch_extension_modules(self, file: DistFile) -> None:
-        self.submit(self.client.extension_modules(file))
+        """Start reading a wheel's file list, unless it is known or in the disk cache (as for metadata)."""
+        key = file.cache_key
+        if key not in self._extensions and self.client.finished("extensions", key) is None and not self.client.cache.has_extensions(key):
+            self.submit(self.client.extension_modules(file))
 
     def close(self) -> None:
         for future in list(self._submitted):

@@ -201,19 +201,27 @@ class Cache:
             },
         )
 
+    def has_extensions(self, key: str) -> bool:
+        """Whether a wheel's extension modules are cached (without reading them)."""
+        path = self._extensions_path(key)
+        return path is not None and os.path.exists(path)
+
     def load_extensions(self, key: str) -> tuple[str, ...] | None:
         """The extension modules of a wheel, cached under its metadata key."""
-        document = self._read(self._metadata_path(key + "#extensions"))
+        document = self._read(self._extensions_path(key))
         if document is None:
             return None
         names = document.get("extensions")
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            self._discard(self._metadata_path(key + "#extensions"))
+            self._discard(self._extensions_path(key))
             return None
         return tuple(names)
 
     def store_extensions(self, key: str, names: tuple[str, ...]) -> None:
-        self._write(self._metadata_path(key + "#extensions"), {"extensions": list(names)})
+        self._write(self._extensions_path(key), {"extensions": list(names)})
+
+    def _extensions_path(self, key: str) -> Path | None:
+        return self._metadata_path(key + "#extensions")
 
     def store_invalid_metadata(self, key: str, reason: str) -> None:
         self._write(self._metadata_path(key), {"invalid": reason})
