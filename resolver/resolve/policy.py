@@ -314,10 +314,7 @@ class Policy:
 
 def _admits(requirements: Sequence[Req], version: Version) -> bool:
     """Whether every requirement's specifier admits the version (pre-releases are decided apart)."""
-    for requirement in requirements:  # (a loop, not all(): asked for every release a query scans)
-        if not requirement.admits(version):
-            return False
-    return True
+    return all(requirement.admits(version) for requirement in requirements)
 
 
 def declared_extras(metadata: CoreMetadata) -> frozenset[NormalizedName]:
