@@ -12,7 +12,7 @@ from resolver.files.config import (
     Config,
 )
 from resolver.files.requirements import load_requirements
-from resolver.model.targets import Platform, PythonVersion
+from resolver.model.targets import Environment, Platform, PythonVersion
 from resolver.resolve.selection import SelectionOptions
 
 from .synthetic import SyntheticIndex, kv_connectors_index
@@ -38,6 +38,18 @@ def forget_the_machine_indexes(monkeypatch: pytest.MonkeyPatch, directory: Path)
 
 
 ARM = Platform("manylinux_2_28_aarch64")
+
+
+def packaging_rank(filename: str, environment: Environment) -> int | None:
+    """A wheel's rank here as packaging reads its whole name: the reference for `compatible_rank`."""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    try:
+        tags = parse_wheel_filename(filename)[3]
+    except InvalidWheelFilename:
+        return None
+    ranks = [environment.tag_priority[tag] for tag in tags if tag in environment.tag_priority]
+    return min(ranks) if ranks else None
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from resolver.errors import (
     OfflineCacheMiss,
     ProjectNotFound,
 )
+from resolver.index.blocking import BlockingIndex
 from resolver.index.cache import Cache
 from resolver.index.client import ClientOptions, IndexClient
 from resolver.index.sources import Sources
@@ -343,27 +344,19 @@ def test_metadata_the_disk_cache_holds_is_not_prefetched_through_the_loop(tmp_pa
     """The resolvers ask to prefetch the metadata of the releases a walk will meet next (hundreds in a warm
     run); one the cache holds is read when it is needed, in the asking thread, with no trip through the
     loop. One it does not hold is fetched ahead."""
-    from resolver.index.blocking import BlockingIndex
-
     index = SyntheticIndex()
     index.add("goodpkg", "1.0")
     index.add("goodpkg", "2.0")
     name = canonicalize_name("goodpkg")
-
-    def opened() -> BlockingIndex:
-        return BlockingIndex(lambda: IndexClient(ClientOptions(retries=0), Cache(tmp_path)))
-
     with served(index):
-        with opened() as blocking:
+        with _blocking(tmp_path) as blocking:
             view = blocking.routed(INDEX)
             older = view.project(name).release(Version("1.0"))
             view.metadata(older, older.files[0])  # now in the disk cache
-        with opened() as blocking:
+        with _blocking(tmp_path) as blocking:
             view = blocking.routed(INDEX)
             project = view.project(name)
-            submitted = []
-            submit = blocking.submit
-            blocking.submit = lambda coroutine: submitted.append(coroutine.__qualname__) or submit(coroutine)  # type: ignore[method-assign]
+            submitted = _trips_through_the_loop(blocking)
             for release in project.releases:
                 view.prefetch_metadata(release, release.files[0])
             assert submitted == ["IndexClient.metadata"]  # 2.0's, which the cache does not hold
@@ -375,29 +368,20 @@ def test_file_lists_the_disk_cache_holds_are_read_without_a_trip_through_the_loo
     """As for metadata: the file lists of wheels with builds per torch version, asked ahead for the next
     older releases, are read in the asking thread when the cache holds them, a wheel without any
     extension module too (an empty list); one it does not hold is fetched ahead."""
-    from resolver.index.blocking import BlockingIndex
-
     index = SyntheticIndex()
     index.add("ext", "1.0", members=(("ext/_ops_torch212.so", b"\x7fELF"),))
     index.add("ext", "2.0")
     index.add("ext", "3.0")
     name = canonicalize_name("ext")
-
-    def opened() -> BlockingIndex:
-        return BlockingIndex(lambda: IndexClient(ClientOptions(retries=0), Cache(tmp_path)))
-
     with served(index):
-        with opened() as blocking:
+        with _blocking(tmp_path) as blocking:
             view = blocking.routed(INDEX)
             for version in ("1.0", "2.0"):
                 view.extension_modules(view.project(name).release(Version(version)).files[0])  # now in the disk cache
-        with opened() as blocking:
+        with _blocking(tmp_path) as blocking:
             view = blocking.routed(INDEX)
             project = view.project(name)
-            submitted = []
-            for method in ("submit", "run"):
-                original = getattr(blocking, method)
-                setattr(blocking, method, lambda coroutine, original=original: submitted.append(coroutine.__qualname__) or original(coroutine))
+            submitted = _trips_through_the_loop(blocking)
             for release in project.releases:
                 view.prefetch_extension_modules(release.files[0])
             assert submitted == ["IndexClient.extension_modules"]  # 3.0's, which the cache does not hold
@@ -405,3 +389,16 @@ def test_file_lists_the_disk_cache_holds_are_read_without_a_trip_through_the_loo
             assert view.extension_modules(project.release(Version("2.0")).files[0]) == ()
             assert submitted == ["IndexClient.extension_modules"]
             assert view.extension_modules(project.release(Version("3.0")).files[0]) == ()
+
+
+def _blocking(cache: Path) -> BlockingIndex:
+    return BlockingIndex(lambda: IndexClient(ClientOptions(retries=0), Cache(cache)))
+
+
+def _trips_through_the_loop(blocking: BlockingIndex) -> list[str]:
+    """The coroutines the resolvers' side hands to the index's loop from now on (started or waited for)."""
+    trips: list[str] = []
+    for method in ("submit", "run"):
+        original = getattr(blocking, method)
+        setattr(blocking, method, lambda coroutine, original=original: trips.append(coroutine.__qualname__) or original(coroutine))
+    return trips

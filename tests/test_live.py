@@ -274,12 +274,13 @@ def test_every_real_wheels_rank_is_what_packaging_reads_from_its_name(name):
     """A wheel for another system is passed over by the platform part of its name, unparsed; for every
     wheel on a real page the rank is still what packaging's reading of the whole name gives."""
     import httpx
-    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
     from resolver.index.pages import SIMPLE_JSON
     from resolver.model.distributions import DistFile
     from resolver.model.targets import Environment, Platform, PythonVersion
     from resolver.resolve.selection import compatible_rank
+
+    from .conftest import packaging_rank
 
     body = httpx.get(f"https://pypi.org/simple/{name}/", headers={"Accept": SIMPLE_JSON}, timeout=60).content
     filenames = [entry["filename"] for entry in json.loads(body)["files"] if entry["filename"].endswith(".whl")]
@@ -287,12 +288,7 @@ def test_every_real_wheels_rank_is_what_packaging_reads_from_its_name(name):
     for platform in ("manylinux_2_28_x86_64", "manylinux_2_28_aarch64", "manylinux_2_34_x86_64"):
         environment = Environment(PythonVersion(3, 12), Platform(platform))
         for filename in filenames:
-            try:
-                tags = parse_wheel_filename(filename)[3]
-            except InvalidWheelFilename:
-                tags = frozenset()
-            ranks = [environment.tag_priority[tag] for tag in tags if tag in environment.tag_priority]
-            expected = min(ranks) if ranks else None
+            expected = packaging_rank(filename, environment)
             assert compatible_rank(DistFile(filename=filename, url=filename), environment) == expected, (filename, platform)
             ranked += expected is not None
     assert len(filenames) > 20 and ranked > 0
