@@ -81,7 +81,7 @@ class Policy:
         self.preferred = preferred or {}
         self.pre = pre
         self.record = Record()
-        self._applies_memo: dict[tuple[str, frozenset[NormalizedName]], bool] = {}
+        self._applies_memo = self.environment.applies_memo  # (markers hold or not by environment alone)
 
     def fork(self) -> Policy:
         """The same rules with a record of their own (for another thread, such as the crawl)."""
