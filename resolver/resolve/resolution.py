@@ -1,4 +1,4 @@
-"""Resolve one target: one walk when preferred pins leave nothing in conflict, else resolvelib; a failure is explained."""
+"""Resolve one target: a walk of preferred pins when nothing conflicts, else resolvelib; a failure is explained."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def settle_by_walk(provider: CudaProvider, roots: Sequence[Req]) -> tuple[dict[s
     The walk takes, for each project it meets, the first candidate for the requirements it knows on it
     (the one it meets it by, and the input's own): the one resolvelib tries first, the preferred pin when
     they admit it, else the newest release they admit. Requirements pinned exactly are met first, as
-    resolvelib decides them first. None as soon as a requirement met later is not satisfied by what was
+    the provider has resolvelib decide them first. None as soon as a requirement met later is not satisfied by what was
     taken, or a project has no candidate; then resolvelib decides.
 
     A walk that gets through is a resolution: every requirement in the closure is satisfied. It is
