@@ -79,9 +79,9 @@ def settle_by_walk(provider: CudaProvider, roots: Sequence[Req]) -> tuple[dict[s
     The preferred pins are an existing file's and, for a major's later platforms, the first platform's.
     The walk takes, for each project it meets, the first candidate for the requirements it knows on it
     (the one it meets it by, and the input's own): the one resolvelib tries first, the preferred pin when
-    they admit it, else the newest release they admit. Requirements pinned exactly are met first, as
-    the provider has resolvelib decide them first. None as soon as a requirement met later is not satisfied by what was
-    taken, or a project has no candidate; then resolvelib decides.
+    they admit it, else the newest release they admit. Requirements pinned exactly are met first, as the
+    provider has resolvelib decide them first. None as soon as a requirement met later is not satisfied
+    by what was taken, or a project has no candidate; then resolvelib decides.
 
     A walk that gets through is a resolution: every requirement in the closure is satisfied. It is
     taken when each pin is also the first candidate for all the requirements on it in the closure:
