@@ -4,8 +4,10 @@ fallbacks, retries, the cache, and how a routing composes a project from several
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,7 +22,7 @@ from resolver.errors import (
     OfflineCacheMiss,
     ProjectNotFound,
 )
-from resolver.index.blocking import BlockingIndex
+from resolver.index.blocking import BlockingIndex, RoutedIndex
 from resolver.index.cache import Cache
 from resolver.index.client import ClientOptions, IndexClient
 from resolver.index.sources import Sources
@@ -349,14 +351,12 @@ def test_metadata_the_disk_cache_holds_is_not_prefetched_through_the_loop(tmp_pa
     index.add("goodpkg", "2.0")
     name = canonicalize_name("goodpkg")
     with served(index):
-        with _blocking(tmp_path) as blocking:
-            view = blocking.routed(INDEX)
+        with _view(tmp_path) as view:
             older = view.project(name).release(Version("1.0"))
             view.metadata(older, older.files[0])  # now in the disk cache
-        with _blocking(tmp_path) as blocking:
-            view = blocking.routed(INDEX)
+        with _view(tmp_path) as view:
             project = view.project(name)
-            submitted = _trips_through_the_loop(blocking)
+            submitted = _trips_through_the_loop(view.blocking)
             for release in project.releases:
                 view.prefetch_metadata(release, release.files[0])
             assert submitted == ["IndexClient.metadata"]  # 2.0's, which the cache does not hold
@@ -374,14 +374,12 @@ def test_file_lists_the_disk_cache_holds_are_read_without_a_trip_through_the_loo
     index.add("ext", "3.0")
     name = canonicalize_name("ext")
     with served(index):
-        with _blocking(tmp_path) as blocking:
-            view = blocking.routed(INDEX)
+        with _view(tmp_path) as view:
             for version in ("1.0", "2.0"):
                 view.extension_modules(view.project(name).release(Version(version)).files[0])  # now in the disk cache
-        with _blocking(tmp_path) as blocking:
-            view = blocking.routed(INDEX)
+        with _view(tmp_path) as view:
             project = view.project(name)
-            submitted = _trips_through_the_loop(blocking)
+            submitted = _trips_through_the_loop(view.blocking)
             for release in project.releases:
                 view.prefetch_extension_modules(release.files[0])
             assert submitted == ["IndexClient.extension_modules"]  # 3.0's, which the cache does not hold
@@ -391,8 +389,11 @@ def test_file_lists_the_disk_cache_holds_are_read_without_a_trip_through_the_loo
             assert view.extension_modules(project.release(Version("3.0")).files[0]) == ()
 
 
-def _blocking(cache: Path) -> BlockingIndex:
-    return BlockingIndex(lambda: IndexClient(ClientOptions(retries=0), Cache(cache)))
+@contextlib.contextmanager
+def _view(cache: Path) -> Iterator[RoutedIndex]:
+    """The index's view for the resolvers, over a client of its own on the disk cache `cache`."""
+    with BlockingIndex(lambda: IndexClient(ClientOptions(retries=0), Cache(cache))) as blocking:
+        yield blocking.routed(INDEX)
 
 
 def _trips_through_the_loop(blocking: BlockingIndex) -> list[str]:
