@@ -169,3 +169,28 @@ def test_sdist_metadata_is_used_only_when_static(filename, static):
     else:
         with pytest.raises(BadMetadata):
             parse_core_metadata(data, require_static=True)
+
+
+def test_folded_fields_are_read_as_the_email_package_unfolds_them():
+    """RFC 5322 unfolding (email's default policy): the line break goes, the whitespace after it stays."""
+    raw = (b"Metadata-Version: 2.1\nName: x\nVersion: 1\nRequires-Python: >=3.8,\n <4\n"
+           b"Requires-Dist: foo;\n python_version > '3'\nProvides-Extra: all\n\n")
+    unfolded = email.parser.BytesParser(policy=email.policy.default).parsebytes(raw)
+    metadata = parse_core_metadata(raw)
+    assert list(metadata.requires_dist) == [str(value) for value in unfolded.get_all("Requires-Dist")] == ["foo; python_version > '3'"]
+    assert metadata.requires_python == str(unfolded["Requires-Python"]) == ">=3.8, <4"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    ["Name: x\nVersion: 1\nRequires-Dist: foo; python_version >= '3\u2028::error::x'", "Name: x\nVersion: 1\nRequires-Python: >=3 \x1b[31m",
+     "Name: x\nVersion: 1\nProvides-Extra: a\x0bb", "Name: x\x00\nVersion: 1"],
+)
+def test_a_control_character_in_a_field_makes_the_metadata_unusable(fields):
+    with pytest.raises(BadMetadata, match="holds a control character"):
+        parse_core_metadata(f"Metadata-Version: 2.1\n{fields}\n\n".encode())
+
+
+def test_an_extra_that_is_not_a_valid_name_is_left_out():
+    raw = b"Metadata-Version: 2.1\nName: x\nVersion: 1\nProvides-Extra: Dev_Tools\nProvides-Extra: a b\nProvides-Extra: --all\n\n"
+    assert parse_core_metadata(raw).provides_extra == ("dev-tools",)

@@ -259,7 +259,8 @@ def test_a_real_pep_691_page_parses_as_packaging_reads_its_file_names(name):
             continue
         core = entry.get("core-metadata", entry.get("dist-info-metadata", False))
         expected.setdefault(parsed[1], []).append((
-            filename, entry["url"], entry["hashes"].get("sha256"), entry.get("requires-python") or None, bool(entry.get("yanked")),
+            filename, entry["url"], entry["hashes"].get("sha256"), entry.get("requires-python") or None,
+            (" ".join(entry["yanked"].split()) or True) if isinstance(entry.get("yanked"), str) else bool(entry.get("yanked")),
             entry.get("size"), entry.get("upload-time"), bool(core), core.get("sha256") if isinstance(core, dict) else None,
         ))
     page = parse_simple(body, SIMPLE_JSON, canonicalize_name(name))

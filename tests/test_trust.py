@@ -344,7 +344,7 @@ def test_control_characters_from_an_index_cannot_forge_log_lines(tmp_path, insid
     lines = (streams.out + streams.err).splitlines()
     assert not any(line.lstrip().startswith(("::warning", "::error")) for line in lines)
     assert "\x1b" not in streams.out + streams.err
-    assert any("numpy\\x0a ::warning::forged\\x1b[31m" in line for line in lines)
+    assert any("Name field holds a control character: 'numpy ::warning::forged\\x1b[31m'" in line for line in lines)
 
 
 def test_no_traceback_and_no_secret_from_the_real_command_line(tmp_path):

@@ -1,7 +1,9 @@
 """Everything the command line prints that is not a command's own output: errors and warnings, made safe.
 
 Any URL has its secrets masked and control characters (but newlines) are escaped, in every message;
-warnings of every module are printed once each, through the progress display (even with --quiet).
+warnings of every module are printed once each, through the progress display (even with --quiet). The
+values a log line is formatted with (names, file names, reasons an index gave) are escaped newlines and
+all: a value can never start a line of its own in a CI log.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 
-from ..errors.display import escape_for_terminal, redact_text
+from ..errors.display import escape, escape_for_terminal, redact_text
 from .progress import Progress
 
 
@@ -30,7 +32,7 @@ class _Handler(logging.Handler):
         self.seen: set[str] = set()
 
     def emit(self, record: logging.LogRecord) -> None:
-        message = safe_text(record.getMessage())
+        message = safe_text(_formatted(record))
         if message in self.seen:
             return
         self.seen.add(message)
@@ -38,6 +40,14 @@ class _Handler(logging.Handler):
             self.progress.warning(message)
         else:
             self.progress.debug(message)
+
+
+def _formatted(record: logging.LogRecord) -> str:
+    """The record's message with every value it is formatted with escaped (numbers as they are)."""
+    if not isinstance(record.args, tuple) or not record.args:
+        return record.getMessage()
+    values = tuple(value if isinstance(value, (int, float)) else escape(str(value)) for value in record.args)
+    return str(record.msg) % values
 
 
 @contextlib.contextmanager

@@ -37,6 +37,7 @@ class ReleaseReport:
     name: str
     version: str
     yanked: bool
+    yank_reason: str | None
     # Why the resolver cannot use the release's dependencies (so never picks it); None when it can.
     unusable: str | None
     requires_python: str | None
@@ -92,6 +93,7 @@ def inspect_release(
         name=release.name,
         version=str(release.version),
         yanked=release.yanked,
+        yank_reason=next((f.yank_reason for f in release.files if f.yank_reason), None) if release.yanked else None,
         unusable=unusable,
         requires_python=metadata.requires_python,
         family=variant.family.name if variant else None,
@@ -143,10 +145,11 @@ def _pinned_version(requirement: Requirement) -> Version | None:
 
 
 def render_text(report: ReleaseReport) -> str:
+    yanked = f"  (yanked: {escape(report.yank_reason)})" if report.yank_reason else "  (yanked)" if report.yanked else ""
     lines = [
-        f"{report.name} {report.version}" + ("  (yanked)" if report.yanked else ""),
+        f"{report.name} {report.version}{yanked}",
         f"  variant: {report.variant}",
-        f"  requires-python: {report.requires_python or 'any'}",
+        f"  requires-python: {escape(report.requires_python or 'any')}",
         "  files per target:",
     ]
     lines += [f"    {environment}: {escape(file or 'none usable')}" for environment, file in report.files.items()]
@@ -165,5 +168,5 @@ def render_text(report: ReleaseReport) -> str:
             note = f"  [{major} member of {dependency.family}]"
         lines.append(f"    {escape(dependency.requirement)}{note}")
     if report.provides_extra:
-        lines.append(f"  extras: {', '.join(report.provides_extra)}")
+        lines.append(f"  extras: {escape(', '.join(report.provides_extra))}")
     return "\n".join(lines)

@@ -312,6 +312,24 @@ class WriteFailed(CudaConstraintsError):
         return f"cannot write {self.path}: {self.problem}; the constraints files were left as they were"
 
 
+class UnsafeValue(CudaConstraintsError):
+    """A value that would break a written file's lines (a control character, a digest of the wrong shape):
+    refused, since an index could use it to add a line or an option to a file a CI installs from."""
+
+    exit_code = 5
+
+    def __init__(self, what: str, value: str) -> None:
+        super().__init__(what, value)
+        self.what, self.value = what, value
+
+    def message(self) -> str:
+        shown = self.value if len(self.value) <= 80 else self.value[:77] + "..."
+        return (
+            f"refusing to write {self.what} {escape(shown)!r}: it would add a line or an option to the file. "
+            "An index (or an input) supplied it; nothing was written."
+        )
+
+
 class LockTimeout(CudaConstraintsError):
     exit_code = 2
 

@@ -16,7 +16,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from ..errors import ConstraintsFileError
+from ..errors import ConstraintsFileError, UnsafeValue
+from ..model.distributions import SHA256_HEX
 
 T = TypeVar("T")
 Fail = Callable[[int, str], ConstraintsFileError]
@@ -35,6 +36,8 @@ _SOURCE = re.compile(r"^#   (\S+)==(\S+) on (.+)$")
 _TORCH = re.compile(r"^#   (\S+==\S+): (.+)$")
 _INDEX = re.compile(r"^#   (default|extra|explicit|find-links) (\S+)(?:  \(serves (.+)\))?$")
 IndexKind = Literal["default", "extra", "explicit", "find-links"]
+# What no line may hold: a line break (C0 controls, NEL, the Unicode separators) would let a value add a line.
+_BREAKS_A_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass(frozen=True, order=True)
@@ -130,7 +133,12 @@ class ConstraintsDocument:
 
 
 def render(document: ConstraintsDocument) -> str:
+    """The file's text; raises UnsafeValue where a value would add a line or an option (a checked index
+    gives none: this holds whatever a page or a cache entry says)."""
     lines = list(_lines(document))
+    for line in lines:
+        if _BREAKS_A_LINE.search(line):
+            raise UnsafeValue("a line holding", line)
     lines.insert(3, f"# content: sha256 {content_digest(lines)} (edited by hand, this file fails `cuda-constraints check`)")
     return "".join(line + "\n" for line in lines)
 
@@ -162,6 +170,9 @@ def _lines(document: ConstraintsDocument) -> Iterator[str]:
         yield TORCH_TITLE
         yield from (f"#   {t.pin}: {t.builds}" for t in document.torch_builds)
     for pin in document.pins:
+        unsafe = next((digest for digest in pin.hashes if not SHA256_HEX.fullmatch(digest)), None)
+        if unsafe is not None:
+            raise UnsafeValue(f"the sha256 of {pin.name}=={pin.version}", unsafe)
         if pin.hashes:
             yield pin.requirement + " \\"
             for number, digest in enumerate(pin.hashes):
@@ -304,7 +315,7 @@ def _pin(text: str, number: int, fail: Fail) -> tuple[NormalizedName, Version, s
 def _hashes(parts: list[str], number: int, fail: Fail) -> tuple[str, ...]:
     hashes = []
     for part in (p.strip() for p in parts):
-        if not part.startswith("sha256:") or not re.fullmatch(r"[0-9a-f]{64}", part[7:]):
+        if not part.startswith("sha256:") or not SHA256_HEX.fullmatch(part[7:]):
             raise fail(number, f"bad hash {part!r}")
         hashes.append(part[7:])
     return tuple(hashes)

@@ -2,10 +2,10 @@
 
 Layout (format version in the path, so a new format never reads an old one):
 
-    <cache dir>/v4/projects/<index key>/<name>.page    a JSON header line, then the files of each release
-    <cache dir>/v4/metadata/<key[:2]>/<key>.json       {"format": 4, "metadata": {...}} or {"format": 4, "invalid": why}
+    <cache dir>/v5/projects/<index key>/<name>.page    a JSON header line, then the files of each release
+    <cache dir>/v5/metadata/<key[:2]>/<key>.json       {"format": 5, "metadata": {...}} or {"format": 5, "invalid": why}
 
-A page's header is {"format": 4, "url", "etag", "last_modified", "fetched_at", "max_age", "project"}, where
+A page's header is {"format": 5, "url", "etag", "last_modified", "fetched_at", "max_age", "project"}, where
 the compact page's `releases` map each version to the [start, end) of its files' JSON text in the body
 that follows the header. A page is loaded by parsing its header only: a release's files are parsed when
 the resolver looks at that release (pydantic-core's page is 6 MB, of which a resolution reads a few rows),
@@ -45,7 +45,7 @@ from ..model.distributions import CoreMetadata, parse_requirement
 from .pages import pack, unpack
 
 logger = logging.getLogger(__name__)
-FORMAT = 4
+FORMAT = 5  # 5: pages whose digests and upload times were checked when parsed
 MAP_AT_LEAST = 256 * 1024  # page files this large are mapped, not read (`_mapped`)
 ENV_CACHE_DIR = "CUDA_CONSTRAINTS_CACHE_DIR"
 

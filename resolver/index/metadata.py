@@ -7,9 +7,11 @@ the header block is handed over: the description after the first empty line is w
 are, and headers never depend on it.
 
 A release whose metadata cannot be trusted is unusable, never silently shorter: an undecodable or
-repeated field the resolver needs, a missing name or version, or a `Requires-Dist` line that is not PEP 508
-raise `BadMetadata`. A few legacy spellings that old releases published and that uv also reads are
-repaired, each with a note the resolver turns into a warning:
+repeated field the resolver needs, a missing name or version, a `Requires-Dist` line that is not PEP 508,
+or a control character left in a field once folded lines are joined (as RFC 5322 unfolds them) raise
+`BadMetadata`. An extra whose name is not a valid one (PEP 685) cannot be asked for, and is left out.
+A few legacy spellings that old releases published and that uv also reads are repaired, each with a note
+the resolver turns into a warning:
 
 - `pytz (>dev)`              -> `pytz>0.0.0dev`      (a bare `dev` version)
 - `foo (>=1.0<2.0)`          -> `foo>=1.0,<2.0`      (a missing comma between clauses)
@@ -43,6 +45,11 @@ _NEEDED = {
 # The first empty line ends the header block; `\r\n`, `\r` and `\n` all end a line, as for the email parser.
 _HEADER_END = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
 _SPECIFIER_START = re.compile(r"[<>=!~]")
+# A line break followed by whitespace: a folded header line, joined again by removing the break.
+_FOLD = re.compile(r"(?:\r\n|\r|\n)(?=[ \t])")
+# What no field may hold once unfolded: C0 controls but tab, DEL, C1 controls, the Unicode line separators.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+_EXTRA = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")  # a normalized extra name (PEP 685)
 
 
 class BadMetadata(Exception):
@@ -91,17 +98,26 @@ def checked_metadata(
 ) -> CoreMetadata:
     """Metadata from its fields, however they were read: every requirement valid PEP 508 (or repaired)."""
     notes: list[str] = []
-    requires = tuple(_requirement(text, notes) for text in requires_dist)
-    extras = {canonicalize_name(extra) for extra in provides_extra}
+    requires = tuple(_requirement(_unfolded(text, "Requires-Dist"), notes) for text in requires_dist)
+    extras = {canonicalize_name(_unfolded(extra, "Provides-Extra").strip()) for extra in provides_extra}
     return CoreMetadata(
-        name=canonicalize_name(name),
+        name=canonicalize_name(_unfolded(name, "Name")),
         version=version,
         requires_dist=requires,
-        requires_python=_requires_python(requires_python, notes),
-        provides_extra=tuple(sorted(extras)),
+        requires_python=_requires_python(_unfolded(requires_python, "Requires-Python") if requires_python else None, notes),
+        provides_extra=tuple(sorted(extra for extra in extras if _EXTRA.fullmatch(extra))),
         source=source,
         repairs=tuple(notes),
     )
+
+
+def _unfolded(value: str, header: str) -> str:
+    """A field's value with folded lines joined; BadMetadata for a control character left in it."""
+    joined = _FOLD.sub("", value)
+    if _CONTROL.search(joined):
+        shown = repr(joined) if len(joined) <= 100 else repr(joined[:100]) + "..."
+        raise BadMetadata(f"its {header} field holds a control character: {shown}")
+    return joined
 
 
 def _why_unparsed(header: str, values: list[str]) -> str:

@@ -7,6 +7,11 @@ kept as one JSON text each and parsed only when the resolver looks at that versi
 18,000 files, of which a resolution reads a handful). A file's version comes from its name (`name-1.0-…
 .whl`, `name-1.0.tar.gz`); names that are not a wheel's or an sdist's, files of another project, and
 entries with control characters (no real file has them) are left out, as pip leaves them out.
+
+What a page says is checked before it is kept, since some of it is written into files: a sha256 (of a file,
+or of its PEP 658 metadata) must be 64 lowercase hex digits, or the page is unusable (it would be copied
+into `--hash=sha256:…` lines); an upload time that is not an ISO 8601 time is dropped; a file whose
+requires-python holds a control character is left out; a yank reason is kept on one line, shortened.
 """
 
 from __future__ import annotations
@@ -24,17 +29,22 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from ..errors.display import has_secret
-from ..model.distributions import SDIST_SUFFIXES, DistFile, OrderedReleases, Project, Release
+from ..model.distributions import SDIST_SUFFIXES, SHA256_HEX, DistFile, OrderedReleases, Project, Release
 
 # The compact form of a page: {"name": str, "releases": {version: JSON text of rows}, "secret": bool, "ordered":
 # True when the releases are newest first and every version parses (a page parsed by this version); a page
 # from the disk cache holds each release's text as a view of the cached file's bytes.
 Slim = dict[str, Any]
-# A file: [filename, url, sha256, requires_python, yanked, size, upload time, core-metadata, its sha256]
+# A file: [filename, url, sha256, requires_python, yanked (False, True or the reason), size, upload time,
+# core-metadata, its sha256]
 Row = list[Any]
 # A release's files as a page holds them: JSON text, or a view of a cached page's bytes.
 Rows = str | memoryview
 _CONTROL = re.compile("[\x00-\x20\x7f-\x9f]")
+_CONTROL_BUT_SPACE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+YANK_REASON_LENGTH = 200
+# PEP 700's upload-time: `2026-01-02T03:04:05.123456Z` (a UTC offset is read too).
+_UPLOAD_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})?")
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 _rows_json = json.JSONEncoder(separators=(",", ":")).encode  # one encoder for a page's thousands of releases
 ACCEPT = f"{SIMPLE_JSON}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
@@ -94,7 +104,10 @@ def _json_row(entry: Any) -> Row | None:
     filename, url = entry.get("filename"), entry.get("url")
     if not isinstance(filename, str) or not isinstance(url, str) or not url:
         raise PageError("a file entry has no filename or url")
+    requires_python = entry.get("requires-python") or None
     if _CONTROL.search(filename) or _CONTROL.search(url):
+        return None
+    if isinstance(requires_python, str) and _CONTROL_BUT_SPACE.search(requires_python):
         return None
     hashes = entry.get("hashes")
     core = entry.get("core-metadata", entry.get("dist-info-metadata", False))
@@ -103,14 +116,35 @@ def _json_row(entry: Any) -> Row | None:
     return [
         filename,
         url,
-        hashes.get("sha256") if isinstance(hashes, dict) else None,
-        entry.get("requires-python") or None,
-        bool(entry.get("yanked", False)),
+        checked_sha256(hashes.get("sha256") if isinstance(hashes, dict) else None, filename),
+        requires_python,
+        _yanked(entry.get("yanked", False)),
         size if isinstance(size, int) else None,
-        uploaded if isinstance(uploaded, str) else None,
+        uploaded if isinstance(uploaded, str) and _UPLOAD_TIME.fullmatch(uploaded) else None,
         bool(core),
-        core.get("sha256") if isinstance(core, dict) else None,
+        checked_sha256(core.get("sha256") if isinstance(core, dict) else None, f"{filename}.metadata"),
     ]
+
+
+def _yanked(value: object) -> bool | str:
+    """PEP 592's yanked: False, True, or the reason given (on one line, at most YANK_REASON_LENGTH characters)."""
+    if not isinstance(value, str):
+        return bool(value)
+    reason = " ".join(_CONTROL_BUT_SPACE.sub(" ", value).split())
+    reason = reason if len(reason) <= YANK_REASON_LENGTH else reason[: YANK_REASON_LENGTH - 3] + "..."
+    return reason or True
+
+
+def checked_sha256(value: object, filename: str) -> str | None:
+    """The sha256 an index gives for a file; None when it gives none. Anything but 64 lowercase hex digits
+    makes the page unusable, as uv refuses a digest of the wrong length: the value is written into
+    `--hash=sha256:…` lines, where anything else could add a line or an option."""
+    if value is None:
+        return None
+    if isinstance(value, str) and SHA256_HEX.fullmatch(value):
+        return value
+    shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+    raise PageError(f"the sha256 it gives for {filename!r} is not 64 lowercase hex digits: {shown}")
 
 
 def html_rows(body: bytes) -> Iterator[Row]:
@@ -145,6 +179,9 @@ def _html_row(attributes: dict[str, str | None], base: str | None) -> Row | None
     filename = unquote(urlsplit(location).path.rsplit("/", 1)[-1])
     if not filename or _CONTROL.search(filename):
         return None
+    requires_python = attributes.get("data-requires-python") or None
+    if requires_python and _CONTROL_BUT_SPACE.search(requires_python):
+        return None
     algorithm, _, digest = fragment.partition("=")
     core_key = next((key for key in ("data-core-metadata", "data-dist-info-metadata") if key in attributes), None)
     core = (attributes.get(core_key) or "true") if core_key else "false"  # present without a value: true
@@ -152,13 +189,13 @@ def _html_row(attributes: dict[str, str | None], base: str | None) -> Row | None
     return [
         filename,
         urljoin(base, location) if base else location,
-        digest if algorithm == "sha256" and digest else None,
-        attributes.get("data-requires-python") or None,
-        "data-yanked" in attributes,
+        checked_sha256(digest or None, filename) if algorithm == "sha256" else None,
+        requires_python,
+        _yanked(attributes["data-yanked"] or True) if "data-yanked" in attributes else False,
         None,
         None,
         core.lower() != "false",
-        core_digest if core_algorithm == "sha256" and core_digest else None,
+        checked_sha256(core_digest or None, f"{filename}.metadata") if core_algorithm == "sha256" else None,
     ]
 
 
@@ -244,7 +281,8 @@ def _file(row: Row, page_url: str, index: str) -> DistFile:
         url=url if url.startswith(("https://", "http://", "file://")) else urljoin(page_url, url),
         sha256=sha256,
         requires_python=requires_python,
-        yanked=yanked,
+        yanked=bool(yanked),
+        yank_reason=yanked if isinstance(yanked, str) else None,
         size=size,
         uploaded=uploaded,
         core_metadata=core,

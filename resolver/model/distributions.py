@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ SDIST_SUFFIXES = (".tar.gz", ".zip")
 # whole file, the disk cache, a test's synthetic index, or not at all.
 MetadataSourceKind = Literal["pep658", "version-json", "range", "download", "cache", "synthetic", "none"]
 DEFAULT_INDEX_URL = "https://pypi.org/simple"
+# A sha256 as indexes give it and files carry it: 64 lowercase hex digits, nothing else.
+SHA256_HEX = re.compile("[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class DistFile:
     sha256: str | None = None
     requires_python: str | None = None
     yanked: bool = False
+    yank_reason: str | None = None  # the reason the index gives, on one line (shown escaped)
     size: int | None = None
     uploaded: str | None = None  # the upload time as the index gives it (PEP 700: ISO 8601)
     # PEP 658: True when `<url>.metadata` is served; its sha256 when the index gives one.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from .policy import Record
 from .provider import CudaProvider
 from .torch_builds import TorchBuilds
 
+logger = logging.getLogger(__name__)
 MAX_ROUNDS = 20000
 Reporter = BaseReporter[Req, Candidate, str]
 
@@ -167,6 +169,10 @@ def _collect(target: Target, mapping: Mapping[str, Candidate], information: Info
             continue
         choice = candidate.choice
         assert choice is not None
+        if choice.file.yanked:
+            reason = f" (reason: {choice.file.yank_reason})" if choice.file.yank_reason else ""
+            logger.warning("%s %s is yanked%s; it is pinned because a requirement asks for it with ==",
+                           candidate.name, candidate.version, reason)
         pins[candidate.name] = Pin(
             candidate.name,
             candidate.version,
