@@ -41,17 +41,13 @@ def objects(tmp_path_factory) -> dict[str, bytes]:
     """Libraries to link against (a made-up verbs library, libcudart of each major, cuRAND, a library
     every nixl build bundles under one name), and objects that need them."""
     directory = tmp_path_factory.mktemp("elf")
-    gcc(directory, VERBS, "int verbs_open(void) { return 0; }\n", f"-Wl,-soname,{VERBS}")
-    for soname in ("libcudart.so.12", "libcudart.so.13", "libcurand.so.10"):
-        gcc(directory, soname, f"int entry_{soname.replace('.', '_').replace('-', '_')}(void) {{ return 0; }}\n", f"-Wl,-soname,{soname}")
-    built = {"libcudart.so.13": (directory / "libcudart.so.13").read_bytes()}
-    built["libcommon.so"] = gcc(directory, "libcommon.so", "int common(void) { return 0; }\n", "-Wl,-soname,libcommon.so")
+    built = {}
+    for soname in (VERBS, "libcudart.so.12", "libcudart.so.13", "libcurand.so.10", "libcommon.so"):
+        built[soname] = gcc(directory, soname, f"int {_entry(soname)}(void) {{ return 0; }}\n", f"-Wl,-soname,{soname}")
 
-    def needing(name: str, *libraries: str) -> bytes:
-        calls = "".join(f"extern int {symbol}(void);\n" for symbol in _symbols(libraries))
-        body = " + ".join(f"{symbol}()" for symbol in _symbols(libraries)) or "0"
-        return gcc(directory, name, f"{calls}int run(void) {{ return {body}; }}\n", f"-L{directory}",
-                   *(f"-l:{library}" for library in libraries), "-Wl,--no-as-needed")
+    def needing(name: str, library: str) -> bytes:
+        source = f"extern int {_entry(library)}(void);\nint run(void) {{ return {_entry(library)}(); }}\n"
+        return gcc(directory, name, source, f"-L{directory}", f"-l:{library}")
 
     built["verbs_plugin.so"] = needing("verbs_plugin.so", VERBS)
     built["cuda12.so"] = needing("cuda12.so", "libcudart.so.12")
@@ -61,9 +57,9 @@ def objects(tmp_path_factory) -> dict[str, bytes]:
     return built
 
 
-def _symbols(libraries: tuple[str, ...]) -> list[str]:
-    symbols = {VERBS: "verbs_open", "libcommon.so": "common"}
-    return [symbols.get(library) or f"entry_{library.replace('.', '_').replace('-', '_')}" for library in libraries]
+def _entry(soname: str) -> str:
+    """The one function a stub library defines."""
+    return "entry_" + soname.replace(".", "_").replace("-", "_")
 
 
 class Environment:
