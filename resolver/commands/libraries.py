@@ -34,7 +34,7 @@ WHERE_LOOKED = "no installed wheel, LD_LIBRARY_PATH, RUNPATH or the loader's cac
 @dataclass(frozen=True)
 class LibraryRules:
     """How libraries nothing here provides are told: `strict` makes those that are not CUDA toolkit
-    libraries errors; a library matching one of the `ignore` globs is not reported."""
+    libraries errors; one matching an `ignore` glob is not reported (another major's library always is)."""
 
     strict: bool = False
     ignore: tuple[str, ...] = ()
@@ -146,4 +146,3 @@ def _distribution_major(name: str, installed: Mapping[str, str], families: Famil
     except InvalidVersion:
         version = None
     return families.major_of(name, version)
-
