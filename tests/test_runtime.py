@@ -17,7 +17,7 @@ from resolver.machine import detect
 from resolver.machine.detect import Probe, cuda_version_probe, decide, torch_probe
 from resolver.machine.elf import Loader, parse_ldconfig, read_shared_object
 from resolver.machine.interpreter import TorchReport
-from resolver.model.cuda_libraries import is_driver_library, library_major
+from resolver.model.cuda_libraries import is_driver_library, is_toolkit_library, library_major
 from resolver.model.targets import Platform, PythonVersion
 
 from .conftest import Project
@@ -29,6 +29,7 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc to build shared objects"),
 ]
 HERE = (WHEEL_TAG,)
+VERBS = "libcctest_verbs.so.1"  # what an RDMA transport's plugin needs; made up, so that no host has it
 RUNTIME_LIB = "nvidia/cuda_runtime/lib"
 
 
@@ -58,6 +59,9 @@ def objects(tmp_path_factory) -> dict[str, bytes]:
         )
     built["_gpu.so"] = gcc(directory, "_gpu.so", "extern int cuInit(unsigned);\nint probe(void) { return cuInit(0); }\n",
                            f"-L{directory}", "-l:libcuda.so.1")
+    gcc(directory, VERBS, "int verbs_open(void) { return 0; }\n", f"-Wl,-soname,{VERBS}")  # never shipped: no host has it
+    built["libplugin_VERBS.so"] = gcc(directory, "libplugin_VERBS.so", "extern int verbs_open(void);\nint run(void) { return verbs_open(); }\n",
+                                      f"-L{directory}", f"-l:{VERBS}")
     return built
 
 
@@ -72,6 +76,7 @@ def runtime_index(objects: dict[str, bytes]) -> ServedIndex:
               members=(("fastkernels/_C.so", objects["_C12.so"]),))
     index.add("fastkernels", "2.0", ["nvidia-cuda-runtime==13.*"], tags=HERE, module="fastkernels",
               members=(("fastkernels/_C.so", objects["_C13.so"]),))
+    index.add("fastplug", "1.0", tags=HERE, module="fastplug", members=(("fastplug/plugins/libplugin_VERBS.so", objects["libplugin_VERBS.so"]),))
     index.add("gpukernel", "1.0", tags=HERE, module="gpukernel",
               module_source="import ctypes, os\nctypes.CDLL(os.path.join(os.path.dirname(__file__), '_gpu.so'))\n",
               members=(("gpukernel/_gpu.so", objects["_gpu.so"]),))
@@ -120,6 +125,17 @@ def test_the_matching_set_verifies(environment, capsys, installer):
     capsys.readouterr()
     assert main(["verify", "--python", python, "--cuda", "13"]) == 0
     assert capsys.readouterr().out.splitlines() == ["CUDA 13: all verified (2 pins, 2 shared objects, 0 canaries checked)"]
+
+
+def test_install_warns_of_a_host_library_only_a_plugin_needs_and_fails_on_it_when_strict(environment, capsys):
+    code, python, index_url = environment("fastplug\n")
+    assert code == 0
+    err = capsys.readouterr().err
+    assert f"warning: {VERBS} (fastplug): not on this host; needed only by the features that use it" in err
+    assert "error:" not in err
+    arguments = ["install", "--python", python, "--cuda", "13", "--index-url", index_url]
+    assert main([*arguments, "--strict"]) == 1
+    assert f"error: {VERBS} (fastplug): not on this host; needed only by the features that use it (strict)" in capsys.readouterr().err
 
 
 def test_a_library_of_another_major_is_foreign_even_where_it_is_found(environment, capsys):
@@ -202,6 +218,17 @@ def test_the_loader_cache_listing_is_read():
 def test_the_major_a_soname_names(soname, major):
     assert library_major(soname) == major
     assert is_driver_library(soname) == (soname == "libcuda.so.1")
+
+
+@pytest.mark.parametrize(
+    ("soname", "toolkit"),
+    [("libcudart.so.13", True), ("libcufft.so.12", True), ("libcurand.so.10", True), ("libcufile.so.0", True),
+     ("libnvrtc-builtins.so.13.0", True), ("libcutensor.so.2", False), ("libnccl.so.2", False), ("libibverbs.so.1", False),
+     ("libcuobjclient.so.1", False), ("libtorch_cuda.so", False), ("libcuda.so.1", False)],
+)
+def test_which_libraries_are_the_cuda_toolkits(soname, toolkit):
+    """The toolkit's libraries are errors when nothing provides them; NCCL, cuTENSOR, RDMA are warnings."""
+    assert is_toolkit_library(soname) == toolkit
 
 
 def test_detect_reads_the_record_of_the_torch_install_put_there(tmp_path, monkeypatch):

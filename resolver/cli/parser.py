@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--constraints-dir", type=Path, metavar="DIR", help="where cuNN.txt files are (default: output-dir, constraints)")
     verify.add_argument("--python", metavar="PATH", help="the interpreter whose environment is checked (default: this one)")
     verify.add_argument("--canary", action="append", metavar="MODULE", help="a module that must import; repeatable (default: from config)")
+    add_flags(verify, "verify")
     # `verify` reads the environment as it is: none of install's installer settings apply.
     verify.set_defaults(installer="auto", system=False, index_url=None, dry_run=False, fix=False, allow_replace=False)
     return parser
@@ -109,7 +110,7 @@ def add_install_flags(parser: argparse.ArgumentParser) -> None:
         "--index-url", metavar="URL",
         help="the index to install from (default: the requirements file's, the configured one, or the installer's own)",
     )
-    add_flags(parser, "install")
+    add_flags(parser, "install", "verify")
     parser.add_argument("--dry-run", action="store_true", help="print the exact commands and stop")
     parser.add_argument("--fix", action="store_true", help="remove installed builds for another CUDA major; reinstall the matching ones")
     parser.add_argument("--print-excludes", action="store_true", help="print the names uv's --excludes needs for the major, and stop")

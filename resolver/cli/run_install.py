@@ -13,6 +13,7 @@ from ..commands.install import (
     install_with_constraints,
     verify_installed,
 )
+from ..commands.libraries import LibraryRules
 from ..commands.verify import Verification, render_table
 from ..files.config import Config, load_config
 from ..machine.detect import probe_machine, require_installable, system_machine
@@ -63,12 +64,15 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def report_verification(verification: Verification, verbose: bool) -> int:
-    """The problems (on stderr), then one count line; the whole table (every pin, every canary) with -v."""
+    """The warnings and problems (on stderr), then one count line; with -v, the whole table (every pin,
+    every canary) and the files each library line is about."""
     if verbose:
         for line in render_table(verification):
             print(line)
     sys.stdout.flush()
-    for problem in verification.problems():
+    for warning in verification.warnings(verbose):
+        print(f"warning: {safe_text(warning)}", file=sys.stderr, flush=True)
+    for problem in verification.problems(verbose):
         print(f"error: {safe_text(problem)}", file=sys.stderr, flush=True)
     print(verification.summary())
     return 0 if verification.ok else 1
@@ -92,6 +96,7 @@ def install_request(args: argparse.Namespace, config: Config, machine: Machine) 
         config_index_url=None if config.default_index_url == DEFAULT_INDEX_URL else config.default_index_url,
         credentials=credential_store(config, args.index_url),
         canaries=tuple(args.canary) if args.canary else config.canaries,
+        libraries=LibraryRules(bool(args.strict) or config.verify_strict, (*config.ignore_libraries, *(args.ignore_library or ()))),
         rocm_requirements=config.resolve_path(config.rocm_requirements) if config.rocm_requirements else None,
         dry_run=bool(args.dry_run),
         fix=bool(args.fix),

@@ -1,7 +1,7 @@
 """Verifying an installed environment (what `install` runs after installing, and `verify` on its own):
-the pins, no member of another CUDA major, the shared libraries every shared object needs
-(commands/libraries.py), and the canaries; and the record `install` leaves in the environment, so that
-`detect` knows which torch it put there.
+the pins (when there is a constraints file), no member of another CUDA major, the shared libraries every
+shared object needs (commands/libraries.py), and the canaries; and the record `install` leaves in the
+environment, so that `detect` knows which torch it put there.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from ..machine.detect import host_has_driver
 from ..machine.interpreter import EnvironmentReport, import_canary, record_install
 from ..machine.system import Machine
 from ..model.families import FamilyTable
-from .libraries import check_libraries, environment_loader
+from .libraries import WARN_ONLY, LibraryRules, check_libraries, environment_loader
 from .verify import Verification, needed_names, verify
 
 
@@ -24,14 +24,17 @@ def verify_environment(
     machine: Machine,
     python: str,
     report: EnvironmentReport,
-    document: ConstraintsDocument,
+    document: ConstraintsDocument | int,
     requirements: Iterable[Requirement],
     families: FamilyTable,
     canaries: Sequence[str],
+    rules: LibraryRules = WARN_ONLY,
 ) -> Verification:
-    """The checks of the interpreter's environment, as `report` (read after any install) describes it."""
+    """The checks of the interpreter's environment, as `report` (read after any install) describes it;
+    `document` is the major's constraints file, or the major alone when there is none."""
+    major = document if isinstance(document, int) else document.cuda_major
     loader = environment_loader(machine, report)
-    libraries = check_libraries(report, document.cuda_major, families, loader)
+    libraries = check_libraries(report, major, families, loader, rules)
     results = [import_canary(machine, python, module) for module in canaries]
     needed = needed_names(report.markers, report.requires, requirements)
     driver = host_has_driver(machine, loader.cache)

@@ -32,7 +32,7 @@ from ..errors import (
 from ..files.constraints import ConstraintsDocument, PinLine
 from ..files.output_dir import OutputDirectory
 from ..files.requirements import RequirementsInput, digest_of, load_requirements
-from ..files.sets import display_path, read_file
+from ..files.sets import constraints_files, display_path, read_file
 from ..index.auth import CredentialStore
 from ..machine.detect import Detection, probe_machine, require_installable
 from ..machine.interpreter import environment_report
@@ -52,6 +52,7 @@ from .install_plan import (
     reinstall_pins,
     swapped_requirements,
 )
+from .libraries import WARN_ONLY, LibraryRules
 from .verify import Verification, applicable_pins, find_leftovers, satisfies
 
 Say = Callable[[str], None]
@@ -73,6 +74,7 @@ class InstallRequest:
     config_index_url: str | None = None
     credentials: CredentialStore | None = None
     canaries: tuple[str, ...] = ()
+    libraries: LibraryRules = WARN_ONLY  # how verification tells libraries nothing here provides
     rocm_requirements: Path | None = None
     dry_run: bool = False
     fix: bool = False
@@ -222,7 +224,8 @@ def install_with_constraints(request: InstallRequest, machine: Machine, say: Say
     after = environment_report(machine, request.python)
     remember_install(machine, request.python, after, prepared.major)
     verification = verify_environment(
-        machine, request.python, after, prepared.document, prepared.requirements, request.families, request.canaries
+        machine, request.python, after, prepared.document, prepared.requirements, request.families, request.canaries,
+        request.libraries,
     )
     return InstallOutcome(prepared, plan, verification)
 
@@ -257,14 +260,25 @@ def excludes_for(request: InstallRequest, machine: Machine, warn: Say = lambda l
 
 
 def verify_installed(request: InstallRequest, machine: Machine, warn: Say = lambda line: None) -> Verification:
-    """`verify`: the checks `install` runs afterwards, of the environment as it is."""
+    """`verify`: the checks `install` runs afterwards, of the environment as it is. Where there are no
+    constraints files at all (an image someone else built), the pins are not checked, and a canary is
+    imported where it is installed: nothing says what the environment should hold."""
     major, detection = choose_major(request, machine, warn)
     if major is None:
         raise UsageError("verify checks a CUDA environment, and this one is ROCm; pass --cuda N to check it against a CUDA major")
+    if not constraints_files(request.constraints_dir):
+        warn(f"{display_path(request.constraints_dir)}/ holds no constraints files: the pins are not checked, the shared "
+             "libraries and the canaries are (each canary where it is installed)")
+        canaries = tuple(module if module.endswith("?") else f"{module}?" for module in request.canaries)
+        report = environment_report(machine, request.python)
+        return verify_environment(machine, request.python, report, major, (), request.families, canaries, request.libraries)
     prepared = prepare(request, major, detection, warn)
     report = environment_report(machine, request.python)
     refuse_other_targets(prepared, report.markers, request.python)
-    return verify_environment(machine, request.python, report, prepared.document, prepared.requirements, request.families, request.canaries)
+    return verify_environment(
+        machine, request.python, report, prepared.document, prepared.requirements, request.families, request.canaries,
+        request.libraries,
+    )
 
 
 def refuse_replacing(prepared: Prepared, installed: Mapping[str, str], markers: Mapping[str, str]) -> None:

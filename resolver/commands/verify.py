@@ -1,8 +1,8 @@
 """What `install` checks in the target interpreter afterwards, as pure functions of what it reported:
 installed versions equal the pins (markers evaluated for that interpreter; a pin nothing installed needs,
 such as PyPI torch's libraries next to an image's own torch build, need not be there), no member of
-another CUDA major is installed, and every canary imports. The result renders as the table `install`
-prints last.
+another CUDA major is installed, and every canary imports. Without a constraints file (`verify` of any
+image) the pins are not checked. The result renders as the table `install` prints last.
 """
 
 from __future__ import annotations
@@ -47,36 +47,43 @@ class Verification:
     cuda_major: int
     rows: tuple[Row, ...]
     libraries: LibraryCheck | None = None
+    pins_checked: bool = True  # False without a constraints file
 
     @property
     def ok(self) -> bool:
-        return all(row.ok for row in self.rows) and not (self.libraries and self.libraries.problems)
+        return all(row.ok for row in self.rows) and not (self.libraries and self.libraries.errors())
 
     @property
     def leftovers(self) -> tuple[str, ...]:
         return tuple(row.package for row in self.rows if row.leftover)
 
-    def problems(self) -> list[str]:
+    def problems(self, verbose: bool = False) -> list[str]:
+        """One line each (`verbose`: with the files a library problem is about)."""
         found = [f"{row.package}: {row.status}" for row in self.rows if not row.ok and not row.leftover]
         if self.leftovers:
             found.append(
                 f"members of another CUDA major are installed ({', '.join(self.leftovers)}); "
                 "`cuda-constraints install --fix` removes them"
             )
-        found += [problem.describe() for problem in (self.libraries.problems if self.libraries else ())]
-        return found
+        return found + (self.libraries.errors(verbose) if self.libraries else [])
+
+    def warnings(self, verbose: bool = False) -> list[str]:
+        """The libraries nothing here provides that only some features need (not errors unless strict)."""
+        return self.libraries.warnings(verbose) if self.libraries else []
 
     def summary(self) -> str:
         """One line: the verdict, and what was checked."""
         pins = sum(1 for row in self.rows if row.pinned and row.pinned != "-")
         canaries = sum(1 for row in self.rows if row.package.startswith("import "))
-        checked = [_count(pins, "pin")]
+        checked = [_count(pins, "pin")] if self.pins_checked else []
         if self.libraries is not None:
             checked.append(_count(self.libraries.shared_objects, "shared object"))
         checked.append(_count(canaries, "canary", "canaries"))
         problems = len(self.problems()) if not self.ok else 0
         verdict = "all verified" if not problems else f"{problems} problem{'s' if problems != 1 else ''}"
-        return f"CUDA {self.cuda_major}: {verdict} ({', '.join(checked)} checked)"
+        warnings = len(self.warnings())
+        absent = f"; {_count(warnings, 'library', 'libraries')} not on this host, see the warnings" if warnings else ""
+        return f"CUDA {self.cuda_major}: {verdict} ({', '.join(checked)} checked{absent})"
 
 
 def _count(number: int, one: str, many: str = "") -> str:
@@ -122,7 +129,7 @@ def needed_names(
 
 
 def verify(
-    document: ConstraintsDocument,
+    document: ConstraintsDocument | int,
     markers: Mapping[str, str],
     installed: Mapping[str, str],
     families: FamilyTable,
@@ -131,12 +138,13 @@ def verify(
     libraries: LibraryCheck | None = None,
     driver: bool = True,
 ) -> Verification:
-    """`needed`: the projects the environment needs (None: every pin); `driver`: whether the host has the
-    NVIDIA driver (without one, a canary that fails only for a driver library needs a GPU, no more)."""
-    rows = [
-        _pin_row(pin, installed.get(pin.name), needed is None or pin.name in needed) for pin in applicable_pins(document, markers)
-    ]
-    for leftover in find_leftovers(installed, document.cuda_major, families):
+    """`document`: the major's constraints file, or only the major when there is none (the pins are not
+    checked); `needed`: the projects the environment needs (None: every pin); `driver`: whether the host
+    has the NVIDIA driver (without one, a canary that fails only for a driver library needs a GPU, no more)."""
+    major = document if isinstance(document, int) else document.cuda_major
+    pins = () if isinstance(document, int) else applicable_pins(document, markers)
+    rows = [_pin_row(pin, installed.get(pin.name), needed is None or pin.name in needed) for pin in pins]
+    for leftover in find_leftovers(installed, major, families):
         rows.append(Row(leftover.name, "-", leftover.version, f"CUDA {leftover.cuda_major} build", False, leftover=True))
     for canary in canaries:
         if canary.absent:
@@ -147,7 +155,7 @@ def verify(
             rows.append(Row(f"import {canary.module}", "", "", f"needs a GPU (no driver on this host: {canary.error})", True))
         else:
             rows.append(Row(f"import {canary.module}", "", "", f"import failed: {canary.error}", False))
-    return Verification(document.cuda_major, tuple(rows), libraries)
+    return Verification(major, tuple(rows), libraries, pins_checked=not isinstance(document, int))
 
 
 def _pin_row(pin: PinLine, installed: str | None, needed: bool) -> Row:

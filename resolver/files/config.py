@@ -13,6 +13,9 @@
     generate-hashes = false
     canaries = ["nixl", "nixl_ep?"]                       # modules `install` imports to verify (`?`: where installed)
     rocm-requirements = "requirements/rocm.txt"           # optional: what `install` uses on ROCm
+    [tool.cuda-constraints.verify]
+    strict = false                                        # a library nothing provides that is not CUDA's: an error
+    ignore-libraries = ["libibverbs.so.*"]                # libraries nothing provides that are not reported
     [tool.cuda-constraints.families.mooncake-transfer-engine]
     members = "mooncake-transfer-engine-cuda{major}"
     default-major = 12
@@ -54,6 +57,7 @@ DEFAULT_REQUIREMENTS = ("requirements/kv_connectors.txt",)
 DEFAULT_MAJORS = (12, 13)
 # `nixl_ep?`: imported where the installed nixl ships it (a canary ending in `?` is optional).
 DEFAULT_CANARIES = ("nixl", "nixl_ep?")
+_VERIFY_KEYS = ("strict", "ignore-libraries")
 _FAMILY_KEYS = {"members", "meta", "meta-extra", "default-major", "version-major", "fixed-major", "torch-builds"}
 
 
@@ -93,6 +97,9 @@ class Config:
     exclude_dependencies: tuple[str, ...] = ()
     generate_hashes: bool = False
     canaries: tuple[str, ...] = DEFAULT_CANARIES
+    # [tool.cuda-constraints.verify]: how a library nothing here provides is reported
+    verify_strict: bool = False
+    ignore_libraries: tuple[str, ...] = ()
     rocm_requirements: Path | None = None
     extra_families: tuple[Family, ...] = ()
     # The configuration that shapes results beyond the options line (families, indexes, per-major tables),
@@ -212,6 +219,8 @@ def _parse(table: dict[str, Any], path: Path) -> Config:
     if not isinstance(allow_sdist, (bool, list)) or (isinstance(allow_sdist, list) and not all(isinstance(p, str) for p in allow_sdist)):
         raise reader.fail("allow-sdist", "must be true, false, or a list of project names")
     families = _families(reader)
+    verify = reader.nested("verify")
+    verify.known(_VERIFY_KEYS)
     indexes = read_index_config(reader)
     majors = read_majors(reader, {index.name for index in indexes.named})
     shaping: dict[str, Any] = {key: table[key] for key in SHAPING_KEYS if key in table and (key != "cuda" or majors)}
@@ -232,6 +241,8 @@ def _parse(table: dict[str, Any], path: Path) -> Config:
         exclude_dependencies=tuple(reader.strings("exclude-dependencies")),
         generate_hashes=reader.boolean("generate-hashes"),
         canaries=tuple(reader.strings("canaries", DEFAULT_CANARIES)),
+        verify_strict=verify.boolean("strict"),
+        ignore_libraries=tuple(verify.strings("ignore-libraries")),
         rocm_requirements=Path(table["rocm-requirements"]) if "rocm-requirements" in table else None,
         extra_families=families,
         indexes=indexes,

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 Kind = Literal["switch", "value", "values", "path", "paths"]
-# Which commands take the option: compile takes all but install and config; inspect target, index, network.
-Scope = Literal["input", "majors", "target", "resolution", "index", "network", "compile", "install", "config"]
+# Which commands take the option: compile takes all but install, verify and config; inspect target, index,
+# network; install and verify take verify.
+Scope = Literal["input", "majors", "target", "resolution", "index", "network", "compile", "install", "verify", "config"]
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,13 @@ OPTIONS: tuple[Option, ...] = (
            "that the requirements do not name (the image's own torch)", "switch", "install"),
     Option("canary", ("--canary",), "a module that must import afterwards; repeatable (default: from config, nixl)",
            "values", "install", "MODULE", key="canaries"),
+    Option("strict", ("--strict",), "fail (exit 1) on a library nothing here provides that is not a CUDA library "
+           "(default: a warning; [tool.cuda-constraints.verify] strict)", "switch", "verify"),
+    Option("ignore_library", ("--ignore-library",), "do not report this library when nothing here provides it (a glob "
+           "such as 'libibverbs.so.*'); repeatable, added to [tool.cuda-constraints.verify] ignore-libraries",
+           "values", "verify", "GLOB", extends=True),
+    Option("verify", (), "how install and verify report libraries nothing here provides: strict, ignore-libraries",
+           "value", "config", key="verify"),
     Option("rocm_requirements", (), "the requirements `install` installs on ROCm machines", "path", "config",
            key="rocm-requirements"),
     Option("families", (), "variant families beyond the built-in table", "value", "config", key="families"),

@@ -5,8 +5,10 @@ looked for as glibc's loader looks: the object's `DT_RPATH` (only when it has no
 `LD_LIBRARY_PATH`, its `DT_RUNPATH`, then the ldconfig cache and the default directories; `$ORIGIN`
 is the object's own directory. One step is added: the directories of the shared libraries installed
 wheels ship (`nvidia/cuda_runtime/lib`, `torch/lib`), because a Python process has usually loaded them
-already (importing torch does), and the loader then takes a library of that name from memory. A
-library of another architecture is passed over, as the loader passes it over.
+already (importing torch does), and the loader then takes a library of that name from memory; those of
+the object's own distribution come first (nixl loads its plugins after its own `libnixl_common.so`, so a
+plugin gets that one, not another build's of the same name). A library of another architecture is
+passed over, as the loader passes it over.
 """
 
 from __future__ import annotations
@@ -91,8 +93,9 @@ class Loader:
             self._objects[path] = read_shared_object(path)
         return self._objects[path]
 
-    def find(self, library: str, needed_by: SharedObject) -> str | None:
-        """Where the loader would find `library` for `needed_by`; None when nothing provides it."""
+    def find(self, library: str, needed_by: SharedObject, own_directories: Sequence[str] = ()) -> str | None:
+        """Where the loader would find `library` for `needed_by`; None when nothing provides it.
+        `own_directories`: where the distribution that ships `needed_by` keeps its shared libraries."""
         if "/" in library:
             return library if self._fits(library, needed_by) else None
         origin = os.path.dirname(needed_by.path)
@@ -101,6 +104,7 @@ class Loader:
             directories += _expanded(needed_by.rpath, origin)
         directories += self.ld_library_path
         directories += _expanded(needed_by.runpath, origin)
+        directories += own_directories
         directories += self.wheel_directories
         for directory in directories:
             candidate = os.path.join(directory, library)
