@@ -390,7 +390,12 @@ def test_after_sigkill_the_next_run_sees_all_old_or_all_new_files(compiled, step
     assert killed.returncode == -signal.SIGKILL
     assert leftovers(compiled)  # the interrupted replacement is on disk (in a folder git ignores)
     assert "*" in (compiled / "constraints" / ".cuda-constraints" / ".gitignore").read_text().splitlines()
-    assert main(["check"]) in (0, 1)  # any command finishes or undoes it first
+    after_kill, left = files(compiled), leftovers(compiled)
+    for command in (["check"], ["diff"], ["install", "--dry-run", "--cuda", "13"]):
+        main(command)  # commands that read say so, and change nothing
+        assert "a compile was interrupted while it replaced these files" in capsys.readouterr().err
+        assert files(compiled) == after_kill and leftovers(compiled) == left
+    assert main(["compile", "--offline", "--cache-dir", str(compiled / "empty")]) == 5  # the next compile finishes or undoes it first
     now = files(compiled)
     assert leftovers(compiled) == []
     if expected == "old":

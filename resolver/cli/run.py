@@ -32,7 +32,7 @@ from ..errors import (
 )
 from ..errors.display import redact_url
 from ..files.config import Config, load_config
-from ..files.output_dir import OutputDirectory
+from ..files.output_dir import note_if_interrupted
 from ..files.sets import read_at_head, read_directory, read_paths
 from ..model.targets import environment_grid
 from .indexes import file_choice, flag_choice, open_index
@@ -188,7 +188,7 @@ def run_diff(args: argparse.Namespace) -> int:
         old, new = read_paths(*args.paths)
     else:
         directory = args.output_dir or config.resolve_path(config.output_dir)
-        OutputDirectory(directory).recover_if_idle()
+        note_if_interrupted(directory)
         old, new = read_at_head(directory), read_directory(directory)
     diff = diff_sets(old, new, config.family_table())
     print(render_markdown(diff) if args.format == "markdown" else render_diff_text(diff), end="")

@@ -27,7 +27,7 @@ from packaging.version import Version
 from ..errors import Finding, UsageError
 from ..files.config import Config
 from ..files.constraints import ConstraintsDocument, SwapLine
-from ..files.output_dir import OutputDirectory
+from ..files.output_dir import note_if_interrupted
 from ..files.requirements import (
     RequirementsInput,
     SourcedRequirement,
@@ -79,7 +79,7 @@ def check_constraints(config: Config, output_dir: Path | None = None) -> CheckRe
     Raises ConstraintsFileError (a damaged file) and RequirementsFileError (a damaged input).
     """
     directory = output_dir or config.resolve_path(config.output_dir)
-    OutputDirectory(directory).recover_if_idle()  # a compile killed while moving files left it half done
+    note_if_interrupted(directory)
     fix_all = regenerate_command(config, directory)
     present = constraints_files(directory)
     checked = [_check_file(path, major, config, fix_all) for major, path in present.items()]

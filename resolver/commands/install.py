@@ -30,7 +30,7 @@ from ..errors import (
     WouldReplace,
 )
 from ..files.constraints import ConstraintsDocument, PinLine
-from ..files.output_dir import OutputDirectory
+from ..files.output_dir import note_if_interrupted
 from ..files.requirements import RequirementsInput, digest_of, load_requirements
 from ..files.sets import constraints_files, display_path, read_file
 from ..index.auth import CredentialStore
@@ -130,7 +130,7 @@ def prepare(request: InstallRequest, major: int, detection: Detection | None = N
     """Read the major's constraints file and check it against the requirements (a stale file is refused,
     or, given `warn`, warned about)."""
     path = request.constraints_dir / f"cu{major}.txt"
-    OutputDirectory(request.constraints_dir).recover_if_idle()
+    note_if_interrupted(request.constraints_dir)
     shown = _shown(path)
     document = read_constraints(path, major)
     requirements, constraints = request.input_files(major) if request.input_files else (request.requirement_files, ())

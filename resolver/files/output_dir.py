@@ -12,10 +12,18 @@ Replacing files, all or nothing, even under SIGKILL or a power cut:
    rename is the moment the new set exists;
 3. each new file is renamed over its old one; then the journal and `new/` are removed.
 
-Whoever takes the lock next (any compile, check, diff or install) finishes an interrupted replacement:
-with a journal, the renames of step 3 are done again (a file already moved is skipped), so every file is
-new; without one, the files of step 1 are deleted, so every file is old. SIGINT and SIGTERM are held
-back during step 3, so a run that is interrupted stops before it or after it.
+The next compile finishes an interrupted replacement once it holds the lock: with a journal, the renames
+of step 3 are done again (a file already moved is skipped), so every file is new; without one, the files
+of step 1 are deleted, so every file is old. SIGINT and SIGTERM are held back during step 3, so a run
+that is interrupted stops before it or after it. Commands that only read (check, diff, install, verify)
+never finish one, nor write anything here: they say that one was interrupted.
+
+The state folder is private to the user who compiles, and nothing in it is trusted that this user's
+compile did not write: a journal is replayed only when it is a plain file of this user's, readable by no
+one else, that git does not track, and only when it lists the tool's own file names (`cuNN.txt`,
+`pylock.cuNN.toml`), each staged as a plain file and replacing a plain file or nothing; anything else is
+discarded with a warning. The state folder itself, `new/` and the `.gitignore` are never followed through
+a symbolic link.
 
 The lock is `flock` on `.cuda-constraints/lock`: opened without following links, never truncated, mode
 0600 (no other user can open it, so none can hold it), and never removed (a lock file that is removed
@@ -27,7 +35,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
+import re
 import shutil
 import stat
 import time
@@ -36,14 +46,19 @@ from pathlib import Path
 
 from ..errors import LockTimeout, WriteFailed
 from ..errors.interrupts import deferred
-from .sets import display_path
+from .sets import display_path, tracked_by_git
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no locking
     fcntl = None  # type: ignore[assignment]
 
+logger = logging.getLogger(__name__)
 STATE = ".cuda-constraints"
+# The names of the files the tool writes into an output directory: all a journal may list.
+IGNORE_ALL = b"# Written by cuda-constraints: its lock and work files, never committed.\n*\n"
+JOURNAL_LIMIT = 65536  # bytes read of a journal (the tool's lists a few file names)
+OWN_FILE = re.compile(r"cu\d{1,3}\.txt|pylock\.cu\d{1,3}\.toml")
 DEFAULT_WAIT = 600.0
 WAIT_VARIABLE = "CUDA_CONSTRAINTS_LOCK_WAIT"
 
@@ -81,28 +96,17 @@ class OutputDirectory:
         finally:
             os.close(descriptor)
 
-    def recover_if_idle(self) -> None:
-        """For readers: finish an interrupted replacement, unless a compile is running (it will)."""
-        if not self.journal.exists() and not self.new.exists():
-            return
-        try:
-            descriptor = self._open_lock()
-        except OSError:
-            return
-        try:
-            if fcntl is not None:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            self.recover()
-        except BlockingIOError:
-            pass
-        finally:
-            os.close(descriptor)
+    def interrupted(self) -> bool:
+        """For readers, who change nothing: whether a compile left a replacement unfinished (or is running)."""
+        return os.path.lexists(self.journal) or os.path.lexists(self.new)
 
     def _prepare(self) -> None:
-        self.state.mkdir(parents=True, exist_ok=True)
-        ignore = self.state / ".gitignore"
-        if not ignore.is_file():
-            ignore.write_text("# Written by cuda-constraints: its lock and work files, never committed.\n*\n")
+        self.path.mkdir(parents=True, exist_ok=True)
+        if os.path.lexists(self.state) and not stat.S_ISDIR(os.lstat(self.state).st_mode):
+            raise WriteFailed(self.state, "the tool's state folder is a symbolic link or not a folder; remove it")
+        self.state.mkdir(exist_ok=True)
+        if not os.path.lexists(self.state / ".gitignore"):
+            _write_durably(self.state / ".gitignore", IGNORE_ALL, 0o644)
 
     def _open_lock(self) -> int:
         path = self.state / "lock"
@@ -153,17 +157,53 @@ class OutputDirectory:
             except OSError as error:
                 self._discard()
                 raise WriteFailed(self.path, error.strerror or str(error)) from None
-            self._apply()
+            self._apply(sorted(files))
 
     def recover(self) -> None:
-        """Finish an interrupted replacement: forward when its journal exists, else back."""
+        """Finish an interrupted replacement: forward when a journal this user's compile wrote exists, else back."""
         try:
-            if self.journal.exists():
-                self._apply()
+            names = self._journal_names()
+            if names is not None:
+                self._apply(names)
             else:
                 self._discard()
         except OSError as error:
             raise WriteFailed(self.path, f"cannot finish an interrupted compile ({error.strerror or error})") from None
+
+    def _journal_names(self) -> list[str] | None:
+        """The files the journal lists, when it is one this user's compile wrote and every entry is safe to
+        move; None when there is none, or (with a warning, the journal discarded) when there is another."""
+        try:
+            info = os.lstat(self.journal)
+        except FileNotFoundError:
+            return None
+        problem = _untrusted(info) or (tracked_by_git(self.journal) and "git tracks it")
+        names: list[str] = []
+        if not problem:
+            with open(self.journal, "rb") as journal:
+                names, problem = self._listed(journal.read(JOURNAL_LIMIT))
+        if problem:
+            logger.warning("%s was not written by a compile of this user (%s); it is discarded, and nothing it lists is moved",
+                           display_path(self.journal), problem)
+            self.journal.unlink()
+            return None
+        return names
+
+    def _listed(self, content: bytes) -> tuple[list[str], str]:
+        """The names a journal lists, or the reason one of them may not be moved."""
+        try:
+            names = json.loads(content)["files"]
+        except (ValueError, KeyError, TypeError):
+            return [], "it cannot be read"
+        if not isinstance(names, list) or not all(isinstance(name, str) and OWN_FILE.fullmatch(name) for name in names):
+            return [], "it lists a file that is not one the tool writes"
+        for name in names:
+            for path in (self.new / name, self.path / name):
+                if os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode):
+                    return [], f"{display_path(path)} is a symbolic link or not a plain file"
+        if os.path.lexists(self.new) and not stat.S_ISDIR(os.lstat(self.new).st_mode):
+            return [], f"{display_path(self.new)} is a symbolic link or not a folder"
+        return names, ""
 
     def _stage(self, files: Mapping[str, str]) -> None:
         self._discard()
@@ -181,8 +221,7 @@ class OutputDirectory:
         os.replace(pending, self.journal)
         _sync_directory(self.state)
 
-    def _apply(self) -> None:
-        names = json.loads(self.journal.read_text(encoding="utf-8"))["files"]
+    def _apply(self, names: list[str]) -> None:
         for name in names:
             staged = self.new / name
             if staged.exists():  # moved already by the run that was interrupted
@@ -192,9 +231,30 @@ class OutputDirectory:
         self._discard()
 
     def _discard(self) -> None:
+        if os.path.lexists(self.new) and not stat.S_ISDIR(os.lstat(self.new).st_mode):
+            self.new.unlink()  # a link is removed, never followed
         shutil.rmtree(self.new, ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
             (self.state / "journal.tmp").unlink()
+
+
+def _untrusted(info: os.stat_result) -> str:
+    """Why a journal with this status was not written by this user's compile ("" when it may have been)."""
+    if not stat.S_ISREG(info.st_mode):
+        return "it is a symbolic link or not a plain file"
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        return "another user owns it"
+    if info.st_mode & 0o077:
+        return "others may read or write it; the tool writes it for its user alone"
+    return ""
+
+
+def note_if_interrupted(directory: Path) -> None:
+    """For a command that only reads the directory: a warning when a compile left a replacement unfinished
+    (the files may mix old and new); it finishes nothing itself."""
+    if OutputDirectory(directory).interrupted():
+        logger.warning("%s: a compile was interrupted while it replaced these files (or is running): they may mix old "
+                       "and new ones until the next `cuda-constraints compile` finishes it", display_path(directory))
 
 
 def _write_durably(path: Path, content: bytes, mode: int) -> None:

@@ -129,6 +129,17 @@ def read_at_head(directory: Path) -> ConstraintSet:
     return ConstraintSet(label, files)
 
 
+def tracked_by_git(path: Path) -> bool:
+    """Whether git tracks this file (False outside a repository, or where git is not installed)."""
+    try:
+        completed = subprocess.run(
+            ["git", "ls-files", "--error-unmatch", "--", path.name], cwd=path.parent, capture_output=True, check=False
+        )
+    except OSError:
+        return False
+    return completed.returncode == 0
+
+
 def _existing_ancestor(path: Path) -> Path:
     path = path.resolve()
     while not path.is_dir() and path != path.parent:
