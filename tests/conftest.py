@@ -135,3 +135,15 @@ def inside(monkeypatch: pytest.MonkeyPatch):
 @pytest.fixture
 def project(tmp_path: Path, kv_index: SyntheticIndex) -> Project:
     return Project(tmp_path, kv_index)
+
+
+@pytest.fixture
+def goodpkg_server():
+    """A local index on 127.0.0.1 with one project, goodpkg 1.0, for both Linux machines."""
+    from .index_server import IndexServer, ServedIndex
+    from .synthetic import BOTH_ARCHES
+
+    index = ServedIndex()
+    index.add("goodpkg", "1.0", tags=BOTH_ARCHES)
+    with IndexServer(index) as server:
+        yield server

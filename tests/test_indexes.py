@@ -217,7 +217,7 @@ def test_find_links_directory_from_a_requirements_line(servers, tmp_path, monkey
     monkeypatch.setenv("CUDA_CONSTRAINTS_CUDA_MAJOR", "13")
     python = new_venv(tmp_path / "venv")
     capsys.readouterr()
-    assert main(["install", "--python", python, "--installer", "uv"]) == 0, capsys.readouterr().err
+    assert main(["install", "--python", python, "--installer", "uv", "--index-url", pypi.simple_url]) == 0, capsys.readouterr().err
     assert installed(python)["local-kernels"] == "0.1"
     assert f"--find-links {tmp_path / 'wheels'}" in capsys.readouterr().out
 

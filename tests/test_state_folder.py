@@ -15,9 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from .index_server import IndexServer, ServedIndex
-from .synthetic import BOTH_ARCHES
-
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 HOOK = "#!/bin/sh\ntouch \"$(git rev-parse --show-toplevel)/../hook-ran\"\n"
 
@@ -34,24 +31,12 @@ def run(root: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def small_index() -> ServedIndex:
-    index = ServedIndex()
-    index.add("goodpkg", "1.0", tags=BOTH_ARCHES)
-    return index
-
-
-@pytest.fixture
-def served():
-    with IndexServer(small_index()) as server:
-        yield server
-
-
-def project(root: Path, url: str) -> Path:
+def project(root: Path, url: str, config: str = "") -> Path:
     """A project compiled against the local index and committed: pyproject, requirements, constraints/cu13.txt."""
     root.mkdir()
     (root / "pyproject.toml").write_text(
         f'[tool.cuda-constraints]\nrequirements = ["requirements.txt"]\ncuda = [13]\nplatforms = ["manylinux_2_28_x86_64"]\n'
-        f'index-url = "{url}"\ncanaries = []\n'
+        f'index-url = "{url}"\ncanaries = []\n{config}'
     )
     (root / "requirements.txt").write_text("goodpkg\n")
     git(root, "init", "-q")
@@ -87,10 +72,10 @@ def snapshot(root: Path) -> dict[str, bytes | str]:
     return found
 
 
-def test_a_committed_journal_makes_no_read_only_command_write_anything(tmp_path, served):
+def test_a_committed_journal_makes_no_read_only_command_write_anything(tmp_path, goodpkg_server):
     """The pre-commit hook's case: `check`, `diff`, `install --dry-run` and `verify` on a clone of a commit
     that plants a journal moving a hook into .git/hooks and a file two levels up."""
-    origin = project(tmp_path / "origin", served.simple_url)
+    origin = project(tmp_path / "origin", goodpkg_server.simple_url)
     hostile_commit(origin, ["hooks/pre-commit", "../../x.txt", "cu13.txt"])
     git(tmp_path, "clone", "-q", str(origin), "clone")
     clone = tmp_path / "clone"
@@ -105,8 +90,8 @@ def test_a_committed_journal_makes_no_read_only_command_write_anything(tmp_path,
     assert not (tmp_path / "hook-ran").exists()
 
 
-def test_compile_discards_a_committed_journal_and_moves_nothing_it_lists(tmp_path, served):
-    origin = project(tmp_path / "origin", served.simple_url)
+def test_compile_discards_a_committed_journal_and_moves_nothing_it_lists(tmp_path, goodpkg_server):
+    origin = project(tmp_path / "origin", goodpkg_server.simple_url)
     hostile_commit(origin, ["hooks/pre-commit", "../../x.txt"])
     git(tmp_path, "clone", "-q", str(origin), "clone")
     clone = tmp_path / "clone"
@@ -141,8 +126,8 @@ def planted(root: Path, names: list[str], mode: int = 0o600) -> Path:
     ],
     ids=["a path", "a parent", "readable by others", "a linked staged file", "a linked target"],
 )
-def test_compile_replays_only_a_journal_of_its_own_naming_its_own_files(tmp_path, served, plant, why):
-    root = project(tmp_path / "project", served.simple_url)
+def test_compile_replays_only_a_journal_of_its_own_naming_its_own_files(tmp_path, goodpkg_server, plant, why):
+    root = project(tmp_path / "project", goodpkg_server.simple_url)
     plant(root)
     before = {path: path.read_bytes() for path in (tmp_path / "outside").rglob("*")} if (tmp_path / "outside").exists() else {}
     done = run(root, "compile")
@@ -162,8 +147,8 @@ def _linked_target(state: Path) -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to give the journal to another user")
-def test_a_journal_of_another_user_is_not_replayed(tmp_path, served):
-    root = project(tmp_path / "project", served.simple_url)
+def test_a_journal_of_another_user_is_not_replayed(tmp_path, goodpkg_server):
+    root = project(tmp_path / "project", goodpkg_server.simple_url)
     state = planted(root, ["cu13.txt"])
     (state / "new" / "cu13.txt").write_text("# another user's\n")
     os.chown(state / "journal", 12345, 12345)
@@ -172,9 +157,9 @@ def test_a_journal_of_another_user_is_not_replayed(tmp_path, served):
     assert "another user's" not in (root / "constraints" / "cu13.txt").read_text()
 
 
-def test_this_users_interrupted_compile_is_still_finished(tmp_path, served):
+def test_this_users_interrupted_compile_is_still_finished(tmp_path, goodpkg_server):
     """The journal a compile writes itself is replayed: the new file replaces the old one."""
-    root = project(tmp_path / "project", served.simple_url)
+    root = project(tmp_path / "project", goodpkg_server.simple_url)
     state = planted(root, ["cu13.txt"])
     new = (root / "constraints" / "cu13.txt").read_text().replace("goodpkg==1.0", "goodpkg==1.0 ; python_version >= '3'")
     (state / "new" / "cu13.txt").write_text(new)
@@ -185,8 +170,8 @@ def test_this_users_interrupted_compile_is_still_finished(tmp_path, served):
 
 
 @pytest.mark.parametrize("link", ["state folder", "gitignore"])
-def test_the_state_folder_and_its_gitignore_are_never_followed(tmp_path, served, link):
-    root = project(tmp_path / "project", served.simple_url)
+def test_the_state_folder_and_its_gitignore_are_never_followed(tmp_path, goodpkg_server, link):
+    root = project(tmp_path / "project", goodpkg_server.simple_url)
     shutil.rmtree(root / "constraints" / ".cuda-constraints")
     hooks = root / ".git" / "hooks"
     if link == "state folder":

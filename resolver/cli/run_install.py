@@ -102,6 +102,7 @@ def install_request(args: argparse.Namespace, config: Config, machine: Machine) 
         fix=bool(args.fix),
         allow_replace=bool(args.allow_replace),
         input_files=lambda major: config.input_files(major, requirement_files, constraint_files, bool(args.requirements)),
+        config=config,
     )
 
 

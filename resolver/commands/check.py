@@ -3,7 +3,8 @@
 Offline: every answer comes from the files, the requirements they were compiled from and
 `[tool.cuda-constraints]`. A file's header command is read with `compile`'s own flags (`settings`), so a
 file is compared with exactly what running that command would produce: the input digest, the inputs, the
-targets, the options line, the majors, the swaps; then every pin against the top-level requirements
+targets, the options line, the indexes block (rebuilt from the configuration, never taken from the file),
+the majors, the swaps; then every pin against the top-level requirements
 (after swaps) and `-c` constraints of every target, and every pin against the family model. Each finding
 names the file and the command that fixes it.
 
@@ -47,6 +48,7 @@ from .options import (
     request_from_command,
     with_index_url,
 )
+from .routing import IndexChoice, index_block_problems, routing_for
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ def _check_file(path: Path, major: int, config: Config, fix_all: str) -> Checked
     problems = [
         *(["was edited by hand: its content no longer matches the sha256 in its header"] if document.hand_edited else []),
         *header_problems(document, major, request, requirements_input, environments),
+        *index_block_problems(document, routing_for(request.config, IndexChoice.of(request, requirements_input), document.cuda_major)),
         *requirement_problems(document, major_input, environments),
         *variant_problems(document, families),
     ]

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..files.changes import Changes, VersionChange, compare
-from ..files.constraints import ConstraintsDocument
+from ..files.constraints import ConstraintsDocument, IndexLine
 from ..files.sets import ConstraintSet, NamedDocument
 from ..model.families import FamilyTable
 
@@ -165,8 +165,14 @@ def other_changes(changes: Changes) -> list[tuple[str, str]]:
     rows += [("swapped", f"- {s.original} -> {s.replacement} ({s.origin})") for s in changes.swapped_removed]
     rows += [("from source", f"+ {b.name}=={b.version} on {b.platforms}") for b in changes.source_builds_added]
     rows += [("from source", f"- {b.name}=={b.version} on {b.platforms}") for b in changes.source_builds_removed]
+    rows += [("index", f"+ {_index_line(line)}") for line in changes.indexes_added]
+    rows += [("index", f"- {_index_line(line)}") for line in changes.indexes_removed]
     rows += [(h.field, _header_in_words(h.field, h.old, h.new)) for h in changes.header]
     return rows
+
+
+def _index_line(line: IndexLine) -> str:
+    return f"{line.kind} {line.url}" + (f" (serves {', '.join(line.serves)})" if line.serves else "")
 
 
 def _header_in_words(field: str, old: str, new: str) -> str:

@@ -24,11 +24,13 @@ from packaging.utils import canonicalize_name
 from ..errors import (
     ConstraintsFileError,
     ConstraintsMissing,
+    IndexesDisagree,
     InstallFailed,
     StaleConstraints,
     UsageError,
     WouldReplace,
 )
+from ..files.config import Config
 from ..files.constraints import ConstraintsDocument, PinLine
 from ..files.output_dir import note_if_interrupted
 from ..files.requirements import RequirementsInput, digest_of, load_requirements
@@ -53,6 +55,7 @@ from .install_plan import (
     swapped_requirements,
 )
 from .libraries import WARN_ONLY, LibraryRules
+from .routing import IndexChoice, index_block_problems, routing_for
 from .verify import Verification, applicable_pins, find_leftovers, satisfies
 
 Say = Callable[[str], None]
@@ -81,6 +84,8 @@ class InstallRequest:
     allow_replace: bool = False
     # The requirements and constraints files of a major (a major's table may name its own).
     input_files: Callable[[int], tuple[tuple[Path, ...], tuple[Path, ...]]] | None = None
+    # The configuration the indexes come from (a file's `indexes` block must agree with it); None: not compared.
+    config: Config | None = None
 
 
 @dataclass(frozen=True)
@@ -126,9 +131,11 @@ def choose_major(request: InstallRequest, machine: Machine, warn: Say = lambda l
     return detection.major, detection
 
 
-def prepare(request: InstallRequest, major: int, detection: Detection | None = None, warn: Say | None = None) -> Prepared:
+def prepare(
+    request: InstallRequest, major: int, detection: Detection | None = None, warn: Say | None = None, installing: bool = False
+) -> Prepared:
     """Read the major's constraints file and check it against the requirements (a stale file is refused,
-    or, given `warn`, warned about)."""
+    or, given `warn`, warned about); `installing`: its indexes block against the configuration too."""
     path = request.constraints_dir / f"cu{major}.txt"
     note_if_interrupted(request.constraints_dir)
     shown = _shown(path)
@@ -141,8 +148,26 @@ def prepare(request: InstallRequest, major: int, detection: Detection | None = N
         if warn is None:
             raise
         warn(stale.message().splitlines()[0])
+    if installing and request.config is not None:
+        _refuse_other_indexes(request, request.config, document, shown, requirements_input)
     sources = _sources(request, document, requirements_input.index_url)
     return Prepared(major, path, document, swapped_requirements(requirements_input, document), sources, detection)
+
+
+def _refuse_other_indexes(
+    request: InstallRequest, config: Config, document: ConstraintsDocument, shown: Path, requirements_input: RequirementsInput
+) -> None:
+    """The file's `indexes` block must be what the configuration, the requirements files and the environment
+    give (with install's --index-url in place of the default index): a block edited by hand names nothing."""
+    choice = IndexChoice(
+        requirements_input.index_url or config.default_index_url,
+        requirements_input.extra_index_urls,
+        requirements_input.find_links,
+        requirements_input.no_index,
+    )
+    problems = index_block_problems(document, routing_for(config, choice, document.cuda_major), default_given=request.index_url is not None)
+    if problems:
+        raise IndexesDisagree(shown, problems)
 
 
 def _sources(request: InstallRequest, document: ConstraintsDocument | None, file_index_url: str | None = None) -> InstallSources:
@@ -202,7 +227,7 @@ def install_with_constraints(request: InstallRequest, machine: Machine, say: Say
     if major is None:
         assert detection is not None
         return _install_rocm(request, machine, say, detection)
-    prepared = prepare(request, major, detection)
+    prepared = prepare(request, major, detection, installing=True)
     say(("# " if request.dry_run else "") + _headline(prepared))
     tool = find_tool(request, machine, prepared.sources)
     removals: tuple[str, ...] = ()

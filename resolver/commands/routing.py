@@ -23,8 +23,9 @@ from packaging.utils import NormalizedName
 
 from ..errors import ConfigError, UsageError
 from ..files.config import Config
-from ..files.constraints import IndexKind, IndexLine
+from ..files.constraints import ConstraintsDocument, IndexKind, IndexLine
 from ..files.requirements import RequirementsInput, relative_to_root
+from ..model.distributions import DEFAULT_INDEX_URL
 from ..model.indexes import PYTORCH_PROJECTS, STRATEGIES, IndexSource, IndexStrategy, Routing, torch_backend_index
 from .options import CompileRequest
 
@@ -126,3 +127,30 @@ def index_lines(routing: Routing) -> tuple[IndexLine, ...]:
     lines += [IndexLine("find-links", source.display) for source in routing.find_links]
     return tuple(lines)
 
+
+
+def index_block_problems(document: ConstraintsDocument, routing: Routing, default_given: bool = False) -> list[str]:
+    """Where a file's `indexes` block differs from what `routing` gives (the block compile would write, but
+    for the find-links locations that served no pin, which it leaves out); `default_given`: the default
+    index is given anew (install's --index-url), so the recorded one is not compared."""
+    expected = index_lines(routing)
+    main = [_entry(line) for line in expected if line.kind != "find-links" and not (default_given and line.kind == "default")]
+    links = {_entry(line) for line in expected if line.kind == "find-links"}
+    recorded = [_entry(line) for line in document.indexes if line.kind != "find-links" and not (default_given and line.kind == "default")]
+    recorded_links = [_entry(line) for line in document.indexes if line.kind == "find-links"]
+    if not document.indexes:  # none recorded: PyPI alone, as compile writes it
+        pypi_alone = main in ([], ["default " + DEFAULT_INDEX_URL]) and routing.strategy == "first-index"
+        return [] if pypi_alone or default_given else [f"it records no indexes; its configuration gives {', '.join(main + sorted(links))}"]
+    problems = [f"its indexes block names {entry}, which its configuration does not give" for entry in recorded if entry not in main]
+    problems += [f"its indexes block names {entry}, which its configuration does not give" for entry in recorded_links
+                 if entry not in links]
+    problems += [f"its configuration gives {entry}, which its indexes block does not name" for entry in main if entry not in recorded]
+    if not problems and recorded != main:
+        problems.append(f"its indexes block asks {', '.join(recorded)} in another order than its configuration ({', '.join(main)})")
+    if document.index_strategy != routing.strategy:
+        problems.append(f"its index strategy is {document.index_strategy}; its configuration gives {routing.strategy}")
+    return problems
+
+
+def _entry(line: IndexLine) -> str:
+    return f"{line.kind} {line.url}"

@@ -378,6 +378,24 @@ class StaleConstraints(CudaConstraintsError):
         )
 
 
+class IndexesDisagree(CudaConstraintsError):
+    """A constraints file whose `indexes` block names other indexes than the configuration gives: `install`
+    asks only what the configuration gives, never an index from file text alone."""
+
+    exit_code = 1
+
+    def __init__(self, path: Path, problems: Sequence[str]) -> None:
+        super().__init__(path, problems)
+        self.path, self.problems = path, tuple(problems)
+
+    def message(self) -> str:
+        return (
+            f"{self.path}: {'; '.join(escape(problem) for problem in self.problems)}. install asks only the indexes "
+            "[tool.cuda-constraints], the requirements files and the environment give; add an index there (then "
+            "compile), or run `cuda-constraints check` to see what changed. Nothing was installed."
+        )
+
+
 class WouldReplace(CudaConstraintsError):
     """`install` would replace packages the environment already holds (an image's own torch) that the
     requirements do not name."""

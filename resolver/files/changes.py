@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from packaging.version import Version
 
-from .constraints import ConstraintsDocument, ExcludedLine, SourceBuild, SwapLine
+from .constraints import ConstraintsDocument, ExcludedLine, IndexLine, SourceBuild, SwapLine
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,9 @@ class Changes:
     swapped_removed: tuple[SwapLine, ...] = ()
     source_builds_added: tuple[SourceBuild, ...] = ()
     source_builds_removed: tuple[SourceBuild, ...] = ()
+    # The `indexes` block's lines (what install asks), each with the pins it serves.
+    indexes_added: tuple[IndexLine, ...] = ()
+    indexes_removed: tuple[IndexLine, ...] = ()
     header: tuple[HeaderChange, ...] = ()
 
     def of_kind(self, kind: str) -> list[VersionChange]:
@@ -61,6 +64,7 @@ class Changes:
         return not (
             self.versions or self.excluded_added or self.excluded_removed or self.swapped_added
             or self.swapped_removed or self.source_builds_added or self.source_builds_removed or self.header
+            or self.indexes_added or self.indexes_removed
         )
 
     def counts(self) -> str:
@@ -83,6 +87,7 @@ def compare(old: ConstraintsDocument | None, new: ConstraintsDocument | None) ->
     old_excluded, new_excluded = set(old.excluded if old else ()), set(new.excluded if new else ())
     old_swapped, new_swapped = set(old.swapped if old else ()), set(new.swapped if new else ())
     old_builds, new_builds = set(old.source_builds if old else ()), set(new.source_builds if new else ())
+    old_indexes, new_indexes = old.indexes if old else (), new.indexes if new else ()
     return Changes(
         versions=tuple(changes),
         excluded_added=tuple(sorted(new_excluded - old_excluded)),
@@ -91,6 +96,8 @@ def compare(old: ConstraintsDocument | None, new: ConstraintsDocument | None) ->
         swapped_removed=tuple(sorted(old_swapped - new_swapped)),
         source_builds_added=tuple(sorted(new_builds - old_builds)),
         source_builds_removed=tuple(sorted(old_builds - new_builds)),
+        indexes_added=tuple(line for line in new_indexes if line not in old_indexes),
+        indexes_removed=tuple(line for line in old_indexes if line not in new_indexes),
         header=tuple(_header_changes(old, new)) if old and new else (),
     )
 
@@ -104,6 +111,7 @@ def _header_changes(old: ConstraintsDocument, new: ConstraintsDocument) -> list[
         ("inputs", inputs(old), inputs(new)),
         ("targets", old.targets, new.targets),
         ("options", old.options, new.options),
+        ("index strategy", old.index_strategy, new.index_strategy),
     )
     return [HeaderChange(name, before, after) for name, before, after in fields if before != after]
 
