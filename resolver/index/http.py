@@ -45,6 +45,7 @@ class Limits:
 
     page_bytes: int = 64 * MIB  # one project page or index document (--max-page-size)
     metadata_bytes: int = 16 * MIB  # one METADATA or PKG-INFO, decompressed
+    requires_dist: int = 20_000  # Requires-Dist lines in one METADATA (each a requirement the resolver weighs)
     directory_bytes: int = 32 * MIB  # one wheel's zip central directory
     download_bytes: int = MIB  # a file downloaded whole to read its metadata
     deadline: float = 300.0  # seconds for one request, start to last byte, on top of the read timeout

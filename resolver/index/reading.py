@@ -26,7 +26,7 @@ from ..errors import IndexUnavailable, InvalidMetadata, LimitExceeded, MetadataU
 from ..errors.display import shown_url
 from ..model.distributions import CoreMetadata, DistFile, MetadataSourceKind, Release
 from .http import Http, RangeNotSupported
-from .metadata import BadMetadata, parse_core_metadata
+from .metadata import BadMetadata, header_block, parse_core_metadata
 from .wheel import (
     CentralDirectory,
     MemberTooLarge,
@@ -104,6 +104,11 @@ class MetadataReader:
         return self._parse(response.body, file, "pep658")
 
     def _parse(self, raw: bytes, file: DistFile, source: MetadataSourceKind, require_static: bool = False) -> CoreMetadata:
+        most = self.http.limits.requires_dist
+        lines = header_block(raw).lower().count(b"requires-dist:")  # counted before parsing (an upper bound)
+        if lines > most:
+            raise LimitExceeded(file.url, f"{file.filename}: its metadata lists {lines:,} Requires-Dist lines", most,
+                                "one release's requirements", unit="lines")
         try:
             return parse_core_metadata(raw, source, require_static)
         except BadMetadata as bad:
