@@ -211,6 +211,97 @@ def test_a_server_that_ignores_range_on_a_large_file_is_not_read(tmp_path):
     assert sent < 32 << 20, sent
 
 
+# -- local files a page names ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("local", ["/dev/zero", "fifo"])
+def test_a_local_file_named_by_a_fetched_page_is_refused(tmp_path, local):
+    """/dev/zero never ends and opening a FIFO waits for a writer: only a find-links directory's regular
+    files are read from disk."""
+    if local == "fifo":
+        os.mkfifo(tmp_path / "fifo.whl")
+        local = str(tmp_path / "fifo.whl")
+    entry = file_entry(WHEEL, b"wheel")
+    entry["url"] = f"file://{local}"
+    with HostileServer() as server:
+        server.page("bomb", [entry])
+        finished = run(["compile", *ONE_TARGET, "--deadline", "5", "--index-url", f"{server.url}/simple"], project(tmp_path, "bomb\n"), timeout=60)
+    one_clear_error(finished, f"file://{local}", WHEEL, "names a local file")
+    assert finished.seconds < 30
+
+
+def test_only_regular_files_of_a_find_links_directory_are_read(tmp_path):
+    """A FIFO and a link to /dev/zero named like newer wheels are passed over; the real wheel is taken."""
+    from .synthetic import SyntheticIndex
+
+    index = SyntheticIndex()
+    release = index.add("bomb", "1.0")
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / WHEEL).write_bytes(release.wheel_bytes("py3-none-any"))
+    os.mkfifo(wheels / "bomb-3.0-py3-none-any.whl")
+    (wheels / "bomb-2.0-py3-none-any.whl").symlink_to("/dev/zero")
+    (tmp_path / "project").mkdir()
+    root = project(tmp_path / "project", "bomb\n")
+    finished = run(["compile", *ONE_TARGET, "--no-index", "--find-links", str(wheels)], root, timeout=60)
+    assert finished.code == 0, finished.err
+    assert "bomb==1.0" in (root / "constraints" / "cu13.txt").read_text()
+
+
+# -- counts and breadth -----------------------------------------------------------------------------------
+
+
+def served_project(tmp_path: Path, index: ServedIndex, requirements: str, *arguments: str, timeout: float = 300) -> Finished:
+    with IndexServer(index) as server:
+        return run(["compile", *ONE_TARGET, *arguments, "--index-url", f"{server.url}/simple"], project(tmp_path, requirements), timeout)
+
+
+def test_many_requirement_lines_on_one_project_resolve(tmp_path):
+    """4,000 lines naming one project (a quadratic resolution took 4 s, 16,000 a minute: benchmarks/README.md)."""
+    index = ServedIndex()
+    index.add("big", "1.0", [f"dep!=0.{n}" for n in range(4000)] + ["dep<3"], core_metadata=True)
+    index.add("dep", "1.0", core_metadata=True)
+    index.add("dep", "3.0", core_metadata=True)
+    finished = served_project(tmp_path, index, "big\n", timeout=60)
+    assert finished.code == 0, finished.err
+    text = (tmp_path / "constraints" / "cu13.txt").read_text()
+    assert "dep==1.0" in text and "big==1.0" in text
+
+
+def test_more_requirement_lines_than_the_limit_is_a_clear_error(tmp_path):
+    index = ServedIndex()
+    index.add("big", "1.0", ["dep"] * 20_001, core_metadata=True)
+    finished = served_project(tmp_path, index, "big\n", timeout=60)
+    one_clear_error(finished, "big-1.0-py3-none-any.whl", "20,001 Requires-Dist lines", "20,000 lines allowed")
+
+
+def test_a_fan_out_to_3000_projects_stays_within_the_memory_bound(tmp_path):
+    """resolvelib keeps a copy of its state per pinned project: 3,000 projects took 725 MB."""
+    index = ServedIndex()
+    index.add("big", "1.0", [f"tiny{n}" for n in range(3000)], core_metadata=True)
+    for n in range(3000):
+        index.add(f"tiny{n}", "1.0", core_metadata=True)
+    finished = served_project(tmp_path, index, "big\n")
+    assert finished.code == 0, finished.err
+    assert (tmp_path / "constraints" / "cu13.txt").read_text().count("==1.0\n") == 3001
+    assert finished.peak_rss_mb < PEAK_RSS_MB, finished.peak_rss_mb
+
+
+def test_a_fan_out_too_wide_for_backtracking_is_a_clear_error(tmp_path):
+    """1,200 projects, and a conflict only backtracking settles (tiny0 2.0 needs an older `pinned`)."""
+    index = ServedIndex()
+    index.add("big", "1.0", [f"tiny{n}" for n in range(1200)] + ["pinned>=2"], core_metadata=True)
+    index.add("tiny0", "2.0", ["pinned<2"], core_metadata=True)
+    for n in range(1200):
+        index.add(f"tiny{n}", "1.0", core_metadata=True)
+    index.add("pinned", "2.0", core_metadata=True)
+    finished = served_project(tmp_path, index, "big\n")
+    assert finished.code == 4, finished.err
+    assert "more than 1,000 projects" in finished.err and "Traceback" not in finished.err
+    assert finished.peak_rss_mb < PEAK_RSS_MB, finished.peak_rss_mb
+    assert not (tmp_path / "constraints").exists()
+
+
 # -- signals ----------------------------------------------------------------------------------------------
 
 
