@@ -248,6 +248,40 @@ def test_only_regular_files_of_a_find_links_directory_are_read(tmp_path):
     assert "bomb==1.0" in (root / "constraints" / "cu13.txt").read_text()
 
 
+# -- hostile page values -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("requires-python", [">=3"], ["/simple/bomb/", WHEEL, "requires-python that is not a string"]),
+        ("url", "http://127.0.0.1:99999/bomb.whl", ["http://127.0.0.1:99999/bomb.whl", "not a usable URL", "Port out of range"]),
+    ],
+)
+def test_a_page_value_of_the_wrong_kind_is_a_clear_error(tmp_path, field, value, words):
+    entry = file_entry(WHEEL, b"wheel")
+    entry[field] = value
+    with HostileServer() as server:
+        server.page("bomb", [entry])
+        finished = run(["compile", *ONE_TARGET, "--index-url", f"{server.url}/simple"], project(tmp_path, "bomb\n"))
+    one_clear_error(finished, *words)
+
+
+def test_a_wheel_whose_build_tag_has_thousands_of_digits_is_passed_over(tmp_path):
+    """int() refuses more than 4,300 digits: such a name is malformed, as pip and packaging read it."""
+    from .synthetic import SyntheticRelease
+
+    good = SyntheticRelease("bomb", "1.0").wheel_bytes("py3-none-any")
+    hostile = "bomb-1.0-1" + "7" * 5000 + "-py3-none-any.whl"
+    with HostileServer() as server:
+        server.page("bomb", [file_entry(hostile, good), file_entry(WHEEL, good)])
+        server.answers[f"/packages/{WHEEL}"] = serve_ranges(good)
+        finished = run(["compile", *ONE_TARGET, "--index-url", f"{server.url}/simple"], project(tmp_path, "bomb\n"))
+        asked = [path for _, path in server.requests if path.startswith("/packages/")]
+    assert finished.code == 0, finished.err
+    assert asked and all(path == f"/packages/{WHEEL}" for path in asked)
+
+
 # -- counts and breadth -----------------------------------------------------------------------------------
 
 

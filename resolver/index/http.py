@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import urlsplit
 
 from .. import __version__
 from ..errors import IndexUnavailable, LimitExceeded
@@ -240,6 +241,10 @@ class Http:
     ) -> T:
         import httpx  # imported by the first request (`_pool`)
 
+        try:
+            urlsplit(url).port  # noqa: B018 - raises for a port out of range, which asyncio cannot connect to
+        except ValueError as error:
+            raise IndexUnavailable(url, f"not a usable URL ({error})") from None
         attempts = self.retries + 1
         for attempt in range(attempts):
             status: int | None = None

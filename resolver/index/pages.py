@@ -96,6 +96,8 @@ def _json_row(entry: Any) -> Row | None:
         raise PageError("a file entry has no filename or url")
     if _CONTROL.search(filename) or _CONTROL.search(url):
         return None
+    if not isinstance(entry.get("requires-python") or "", str):
+        raise PageError(f"{filename[:200]!r} has a requires-python that is not a string")
     hashes = entry.get("hashes")
     core = entry.get("core-metadata", entry.get("dist-info-metadata", False))
     size = entry.get("size")
