@@ -336,6 +336,64 @@ def test_a_fan_out_too_wide_for_backtracking_is_a_clear_error(tmp_path):
     assert not (tmp_path / "constraints").exists()
 
 
+# -- local reads ------------------------------------------------------------------------------------------
+
+
+def one_input_error(finished: Finished, code: int, *words: str) -> None:
+    assert finished.code == code, finished.err
+    assert "Traceback" not in finished.err and "MemoryError" not in finished.err
+    for word in words:
+        assert word in finished.err, finished.err
+    assert finished.peak_rss_mb < PEAK_RSS_MB, finished.peak_rss_mb
+
+
+def test_requirements_files_including_each_other_3000_deep_are_a_clear_error(tmp_path):
+    for number in range(3000):
+        (tmp_path / f"r{number}.txt").write_text(f"-r r{number + 1}.txt\n")
+    (tmp_path / "r3000.txt").write_text("numpy\n")
+    finished = run(["compile", *ONE_TARGET, "--offline"], project(tmp_path, "-r r0.txt\n"))
+    one_input_error(finished, 2, "r98.txt:1: '-r r99.txt': files include each other more than 100 deep")
+
+
+@pytest.mark.parametrize("command", ["compile", "check"])
+def test_a_requirements_line_naming_a_device_is_a_clear_error(tmp_path, command):
+    """`-r /dev/zero` in a committed requirements file, met by an offline `check` of its constraints too."""
+    index = ServedIndex()
+    index.add("numpy", "2.0", core_metadata=True)
+    (tmp_path / "requirements.txt").write_text("numpy\n")
+    with IndexServer(index) as server:
+        (tmp_path / "pyproject.toml").write_text(
+            f'[tool.cuda-constraints]\nrequirements = ["requirements.txt"]\ncuda = [13]\nindex-url = "{server.url}/simple"\n'
+            'platforms = ["manylinux_2_28_x86_64"]\n'
+        )
+        assert run(["compile"], tmp_path).code == 0
+    (tmp_path / "requirements.txt").write_text("-r /dev/zero\n")
+    arguments = ["compile", "--offline"] if command == "compile" else ["check"]
+    finished = run(arguments, tmp_path)
+    one_input_error(finished, 2, "/dev/zero", "not a regular file")
+
+
+def test_requirements_larger_than_the_limit_are_a_clear_error(tmp_path):
+    (tmp_path / "more.txt").write_text("numpy\n" * 200_000)
+    finished = run(["compile", *ONE_TARGET, "--offline"], project(tmp_path, "-r more.txt\n"))
+    one_input_error(finished, 2, "more.txt", "larger than 1 MiB")
+
+
+def test_a_program_that_prints_without_end_is_read_no_further_than_the_limit(tmp_path):
+    """A fake `nvcc` printing 1.5 GB: detect reads 16 MiB of it and says so."""
+    bin_directory = tmp_path / "bin"
+    bin_directory.mkdir()
+    nvcc = bin_directory / "nvcc"
+    nvcc.write_text("#!/bin/sh\nexec head -c 1500000000 /dev/zero\n")
+    nvcc.chmod(0o755)
+    environment = {"PATH": f"{bin_directory}:/usr/bin:/bin", "CUDA_CONSTRAINTS_CUDA_MAJOR": "", "CUDA_VERSION": "", "LD_LIBRARY_PATH": ""}
+    finished = run(["detect", "--json"], tmp_path, **environment)
+    assert "Traceback" not in finished.err and "MemoryError" not in finished.err
+    probes = {probe["name"]: probe for probe in json.loads(finished.out)["probes"]}
+    assert "printed more than 16 MiB" in probes["nvcc"]["detail"], probes["nvcc"]
+    assert finished.peak_rss_mb < PEAK_RSS_MB, finished.peak_rss_mb
+
+
 # -- signals ----------------------------------------------------------------------------------------------
 
 
