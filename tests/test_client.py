@@ -403,3 +403,29 @@ def _trips_through_the_loop(blocking: BlockingIndex) -> list[str]:
         original = getattr(blocking, method)
         setattr(blocking, method, lambda coroutine, original=original: trips.append(coroutine.__qualname__) or original(coroutine))
     return trips
+
+
+def test_a_local_read_that_hangs_ends_at_the_deadline_in_a_thread_the_process_need_not_wait_for(tmp_path, monkeypatch):
+    """A find-links file on a mount that stops answering: the read gives up at the deadline of one request,
+    and the thread still stuck in it is a daemon (an interpreter waits for its executor's threads at exit)."""
+    import threading
+    import time
+
+    from resolver.index import reading
+    from resolver.index.http import Limits
+
+    index = SyntheticIndex()
+    release = index.add("local", "1.0")
+    (tmp_path / release.wheel_filename("py3-none-any")).write_bytes(release.wheel_bytes("py3-none-any"))
+    release_hang = threading.Event()
+    monkeypatch.setattr(reading, "metadata_from_wheel", lambda *arguments: release_hang.wait(30))
+    routing = Routing((), find_links=(IndexSource(str(tmp_path), find_links=True),))
+    started = time.monotonic()
+    try:
+        with pytest.raises(IndexUnavailable, match="did not finish within 1s"):
+            run(fetch(client_for(limits=Limits(deadline=1)), "local", "1.0", routing=routing))
+        assert time.monotonic() - started < 10
+        stuck = [thread for thread in threading.enumerate() if thread.name == "local-read"]
+        assert stuck and all(thread.daemon for thread in stuck)
+    finally:
+        release_hang.set()

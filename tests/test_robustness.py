@@ -211,6 +211,189 @@ def test_a_server_that_ignores_range_on_a_large_file_is_not_read(tmp_path):
     assert sent < 32 << 20, sent
 
 
+# -- local files a page names ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("local", ["/dev/zero", "fifo"])
+def test_a_local_file_named_by_a_fetched_page_is_refused(tmp_path, local):
+    """/dev/zero never ends and opening a FIFO waits for a writer: only a find-links directory's regular
+    files are read from disk."""
+    if local == "fifo":
+        os.mkfifo(tmp_path / "fifo.whl")
+        local = str(tmp_path / "fifo.whl")
+    entry = file_entry(WHEEL, b"wheel")
+    entry["url"] = f"file://{local}"
+    with HostileServer() as server:
+        server.page("bomb", [entry])
+        finished = run(["compile", *ONE_TARGET, "--deadline", "5", "--index-url", f"{server.url}/simple"], project(tmp_path, "bomb\n"), timeout=60)
+    one_clear_error(finished, f"file://{local}", WHEEL, "names a local file")
+    assert finished.seconds < 30
+
+
+def test_only_regular_files_of_a_find_links_directory_are_read(tmp_path):
+    """A FIFO and a link to /dev/zero named like newer wheels are passed over; the real wheel is taken."""
+    from .synthetic import SyntheticIndex
+
+    index = SyntheticIndex()
+    release = index.add("bomb", "1.0")
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / WHEEL).write_bytes(release.wheel_bytes("py3-none-any"))
+    os.mkfifo(wheels / "bomb-3.0-py3-none-any.whl")
+    (wheels / "bomb-2.0-py3-none-any.whl").symlink_to("/dev/zero")
+    (tmp_path / "project").mkdir()
+    root = project(tmp_path / "project", "bomb\n")
+    finished = run(["compile", *ONE_TARGET, "--no-index", "--find-links", str(wheels)], root, timeout=60)
+    assert finished.code == 0, finished.err
+    assert "bomb==1.0" in (root / "constraints" / "cu13.txt").read_text()
+
+
+# -- hostile page values -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("requires-python", [">=3"], ["/simple/bomb/", WHEEL, "requires-python that is not a string"]),
+        ("url", "http://127.0.0.1:99999/bomb.whl", ["http://127.0.0.1:99999/bomb.whl", "not a usable URL", "Port out of range"]),
+    ],
+)
+def test_a_page_value_of_the_wrong_kind_is_a_clear_error(tmp_path, field, value, words):
+    entry = file_entry(WHEEL, b"wheel")
+    entry[field] = value
+    with HostileServer() as server:
+        server.page("bomb", [entry])
+        finished = run(["compile", *ONE_TARGET, "--index-url", f"{server.url}/simple"], project(tmp_path, "bomb\n"))
+    one_clear_error(finished, *words)
+
+
+def test_a_wheel_whose_build_tag_has_thousands_of_digits_is_passed_over(tmp_path):
+    """int() refuses more than 4,300 digits: such a name is malformed, as pip and packaging read it."""
+    from .synthetic import SyntheticRelease
+
+    good = SyntheticRelease("bomb", "1.0").wheel_bytes("py3-none-any")
+    hostile = "bomb-1.0-1" + "7" * 5000 + "-py3-none-any.whl"
+    with HostileServer() as server:
+        server.page("bomb", [file_entry(hostile, good), file_entry(WHEEL, good)])
+        server.answers[f"/packages/{WHEEL}"] = serve_ranges(good)
+        finished = run(["compile", *ONE_TARGET, "--index-url", f"{server.url}/simple"], project(tmp_path, "bomb\n"))
+        asked = [path for _, path in server.requests if path.startswith("/packages/")]
+    assert finished.code == 0, finished.err
+    assert asked and all(path == f"/packages/{WHEEL}" for path in asked)
+
+
+# -- counts and breadth -----------------------------------------------------------------------------------
+
+
+def served_project(tmp_path: Path, index: ServedIndex, requirements: str, *arguments: str, timeout: float = 300) -> Finished:
+    with IndexServer(index) as server:
+        return run(["compile", *ONE_TARGET, *arguments, "--index-url", f"{server.url}/simple"], project(tmp_path, requirements), timeout)
+
+
+def test_many_requirement_lines_on_one_project_resolve(tmp_path):
+    """4,000 lines naming one project (a quadratic resolution took 4 s, 16,000 a minute: benchmarks/README.md)."""
+    index = ServedIndex()
+    index.add("big", "1.0", [f"dep!=0.{n}" for n in range(4000)] + ["dep<3"], core_metadata=True)
+    index.add("dep", "1.0", core_metadata=True)
+    index.add("dep", "3.0", core_metadata=True)
+    finished = served_project(tmp_path, index, "big\n", timeout=60)
+    assert finished.code == 0, finished.err
+    text = (tmp_path / "constraints" / "cu13.txt").read_text()
+    assert "dep==1.0" in text and "big==1.0" in text
+
+
+def test_more_requirement_lines_than_the_limit_is_a_clear_error(tmp_path):
+    index = ServedIndex()
+    index.add("big", "1.0", ["dep"] * 20_001, core_metadata=True)
+    finished = served_project(tmp_path, index, "big\n", timeout=60)
+    one_clear_error(finished, "big-1.0-py3-none-any.whl", "20,001 Requires-Dist lines", "20,000 lines allowed")
+
+
+def test_a_fan_out_to_3000_projects_stays_within_the_memory_bound(tmp_path):
+    """resolvelib keeps a copy of its state per pinned project: 3,000 projects took 725 MB."""
+    index = ServedIndex()
+    index.add("big", "1.0", [f"tiny{n}" for n in range(3000)], core_metadata=True)
+    for n in range(3000):
+        index.add(f"tiny{n}", "1.0", core_metadata=True)
+    finished = served_project(tmp_path, index, "big\n")
+    assert finished.code == 0, finished.err
+    assert (tmp_path / "constraints" / "cu13.txt").read_text().count("==1.0\n") == 3001
+    assert finished.peak_rss_mb < PEAK_RSS_MB, finished.peak_rss_mb
+
+
+def test_a_fan_out_too_wide_for_backtracking_is_a_clear_error(tmp_path):
+    """1,200 projects, and a conflict only backtracking settles (tiny0 2.0 needs an older `pinned`)."""
+    index = ServedIndex()
+    index.add("big", "1.0", [f"tiny{n}" for n in range(1200)] + ["pinned>=2"], core_metadata=True)
+    index.add("tiny0", "2.0", ["pinned<2"], core_metadata=True)
+    for n in range(1200):
+        index.add(f"tiny{n}", "1.0", core_metadata=True)
+    index.add("pinned", "2.0", core_metadata=True)
+    finished = served_project(tmp_path, index, "big\n")
+    assert finished.code == 4, finished.err
+    assert "more than 1,000 projects" in finished.err and "Traceback" not in finished.err
+    assert finished.peak_rss_mb < PEAK_RSS_MB, finished.peak_rss_mb
+    assert not (tmp_path / "constraints").exists()
+
+
+# -- local reads ------------------------------------------------------------------------------------------
+
+
+def one_input_error(finished: Finished, code: int, *words: str) -> None:
+    assert finished.code == code, finished.err
+    assert "Traceback" not in finished.err and "MemoryError" not in finished.err
+    for word in words:
+        assert word in finished.err, finished.err
+    assert finished.peak_rss_mb < PEAK_RSS_MB, finished.peak_rss_mb
+
+
+def test_requirements_files_including_each_other_3000_deep_are_a_clear_error(tmp_path):
+    for number in range(3000):
+        (tmp_path / f"r{number}.txt").write_text(f"-r r{number + 1}.txt\n")
+    (tmp_path / "r3000.txt").write_text("numpy\n")
+    finished = run(["compile", *ONE_TARGET, "--offline"], project(tmp_path, "-r r0.txt\n"))
+    one_input_error(finished, 2, "r98.txt:1: '-r r99.txt': files include each other more than 100 deep")
+
+
+@pytest.mark.parametrize("command", ["compile", "check"])
+def test_a_requirements_line_naming_a_device_is_a_clear_error(tmp_path, command):
+    """`-r /dev/zero` in a committed requirements file, met by an offline `check` of its constraints too."""
+    index = ServedIndex()
+    index.add("numpy", "2.0", core_metadata=True)
+    (tmp_path / "requirements.txt").write_text("numpy\n")
+    with IndexServer(index) as server:
+        (tmp_path / "pyproject.toml").write_text(
+            f'[tool.cuda-constraints]\nrequirements = ["requirements.txt"]\ncuda = [13]\nindex-url = "{server.url}/simple"\n'
+            'platforms = ["manylinux_2_28_x86_64"]\n'
+        )
+        assert run(["compile"], tmp_path).code == 0
+    (tmp_path / "requirements.txt").write_text("-r /dev/zero\n")
+    arguments = ["compile", "--offline"] if command == "compile" else ["check"]
+    finished = run(arguments, tmp_path)
+    one_input_error(finished, 2, "/dev/zero", "not a regular file")
+
+
+def test_requirements_larger_than_the_limit_are_a_clear_error(tmp_path):
+    (tmp_path / "more.txt").write_text("numpy\n" * 200_000)
+    finished = run(["compile", *ONE_TARGET, "--offline"], project(tmp_path, "-r more.txt\n"))
+    one_input_error(finished, 2, "more.txt", "larger than 1 MiB")
+
+
+def test_a_program_that_prints_without_end_is_read_no_further_than_the_limit(tmp_path):
+    """A fake `nvcc` printing 1.5 GB: detect reads 16 MiB of it and says so."""
+    bin_directory = tmp_path / "bin"
+    bin_directory.mkdir()
+    nvcc = bin_directory / "nvcc"
+    nvcc.write_text("#!/bin/sh\nexec head -c 1500000000 /dev/zero\n")
+    nvcc.chmod(0o755)
+    environment = {"PATH": f"{bin_directory}:/usr/bin:/bin", "CUDA_CONSTRAINTS_CUDA_MAJOR": "", "CUDA_VERSION": "", "LD_LIBRARY_PATH": ""}
+    finished = run(["detect", "--json"], tmp_path, **environment)
+    assert "Traceback" not in finished.err and "MemoryError" not in finished.err
+    probes = {probe["name"]: probe for probe in json.loads(finished.out)["probes"]}
+    assert "printed more than 16 MiB" in probes["nvcc"]["detail"], probes["nvcc"]
+    assert finished.peak_rss_mb < PEAK_RSS_MB, finished.peak_rss_mb
+
+
 # -- signals ----------------------------------------------------------------------------------------------
 
 

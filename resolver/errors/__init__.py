@@ -142,8 +142,10 @@ class IndexUnavailable(CudaConstraintsError):
 class LimitExceeded(IndexUnavailable):
     """An answer larger (or deeper, or slower) than a limit allows; reading stopped there."""
 
-    def __init__(self, url: str, happened: str, limit: int, what: str = "") -> None:
-        super().__init__(url, f"{happened}: more than the {_size(limit)} allowed for {what or 'one answer'}")
+    def __init__(self, url: str, happened: str, limit: int, what: str = "", unit: str = "") -> None:
+        """`limit` counts bytes, or `unit`s when one is named (\"lines\")."""
+        allowed = f"{limit:,} {unit}" if unit else _size(limit)
+        super().__init__(url, f"{happened}: more than the {allowed} allowed for {what or 'one answer'}")
         self.limit = limit
 
 

@@ -46,6 +46,7 @@ from ..model.targets import (
 )
 from .config_indexes import IndexConfig, MajorSettings, read_index_config, read_majors
 from .config_reader import TableReader, key_line
+from .local import read_limited
 from .options import CONFIG_KEYS
 
 if sys.version_info >= (3, 11):
@@ -155,7 +156,7 @@ def find_pyproject(start: Path) -> Path | None:
         if candidate.is_file():
             nearest = nearest or candidate
             try:
-                tool = tomllib.loads(candidate.read_text(encoding="utf-8")).get("tool", {})
+                tool = tomllib.loads(read_limited(candidate).decode("utf-8")).get("tool", {})
             except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
                 return candidate  # load_config names the problem
             if not isinstance(tool, dict) or "cuda-constraints" in tool:
@@ -194,8 +195,10 @@ def _load_file(start: Path) -> Config:
     if path is None:
         return Config(root=start)
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
+        document = tomllib.loads(read_limited(path).decode("utf-8"))
+    except OSError as error:
+        raise ConfigError(path, "", f"cannot be read ({error.strerror or error})") from None
+    except UnicodeDecodeError as error:
         raise ConfigError(path, "", f"cannot be read ({error})") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(path, "", f"not valid TOML ({error})") from None

@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, UsageError
+from .local import read_limited
 
 
 def key_line(path: Path, key: str) -> int:
     """The line where a key of the table is set (`key = ...`, or its own `[tool.cuda-constraints.key]`
     table), for messages; 0 when it cannot be found."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = read_limited(path).decode("utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
         return 0
     table = re.compile(rf"^\s*\[\s*tool\.cuda-constraints\.{re.escape(key)}\s*\]")

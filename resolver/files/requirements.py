@@ -23,12 +23,14 @@ from pathlib import Path, PurePosixPath
 from packaging.requirements import InvalidRequirement, Requirement
 
 from ..errors import RequirementsFileError
+from .local import MAX_REQUIREMENTS_BYTES, MIB, read_limited
 
 ReadText = Callable[[Path], str]
 Fail = Callable[[str], RequirementsFileError]
 
 _COMMENT = re.compile(r"(^|\s+)#.*$")
 _URL_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+MAX_INCLUDE_DEPTH = 100  # files including each other (`-r`, `-c`), one inside the other
 _ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".tar.bz2", ".tgz", ".zip")
 _INCLUDE_OPTIONS = {"-r": False, "--requirement": False, "-c": True, "--constraint": True}
 _VALUE_OPTIONS = {
@@ -113,7 +115,7 @@ def digest_of(requirements_input: RequirementsInput, families_text: str = "") ->
 def read_utf8(path: Path) -> str:
     """The default file reader for the CLI's edge: UTF-8 text, errors named by file."""
     try:
-        return path.read_text(encoding="utf-8-sig")
+        return read_limited(path, MAX_REQUIREMENTS_BYTES).decode("utf-8-sig")
     except FileNotFoundError:
         raise RequirementsFileError(path, 0, "", "no such file") from None
     except IsADirectoryError:
@@ -192,6 +194,7 @@ class _Reader:
     find_links: list[str] = field(default_factory=list)
     no_index: bool = False
     pre: bool = False
+    size: int = 0  # characters read so far, every file included
 
     def display(self, path: Path) -> str:
         return relative_to_root(path, self.root)
@@ -205,6 +208,11 @@ class _Reader:
             return
         self.seen.add((resolved, constraint))
         text = self.read_text(path)
+        self.size += len(text)
+        if self.size > MAX_REQUIREMENTS_BYTES:
+            raise RequirementsFileError(
+                path, 0, "", f"the requirements files of this input are larger than {MAX_REQUIREMENTS_BYTES // MIB} MiB together"
+            )
         shown = self.display(path)
         self.files.append((shown, text))
         for line_number, line in _logical_lines(text):
@@ -249,6 +257,8 @@ class _Reader:
             raise fail(f"{option} needs a file name")
         if _URL_SCHEME.match(value):
             raise fail("including a file by URL is not supported")
+        if len(stack) >= MAX_INCLUDE_DEPTH:
+            raise fail(f"files include each other more than {MAX_INCLUDE_DEPTH} deep")
         included = path.parent / value
         try:
             self.read(included, constraint, stack)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..errors import ConstraintsFileError, GitUnavailable, UsageError
 from .constraints import ConstraintsDocument, parse
+from .local import MAX_FILE_BYTES, MIB, read_limited
 
 FILE_NAME = re.compile(r"^cu(\d+)\.txt$")
 
@@ -69,13 +70,13 @@ def read_file(path: Path) -> NamedDocument:
     """The one reader of a constraints file on disk (FileNotFoundError when there is none)."""
     shown = display_path(path)
     try:
-        content = path.read_bytes()
+        content = read_limited(path)
     except FileNotFoundError:
         raise
     except IsADirectoryError:
         raise ConstraintsFileError(shown, 0, "", "is a directory, not a constraints file", foreign=True) from None
-    except OSError as error:
-        raise ConstraintsFileError(shown, 0, "", f"cannot be read ({error.strerror or error})") from None
+    except OSError as error:  # not ours to overwrite either: compile leaves what it cannot read alone
+        raise ConstraintsFileError(shown, 0, "", f"cannot be read ({error.strerror or error})", foreign=True) from None
     return NamedDocument(shown, read_document(content, shown))
 
 
@@ -115,7 +116,7 @@ def read_at_head(directory: Path) -> ConstraintSet:
     label = f"HEAD:{relative or '.'}"
     if _git_ok(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], top) is None:
         return ConstraintSet(label, {}, note="the repository has no commit yet; every file counts as added")
-    listing = _git_ok(["ls-tree", "-z", f"HEAD:{relative}"], top)
+    listing = _git_ok(["ls-tree", "-l", "-z", f"HEAD:{relative}"], top)
     if listing is None:
         return ConstraintSet(label, {}, note=f"HEAD has no {relative or '.'}/ directory; every file counts as added")
     files = {}
@@ -124,6 +125,10 @@ def read_at_head(directory: Path) -> ConstraintSet:
         match = FILE_NAME.match(name)
         if match and info.split()[1:2] == ["blob"]:
             path = f"{relative}/{name}" if relative else name
+            size = info.split()[3]  # `ls-tree -l`: mode, type, object, size
+            if not size.isdigit() or int(size) > MAX_FILE_BYTES:
+                problem = f"cannot be read (larger than {MAX_FILE_BYTES // MIB} MiB, the most read of one file)"
+                raise ConstraintsFileError(f"HEAD:{path}", 0, "", problem)
             content = _git_bytes(["show", f"HEAD:{path}"], top)
             files[int(match.group(1))] = NamedDocument(f"HEAD:{path}", read_document(content, f"HEAD:{path}"))
     return ConstraintSet(label, files)

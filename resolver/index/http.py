@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import urlsplit
 
 from .. import __version__
 from ..errors import IndexUnavailable, LimitExceeded
@@ -45,6 +46,7 @@ class Limits:
 
     page_bytes: int = 64 * MIB  # one project page or index document (--max-page-size)
     metadata_bytes: int = 16 * MIB  # one METADATA or PKG-INFO, decompressed
+    requires_dist: int = 20_000  # Requires-Dist lines in one METADATA (each a requirement the resolver weighs)
     directory_bytes: int = 32 * MIB  # one wheel's zip central directory
     download_bytes: int = MIB  # a file downloaded whole to read its metadata
     deadline: float = 300.0  # seconds for one request, start to last byte, on top of the read timeout
@@ -239,6 +241,10 @@ class Http:
     ) -> T:
         import httpx  # imported by the first request (`_pool`)
 
+        try:
+            urlsplit(url).port  # noqa: B018 - raises for a port out of range, which asyncio cannot connect to
+        except ValueError as error:
+            raise IndexUnavailable(url, f"not a usable URL ({error})") from None
         attempts = self.retries + 1
         for attempt in range(attempts):
             status: int | None = None

@@ -107,7 +107,9 @@ def _json_row(entry: Any) -> Row | None:
     requires_python = entry.get("requires-python") or None
     if _CONTROL.search(filename) or _CONTROL.search(url):
         return None
-    if isinstance(requires_python, str) and _CONTROL_BUT_SPACE.search(requires_python):
+    if not isinstance(requires_python, str | None):
+        raise PageError(f"{filename[:200]!r} has a requires-python that is not a string")
+    if requires_python and _CONTROL_BUT_SPACE.search(requires_python):
         return None
     hashes = entry.get("hashes")
     core = entry.get("core-metadata", entry.get("dist-info-metadata", False))

@@ -14,19 +14,26 @@ trusted raises InvalidMetadata (the release is unusable), a read that breaks a l
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
+import functools
 import hashlib
 import io
 import logging
+import os
+import stat
+import threading
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import BinaryIO, TypeVar
 from urllib.parse import urlsplit
 
 from ..errors import IndexUnavailable, InvalidMetadata, LimitExceeded, MetadataUnavailable
 from ..errors.display import shown_url
 from ..model.distributions import CoreMetadata, DistFile, MetadataSourceKind, Release
 from .http import Http, RangeNotSupported
-from .metadata import BadMetadata, parse_core_metadata
+from .metadata import BadMetadata, header_block, parse_core_metadata
 from .wheel import (
     CentralDirectory,
     MemberTooLarge,
@@ -46,6 +53,7 @@ from .wheel import (
     parse_zip64_record,
 )
 
+T = TypeVar("T")
 logger = logging.getLogger(__name__)
 TAIL_SIZE = 64 * 1024
 
@@ -55,12 +63,14 @@ class MetadataReader:
 
     def __init__(self, http: Http) -> None:
         self.http = http
+        # The file: URLs of the find-links directories listed this run: the only local files read. A page
+        # fetched over the network may name any file: URL (/dev/zero, a FIFO); those are refused.
+        self.local_files: set[str] = set()
 
     async def read(self, release: Release, file: DistFile) -> CoreMetadata:
         """The metadata of one file of a release, from the first source that works."""
         if file.url.startswith("file:"):
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(None, self._read_local, file, release.name)
+            return await self._in_thread(file, lambda: self._read_local(file, release.name))
         if file.core_metadata:
             metadata = await self._pep658(file)
             if metadata is not None:
@@ -104,6 +114,11 @@ class MetadataReader:
         return self._parse(response.body, file, "pep658")
 
     def _parse(self, raw: bytes, file: DistFile, source: MetadataSourceKind, require_static: bool = False) -> CoreMetadata:
+        most = self.http.limits.requires_dist
+        lines = header_block(raw).lower().count(b"requires-dist:")  # counted before parsing (an upper bound)
+        if lines > most:
+            raise LimitExceeded(file.url, f"{file.filename}: its metadata lists {lines:,} Requires-Dist lines", most,
+                                "one release's requirements", unit="lines")
         try:
             return parse_core_metadata(raw, source, require_static)
         except BadMetadata as bad:
@@ -145,9 +160,7 @@ class MetadataReader:
         """The compiled extension modules a wheel ships (`.so`, `.pyd` members), from its central directory:
         the tail, and the directory itself when it is larger than the tail (nixl's is 86 KB)."""
         if file.url.startswith("file:"):
-            path = _local_path(file.url)
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(None, _local_extensions, path)
+            return await self._in_thread(file, lambda: _local_extensions(_local_path(file.url)))
         try:
             tail, tail_start, _, location = await self._tail(file)
         except RangeNotSupported as refused:
@@ -180,12 +193,26 @@ class MetadataReader:
         directory, _ = await self.http.get_range(file.url, location.offset, location.offset + location.size, "range")
         return directory
 
+    async def _in_thread(self, file: DistFile, read: Callable[[], T]) -> T:
+        """A read of a local file: only one a find-links directory listed, in a thread of its own (a daemon:
+        a read that hangs never keeps the process from ending), and within the deadline of one request."""
+        if file.url not in self.local_files:
+            raise IndexUnavailable(
+                file.url, f"{file.filename}: a page fetched over the network names a local file; "
+                "only the files of a --find-links directory are read from disk"
+            )
+        deadline = self.http.limits.deadline
+        try:
+            return await asyncio.wait_for(in_daemon_thread(read), deadline)
+        except asyncio.TimeoutError:
+            raise IndexUnavailable(file.url, f"reading it did not finish within {deadline:.0f}s (the deadline of one request)") from None
+
     def _read_local(self, file: DistFile, project: str) -> CoreMetadata:
         """A find-links directory's file, read in place (a wheel's METADATA member only)."""
         path = _local_path(file.url)
         limit = self.http.limits.metadata_bytes
         try:
-            with path.open("rb") as handle:
+            with open_regular(path) as handle:
                 raw = metadata_from_wheel(handle, project, limit) if file.is_wheel else metadata_from_sdist(handle, file.filename, limit)
         except OSError as error:
             raise MetadataUnavailable(file.url, f"cannot read {path} ({error.strerror or error})") from None
@@ -220,10 +247,45 @@ def _extensions(names: Iterable[str]) -> tuple[str, ...]:
 
 def _local_extensions(path: Path) -> tuple[str, ...]:
     try:
-        with zipfile.ZipFile(path) as archive:
+        with open_regular(path) as handle, zipfile.ZipFile(handle) as archive:
             return _extensions(archive.namelist())
     except (OSError, zipfile.BadZipFile) as error:
         raise ZipReadError(f"{path}: {error}") from None
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """A local file opened for reading, if it is a regular file: opening a FIFO waits for a writer, and a
+    device (/dev/zero) never ends. Raises OSError otherwise."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise OSError(errno.EINVAL, "not a regular file")
+    return os.fdopen(descriptor, "rb")
+
+
+def in_daemon_thread(function: Callable[[], T]) -> asyncio.Future[T]:
+    """`function` run in a daemon thread of its own, as a future of the running loop: unlike the loop's
+    executor, whose threads the interpreter waits for at exit, a call that never returns ends with the
+    process (an interrupted run, a deadline passed)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not future.done():  # not given up on (cancelled) meanwhile
+            outcome()
+
+    def run() -> None:
+        try:
+            result = function()
+        except BaseException as error:  # handed to the coroutine that awaits it, which raises it
+            answer: Callable[[], None] = functools.partial(future.set_exception, error)
+        else:
+            answer = functools.partial(future.set_result, result)
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits any more
+            loop.call_soon_threadsafe(settle, answer)
+
+    threading.Thread(target=run, name="local-read", daemon=True).start()
+    return future
 
 
 def _within(start: int, end: int, total: int) -> None:

@@ -109,7 +109,9 @@ class Sources:
         if source not in self._directories:
             path = Path(self._clean[source].removeprefix("file://"))
             loop = asyncio.get_running_loop()
-            self._directories[source] = await loop.run_in_executor(None, _list_directory, path)
+            entries = await loop.run_in_executor(None, _list_directory, path)
+            self.client.reader.local_files.update(url for _, url, _ in entries)  # the only local files read
+            self._directories[source] = find_links_directory(entries)
         slim = self._directories[source].get(name)
         return None if slim is None else (slim, "")
 
@@ -120,10 +122,10 @@ class Sources:
         return " or ".join(searched)
 
 
-def _list_directory(path: Path) -> dict[NormalizedName, Slim]:
+def _list_directory(path: Path) -> list[tuple[str, str, int]]:
+    """The regular files of a directory: (name, file URL, size)."""
     try:
-        entries = [(entry.name, entry.resolve().as_uri(), entry.stat().st_size) for entry in sorted(path.iterdir()) if entry.is_file()]
+        return [(entry.name, entry.resolve().as_uri(), entry.stat().st_size) for entry in sorted(path.iterdir()) if entry.is_file()]
     except OSError as error:
         logger.warning("find-links %s cannot be listed (%s); it offers no files", path, error.strerror or error)
-        return {}
-    return find_links_directory(entries)
+        return []

@@ -296,7 +296,9 @@ def _nvcc(machine: Machine) -> Probe:
     if path is None:
         return nvcc_probe(None, None)
     result = machine.run([path, "--version"], timeout=30)
-    return nvcc_probe(path, result.stdout if result and result.returncode == 0 else None)
+    if result is not None and result.returncode != 0:
+        return Probe("nvcc", path, f"`nvcc --version` failed: {result.last_error_line}")
+    return nvcc_probe(path, result.stdout if result else None)
 
 
 def _libcudart(machine: Machine) -> Probe:

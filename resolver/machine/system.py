@@ -6,8 +6,10 @@ PATH and file contents, and the logic that reads the answers stays pure.
 from __future__ import annotations
 
 import os
+import selectors
 import shutil
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +18,9 @@ from typing import Protocol
 from ..errors import UsageError
 
 COMMAND_TIMEOUT = 120.0
+# The most read of one program's output (either stream) or one system file: `nvcc --version` prints a
+# few hundred bytes, `ldconfig -p` some hundred kilobytes.
+OUTPUT_LIMIT = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -63,14 +68,21 @@ class SystemMachine:
 
     def run(self, argv: Sequence[str], timeout: float = COMMAND_TIMEOUT) -> CommandResult | None:
         try:
-            completed = subprocess.run(
-                list(argv), capture_output=True, text=True, errors="replace", timeout=timeout, env=dict(self.environ), check=False
+            process = subprocess.Popen(
+                list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(self.environ)
             )
-        except subprocess.TimeoutExpired:
-            return CommandResult(124, "", f"{argv[0]} did not answer within {timeout:.0f}s")
         except OSError:
             return None
-        return CommandResult(completed.returncode, completed.stdout, completed.stderr)
+        with process:
+            try:
+                stdout, stderr = _read_at_most(process, time.monotonic() + timeout, OUTPUT_LIMIT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                return CommandResult(124, "", f"{argv[0]} did not answer within {timeout:.0f}s")
+            except _TooMuchOutput:
+                process.kill()
+                return CommandResult(125, "", f"{argv[0]} printed more than {OUTPUT_LIMIT // (1024 * 1024)} MiB; its answer is not read")
+        return CommandResult(process.returncode, _text(stdout), _text(stderr))
 
     def run_visible(self, argv: Sequence[str], environment: Mapping[str, str] | None = None) -> int:
         try:
@@ -80,7 +92,8 @@ class SystemMachine:
 
     def read_text(self, path: str) -> str | None:
         try:
-            return Path(path).read_text(encoding="utf-8", errors="replace")
+            with open(path, "rb") as handle:
+                return _text(handle.read(OUTPUT_LIMIT))  # a small system file (/proc/driver/nvidia/version)
         except OSError:
             return None
 
@@ -89,6 +102,39 @@ class SystemMachine:
             return tuple(sorted(os.listdir(path)))
         except OSError:
             return ()
+
+
+class _TooMuchOutput(Exception):
+    pass
+
+
+def _read_at_most(process: subprocess.Popen[bytes], deadline: float, limit: int) -> tuple[bytes, bytes]:
+    """A program's standard output and error, both read as they come until it closes them and exits;
+    TimeoutExpired past the deadline, _TooMuchOutput past `limit` bytes of either (nothing more is read)."""
+    assert process.stdout is not None and process.stderr is not None
+    received = {process.stdout.fileno(): bytearray(), process.stderr.fileno(): bytearray()}
+    with selectors.DefaultSelector() as selector:
+        for stream in (process.stdout, process.stderr):
+            selector.register(stream, selectors.EVENT_READ)
+        while selector.get_map():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise subprocess.TimeoutExpired(process.args, 0)
+            for key, _ in selector.select(remaining):
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    selector.unregister(key.fileobj)
+                    continue
+                received[key.fd] += chunk
+                if len(received[key.fd]) > limit:
+                    raise _TooMuchOutput()
+    process.wait(max(0.0, deadline - time.monotonic()))
+    return bytes(received[process.stdout.fileno()]), bytes(received[process.stderr.fileno()])
+
+
+def _text(data: bytes) -> str:
+    """As `subprocess.run(text=True, errors="replace")` decodes: universal newlines."""
+    return data.decode(errors="replace").replace("\r\n", "\n").replace("\r", "\n")
 
 
 def find_interpreter(machine: Machine, python: str) -> str:

@@ -14,11 +14,10 @@ from typing import Literal, overload
 from packaging.requirements import Requirement
 from packaging.tags import Tag
 from packaging.utils import (
-    InvalidWheelFilename,
     NormalizedName,
     parse_wheel_filename,
 )
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 SDIST_SUFFIXES = (".tar.gz", ".zip")
 # How a release's metadata was read: PEP 658 file, per-version JSON page, HTTP ranges of the wheel, the
@@ -74,7 +73,7 @@ class DistFile:
             return (-1, "")
         try:
             build = parse_wheel_filename(self.filename)[2]
-        except (InvalidWheelFilename, InvalidVersion):
+        except ValueError:  # InvalidWheelFilename, InvalidVersion, or a build number too long for int()
             return (-1, "")
         return build if build else (-1, "")
 
@@ -188,5 +187,5 @@ def wheel_tags(filename: str) -> frozenset[Tag]:
         return frozenset()
     try:
         return parse_wheel_filename(filename)[3]
-    except (InvalidWheelFilename, InvalidVersion):
+    except ValueError:  # InvalidWheelFilename, InvalidVersion, or a build number of thousands of digits
         return frozenset()

@@ -312,6 +312,24 @@ class Policy:
         return not base and any(self.environment.evaluate(marker, extra) for extra in extras)
 
 
+def merged(requirements: Iterable[Req]) -> tuple[Req, ...]:
+    """One requirement per project (and extras) a release names, its specifiers joined: the same candidates.
+
+    resolvelib re-checks every requirement on a project as it adds each: a release naming one project in
+    16,000 lines (a hostile index) made a resolution quadratic in their number.
+    """
+    groups: dict[tuple[str, str, bool], list[Req]] = {}
+    for requirement in requirements:
+        groups.setdefault((requirement.identifier, requirement.origin, requirement.on_behalf), []).append(requirement)
+    return tuple(group[0] if len(group) == 1 else _joined(group) for group in groups.values())
+
+
+def _joined(group: Sequence[Req]) -> Req:
+    first = group[0]
+    specifier = SpecifierSet(spec for requirement in group for spec in requirement.specifier)
+    return Req(first.name, specifier, first.extras, first.origin, first.on_behalf)
+
+
 def _admits(requirements: Sequence[Req], version: Version) -> bool:
     """Whether every requirement's specifier admits the version (pre-releases are decided apart)."""
     return all(requirement.admits(version) for requirement in requirements)

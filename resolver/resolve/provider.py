@@ -19,7 +19,7 @@ from ..errors import MetadataUnavailable, ProjectNotFound
 from ..errors.display import escape
 from ..model.distributions import DistFile, Project
 from .candidates import PYTHON, UNREADABLE, Candidate, Req, name_of, requirement_for
-from .policy import Policy
+from .policy import Policy, merged
 from .selection import Unavailable
 from .source import MetadataSource
 
@@ -143,7 +143,7 @@ class CudaProvider(AbstractProvider[Req, Candidate, str]):
             extensions = self.source.extension_modules(wheel)
             if wheel is candidate.choice.file and self.policy.preferred.get(candidate.name) != candidate.version:
                 self._prefetch_older_builds(candidate)  # (a kept pin: no walk is coming)
-        return tuple(self.policy.dependencies_from(candidate, metadata, extensions))
+        return merged(self.policy.dependencies_from(candidate, metadata, extensions))
 
     def _builds_wheel(self, candidate: Candidate) -> DistFile | None:
         """The wheel whose file list shows the candidate's builds per torch version: its own, or, for a

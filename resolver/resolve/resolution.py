@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from packaging.utils import NormalizedName
 from packaging.version import Version
 from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
-from resolvelib.structs import RequirementInformation
+from resolvelib.resolvers import Criterion
+from resolvelib.structs import RequirementInformation, State
 
 from ..errors import OfflineCacheMiss, ResolutionFailed
 from ..files.constraints import ExcludedLine
@@ -24,6 +25,10 @@ from .torch_builds import TorchBuilds
 
 logger = logging.getLogger(__name__)
 MAX_ROUNDS = 20000
+# resolvelib keeps a copy of its state for every project it pins, each copy naming every project known by
+# then: its memory grows with the square of a resolution's breadth (3,000 projects took 725 MB). A wider
+# resolution is settled by a walk, when nothing in it conflicts, or refused. Real inputs need a few hundred.
+MAX_BREADTH = 1000
 Reporter = BaseReporter[Req, Candidate, str]
 
 
@@ -57,9 +62,18 @@ def resolve_target(
     settled = settle_by_walk(provider, roots)
     if settled is not None:
         return _collect(target, *settled, provider.policy.record)
-    resolver = Resolver(provider, reporter or Reporter())
+    resolver = Resolver(provider, _Bounded(reporter or Reporter(), MAX_BREADTH))
     try:
         result = resolver.resolve(list(roots), max_rounds=MAX_ROUNDS)
+    except _TooBroad:
+        walked = walk_through(provider, roots)
+        if walked is None:
+            raise ResolutionFailed(
+                target.cuda_major, str(target),
+                f"it reaches more than {MAX_BREADTH:,} projects (and extras), and they do not settle without backtracking; "
+                "a resolution that wide is refused (the resolver's memory grows with the square of its breadth)",
+            ) from None
+        return _collect(target, *walked, provider.policy.record)
     except ResolutionImpossible as error:
         raise ResolutionFailed(
             target.cuda_major, str(target), explain(list(error.causes), provider.policy, roots)
@@ -95,6 +109,11 @@ def settle_by_walk(provider: CudaProvider, roots: Sequence[Req]) -> tuple[dict[s
     """
     if not provider.policy.preferred:
         return None
+    return walk_through(provider, roots)
+
+
+def walk_through(provider: CudaProvider, roots: Sequence[Req]) -> tuple[dict[str, Candidate], Information] | None:
+    """The walk of the closure's first candidates, when it is a resolution (see `settle_by_walk`); else None."""
     try:
         walked = _walk(provider, roots)
     except OfflineCacheMiss:
@@ -140,6 +159,45 @@ def _first_for_all(provider: CudaProvider, mapping: Mapping[str, Candidate], inf
         if first is None or first.version != candidate.version:
             return False
     return True
+
+
+class _TooBroad(Exception):
+    """resolvelib was given more projects than MAX_BREADTH."""
+
+
+class _Bounded(BaseReporter[Req, Candidate, str]):
+    """The given reporter, told everything; raises _TooBroad once resolvelib holds more than `most` projects."""
+
+    def __init__(self, reporter: Reporter, most: int) -> None:
+        self.reporter, self.most = reporter, most
+        self.identifiers: set[str] = set()
+
+    def adding_requirement(self, requirement: Req, parent: Candidate | None) -> None:
+        self.identifiers.add(requirement.identifier)
+        if len(self.identifiers) > self.most:
+            raise _TooBroad()
+        self.reporter.adding_requirement(requirement, parent)
+
+    def starting(self) -> None:
+        self.reporter.starting()
+
+    def starting_round(self, index: int) -> None:
+        self.reporter.starting_round(index)
+
+    def ending_round(self, index: int, state: State[Req, Candidate, str]) -> None:
+        self.reporter.ending_round(index, state)
+
+    def ending(self, state: State[Req, Candidate, str]) -> None:
+        self.reporter.ending(state)
+
+    def resolving_conflicts(self, causes: Collection[RequirementInformation[Req, Candidate]]) -> None:
+        self.reporter.resolving_conflicts(causes)
+
+    def rejecting_candidate(self, criterion: Criterion[Req, Candidate], candidate: Candidate) -> None:
+        self.reporter.rejecting_candidate(criterion, candidate)
+
+    def pinning(self, candidate: Candidate) -> None:
+        self.reporter.pinning(candidate)
 
 
 def _first_candidate(provider: CudaProvider, identifier: str, requirements: Sequence[Req]) -> Candidate | None:
