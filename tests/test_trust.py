@@ -363,3 +363,40 @@ def test_stats_json_holds_no_url(tmp_path, inside):
         url = with_secret(server.simple_url)
         assert main(["compile", "-q", *ONE_TARGET, "--no-cache", "--index-url", url, "--stats-json", str(stats)]) == 0
     assert SECRET not in stats.read_text() and json.loads(stats.read_text())["requests"] > 0
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["-f", f"user:{SECRET}@host/links"],
+        ["--find-links", f"http:/user:{SECRET}@host/links"],
+        ["--extra-index-url", f"user:{SECRET}@host/simple"],
+        ["--index-url", f"https:/user:{SECRET}@host/simple"],
+    ],
+    ids=["find-links without a scheme", "find-links with one slash", "extra index without a scheme", "index with one slash"],
+)
+def test_a_mistyped_url_is_refused_and_its_password_shown_nowhere(tmp_path, arguments):
+    """A URL typed without its scheme (or its `//`) is no directory to look for: refused, its secret masked."""
+    project(tmp_path)
+    completed = subprocess.run(
+        [sys.executable, "-m", "resolver", "compile", "--no-cache", *arguments],
+        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "NETRC": "/nonexistent"}, check=False, timeout=120,
+    )
+    assert completed.returncode in (2, 5), completed.stderr
+    assert SECRET not in completed.stdout + completed.stderr and "user:****@host" in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert not (tmp_path / "constraints").exists()
+
+
+def test_a_mistyped_find_links_line_in_a_requirements_file_names_the_line_without_its_secret(tmp_path, inside, capsys):
+    inside(project(tmp_path, requirements=f"--find-links user:{SECRET}@host/links\n{KV_REQUIREMENTS}"))
+    assert main(["compile", "--no-cache"]) == 2
+    err = capsys.readouterr().err
+    assert "requirements/kv.txt:1" in err and "looks like a URL but has no valid scheme" in err
+    assert SECRET not in err and "user:****@host/links" in err
+    assert not (tmp_path / "constraints").exists()
+
+
+@pytest.mark.parametrize("text", [f"user:{SECRET}@host/links", f"http:/user:{SECRET}@host", f"'x:{SECRET}@y'"])
+def test_anything_shaped_like_credentials_is_masked_url_or_not(text):
+    assert SECRET not in redact_url(text) and SECRET not in redact_text(f"error: {text} failed")

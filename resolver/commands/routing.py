@@ -22,9 +22,10 @@ from pathlib import Path
 from packaging.utils import NormalizedName
 
 from ..errors import ConfigError, UsageError
+from ..errors.display import redact_url
 from ..files.config import Config
 from ..files.constraints import ConstraintsDocument, IndexKind, IndexLine
-from ..files.requirements import RequirementsInput, relative_to_root
+from ..files.requirements import RequirementsInput, mistyped_url, relative_to_root
 from ..model.distributions import DEFAULT_INDEX_URL
 from ..model.indexes import PYTORCH_PROJECTS, STRATEGIES, IndexSource, IndexStrategy, Routing, torch_backend_index
 from .options import CompileRequest
@@ -99,6 +100,8 @@ def _routes(
 def _find_links(place: str, config: Config) -> IndexSource:
     if "://" in place:
         return IndexSource(place, find_links=True)
+    if mistyped_url(place):
+        raise UsageError(f"find-links {redact_url(place)!r} looks like a URL but has no valid scheme: give scheme://host/…, or a directory")
     path = config.resolve_path(Path(place)).resolve()
     return IndexSource(str(path), find_links=True, shown=relative_to_root(path, config.root))
 

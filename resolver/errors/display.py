@@ -20,12 +20,22 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _CONTROL_BUT_NEWLINE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
 
+# `user:password@` anywhere, URL or not (a mistyped `user:PW@host/links`, `http:/user:PW@host`): the password.
+_USERINFO = re.compile(r"(?<![^\s/'\"=(\[,])([^\s/:@'\"=]+):(?!\*\*\*\*@)([^\s/@'\"]+)@")
+
+
+def mask_userinfo(text: str) -> str:
+    """Every `user:password@` in a text, URL or not, with the password masked."""
+    return _USERINFO.sub(rf"\1:{REDACTED}@", text)
+
+
 def redact_url(url: str) -> str:
-    """The URL with its secrets masked: `https://user:****@host/simple`, `https://****@host/`, `?token=****`."""
+    """The URL with its secrets masked: `https://user:****@host/simple`, `https://****@host/`, `?token=****`;
+    anything with the shape of `user:password@` is masked too, where the text is no URL at all."""
     try:
         parts = urlsplit(url)
     except ValueError:
-        return _redact_unparsable(url)
+        return mask_userinfo(_redact_unparsable(url))
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, host = netloc.rsplit("@", 1)
@@ -33,6 +43,8 @@ def redact_url(url: str) -> str:
         # A lone user part is usually a token (`https://TOKEN@host`); a user with a password keeps the user.
         netloc = f"{username}:{REDACTED}@{host}" if colon else f"{REDACTED}@{host}"
     query = _QUERY_PAIR.sub(_redact_pair, parts.query)
+    if not netloc:  # a relative URL, or a typo such as `user:PW@host/links` or `http:/user:PW@host`: kept as given
+        return mask_userinfo(url.replace(parts.query, query, 1) if parts.query else url)
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
@@ -50,8 +62,9 @@ _URL_IN_TEXT = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]*[^\s'\"<>.,;:)\
 
 
 def redact_text(text: str) -> str:
-    """Every URL in a free text (a message, a quoted requirements line) with its secrets masked."""
-    return _URL_IN_TEXT.sub(lambda match: redact_url(match.group(0)), text)
+    """Every URL in a free text (a message, a quoted requirements line) with its secrets masked, and
+    anything else with the shape of `user:password@`."""
+    return mask_userinfo(_URL_IN_TEXT.sub(lambda match: redact_url(match.group(0)), text))
 
 
 def has_secret(url: str) -> bool:

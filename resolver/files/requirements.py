@@ -30,6 +30,14 @@ Fail = Callable[[str], RequirementsFileError]
 
 _COMMENT = re.compile(r"(^|\s+)#.*$")
 _URL_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+# What is meant as a URL but is none: a scheme without its `//` (`http:/host`, `https:host`), or a host
+# with credentials and no scheme (`user:PW@host/links`). As a directory it would be a typo, with a secret.
+_MISTYPED_URL = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]+:(?!//)|[^/\s]*:[^/\s]*@)")
+
+
+def mistyped_url(place: str) -> bool:
+    """Whether a find-links value looks meant as a URL without being one (see _MISTYPED_URL)."""
+    return bool(_MISTYPED_URL.match(place))
 MAX_INCLUDE_DEPTH = 100  # files including each other (`-r`, `-c`), one inside the other
 _ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".tar.bz2", ".tgz", ".zip")
 _INCLUDE_OPTIONS = {"-r": False, "--requirement": False, "-c": True, "--constraint": True}
@@ -269,6 +277,8 @@ class _Reader:
 
     def _value(self, path: Path, option: str, value: str, fail: Fail) -> None:
         kind = _VALUE_OPTIONS[option]
+        if kind == "find_links" and mistyped_url(value):
+            raise fail(f"{option} looks like a URL but has no valid scheme: give scheme://host/…, or a directory")
         if kind == "find_links" and value and not _URL_SCHEME.match(value):
             self.find_links.append(str((path.parent / value).resolve()))  # a directory, next to this file
             return
