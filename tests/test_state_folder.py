@@ -185,3 +185,22 @@ def test_the_state_folder_and_its_gitignore_are_never_followed(tmp_path, goodpkg
     assert sorted(p.name for p in hooks.iterdir()) == before
     if link == "state folder":
         assert done.returncode == 2 and "state folder is a symbolic link or not a folder; remove it" in done.stderr
+
+
+@pytest.mark.parametrize("content", ["precious\n", None], ids=["a foreign file", "a copy of the file"])
+def test_a_constraints_file_that_is_a_link_is_replaced_never_written_through(tmp_path, goodpkg_server, content):
+    root = project(tmp_path / "project", goodpkg_server.simple_url)
+    outside = tmp_path / "outside.txt"
+    written = root / "constraints" / "cu13.txt"
+    outside.write_text(content if content is not None else written.read_text())
+    written.unlink()
+    written.symlink_to(outside)
+    before = outside.read_text()
+    (root / "requirements.txt").write_text("goodpkg>=1.0\n")  # a new input: the file is rewritten
+    done = run(root, "compile")
+    assert "Traceback" not in done.stderr
+    assert outside.read_text() == before
+    if content is None:
+        assert done.returncode == 0 and not written.is_symlink() and "goodpkg==1.0" in written.read_text()
+    else:
+        assert done.returncode == 2 and written.is_symlink()  # not a file of the tool's: never overwritten
