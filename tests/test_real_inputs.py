@@ -114,6 +114,54 @@ def test_install_passes_the_swapped_extras_and_drops_the_excluded_edge(index, tm
         assert "--no-deps nvidia-cutlass-dsl==4.8.0" in script
 
 
+def cudnn_frontend_index():
+    """vLLM's path to nvidia-cutlass-dsl: flashinfer needs nvidia-cudnn-frontend, whose 1.32.0 asks for
+    `nvidia-cutlass-dsl[cu13]` on a dependency edge."""
+    index = vllm_variants_index()
+    index.add("nvidia-cudnn-frontend", "1.32.0", ["nvidia-cutlass-dsl[cu13]>=4.8.0", "numpy"], tags=ANY)
+    for releases in index.releases.values():
+        for release in releases:
+            release.tags = tuple(WHEEL_TAG if tag in BOTH_ARCHES or tag.startswith("cp") else tag for tag in release.tags)
+    index._files.clear()
+    return index
+
+
+def test_an_extra_on_a_dependency_edge_selects_the_major_too(tmp_path, inside):
+    inside(tmp_path)
+    with served(cudnn_frontend_index()):
+        files = compiled(tmp_path, "nvidia-cudnn-frontend==1.32.0\n", f'platforms = ["{PLATFORM}"]\n')
+        assert main(["check"]) == 0
+    cu12, cu13 = files[12], files[13]
+    assert "nvidia-cutlass-dsl-libs-cu12" in names(cu12) and "nvidia-cutlass-dsl-libs-cu13" not in names(cu12)
+    assert cu12.excluded == (ExcludedLine(
+        "nvidia-cutlass-dsl-libs-cu13", "nvidia-cutlass-dsl[cu13]==4.8.0, which nvidia-cudnn-frontend==1.32.0 asks for"),)
+    assert "nvidia-cutlass-dsl-libs-cu13" in names(cu13) and "nvidia-cutlass-dsl-libs-cu12" not in names(cu13)
+    assert cu13.excluded == (ExcludedLine("nvidia-cutlass-dsl-libs-cu12", "nvidia-cutlass-dsl==4.8.0"),)
+    assert cu12.swapped == cu13.swapped == ()
+
+
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+def test_install_drops_the_edge_a_dependency_asks_for_by_extra(tmp_path, monkeypatch, capsys, installer):
+    """The real installers, from a local index: CUDA 12 gets nvidia-cutlass-dsl's CUDA 12 libraries and not
+    the CUDA 13 ones nvidia-cudnn-frontend's `[cu13]` edge asks for."""
+    with IndexServer(cudnn_frontend_index()) as server:
+        root = tmp_path / "project"
+        root.mkdir()
+        write_project(root, requirements={"kv.txt": "nvidia-cudnn-frontend==1.32.0\n"})
+        (root / "pyproject.toml").write_text(
+            f'[tool.cuda-constraints]\nrequirements = ["requirements/kv.txt"]\nindex-url = "{server.simple_url}"\n'
+            f'python-versions = ["{PYTHON_VERSION}"]\nplatforms = ["{PLATFORM}"]\ncanaries = []\n'
+        )
+        monkeypatch.chdir(root)
+        assert main(["compile", "-q", "--no-cache"]) == 0
+        isolate_installers(monkeypatch, tmp_path)
+        python = new_venv(tmp_path / "venv")
+        assert main(["install", "--python", python, "--cuda", "12", "--installer", installer]) == 0, capsys.readouterr().err
+    got = installed(python)
+    assert got["nvidia-cutlass-dsl-libs-cu12"] == "4.8.0" and got["nvidia-cudnn-frontend"] == "1.32.0"
+    assert "nvidia-cutlass-dsl-libs-cu13" not in got
+
+
 # -- per-major inputs, excluded dependencies, constraints files ------------------------------------------------
 
 PER_MAJOR = """\

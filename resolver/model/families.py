@@ -249,6 +249,19 @@ def extra_for_major(extra: str, major: int) -> str | None:
     return f"{match.group(1)}{major}{match.group(4)}"
 
 
+def extras_for_major(extras: Iterable[str], major: int) -> frozenset[str]:
+    """Extras with every selector of another major spelled for this one (dropped when it cannot be):
+    `[cu13]` asked on CUDA 12 is `[cu12]`, whether a requirements file or a release's metadata asks it."""
+    found = set()
+    for extra in extras:
+        selected = extra_major(extra)
+        if selected is None or selected == major:
+            found.add(extra)
+        elif (spelled := extra_for_major(extra, major)) is not None:
+            found.add(spelled)
+    return frozenset(found)
+
+
 def _by_local_version(name: str, version: Version) -> Variant | None:
     """A release whose local label names its build (`torch 2.14.0+cu129`) is a member of that major; one
     labelled for no CUDA (`+cpu`, `+rocm6.3`) belongs to none."""

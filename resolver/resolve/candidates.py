@@ -34,6 +34,9 @@ class Req:
     # Required on behalf of a meta package's member (the torch its builds serve): not the parent's own
     # requirement, so the parent is not named as one that requires it.
     on_behalf: bool = False
+    # The extras as a release asked them, where they selected another CUDA major and were spelled for this
+    # one (`nvidia-cutlass-dsl[cu13]` asked on CUDA 12 is `[cu12]` here); empty when asked as they are.
+    asked_extras: frozenset[NormalizedName] = frozenset()
     _admitted: dict[Version, bool] = field(default_factory=dict, compare=False, hash=False, repr=False)
     # Asked hundreds of thousands of times in a resolution (every round looks at every requirement): made once.
     identifier: str = field(init=False, compare=False, repr=False)

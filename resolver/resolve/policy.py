@@ -8,7 +8,11 @@
   another major are dropped (recorded as exclusions) and its member for the major is required at its
   own version (through its `[cuM]` extra when it declares one). A release that hard-requires another
   major's member and declares an extra selecting this major (`nvidia-cutlass-dsl`: `-libs-cu12`, and
-  `[cu13]` adding `-libs-cu13`) is a meta package without configuration: the same rule applies.
+  `[cu13]` adding `-libs-cu13`) is a meta package without configuration: the same rule applies. An
+  extra that selects another major on a release's requirement is spelled for this one, as on a
+  top-level requirement (`nvidia-cudnn-frontend` asks `nvidia-cutlass-dsl[cu13]`: `[cu12]` on CUDA 12,
+  which is the plain package where no such extra exists); the members the asked extra would add are
+  recorded as exclusions, with the release that asked.
 
 The resolvelib provider (provider.py), the speculative crawl (index/crawl.py), `check` and `inspect`
 ask these same rules. Everything learnt on the way goes into the policy's `Record`, for the result and
@@ -32,7 +36,7 @@ from packaging.version import Version
 from ..errors import NoMemberForMajor
 from ..files.constraints import ExcludedLine
 from ..model.distributions import CoreMetadata, Project, Release, parse_requirement
-from ..model.families import Family, FamilyTable, extra_major
+from ..model.families import Family, FamilyTable, extra_major, extras_for_major
 from .candidates import PYTHON, UNREADABLE, Candidate, Req
 from .selection import Choice, Selector, Unavailable, requires_python_ok
 from .torch_builds import TorchBuilds, read_torch_builds
@@ -63,6 +67,8 @@ class Record:
     missing_extras: set[tuple[NormalizedName, NormalizedName]] = field(default_factory=set)
     # (name, version) -> the builds per torch version its wheel for this target ships
     torch_builds: dict[tuple[NormalizedName, Version], TorchBuilds] = field(default_factory=dict)
+    # (name, version, extra) -> another major's members that extra of the release adds (`[cu13]` on CUDA 12)
+    selector_members: dict[tuple[NormalizedName, Version, NormalizedName], tuple[NormalizedName, ...]] = field(default_factory=dict)
 
 
 class Policy:
@@ -234,6 +240,7 @@ class Policy:
         if metadata.requires_python and not requires_python_ok(metadata.requires_python, self.environment):
             yield Req(PYTHON, SpecifierSet(metadata.requires_python), origin=origin)
         declared = list(self._declared(candidate, metadata))
+        self._other_selector_members(candidate, metadata)
         excluded = self.selector.options.exclude_dependencies
         if excluded and any(r.name in excluded for r in declared):
             self._exclude(candidate, [r for r in declared if r.name in excluded], "; exclude-dependencies")
@@ -264,6 +271,28 @@ class Policy:
         yield from (r for r in declared if r not in dropped)
         assert selector is not None
         yield Req(candidate.name, SpecifierSet(f"=={candidate.version}"), frozenset({selector}), origin=str(candidate))
+
+    def _other_selector_members(self, candidate: Candidate, metadata: CoreMetadata) -> None:
+        """Record, for each extra of the release that selects another major, the members it would add: the
+        edges dropped when another release asks for that extra (see `asked_exclusions`)."""
+        for extra in declared_extras(metadata):
+            if extra_major(extra) in (None, self.major):
+                continue
+            key = (candidate.name, candidate.version, extra)
+            if key not in self.record.selector_members:
+                added = [parse_requirement(text) for text in metadata.requires_dist]
+                self.record.selector_members[key] = tuple(sorted({
+                    canonicalize_name(r.name) for r in added
+                    if r.marker is not None and self._applies(r.marker, frozenset({extra}))
+                    and self.mismatched_major(canonicalize_name(r.name)) is not None
+                }))
+
+    def asked_exclusions(self, requirement: Req, parent: Candidate, candidate: Candidate) -> Iterator[ExcludedLine]:
+        """The members another major's selector extra would have added, where `parent` asked for it on
+        `requirement` (spelled for this major) and `candidate` was pinned for it."""
+        for extra in sorted(requirement.asked_extras - requirement.extras):
+            for name in self.record.selector_members.get((candidate.name, candidate.version, extra), ()):
+                yield ExcludedLine(name, f"{candidate.name}[{extra}]=={candidate.version}, which {parent} asks for")
 
     def _exclude(self, candidate: Candidate, dropped: Iterable[Req], why: str = "") -> None:
         """Record edges of a candidate that are dropped (installers drop them too)."""
@@ -300,8 +329,10 @@ class Policy:
                 self._applies_memo[key] = self._applies(requirement.marker, candidate.extras)
             if not self._applies_memo[key]:
                 continue
-            extras = frozenset(canonicalize_name(e) for e in requirement.extras)
-            yield Req(canonicalize_name(requirement.name), requirement.specifier, extras, str(candidate))
+            asked = frozenset(canonicalize_name(e) for e in requirement.extras)
+            extras = frozenset(canonicalize_name(e) for e in extras_for_major(asked, self.major))
+            yield Req(canonicalize_name(requirement.name), requirement.specifier, extras, str(candidate),
+                      asked_extras=asked if extras != asked else frozenset())
 
     def _applies(self, marker: Marker | None, extras: frozenset[NormalizedName]) -> bool:
         if marker is None:
@@ -318,16 +349,17 @@ def merged(requirements: Iterable[Req]) -> tuple[Req, ...]:
     resolvelib re-checks every requirement on a project as it adds each: a release naming one project in
     16,000 lines (a hostile index) made a resolution quadratic in their number.
     """
-    groups: dict[tuple[str, str, bool], list[Req]] = {}
+    groups: dict[tuple[str, str, bool, frozenset[NormalizedName]], list[Req]] = {}
     for requirement in requirements:
-        groups.setdefault((requirement.identifier, requirement.origin, requirement.on_behalf), []).append(requirement)
+        key = (requirement.identifier, requirement.origin, requirement.on_behalf, requirement.asked_extras)
+        groups.setdefault(key, []).append(requirement)
     return tuple(group[0] if len(group) == 1 else _joined(group) for group in groups.values())
 
 
 def _joined(group: Sequence[Req]) -> Req:
     first = group[0]
     specifier = SpecifierSet(spec for requirement in group for spec in requirement.specifier)
-    return Req(first.name, specifier, first.extras, first.origin, first.on_behalf)
+    return Req(first.name, specifier, first.extras, first.origin, first.on_behalf, first.asked_extras)
 
 
 def _admits(requirements: Sequence[Req], version: Version) -> bool:

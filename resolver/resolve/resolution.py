@@ -19,7 +19,7 @@ from ..model.distributions import DistFile, Release
 from ..model.targets import Target
 from .candidates import PYTHON, UNREADABLE, Candidate, Req, name_of
 from .explain import explain
-from .policy import Record
+from .policy import Policy
 from .provider import CudaProvider
 from .torch_builds import TorchBuilds
 
@@ -61,7 +61,7 @@ def resolve_target(
     """Pins for one target; raises ResolutionFailed with an explanation when none exist."""
     settled = settle_by_walk(provider, roots)
     if settled is not None:
-        return _collect(target, *settled, provider.policy.record)
+        return _collect(target, *settled, provider.policy)
     resolver = Resolver(provider, _Bounded(reporter or Reporter(), MAX_BREADTH))
     try:
         result = resolver.resolve(list(roots), max_rounds=MAX_ROUNDS)
@@ -73,7 +73,7 @@ def resolve_target(
                 f"it reaches more than {MAX_BREADTH:,} projects (and extras), and they do not settle without backtracking; "
                 "a resolution that wide is refused (the resolver's memory grows with the square of its breadth)",
             ) from None
-        return _collect(target, *walked, provider.policy.record)
+        return _collect(target, *walked, provider.policy)
     except ResolutionImpossible as error:
         raise ResolutionFailed(
             target.cuda_major, str(target), explain(list(error.causes), provider.policy, roots)
@@ -83,7 +83,7 @@ def resolve_target(
             target.cuda_major, str(target), f"gave up after {MAX_ROUNDS} rounds of backtracking; pin some requirements tighter"
         ) from None
     information = [(identifier, info) for identifier, criterion in result.criteria.items() for info in criterion.information]
-    return _collect(target, result.mapping, information, provider.policy.record)
+    return _collect(target, result.mapping, information, provider.policy)
 
 
 Information = list[tuple[str, RequirementInformation[Req, Candidate]]]
@@ -207,10 +207,14 @@ def _first_candidate(provider: CudaProvider, identifier: str, requirements: Sequ
     return next(iter(matches() if callable(matches) else matches), None)
 
 
-def _collect(target: Target, mapping: Mapping[str, Candidate], information: Information, record: Record) -> TargetResolution:
+def _collect(target: Target, mapping: Mapping[str, Candidate], information: Information, policy: Policy) -> TargetResolution:
+    record = policy.record
     parents: dict[str, set[str]] = defaultdict(set)
+    asked: set[ExcludedLine] = set()
     for identifier, info in information:
         name = name_of(identifier)
+        if info.parent is not None and info.requirement.asked_extras and identifier in mapping:
+            asked.update(policy.asked_exclusions(info.requirement, info.parent, mapping[identifier]))
         if info.parent is None:
             parents[name].add("-r " + info.requirement.origin.rsplit(":", 1)[0])
         elif info.parent.name != name and not info.requirement.on_behalf:
@@ -240,4 +244,4 @@ def _collect(target: Target, mapping: Mapping[str, Candidate], information: Info
             choice.sdist_platforms,
         )
     builds = {name: record.torch_builds[(name, pin.version)] for name, pin in pins.items() if (name, pin.version) in record.torch_builds}
-    return TargetResolution(target, pins, frozenset(exclusions), frozenset(missing), builds)
+    return TargetResolution(target, pins, frozenset(exclusions | asked), frozenset(missing), builds)

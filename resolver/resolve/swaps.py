@@ -19,7 +19,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 
 from ..files.constraints import SwapLine
 from ..files.requirements import RequirementsInput, SourcedRequirement
-from ..model.families import FamilyTable, extra_for_major, extra_major
+from ..model.families import FamilyTable, extra_major, extras_for_major
 from ..model.targets import Environment
 from .candidates import Req
 
@@ -38,7 +38,7 @@ def swap_for_major(requirements_input: RequirementsInput, families: FamilyTable,
 
     def swapped(sourced: SourcedRequirement) -> SourcedRequirement:
         target = families.swap_target(sourced.requirement.name, major)
-        extras = _extras_for_major(sourced.requirement.extras, major)
+        extras = set(extras_for_major(sourced.requirement.extras, major))
         if target is None and extras == sourced.requirement.extras:
             return sourced
         replacement = Requirement(str(sourced.requirement))
@@ -50,18 +50,6 @@ def swap_for_major(requirements_input: RequirementsInput, families: FamilyTable,
     requirements = tuple(swapped(r) for r in requirements_input.requirements)
     constraints = tuple(swapped(c) for c in requirements_input.constraints)
     return MajorInput(requirements, constraints, tuple(swaps))
-
-
-def _extras_for_major(extras: set[str], major: int) -> set[str]:
-    """Extras with every selector of another major spelled for this one (dropped when it cannot be)."""
-    found = set()
-    for extra in extras:
-        selected = extra_major(extra)
-        if selected is None or selected == major:
-            found.add(extra)
-        elif (spelled := extra_for_major(extra, major)) is not None:
-            found.add(spelled)
-    return found
 
 
 def settle_swaps(swaps: Iterable[SwapLine], missing: Iterable[tuple[NormalizedName, NormalizedName]]) -> tuple[SwapLine, ...]:
