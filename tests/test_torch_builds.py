@@ -143,3 +143,43 @@ def test_a_torch_conflict_reaches_the_meta_package_not_every_other_project_that_
     pins = {pin.name: str(pin.version) for pin in parse((tmp_path / "constraints" / "cu12.txt").read_text(), "cu12.txt").pins}
     assert (pins["nixl-cu12"], pins["torch"], pins["lmcache"]) == ("1.4.0", "2.10.0", "0.4.4")
     assert not [path for _, path, _ in server.requests if "lmcache-0.4.0" in path or "lmcache-0.4.3" in path]
+
+
+def test_the_failure_names_the_torch_pin_the_nearest_release_and_the_option(tmp_path, inside, capsys):
+    with served(nixl_index()):
+        assert compile_cu13(tmp_path, inside, "nixl\ntorch == 2.15.0\n") == 4
+    err = capsys.readouterr().err
+    assert "torch==2.15.0 is required by requirements/kv.txt:2" in err
+    assert ("no nixl release has a build for torch 2.15.0 (nearest: nixl-cu13 1.5.1, builds for torch 2.12, 2.13, 2.14); to "
+            "write the file anyway, where those builds will not load, pass --allow-torch-build-mismatch nixl") in err
+
+
+@pytest.mark.parametrize("how", ["flag", "configuration"])
+def test_a_mismatch_allowed_is_written_recorded_and_warned_about_by_compile_and_check(tmp_path, inside, capsys, how):
+    flag = ["--allow-torch-build-mismatch", "nixl"] if how == "flag" else []
+    with served(nixl_index()):
+        inside(tmp_path)
+        write_project(tmp_path, requirements={"kv.txt": "nixl\ntorch == 2.15.0\n"})
+        config = tmp_path / "pyproject.toml"
+        config.write_text(config.read_text() + "cuda = [13]\n" + ('allow-torch-build-mismatch = ["nixl"]\n' if how == "configuration" else ""))
+        assert main(["compile", *FAST, *flag]) == 0
+    document = cu13(tmp_path)
+    pins = {pin.name: str(pin.version) for pin in document.pins}
+    assert pins["torch"] == "2.15.0" and pins["nixl-cu13"] == "1.5.1"
+    mismatch = "nixl_ep will not load: torch 2.15.0 is pinned by requirements/kv.txt:2"
+    assert document.torch_builds == (TorchBuildLine("nixl-cu13==1.5.1", f"builds for torch 2.12, 2.13, 2.14; {mismatch}"),)
+    assert f"warning: nixl-cu13==1.5.1: builds for torch 2.12, 2.13, 2.14; {mismatch}" in capsys.readouterr().err
+    if how == "flag":
+        assert "--allow-torch-build-mismatch nixl" in document.options
+    assert main(["check"]) == 0
+    assert f"constraints/cu13.txt: nixl-cu13==1.5.1: {mismatch}" in capsys.readouterr().err
+
+
+def test_a_mismatch_is_allowed_only_where_no_build_fits(tmp_path, inside):
+    """With the option, the builds still hold torch wherever a resolution exists that way: nothing pins torch
+    here, so it is 2.14.0, which nixl-cu13 1.5.1 has a build for (not the newest, 2.15.0), and no mismatch."""
+    with served(nixl_index()):
+        assert compile_cu13(tmp_path, inside, "nixl\n", "--allow-torch-build-mismatch", "nixl") == 0
+    document = cu13(tmp_path)
+    assert {pin.name: str(pin.version) for pin in document.pins}["torch"] == "2.14.0"
+    assert not document.torch_builds[0].will_not_load

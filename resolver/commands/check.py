@@ -16,6 +16,7 @@ dependencies).
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -49,6 +50,8 @@ from .options import (
     with_index_url,
 )
 from .routing import IndexChoice, index_block_problems, routing_for
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,9 @@ def _check_file(path: Path, major: int, config: Config, fix_all: str) -> Checked
     if not problems:  # a changed input explains changed swaps; otherwise the family model changed
         problems = list(swap_problems(document, major_input))
     findings = [Finding(shown, problem, document.command) for problem in problems]
+    for line in document.torch_builds:
+        if line.will_not_load:
+            logger.warning("%s: %s: %s (allow-torch-build-mismatch)", shown, line.pin, line.will_not_load)
     if isinstance(request.majors, tuple) and document.cuda_major not in request.majors:
         configured = ", ".join(map(str, request.majors))
         problem = f"CUDA {document.cuda_major} is not among the majors its command resolves ({configured})"

@@ -145,6 +145,9 @@ def _request(args: argparse.Namespace, config: Config) -> CompileRequest:
         allow_sdist_packages=frozenset(canonicalize_name(n) for n in (*config.allow_sdist_packages, *(args.allow_sdist_package or ()))),
         exclude_newer=exclude_newer,
         exclude_dependencies=frozenset(canonicalize_name(n) for n in (*config.exclude_dependencies, *(args.exclude_dependency or ()))),
+        allow_torch_build_mismatch=frozenset(
+            canonicalize_name(n) for n in (*config.allow_torch_build_mismatch, *(args.allow_torch_build_mismatch or ()))
+        ),
     )
     request = CompileRequest(
         config=config,

@@ -96,6 +96,7 @@ class Config:
     allow_sdist_packages: tuple[str, ...] = ()
     exclude_newer: datetime | None = None
     exclude_dependencies: tuple[str, ...] = ()
+    allow_torch_build_mismatch: tuple[str, ...] = ()
     generate_hashes: bool = False
     canaries: tuple[str, ...] = DEFAULT_CANARIES
     # [tool.cuda-constraints.verify]: how a library nothing here provides is reported
@@ -242,6 +243,7 @@ def _parse(table: dict[str, Any], path: Path) -> Config:
         allow_sdist_packages=tuple(allow_sdist) if isinstance(allow_sdist, list) else (),
         exclude_newer=reader.date("exclude-newer"),
         exclude_dependencies=tuple(reader.strings("exclude-dependencies")),
+        allow_torch_build_mismatch=tuple(reader.strings("allow-torch-build-mismatch")),
         generate_hashes=reader.boolean("generate-hashes"),
         canaries=tuple(reader.strings("canaries", DEFAULT_CANARIES)),
         verify_strict=verify.boolean("strict"),

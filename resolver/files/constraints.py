@@ -35,6 +35,7 @@ _SWAPPED = re.compile(r"^#   (.+?)  ->  (.+?)  \((.+)\)$")
 _SOURCE = re.compile(r"^#   (\S+)==(\S+) on (.+)$")
 _TORCH = re.compile(r"^#   (\S+==\S+): (.+)$")
 _INDEX = re.compile(r"^#   (default|extra|explicit|find-links) (\S+)(?:  \(serves (.+)\))?$")
+WILL_NOT_LOAD = " will not load: "  # in a torch builds line: the pinned torch has no build (allowed)
 IndexKind = Literal["default", "extra", "explicit", "find-links"]
 # What no line may hold: a line break (C0 controls, NEL, the Unicode separators) would let a value add a line.
 _BREAKS_A_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -88,6 +89,12 @@ class TorchBuildLine:
 
     pin: str
     builds: str
+
+    @property
+    def will_not_load(self) -> str:
+        """Why its module will not load with the torch pinned (allow-torch-build-mismatch); "" when it will."""
+        _, _, mismatch = self.builds.partition("; ")
+        return mismatch if WILL_NOT_LOAD in mismatch else ""
 
 
 @dataclass(frozen=True, order=True)

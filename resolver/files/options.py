@@ -89,6 +89,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("exclude_dependency", ("--exclude-dependency",), "drop every edge to this project, for every major (uv's "
            "exclude-dependencies); repeatable", "values", "resolution", "NAME", key="exclude-dependencies", regenerate=True,
            extends=True, shapes=True, project_names=True, field="selection.exclude_dependencies"),
+    Option("allow_torch_build_mismatch", ("--allow-torch-build-mismatch",), "write the file even where this project's "
+           "builds per torch version (nixl's nixl_ep) have none for the pinned torch: the mismatch is recorded and warned "
+           "about, and that module will not load; repeatable", "values", "resolution", "NAME", key="allow-torch-build-mismatch",
+           regenerate=True, extends=True, shapes=True, project_names=True, field="selection.allow_torch_build_mismatch"),
     Option("generate_hashes", ("--generate-hashes",), "add --hash lines for every usable file", "switch", "resolution",
            key="generate-hashes", regenerate=True, shapes=True, field="generate_hashes"),
     # -- one run of compile -----------------------------------------------------------------------------

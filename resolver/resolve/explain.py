@@ -43,7 +43,32 @@ def explain(causes: Sequence[Information], policy: Policy, roots: Sequence[Req])
             if parent_name is not None:
                 lines += ["  " + line for line in _passed_over(parent_name, policy)]
         lines.append("  " + _describe_availability(name, infos, policy, major))
+    if "torch" in by_name:
+        lines += ["  " + line for line in _torch_builds_hint(by_name["torch"], policy)]
     return "\n".join(dict.fromkeys(lines))
+
+
+def _torch_builds_hint(infos: list[Information], policy: Policy) -> list[str]:
+    """Where builds per torch version took part: the release whose builds come nearest the torch asked for,
+    and the option that writes the file anyway (its module then will not load)."""
+    pinned = [Version(s.version) for info in infos for s in info.requirement.specifier if s.operator == "==" and "*" not in s.version]
+    builds = {key: found for key, found in policy.record.torch_builds.items() if found.minors}
+    if not pinned or not builds:
+        return []
+    wanted = (pinned[0].major, pinned[0].minor)
+    # The builds nearest the torch asked for; of those, the newest release.
+    (name, version), nearest = min(builds.items(), key=lambda item: (_distance(item[1].minors, wanted), [-p for p in item[0][1].release]))
+    variant = policy.families.classify(name)
+    allow = (variant.family.meta or variant.family.name) if variant is not None else name
+    return [
+        f"no {allow} release has a build for torch {pinned[0]} (nearest: {name} {version}, {nearest.describe()}); to write the "
+        f"file anyway, where those builds will not load, pass --allow-torch-build-mismatch {allow} (allow-torch-build-mismatch "
+        f"= [\"{allow}\"] in [tool.cuda-constraints])"
+    ]
+
+
+def _distance(minors: Sequence[tuple[int, int]], wanted: tuple[int, int]) -> int:
+    return min(abs((major - wanted[0]) * 100 + minor - wanted[1]) for major, minor in minors)
 
 
 # Releases passed over for these reasons could be admitted by a flag, so a failure names them.

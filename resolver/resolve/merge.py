@@ -100,7 +100,9 @@ def _torch_build_lines(resolutions: Sequence[TargetResolution]) -> tuple[TorchBu
     for resolution in resolutions:
         for name, builds in resolution.torch_builds.items():
             pin = f"{name}=={resolution.pins[name].version}"
-            found[pin][builds.describe()].add(resolution.target.environment.platform.tag)
+            mismatch = resolution.torch_mismatches.get(name)
+            described = f"{builds.describe()}; {mismatch}" if mismatch else builds.describe()
+            found[pin][described].add(resolution.target.environment.platform.tag)
     lines = []
     for pin, kinds in sorted(found.items()):
         for description, platforms in sorted(kinds.items()):

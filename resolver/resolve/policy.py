@@ -87,6 +87,8 @@ class Policy:
         self.preferred = preferred or {}
         self.pre = pre
         self.record = Record()
+        # allow-torch-build-mismatch took effect: the builds of the families it names no longer hold torch.
+        self.torch_builds_relaxed = False
         self._applies_memo = self.environment.applies_memo  # (markers hold or not by environment alone)
 
     def fork(self) -> Policy:
@@ -216,16 +218,36 @@ class Policy:
         if builds is None:
             return
         member = self.builds_member(candidate)
+        self.record.torch_builds[(candidate.name if member is None else member.name, candidate.version)] = builds
         if member is None:
-            self.record.torch_builds[(candidate.name, candidate.version)] = builds
             if builds.untagged:
                 logger.warning("%s: %s; whether it loads with the torch pinned here is not checked", candidate, builds.describe())
             for name in builds.unrecognised:
                 logger.warning("%s: %s looks like a build for one torch version, but not as %s lays them out; it is not checked",
                                candidate, name, layout[0] if layout else "its family")
-        if builds.specifier is not None:
+        if builds.specifier is not None and not (self.torch_builds_relaxed and self.mismatch_allowed(candidate.name)):
             origin = f"{candidate if member is None else f'{member.name}=={candidate.version}'} ({builds.describe()})"
             yield Req(canonicalize_name("torch"), builds.specifier, origin=origin, on_behalf=member is not None)
+
+    def may_relax_torch_builds(self) -> bool:
+        """Whether a failed resolution may be tried again with torch no longer held to the builds of a family
+        allow-torch-build-mismatch names (only once, and only where such builds were met)."""
+        return not self.torch_builds_relaxed and any(self.mismatch_allowed(name) for name, _ in self.record.torch_builds)
+
+    def relax_torch_builds(self) -> None:
+        """From now on, the builds of the families allowed do not hold torch; what was learnt starts over."""
+        self.torch_builds_relaxed = True
+        self.record = Record()
+
+    def mismatch_allowed(self, name: NormalizedName) -> bool:
+        """Whether a project's builds per torch version may miss the pinned torch (`allow-torch-build-mismatch`
+        names it, or its family, or the family's meta package): the mismatch is recorded, not enforced."""
+        allowed = self.selector.options.allow_torch_build_mismatch
+        if not allowed or name in allowed:
+            return bool(allowed)
+        variant = self.families.classify(name)
+        family = variant.family if variant is not None else self.families.meta_family(name)
+        return family is not None and bool({canonicalize_name(n) for n in (family.name, family.meta) if n} & allowed)
 
     def _dependencies(self, candidate: Candidate, metadata: CoreMetadata) -> Iterator[Req]:
         origin = str(candidate)

@@ -14,14 +14,14 @@ from resolvelib.resolvers import Criterion
 from resolvelib.structs import RequirementInformation, State
 
 from ..errors import OfflineCacheMiss, ResolutionFailed
-from ..files.constraints import ExcludedLine
+from ..files.constraints import WILL_NOT_LOAD, ExcludedLine
 from ..model.distributions import DistFile, Release
 from ..model.targets import Target
 from .candidates import PYTHON, UNREADABLE, Candidate, Req, name_of
 from .explain import explain
 from .policy import Policy
 from .provider import CudaProvider
-from .torch_builds import TorchBuilds
+from .torch_builds import TorchBuilds, builds_module
 
 logger = logging.getLogger(__name__)
 MAX_ROUNDS = 20000
@@ -53,6 +53,8 @@ class TargetResolution:
     missing_extras: frozenset[tuple[NormalizedName, NormalizedName]] = frozenset()
     # name -> the builds per torch version the pinned wheel ships (families that keep them)
     torch_builds: Mapping[NormalizedName, TorchBuilds] = field(default_factory=dict)
+    # name -> why its module will not load with the pinned torch (allowed by allow-torch-build-mismatch)
+    torch_mismatches: Mapping[NormalizedName, str] = field(default_factory=dict)
 
 
 def resolve_target(
@@ -75,6 +77,15 @@ def resolve_target(
             ) from None
         return _collect(target, *walked, provider.policy)
     except ResolutionImpossible as error:
+        if provider.policy.may_relax_torch_builds():
+            # allow-torch-build-mismatch: a builds-per-torch family stood in the way; resolve once more without
+            # holding torch to those builds (the mismatch is recorded); a failure is explained as it was.
+            failed = explain(list(error.causes), provider.policy, roots)
+            provider.policy.relax_torch_builds()
+            try:
+                return resolve_target(provider, target, roots, reporter)
+            except ResolutionFailed:
+                raise ResolutionFailed(target.cuda_major, str(target), failed) from None
         raise ResolutionFailed(
             target.cuda_major, str(target), explain(list(error.causes), provider.policy, roots)
         ) from None
@@ -210,9 +221,12 @@ def _first_candidate(provider: CudaProvider, identifier: str, requirements: Sequ
 def _collect(target: Target, mapping: Mapping[str, Candidate], information: Information, policy: Policy) -> TargetResolution:
     record = policy.record
     parents: dict[str, set[str]] = defaultdict(set)
+    top_level: dict[str, set[str]] = defaultdict(set)  # name -> where the input requires it (file:line)
     asked: set[ExcludedLine] = set()
     for identifier, info in information:
         name = name_of(identifier)
+        if info.parent is None:
+            top_level[name].add(info.requirement.origin)
         if info.parent is not None and info.requirement.asked_extras and identifier in mapping:
             asked.update(policy.asked_exclusions(info.requirement, info.parent, mapping[identifier]))
         if info.parent is None:
@@ -244,4 +258,24 @@ def _collect(target: Target, mapping: Mapping[str, Candidate], information: Info
             choice.sdist_platforms,
         )
     builds = {name: record.torch_builds[(name, pin.version)] for name, pin in pins.items() if (name, pin.version) in record.torch_builds}
-    return TargetResolution(target, pins, frozenset(exclusions | asked), frozenset(missing), builds)
+    mismatches = {name: _mismatch(policy, mapping[name], found, pins, top_level, parents) for name, found in builds.items()}
+    return TargetResolution(
+        target, pins, frozenset(exclusions | asked), frozenset(missing), builds,
+        {name: text for name, text in mismatches.items() if text},
+    )
+
+
+def _mismatch(
+    policy: Policy, candidate: Candidate, builds: TorchBuilds, pins: Mapping[NormalizedName, Pin],
+    top_level: Mapping[str, set[str]], parents: Mapping[str, set[str]],
+) -> str:
+    """Why a pin's module will not load with the torch pinned beside it ("" when it will, or cannot tell):
+    only where allow-torch-build-mismatch let the builds miss the pinned torch."""
+    torch = pins.get(NormalizedName("torch"))
+    layout = policy.torch_layout(candidate)
+    if torch is None or builds.specifier is None or layout is None or builds.specifier.contains(torch.version, prereleases=True):
+        return ""
+    where = ", ".join(sorted(top_level.get("torch", ()))) or "required by " + ", ".join(sorted(parents.get("torch", ())))
+    text = f"{builds_module(layout[0])}{WILL_NOT_LOAD}torch {torch.version} is pinned by {where}"
+    logger.warning("%s==%s: %s; %s (allow-torch-build-mismatch)", candidate.name, candidate.version, builds.describe(), text)
+    return text

@@ -56,6 +56,8 @@ class SelectionOptions:
     exclude_newer: datetime | None = None
     # Projects no edge may lead to (uv's exclude-dependencies): dropped, and recorded as excluded.
     exclude_dependencies: frozenset[str] = frozenset()
+    # Projects (or families) whose builds per torch version may miss the pinned torch: recorded, not enforced.
+    allow_torch_build_mismatch: frozenset[str] = frozenset()
 
     def sdist_allowed(self, name: str) -> bool:
         return self.allow_sdist or name in self.allow_sdist_packages

@@ -45,6 +45,11 @@ class TorchBuilds:
         return f"an untagged {self.untagged} build: the torch it needs is not in the wheel"
 
 
+def builds_module(layout: str) -> str:
+    """The module a layout's builds are of, as one imports it: `nixl_ep_cu{major}/…` -> `nixl_ep`."""
+    return re.sub(r"_?cu\{major\}", "", layout.split("/", 1)[0])
+
+
 def read_torch_builds(layout: str, major: int, names: Iterable[str]) -> TorchBuilds | None:
     """The builds a wheel's members show for a declared layout (`nixl_ep_cu{major}/nixl_ep_cpp_torch{torch}`);
     None when the wheel ships none at all."""
