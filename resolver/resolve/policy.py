@@ -29,7 +29,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from ..errors import NoMemberForMajor
+from ..errors import NoMemberForMajor, ProjectNotFound
 from ..files.constraints import ExcludedLine
 from ..model.distributions import CoreMetadata, Project, Release, parse_requirement
 from ..model.families import Family, FamilyTable, extra_major
@@ -54,6 +54,8 @@ class Record:
     exclusions: dict[CandidateKey, tuple[ExcludedLine, ...]] = field(default_factory=dict)
     # name -> the other CUDA major of a project that was required but is named for that major
     mismatched: dict[NormalizedName, int] = field(default_factory=dict)
+    # name -> why a required project has no releases at all: no index has it
+    missing: dict[NormalizedName, ProjectNotFound] = field(default_factory=dict)
     # name -> the last query for it: (project, requirements, excluded versions)
     queries: dict[NormalizedName, tuple[Project, tuple[Req, ...], frozenset[Version]]] = field(default_factory=dict)
     # (name, version, extras) -> requirements that candidate declared for this target

@@ -59,6 +59,9 @@ def resolve_target(
     try:
         result = resolver.resolve(list(roots), max_rounds=MAX_ROUNDS)
     except ResolutionImpossible as error:
+        missing = next((provider.policy.record.missing[r.name] for r in roots if r.name in provider.policy.record.missing), None)
+        if missing is not None:
+            raise missing from None  # a project the user names and no index has: a usage error
         raise ResolutionFailed(
             target.cuda_major, str(target), explain(list(error.causes), provider.policy, roots)
         ) from None
