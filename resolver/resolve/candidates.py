@@ -15,6 +15,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
+from ..model.targets import Environment
 from .selection import Choice
 
 PYTHON = NormalizedName("<python>")
@@ -34,6 +35,9 @@ class Req:
     # Required on behalf of a meta package's member (the torch its builds serve): not the parent's own
     # requirement, so the parent is not named as one that requires it.
     on_behalf: bool = False
+    # The environments of the target's Python (one per platform) where the tree needs it: where its
+    # markers, and those of the chain that leads to it, hold. None: all of them.
+    environments: frozenset[Environment] | None = field(default=None, compare=False)
     _admitted: dict[Version, bool] = field(default_factory=dict, compare=False, hash=False, repr=False)
     # Asked hundreds of thousands of times in a resolution (every round looks at every requirement): made once.
     identifier: str = field(init=False, compare=False, repr=False)
@@ -63,6 +67,8 @@ class Candidate:
     version: Version
     extras: frozenset[NormalizedName]
     choice: Choice | None  # None for the virtual Python candidate
+    # The environments its requirements need it in, which its file must serve (None: all of them).
+    serves: frozenset[Environment] | None = field(default=None, compare=False, repr=False)
     identifier: str = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
