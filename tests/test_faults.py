@@ -54,7 +54,7 @@ def assert_untouched(repo: Path, before: dict[str, bytes]) -> None:
         ("/simple/numpy/", [httpx.Response(403)], 5, ["HTTP 403", "access denied"]),
         ("/simple/numpy/", [httpx.Response(200, content=b'{"name": "numpy", "files": [{"filen', headers=JSON)], 5, ["truncated JSON"]),
         ("/simple/numpy/", [httpx.Response(200, content=b"<!DOCTYPE html><title>Sign in</title>", headers={"Content-Type": "text/html"})],
-         2, ["no project named 'numpy'", "https://index.test/simple answered a page that lists no files of it"]),
+         4, ["no project named 'numpy'", "https://index.test/simple answered a page that lists no files of it"]),
         ("/simple/numpy/", [httpx.Response(200, content=b'{"name": "numpy", "files": {}}', headers=JSON)], 5, ["not a PEP 691 project page"]),
         ("/simple/numpy/", [httpx.Response(200, content=b'{"name": "scipy", "files": []}', headers=JSON)], 5, ["answered the page of 'scipy'"]),
         ("/simple/numpy/", [httpx.Response(200, content=b"numpy 2.3.0", headers={"Content-Type": "text/plain"})], 5, ["answered text/plain"]),

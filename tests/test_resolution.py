@@ -219,6 +219,17 @@ def test_a_release_needs_a_wheel_for_every_platform(project):
     assert "# options: --index-url https://index.test/simple --allow-sdist-package numpy\n" in project.text(13)
 
 
+def test_a_release_needs_wheels_only_where_the_markers_on_its_way_lead(project):
+    """`app` is required on aarch64 only and requires `armlib` with no marker of its own: armlib's newest
+    release, with no x86_64 wheel, serves every platform that needs it."""
+    project.index.add("app", "1.0", ["armlib"], tags=BOTH_ARCHES)
+    project.index.add("armlib", "1.0", tags=BOTH_ARCHES)
+    project.index.add("armlib", "2.0", tags=("cp312-cp312-manylinux_2_28_aarch64",))
+    project.write('numpy\napp ; platform_machine == "aarch64"\n')
+    project.compile(majors=(13,))
+    assert project.pins(13) == {"numpy": "2.2.6", "app": '1.0 ; platform_machine == "aarch64"', "armlib": '2.0 ; platform_machine == "aarch64"'}
+
+
 def test_top_level_extras_and_constraint_files(project):
     project.write("cuda-toolkit[cublas]\n-c limits.txt\n")
     (project.requirements.parent / "limits.txt").write_text("cuda-toolkit < 13.2\n")

@@ -146,6 +146,26 @@ def test_a_file_whose_listed_size_lies_is_downloaded_no_further_than_the_limit(t
     assert sent < 64 << 20
 
 
+@pytest.mark.parametrize("declared", [True, False])
+def test_an_sdist_an_html_page_lists_without_a_size_is_downloaded_no_further_than_the_limit(tmp_path, declared):
+    """A PEP 503 page lists no sizes, so an sdist is downloaded for its metadata; one that is larger (it says
+    so, or it streams without end) is cut off at 1 MiB, and only that release is unusable."""
+    sdist = "bomb-1.0.tar.gz"
+    page = f'<html><body><a href="/packages/{sdist}#sha256={"0" * 64}">{sdist}</a></body></html>'.encode()
+    length = {"Content-Length": str(1 << 30)} if declared else {}
+    with HostileServer() as server:
+        server.answers["/simple/bomb/"] = lambda c: c.whole(200, page, "text/html")
+        server.answers[f"/packages/{sdist}"] = lambda c: c.stream(200, endless(), **length)
+        finished = run(["compile", *ONE_TARGET, "--allow-sdist", "--index-url", f"{server.url}/simple"], project(tmp_path, "bomb\n"))
+        sent = server.sent.get(f"/packages/{sdist}", 0)
+    assert finished.code == 4, finished.err
+    assert "Traceback" not in finished.err
+    assert f"warning: skipping bomb 1.0: cannot read the dependencies of {sdist}" in finished.err
+    assert "the file is over 1024 KiB" in finished.err
+    assert sent < 64 << 20, sent
+    assert finished.peak_rss_mb < PEAK_RSS_MB, finished.peak_rss_mb
+
+
 def test_a_damaged_end_record_cannot_ask_for_a_huge_directory(tmp_path):
     total = 400_000_000
     tail = b"\0" * 1000 + end_record(directory_offset=80_000_000, directory_size=315_000_000)

@@ -103,7 +103,8 @@ def plan_major(
     old_text, old = _existing(path)
     roots, constraints, preferred = {}, {}, {}
     for environment in environments:
-        roots[environment], constraints[environment] = roots_for(major_input, environment)
+        siblings = tuple(e for e in environments if e.python == environment.python)
+        roots[environment], constraints[environment] = roots_for(major_input, environment, siblings)
         for name, version in request.upgrade_packages.items():
             if version is not None:
                 pinned = Req(name, SpecifierSet(f"=={version}"), origin="--upgrade-package")

@@ -106,20 +106,27 @@ class NotOurFile(CudaConstraintsError):
 
 
 class ProjectNotFound(CudaConstraintsError):
+    """A project no index has: fatal when the user's requirements name it; below them, the resolver takes
+    it as a project without releases and backtracks (a failure names the chain that asked for it)."""
+
     exit_code = 2
 
     def __init__(self, name: str, where: str, answered_empty: Sequence[str] = (), origin: str = "") -> None:
         super().__init__(name, where, answered_empty, origin)
         self.name, self.where, self.answered_empty, self.origin = name, where, tuple(answered_empty), origin
 
-    def message(self) -> str:
+    def absence(self) -> str:
+        """`no project named 'x' on <index>`, with the indexes that answered an empty page."""
         empty = ""
         if self.answered_empty:
             shown = ", ".join(escape(redact_text(where)) for where in self.answered_empty)
             empty = f" ({shown} answered a page that lists no files of it: a login page, or a wrong index URL?)"
+        return f"no project named {self.name!r} on {escape(redact_text(self.where))}{empty}"
+
+    def message(self) -> str:
         where = f"{escape(self.origin)}: " if self.origin else ""
         return (
-            f"{where}no project named {self.name!r} on {escape(redact_text(self.where))}{empty}. "
+            f"{where}{self.absence()}. "
             "Check the spelling in your requirements, "
             "or give the index that has it (--index-url, --extra-index-url, --find-links, or [tool.cuda-constraints])."
         )

@@ -3,7 +3,8 @@
 1. PEP 658 `core-metadata` when the index advertises it (checked against its sha256 when given);
 2. HTTP Range reads of the wheel's `METADATA`: the tail, the central directory when the dist-info is not
    in it, then the one member; every size the archive declares is checked before it is asked for;
-3. the whole file, only when it is small (and its bytes must match the index's sha256);
+3. the whole file, only when it is small (and its bytes must match the index's sha256): its listed size
+   is under the limit, or it lists none (a PEP 503 page) and the download stops at the limit;
 
 and a file of a find-links directory is read in place.
 
@@ -88,11 +89,17 @@ class MetadataReader:
             except ZipReadError as error:
                 problem = f"its zip structure cannot be read by ranges ({error})"
         most = self.http.limits.download_bytes
-        if file.size is not None and file.size <= most:
-            # At most the limit is read, whatever the server sends: the listed size may be a lie.
-            response = await self.http.get(file.url, "download", small=True, limit=most)
-            return self._parse_download(response.body, file, release.name)
-        size = f"{file.size / 1e6:.1f} MB" if file.size else "of unknown size"
+        if file.size is None or file.size <= most:
+            # At most the limit is read, whatever the server declares or sends: the listed size may be a
+            # lie (then the index is at fault), and an HTML page lists none (then the file is just large).
+            try:
+                response = await self.http.get(file.url, "download", small=True, limit=most)
+            except LimitExceeded:
+                if file.size is not None:
+                    raise
+            else:
+                return self._parse_download(response.body, file, release.name)
+        size = f"{file.size / 1e6:.1f} MB" if file.size else f"over {most // 1024} KiB"
         raise MetadataUnavailable(
             file.url,
             f"cannot read the dependencies of {file.filename}: {problem}, and the file is {size} "

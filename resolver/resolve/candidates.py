@@ -15,6 +15,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
+from ..model.targets import Environment
 from .selection import Choice
 
 PYTHON = NormalizedName("<python>")
@@ -37,6 +38,9 @@ class Req:
     # The extras as a release asked them, where they selected another CUDA major and were spelled for this
     # one (`nvidia-cutlass-dsl[cu13]` asked on CUDA 12 is `[cu12]` here); empty when asked as they are.
     asked_extras: frozenset[NormalizedName] = frozenset()
+    # The environments of the target's Python (one per platform) where the tree needs it: where its
+    # markers, and those of the chain that leads to it, hold. None: all of them.
+    environments: frozenset[Environment] | None = field(default=None, compare=False)
     _admitted: dict[Version, bool] = field(default_factory=dict, compare=False, hash=False, repr=False)
     # Asked hundreds of thousands of times in a resolution (every round looks at every requirement): made once.
     identifier: str = field(init=False, compare=False, repr=False)
@@ -66,6 +70,8 @@ class Candidate:
     version: Version
     extras: frozenset[NormalizedName]
     choice: Choice | None  # None for the virtual Python candidate
+    # The environments its requirements need it in, which its file must serve (None: all of them).
+    serves: frozenset[Environment] | None = field(default=None, compare=False, repr=False)
     identifier: str = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:

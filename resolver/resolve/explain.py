@@ -125,6 +125,8 @@ def _how_required(name: str, versions: Sequence[Version], roots: Sequence[Req], 
 
 def _describe_availability(name: str, infos: list[Information], policy: Policy, major: int) -> str:
     project = NormalizedName(name)
+    if project in policy.record.missing:
+        return f"{name}: {policy.record.missing[project].absence()}"
     if project in policy.record.mismatched:
         return f"{name}: no release fits CUDA {major}: it is a CUDA {policy.record.mismatched[project]} package"
     offered = policy.offered(project)

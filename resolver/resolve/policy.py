@@ -26,17 +26,18 @@ import logging
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from packaging.markers import Marker
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from ..errors import NoMemberForMajor
+from ..errors import NoMemberForMajor, ProjectNotFound
 from ..files.constraints import ExcludedLine
 from ..model.distributions import CoreMetadata, Project, Release, parse_requirement
 from ..model.families import Family, FamilyTable, extra_major, extras_for_major
+from ..model.targets import Environment
 from .candidates import PYTHON, UNREADABLE, Candidate, Req
 from .selection import Choice, Selector, Unavailable, requires_python_ok
 from .torch_builds import TorchBuilds, read_torch_builds
@@ -58,6 +59,8 @@ class Record:
     exclusions: dict[CandidateKey, tuple[ExcludedLine, ...]] = field(default_factory=dict)
     # name -> the other CUDA major of a project that was required but is named for that major
     mismatched: dict[NormalizedName, int] = field(default_factory=dict)
+    # name -> why a required project has no releases at all: no index has it
+    missing: dict[NormalizedName, ProjectNotFound] = field(default_factory=dict)
     # name -> the last query for it: (project, requirements, excluded versions)
     queries: dict[NormalizedName, tuple[Project, tuple[Req, ...], frozenset[Version]]] = field(default_factory=dict)
     # (name, version, extras) -> requirements that candidate declared for this target
@@ -89,7 +92,6 @@ class Policy:
         self.record = Record()
         # allow-torch-build-mismatch took effect: the builds of the families it names no longer hold torch.
         self.torch_builds_relaxed = False
-        self._applies_memo = self.environment.applies_memo  # (markers hold or not by environment alone)
 
     def fork(self) -> Policy:
         """The same rules with a record of their own (for another thread, such as the crawl)."""
@@ -112,11 +114,12 @@ class Policy:
         """The candidates of a project for these requirements, most preferred first, lazily.
 
         PEP 440: pre-releases only when allowed, or when no final release satisfies the requirements; as
-        pip and uv, a final release counts only if it can be installed here (a wheel for every target),
-        and one the resolver has ruled out still counts. The pre-releases are held back until the
-        releases show that none does, in one pass over them.
+        pip and uv, a final release counts only if it can be installed here (a wheel for every platform
+        the requirements need it on), and one the resolver has ruled out still counts. The pre-releases
+        are held back until the releases show that none does, in one pass over them.
         """
         name, extras = requested[0].name, requested[0].extras
+        serves = _needed_in(requested)
         applied = (*requested, *self.constraints.get(name, ()))
         allow_yanked = any(r.pinned_exactly for r in applied)
         allow_pre = self.pre or any(spec.prereleases for r in applied for spec in r.specifier)
@@ -132,20 +135,22 @@ class Policy:
             if release.version.is_prerelease and not allow_pre:
                 held_back.append(release)
                 continue
-            choice = self._choice(release, allow_yanked, excluded)
+            choice = self._choice(release, allow_yanked, excluded, serves)
             final_found = final_found or choice is not None
             if choice is not None and release.version not in excluded:
-                yield Candidate(name, release.version, extras, choice)
+                yield Candidate(name, release.version, extras, choice, serves)
         if not final_found:
             for release in held_back:
-                choice = self._choice(release, allow_yanked, excluded)
+                choice = self._choice(release, allow_yanked, excluded, serves)
                 if choice is not None and release.version not in excluded:
-                    yield Candidate(name, release.version, extras, choice)
+                    yield Candidate(name, release.version, extras, choice, serves)
 
-    def _choice(self, release: Release, allow_yanked: bool, excluded: frozenset[Version]) -> Choice | None:
+    def _choice(
+        self, release: Release, allow_yanked: bool, excluded: frozenset[Version], serves: frozenset[Environment] | None = None
+    ) -> Choice | None:
         """What the target installs of a release; None if it cannot, recorded (unless the resolver ruled
         the release out itself)."""
-        choice = self.selector.select(release, allow_yanked)
+        choice = self.selector.select(release, allow_yanked, serves)
         if not isinstance(choice, Unavailable):
             return choice
         if release.version not in excluded:
@@ -212,7 +217,10 @@ class Policy:
         the meta package (which requires its member only), blames whatever else requires torch
         (lmcache), and walks all its releases before the meta package's.
         """
-        yield from self._dependencies(candidate, metadata)
+        for requirement in self._dependencies(candidate, metadata):
+            # What a release requires on its own behalf (its base release, its member) is needed wherever it is.
+            unplaced = requirement.environments is None and candidate.serves is not None
+            yield replace(requirement, environments=candidate.serves) if unplaced else requirement
         layout = self.torch_layout(candidate)
         builds = read_torch_builds(*layout, extensions) if layout is not None and extensions is not None else None
         if builds is None:
@@ -227,7 +235,8 @@ class Policy:
                                candidate, name, layout[0] if layout else "its family")
         if builds.specifier is not None and not (self.torch_builds_relaxed and self.mismatch_allowed(candidate.name)):
             origin = f"{candidate if member is None else f'{member.name}=={candidate.version}'} ({builds.describe()})"
-            yield Req(canonicalize_name("torch"), builds.specifier, origin=origin, on_behalf=member is not None)
+            torch = canonicalize_name("torch")
+            yield Req(torch, builds.specifier, origin=origin, on_behalf=member is not None, environments=candidate.serves)
 
     def may_relax_torch_builds(self) -> bool:
         """Whether a failed resolution may be tried again with torch no longer held to the builds of a family
@@ -302,10 +311,10 @@ class Policy:
                 continue
             key = (candidate.name, candidate.version, extra)
             if key not in self.record.selector_members:
-                added = [parse_requirement(text) for text in metadata.requires_dist]
+                added = ((text, parse_requirement(text)) for text in metadata.requires_dist)
                 self.record.selector_members[key] = tuple(sorted({
-                    canonicalize_name(r.name) for r in added
-                    if r.marker is not None and self._applies(r.marker, frozenset({extra}))
+                    canonicalize_name(r.name) for text, r in added
+                    if r.marker is not None and _applies(self.environment, text, r.marker, frozenset({extra}))
                     and self.mismatched_major(canonicalize_name(r.name)) is not None
                 }))
 
@@ -343,26 +352,42 @@ class Policy:
         return Req(canonicalize_name(member), pinned, origin=str(candidate))
 
     def _declared(self, candidate: Candidate, metadata: CoreMetadata) -> Iterator[Req]:
-        """The release's requirements whose markers hold here (for its extras only, on an extras candidate)."""
+        """The release's requirements whose markers hold here (for its extras only, on an extras candidate),
+        each with the environments the candidate serves where its markers hold too."""
+        serves = candidate.serves if candidate.serves is not None else self.selector.environments
         for text in metadata.requires_dist:
             requirement = parse_requirement(text)  # valid: metadata is checked as it is read
-            key = (text, candidate.extras)
-            if key not in self._applies_memo:
-                self._applies_memo[key] = self._applies(requirement.marker, candidate.extras)
-            if not self._applies_memo[key]:
+            if not _applies(self.environment, text, requirement.marker, candidate.extras):
                 continue
             asked = frozenset(canonicalize_name(e) for e in requirement.extras)
             extras = frozenset(canonicalize_name(e) for e in extras_for_major(asked, self.major))
+            needed_in = frozenset(e for e in serves if _applies(e, text, requirement.marker, candidate.extras))
             yield Req(canonicalize_name(requirement.name), requirement.specifier, extras, str(candidate),
-                      asked_extras=asked if extras != asked else frozenset())
+                      asked_extras=asked if extras != asked else frozenset(), environments=needed_in)
 
-    def _applies(self, marker: Marker | None, extras: frozenset[NormalizedName]) -> bool:
+
+def _applies(environment: Environment, text: str, marker: Marker | None, extras: frozenset[NormalizedName]) -> bool:
+    """Whether a requirement line holds in an environment for a candidate's extras (memoised per environment
+    for every target's rules: each major's, and their crawls' forks)."""
+    key = (text, extras)
+    memo = environment.applies_memo
+    if key not in memo:
         if marker is None:
-            return not extras
-        base = self.environment.evaluate(marker)
-        if not extras:
-            return base
-        return not base and any(self.environment.evaluate(marker, extra) for extra in extras)
+            memo[key] = not extras
+        else:
+            base = environment.evaluate(marker)
+            memo[key] = base if not extras else not base and any(environment.evaluate(marker, extra) for extra in extras)
+    return memo[key]
+
+
+def _needed_in(requested: Iterable[Req]) -> frozenset[Environment] | None:
+    """Where a set of requirements needs their project: every environment one of them is needed in."""
+    found: set[Environment] = set()
+    for requirement in requested:
+        if requirement.environments is None:
+            return None
+        found |= requirement.environments
+    return frozenset(found)
 
 
 def merged(requirements: Iterable[Req]) -> tuple[Req, ...]:
@@ -381,7 +406,7 @@ def merged(requirements: Iterable[Req]) -> tuple[Req, ...]:
 def _joined(group: Sequence[Req]) -> Req:
     first = group[0]
     specifier = SpecifierSet(spec for requirement in group for spec in requirement.specifier)
-    return Req(first.name, specifier, first.extras, first.origin, first.on_behalf, first.asked_extras)
+    return Req(first.name, specifier, first.extras, first.origin, first.on_behalf, first.asked_extras, _needed_in(group))
 
 
 def _admits(requirements: Sequence[Req], version: Version) -> bool:

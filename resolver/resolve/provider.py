@@ -102,7 +102,15 @@ class CudaProvider(AbstractProvider[Req, Candidate, str]):
             self.policy.record.mismatched[name] = major
             return []
         excluded = frozenset(c.version for c in incompatibilities[identifier])
-        project = self._project(name)
+        try:
+            project = self._project(name)
+        except ProjectNotFound as missing:
+            # No candidates: the resolver backtracks past what requires it, as pip and uv do (a project the
+            # user names is fatal: resolve_target raises this when nothing resolves).
+            if missing.answered_empty and name not in self.policy.record.missing:
+                logger.warning("%s; the releases that require it are passed over", missing.absence())
+            self.policy.record.missing[name] = missing
+            return []
         self.policy.remember_query(project, requested, excluded)
         # resolvelib iterates lazily and usually stops at the first candidate: select no more than needed.
         return lambda: self.policy.candidates_in(project, requested, excluded)

@@ -77,6 +77,9 @@ def resolve_target(
             ) from None
         return _collect(target, *walked, provider.policy)
     except ResolutionImpossible as error:
+        missing = next((provider.policy.record.missing[r.name] for r in roots if r.name in provider.policy.record.missing), None)
+        if missing is not None:
+            raise missing from None  # a project the user names and no index has: a usage error
         if provider.policy.may_relax_torch_builds():
             # allow-torch-build-mismatch: a builds-per-torch family stood in the way; resolve once more without
             # holding torch to those builds (the mismatch is recorded); a failure is explained as it was.

@@ -2,8 +2,9 @@
 
 A release is a candidate for CUDA major M in an environment when it fits M (families), is not yanked
 (unless pinned with `==`), was uploaded before `--exclude-newer`, and has a wheel for the environment
-*and* for every other platform of the same Python (or an sdist, where allowed) whose `requires-python`
-admits the Python. Otherwise the selector says why not: an `Unavailable` with a kind and a detail.
+*and* for every other platform of the same Python where the tree requires it (or an sdist, where
+allowed) whose `requires-python` admits the Python: a project required only on Windows needs no Linux
+wheel. Otherwise the selector says why not: an `Unavailable` with a kind and a detail.
 """
 
 from __future__ import annotations
@@ -79,29 +80,31 @@ class Choice:
 class Selector:
     cuda_major: int
     environment: Environment
-    # Every environment a release must serve (the resolving one included): same Python, all platforms.
+    # Every environment a release may have to serve (the resolving one included): same Python, all
+    # platforms; `select` is told which of them its requirements need it in.
     environments: tuple[Environment, ...]
     families: FamilyTable
     options: SelectionOptions = field(default_factory=SelectionOptions)
-    _memo: dict[tuple[int, bool], Choice | Unavailable] = field(default_factory=dict, repr=False)
+    _memo: dict[tuple[int, bool, frozenset[Environment] | None], Choice | Unavailable] = field(default_factory=dict, repr=False)
 
     def copy(self) -> Selector:
         """The same selection with a memo of its own (for another thread)."""
         return Selector(self.cuda_major, self.environment, self.environments, self.families, self.options)
 
-    def select(self, release: Release, allow_yanked: bool = False) -> Choice | Unavailable:
-        """The choice for this release, or the reason it is not a candidate.
+    def select(self, release: Release, allow_yanked: bool = False, serves: frozenset[Environment] | None = None) -> Choice | Unavailable:
+        """The choice for this release, or the reason it is not a candidate, where it must serve the
+        environments `serves` (None: every one of `environments`).
 
         Dependencies are read per release, as uv and pip read them: from the wheel of the
         first environment (so every platform of a major shares one read), else any wheel (an sdist's
         METADATA cannot be read by ranges); markers carry what differs between platforms.
         """
-        key = (id(release), allow_yanked)
+        key = (id(release), allow_yanked, serves)
         if key not in self._memo:
-            self._memo[key] = self._select(release, allow_yanked)
+            self._memo[key] = self._select(release, allow_yanked, serves)
         return self._memo[key]
 
-    def _select(self, release: Release, allow_yanked: bool) -> Choice | Unavailable:
+    def _select(self, release: Release, allow_yanked: bool, serves: frozenset[Environment] | None) -> Choice | Unavailable:
         if not self.families.fits(release.name, release.version, self.cuda_major):
             major = self.families.major_of(release.name, release.version)
             label = f" build (+{release.version.local})" if release.version.local else " package"
@@ -120,6 +123,8 @@ class Selector:
         sdist_platforms = []
         wheels: list[DistFile] = []
         for environment in self.environments:
+            if not self._needed(environment, serves):
+                continue
             file = best_wheel(files, environment)
             if file is not None:
                 wheels.append(file)
@@ -132,8 +137,13 @@ class Selector:
             if environment == self.environment:
                 chosen = file
         assert chosen is not None
-        metadata_file = wheels[0] if wheels else next((f for f in files if f.is_wheel), chosen)
+        # The first environment's wheel even where the release need not serve it: one read for every platform.
+        first = next(iter(wheels), None) if self._needed(self.environments[0], serves) else best_wheel(files, self.environments[0])
+        metadata_file = first or next(iter(wheels), None) or next((f for f in files if f.is_wheel), chosen)
         return Choice(release, chosen, metadata_file, tuple(sdist_platforms))
+
+    def _needed(self, environment: Environment, serves: frozenset[Environment] | None) -> bool:
+        return serves is None or environment in serves or environment == self.environment
 
     def _why_no_file(self, files: list[DistFile], environment: Environment, name: str) -> Unavailable:
         wheels = [f for f in files if f.is_wheel and compatible_rank(f, environment) is not None]

@@ -11,7 +11,7 @@ that with sed), and the plain `nvidia-cutlass-dsl==4.8.0` when the release pinne
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from packaging.requirements import Requirement
@@ -69,9 +69,16 @@ def settle_swaps(swaps: Iterable[SwapLine], missing: Iterable[tuple[NormalizedNa
     return tuple(settled)
 
 
-def roots_for(major_input: MajorInput, environment: Environment) -> tuple[list[Req], dict[NormalizedName, list[Req]]]:
-    """Resolver requirements and constraints whose markers hold in this environment."""
-    roots = [_req(r) for r in major_input.requirements if environment.evaluate(r.requirement.marker)]
+def roots_for(
+    major_input: MajorInput, environment: Environment, siblings: Sequence[Environment] = ()
+) -> tuple[list[Req], dict[NormalizedName, list[Req]]]:
+    """Resolver requirements and constraints whose markers hold in this environment; each requirement
+    says which of the `siblings` (the other platforms of its Python) need it too (none given: all)."""
+    roots = []
+    for sourced in major_input.requirements:
+        marker = sourced.requirement.marker
+        if environment.evaluate(marker):
+            roots.append(_req(sourced, frozenset(e for e in (environment, *siblings) if e.evaluate(marker)) if siblings else None))
     constraints: dict[NormalizedName, list[Req]] = defaultdict(list)
     for sourced in major_input.constraints:
         if environment.evaluate(sourced.requirement.marker):
@@ -79,12 +86,13 @@ def roots_for(major_input: MajorInput, environment: Environment) -> tuple[list[R
     return roots, dict(constraints)
 
 
-def _req(sourced: SourcedRequirement) -> Req:
+def _req(sourced: SourcedRequirement, environments: frozenset[Environment] | None = None) -> Req:
     requirement = sourced.requirement
     return Req(
         canonicalize_name(requirement.name),
         requirement.specifier,
         frozenset(canonicalize_name(e) for e in requirement.extras),
         sourced.origin,
+        environments=environments,
     )
 
