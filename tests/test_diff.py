@@ -133,26 +133,25 @@ def test_every_kind_of_change_per_major(repo, capsys):
     )
     write_set(repo / "constraints", new12, document(13, CU13, **NIXL_13))
     out = run_diff(capsys)
-    summary = "CUDA 12: 1 downgraded, 2 added, 1 removed, 5 other changes · CUDA 13: no changes"
+    summary = "CUDA 12: 1 downgraded, 2 added, 1 removed, 4 other changes · CUDA 13: no changes"
     assert out.splitlines()[0] == f"HEAD:constraints -> constraints: {summary}"
     section = out.split("CUDA 12 (constraints/cu12.txt): ")[1].split("CUDA 13")[0]
     assert section.splitlines() == [
-        "1 downgraded, 2 added, 1 removed, 5 other changes",
+        "1 downgraded, 2 added, 1 removed, 4 other changes",
         "  downgraded  numpy 2.2.6 -> 2.1.0",
         "  added       aiohttp 3.14.5",
         '  added       triton 3.6.0  ; platform_machine == "x86_64"',
         "  removed     lmcache 0.4.4",
-        "  excluded    + nixl-cu13 (required by nixl==1.6.0)",
-        "  excluded    - nixl-cu13 (required by nixl==1.5.1)",
+        "  excluded    ~ nixl-cu13 (required by nixl==1.6.0, was nixl==1.5.1)",
         f"  swapped     + cupy-cuda13x!=14.1.0 -> cupy-cuda12x!=14.1.0 ({KV}:6)",
         "  from source + lmcache==0.4.4 on manylinux_2_28_aarch64",
-        "  options     options now --generate-hashes (were none)",
+        "  options     --generate-hashes added",
     ]
     markdown = run_diff(capsys, "--format", "markdown")
-    assert "### CUDA 12 — `constraints/cu12.txt`: 1 downgraded, 2 added, 1 removed, 5 other changes" in markdown
+    assert "### CUDA 12 — `constraints/cu12.txt`: 1 downgraded, 2 added, 1 removed, 4 other changes" in markdown
     assert "| removed | `lmcache` | `0.4.4` |  | |" in markdown
     assert '| added | `triton` |  | `3.6.0` | `platform_machine == "x86_64"` |' in markdown
-    assert "| excluded | + nixl-cu13 (required by nixl==1.6.0) |" in markdown
+    assert "| excluded | ~ nixl-cu13 (required by nixl==1.6.0, was nixl==1.5.1) |" in markdown
     assert "### CUDA 13" not in markdown
 
 

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import (
@@ -24,7 +24,7 @@ from ..errors import (
 )
 from ..files.constraints import ConstraintsDocument, render
 from ..files.output_dir import OutputDirectory
-from ..files.requirements import RequirementsInput, digest_of
+from ..files.requirements import RequirementsInput, digest_of, digest_parts
 from ..files.sets import display_path
 from ..model.families import FamilyTable
 from ..model.targets import (
@@ -150,7 +150,7 @@ def _outcome(
         cuda_major=plan.major,
         command=request.command,
         inputs=plan.requirements_input.top_level_files,
-        digest=digest_of(plan.requirements_input, request.config.families_text),
+        digest=digest_of(plan.requirements_input, request.config.digest_text(plan.major)),
         targets=describe_environments(environments),
         options=describe_options(request),
         index_strategy=plan.routing.strategy,
@@ -158,6 +158,8 @@ def _outcome(
     )
     swaps = settle_swaps(plan.major_input.swaps, (missing for r in resolutions for missing in r.missing_extras))
     document = merge(plan.major, resolutions, header, swaps, request.generate_hashes, plan.selection.exclude_newer)
+    parts = digest_parts(plan.requirements_input, request.config.digest_text(plan.major))
+    document = replace(document, input_digests=parts if len(parts) > 1 else ())
     text = render(document)
     return MajorOutcome(plan.major, plan.path, plan.old, document, text, text != plan.old_text)
 

@@ -103,8 +103,9 @@ class Config:
     rocm_requirements: Path | None = None
     extra_families: tuple[Family, ...] = ()
     # The configuration that shapes results beyond the options line (families, indexes, per-major tables),
-    # as written, for the input digest (empty when none is configured).
+    # as written, for the input digest (empty when none is configured); `digest_text` gives a major's.
     families_text: str = field(default="", compare=False)
+    major_texts: Mapping[int, str] = field(default_factory=dict, compare=False, hash=False)
     configured: bool = field(default=False, compare=False)  # a [tool.cuda-constraints] table was found
 
     def missing_note(self) -> str | None:
@@ -123,6 +124,11 @@ class Config:
         """The index when no flag or requirements-file line names one: configuration, environment, PyPI."""
         named = next((index.url for index in self.indexes.named if index.default), None)
         return self.index_url or named or self.environment.index_url or DEFAULT_INDEX_URL
+
+    def digest_text(self, major: int) -> str:
+        """The configuration a major's input digest covers: the shared keys that shape results, and that
+        major's own table only (editing the CUDA 12 table leaves the CUDA 13 file current)."""
+        return self.major_texts.get(major, self.families_text)
 
     def major(self, major: int) -> MajorSettings:
         return self.majors.get(major, MajorSettings())
@@ -249,6 +255,7 @@ def _parse(table: dict[str, Any], path: Path) -> Config:
         no_index=reader.boolean("no-index"),
         majors=majors or {},
         families_text=_families_text(table, shaping),
+        major_texts=_major_texts(table, shaping) if majors else {},
         configured=True,
     )
 
@@ -258,6 +265,11 @@ def _families_text(table: dict[str, Any], shaping: dict[str, Any]) -> str:
     if set(shaping) <= {"families"}:
         return json.dumps(table.get("families", {}), sort_keys=True) if shaping else ""
     return json.dumps(shaping, sort_keys=True, default=str)
+
+
+def _major_texts(table: dict[str, Any], shaping: dict[str, Any]) -> dict[int, str]:
+    """Each major's part of the digest: the shared keys, with only that major's own `cuda.N` table."""
+    return {parse_major(key, "cuda."): _families_text(table, {**shaping, "cuda": {key: value}}) for key, value in table["cuda"].items()}
 
 
 def _families(reader: TableReader) -> tuple[Family, ...]:
