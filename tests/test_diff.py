@@ -289,3 +289,24 @@ def test_any_damage_to_a_file_is_a_clear_error_never_a_traceback(tmp_path_factor
     assert status in (0, 2) and "Traceback" not in err.getvalue()
     if status == 2:
         assert err.getvalue().startswith(f"error: {(root / 'new.txt').as_posix()}")
+
+
+def test_a_one_line_bump_counts_each_change_once_and_names_the_input(tmp_path, inside, capsys):
+    """Compiled, committed, one requirement moved, compiled again: the exclusion that follows nixl is one
+    change, and the header change names the file, not two digests."""
+    from .synthetic import KV_REQUIREMENTS, kv_connectors_index, served, write_project
+
+    with served(kv_connectors_index()):
+        inside(write_project(tmp_path))
+        assert main(["compile", "-q", "--no-cache"]) == 0
+        git(tmp_path, "init", "-q")
+        git(tmp_path, "add", "constraints", "requirements", "pyproject.toml")
+        git(tmp_path, "commit", "-q", "-m", "constraints")
+        (tmp_path / "requirements" / "kv.txt").write_text(KV_REQUIREMENTS.replace("nixl >= 1.1.0", "nixl == 1.4.0"))
+        assert main(["compile", "-q", "--no-cache"]) == 0
+    capsys.readouterr()
+    out = run_diff(capsys)
+    section = out.split("CUDA 13 (constraints/cu13.txt): ")[1]
+    assert section.splitlines()[0] == "2 downgraded, 2 other changes"
+    assert "  excluded    ~ nixl-cu12 (required by nixl==1.4.0, was nixl==1.5.1)\n" in section
+    assert "  inputs      requirements/kv.txt changed\n" in section and "sha256" not in out
