@@ -13,6 +13,7 @@ from resolver.files.constraints import parse
 from .synthetic import (
     BOTH_ARCHES,
     KV_REQUIREMENTS,
+    PYPROJECT,
     THIS_PYTHON,
     for_this_python,
     kv_connectors_index,
@@ -165,3 +166,32 @@ def test_a_failure_names_the_releases_passed_over_and_the_flag_that_admits_them(
         assert ("kvlib: passed over 1 (1.0): unusable here: no wheel for cp312 manylinux_2_28_aarch64 "
                 "(only an sdist: --allow-sdist-package kvlib would admit it)") in err
         assert main(["compile", "-q", *FAST, "--cuda", "12", "--allow-sdist-package", "kvlib"]) == 0
+
+
+# -- configuration errors say the key, the file, the line and the fix ------------------------------------------
+
+
+def test_majors_as_a_list_and_as_tables_is_one_clear_error(tmp_path, inside, capsys):
+    """Both forms appear in the README; together they are a TOML error the parser words for itself."""
+    inside(write_project(tmp_path, PYPROJECT + "cuda = [12, 13]\n\n[tool.cuda-constraints.cuda.12]\ntorch-backend = \"cu129\"\n"))
+    assert main(["check"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'pyproject.toml'}:6: [tool.cuda-constraints] cuda: "
+                          "[tool.cuda-constraints.cuda.12] cannot be declared here, because `cuda` is already a list of majors (line 4). ")
+    assert "either `cuda = [12, 13]`, or one [tool.cuda-constraints.cuda.N] table per major" in err
+    assert "Cannot declare" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ('pre = true\npre = false\n', ":5: a key set twice in one table (TOML allows each once) (column 12): 'pre = false' "
+                                  "(the TOML parser says: Cannot overwrite a value)"),
+    ('platforms = ["manylinux_2_28_x86_64"\n', ": not valid TOML at the end of the file (the TOML parser says: Unclosed array)"),
+    ('pre = yes\n', ":4: not valid TOML (column 7): 'pre = yes' (the TOML parser says: Invalid value)"),
+    ("[tool.cuda-constraints.verify]\n[tool.cuda-constraints.verify]\n",
+     ":5: [tool.cuda-constraints] verify: [tool.cuda-constraints.verify] is declared twice, or set above as a value"),
+])
+def test_any_toml_error_names_the_file_line_and_key(tmp_path, inside, capsys, text, said):
+    inside(write_project(tmp_path, PYPROJECT + text))
+    assert main(["compile", *FAST]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {tmp_path / 'pyproject.toml'}{said}" in err, err

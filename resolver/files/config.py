@@ -45,7 +45,7 @@ from ..model.targets import (
     parse_major,
 )
 from .config_indexes import IndexConfig, MajorSettings, read_index_config, read_majors
-from .config_reader import TableReader, key_line
+from .config_reader import TableReader, key_line, toml_error
 from .options import CONFIG_KEYS
 
 if sys.version_info >= (3, 11):
@@ -204,7 +204,7 @@ def _load_file(start: Path) -> Config:
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(path, "", f"cannot be read ({error})") from None
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(path, "", f"not valid TOML ({error})") from None
+        raise toml_error(path, error) from None
     tool = document.get("tool", {})
     if not isinstance(tool, dict):
         raise ConfigError(path, "", "[tool] must be a table")
