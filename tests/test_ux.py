@@ -149,10 +149,18 @@ def test_duplicate_majors_collapse(tmp_path, inside, index):
 
 def test_outside_a_project_the_defaults_are_named(tmp_path, inside, capsys):
     inside(tmp_path)
-    assert main(["check"]) == 1
+    assert main(["check"]) == 2  # a usage error: nothing here is stale
+    err = capsys.readouterr().err
+    assert err == (f"error: no project here to check: no pyproject.toml in {tmp_path} or above, and constraints/ holds no "
+                   "cuNN.txt file. check looked for the defaults (requirements requirements/kv_connectors.txt; CUDA 12, 13; "
+                   "Python 3.12; manylinux_2_28_x86_64, manylinux_2_28_aarch64; output constraints/); run it in the "
+                   "project's directory, or give -o DIR\n")
+    (tmp_path / "constraints").mkdir()
+    (tmp_path / "constraints" / "cu13.txt").write_text("# not ours\n")
+    assert main(["check"]) == 2
     err = capsys.readouterr().err
     assert f"warning: no pyproject.toml in {tmp_path} or above: the defaults apply (requirements requirements/kv_connectors.txt;" in err
-    assert "is missing: CUDA 12 is a default major (no configuration found)" in err
+    assert "constraints/cu13.txt:1: '# not ours': not a cuda-constraints file" in err
 
 
 def test_a_failure_names_the_releases_passed_over_and_the_flag_that_admits_them(tmp_path, inside, capsys):

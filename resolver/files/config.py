@@ -112,12 +112,17 @@ class Config:
         """When no [tool.cuda-constraints] was found: where it was looked for, and which defaults apply."""
         if self.configured:
             return None
-        where = f"{self.path} has no [tool.cuda-constraints] table" if self.path else f"no pyproject.toml in {self.root} or above"
+        return f"{self.looked_for()}: the defaults apply ({self.defaults()})"
+
+    def looked_for(self) -> str:
+        return f"{self.path} has no [tool.cuda-constraints] table" if self.path else f"no pyproject.toml in {self.root} or above"
+
+    def defaults(self) -> str:
         pythons = ", ".join(str(p) for p in self.python_versions)
         platforms = ", ".join(p.tag for p in self.platforms)
         majors = ", ".join(map(str, self.cuda)) if isinstance(self.cuda, tuple) else self.cuda
-        return (f"{where}: the defaults apply (requirements {', '.join(p.as_posix() for p in self.requirements)}; "
-                f"CUDA {majors}; Python {pythons}; {platforms}; output {self.output_dir.as_posix()}/)")
+        return (f"requirements {', '.join(p.as_posix() for p in self.requirements)}; "
+                f"CUDA {majors}; Python {pythons}; {platforms}; output {self.output_dir.as_posix()}/")
 
     @property
     def default_index_url(self) -> str:
