@@ -203,3 +203,22 @@ def test_any_toml_error_names_the_file_line_and_key(tmp_path, inside, capsys, te
     assert main(["compile", *FAST]) == 2
     err = capsys.readouterr().err
     assert f"error: {tmp_path / 'pyproject.toml'}{said}" in err, err
+
+
+# -- guidance instead of raw errors ------------------------------------------------------------------------------
+
+
+def test_a_misspelt_project_gets_the_close_names_the_inputs_and_families_know(tmp_path, inside, index, capsys):
+    inside(write_project(tmp_path, requirements={"kv.txt": KV_REQUIREMENTS.replace("nixl >=", "nixll >=")}))
+    assert main(["compile", *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "requirements/kv.txt:3: nixll>=1.1.0: no project named 'nixll' on https://index.test/simple. Did you mean nixl? " in err
+
+
+def test_a_misspelt_dependency_of_nothing_is_suggested_from_the_cache(tmp_path, inside, index, capsys):
+    """aiohttp is in no input and no family: only the cache of an earlier run knows it."""
+    inside(write_project(tmp_path))
+    assert main(["compile", "-q"]) == 0
+    (tmp_path / "requirements" / "kv.txt").write_text(KV_REQUIREMENTS + "aiohtp\n")
+    assert main(["compile", "-q"]) == 2
+    assert "no project named 'aiohtp' on https://index.test/simple. Did you mean aiohttp? " in capsys.readouterr().err

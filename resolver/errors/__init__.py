@@ -108,9 +108,10 @@ class NotOurFile(CudaConstraintsError):
 class ProjectNotFound(CudaConstraintsError):
     exit_code = 2
 
-    def __init__(self, name: str, where: str, answered_empty: Sequence[str] = (), origin: str = "") -> None:
-        super().__init__(name, where, answered_empty, origin)
+    def __init__(self, name: str, where: str, answered_empty: Sequence[str] = (), origin: str = "", suggestions: Sequence[str] = ()) -> None:
+        super().__init__(name, where, answered_empty, origin, suggestions)
         self.name, self.where, self.answered_empty, self.origin = name, where, tuple(answered_empty), origin
+        self.suggestions = tuple(suggestions)  # known names close to it, best first
 
     def message(self) -> str:
         empty = ""
@@ -118,8 +119,9 @@ class ProjectNotFound(CudaConstraintsError):
             shown = ", ".join(escape(redact_text(where)) for where in self.answered_empty)
             empty = f" ({shown} answered a page that lists no files of it: a login page, or a wrong index URL?)"
         where = f"{escape(self.origin)}: " if self.origin else ""
+        near = f" Did you mean {' or '.join(escape(name) for name in self.suggestions)}?" if self.suggestions else ""
         return (
-            f"{where}no project named {self.name!r} on {escape(redact_text(self.where))}{empty}. "
+            f"{where}no project named {self.name!r} on {escape(redact_text(self.where))}{empty}.{near} "
             "Check the spelling in your requirements, "
             "or give the index that has it (--index-url, --extra-index-url, --find-links, or [tool.cuda-constraints])."
         )
