@@ -216,9 +216,9 @@ def test_a_misspelt_project_gets_the_close_names_the_inputs_and_families_know(tm
 
 
 def test_a_misspelt_dependency_of_nothing_is_suggested_from_the_cache(tmp_path, inside, index, capsys):
-    """aiohttp is in no input and no family: only the cache of an earlier run knows it."""
+    """aiohttp is in no input, no family and (written elsewhere) no existing file: only the cache knows it."""
     inside(write_project(tmp_path))
-    assert main(["compile", "-q"]) == 0
+    assert main(["compile", "-q", "-o", "elsewhere"]) == 0
     (tmp_path / "requirements" / "kv.txt").write_text(KV_REQUIREMENTS + "aiohtp\n")
     assert main(["compile", "-q"]) == 2
     assert "no project named 'aiohtp' on https://index.test/simple. Did you mean aiohttp? " in capsys.readouterr().err
