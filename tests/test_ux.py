@@ -222,3 +222,26 @@ def test_a_misspelt_dependency_of_nothing_is_suggested_from_the_cache(tmp_path, 
     (tmp_path / "requirements" / "kv.txt").write_text(KV_REQUIREMENTS + "aiohtp\n")
     assert main(["compile", "-q"]) == 2
     assert "no project named 'aiohtp' on https://index.test/simple. Did you mean aiohttp? " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("wanted", "said"), [
+    ("nixl==9.9.9", "nixl: no release matches ==9.9.9 (releases, newest first: 1.5.1, 1.4.0, 1.0.0, 0.9.0; nearest to 9.9.9: 1.5.1)"),
+    ("nixl==1.2", "nixl: no release matches ==1.2 (releases, newest first: 1.5.1, 1.4.0, 1.0.0, 0.9.0; nearest to 1.2: 1.0.0 and 1.4.0)"),
+])
+def test_a_version_that_does_not_exist_lists_those_that_do(tmp_path, inside, index, capsys, wanted, said):
+    inside(write_project(tmp_path, requirements={"kv.txt": wanted + "\n"}))
+    assert main(["compile", *FAST, "--cuda", "13"]) == 4
+    assert f"\n  {said}\n" in capsys.readouterr().err + "\n"
+
+
+def test_releases_for_newer_pythons_say_requires_python_not_no_wheel(tmp_path, inside, capsys):
+    index = kv_connectors_index()
+    tags = tuple(f"cp3{minor}-cp3{minor}-manylinux_2_28_{arch}" for minor in (11, 12, 13) for arch in ("x86_64", "aarch64"))
+    for version in ("2.3.0", "2.3.1"):
+        index.add("numpy", version, tags=tags, requires_python=">=3.11", sdist=True)
+    with served(index):
+        inside(write_project(tmp_path, requirements={"kv.txt": "numpy>=2.3\n"}))
+        assert main(["compile", *FAST, "--cuda", "13", "--python-version", "3.9"]) == 4
+    err = capsys.readouterr().err
+    assert "numpy: no release fits CUDA 13: every matching release is unusable here: requires Python >=3.11 (target 3.9)" in err
+    assert "no wheel" not in err
