@@ -143,3 +143,15 @@ def test_a_torch_conflict_reaches_the_meta_package_not_every_other_project_that_
     pins = {pin.name: str(pin.version) for pin in parse((tmp_path / "constraints" / "cu12.txt").read_text(), "cu12.txt").pins}
     assert (pins["nixl-cu12"], pins["torch"], pins["lmcache"]) == ("1.4.0", "2.10.0", "0.4.4")
     assert not [path for _, path, _ in server.requests if "lmcache-0.4.0" in path or "lmcache-0.4.3" in path]
+
+
+def test_an_untagged_build_is_warned_about_when_the_file_changes_not_on_every_run(tmp_path, inside, capsys):
+    warning = ("constraints/cu13.txt: nixl-cu13==1.5.1: an untagged nixl_ep_cu13/nixl_ep_cpp build: the torch it needs is "
+               "not in the wheel; whether it loads with the torch pinned here is not checked")
+    with served(nixl_index(builds(13, untagged=True))):
+        assert compile_cu13(tmp_path, inside) == 0
+        assert capsys.readouterr().err.count(warning) == 1
+        assert main(["compile", *FAST]) == 0  # the same file: the header says it, nothing is repeated
+        assert "untagged" not in capsys.readouterr().err
+        assert main(["compile", *FAST, "-v"]) == 0
+        assert "nixl-cu13==1.5.1: an untagged nixl_ep_cu13/nixl_ep_cpp build" in capsys.readouterr().err

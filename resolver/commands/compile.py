@@ -161,6 +161,10 @@ def _outcome(
     parts = digest_parts(plan.requirements_input, request.config.digest_text(plan.major))
     document = replace(document, input_digests=parts if len(parts) > 1 else ())
     text = render(document)
+    if text != plan.old_text:  # said once, when the file changes (the header keeps it; -v says it every run)
+        for line in (line for line in document.torch_builds if line.untagged):
+            logger.warning("%s: %s: %s; whether it loads with the torch pinned here is not checked",
+                           display_path(plan.path), line.pin, line.builds)
     return MajorOutcome(plan.major, plan.path, plan.old, document, text, text != plan.old_text)
 
 

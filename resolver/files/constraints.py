@@ -95,6 +95,11 @@ class TorchBuildLine:
     pin: str
     builds: str
 
+    @property
+    def untagged(self) -> bool:
+        """A build whose torch the wheel does not say: nothing checks it loads with the pinned torch."""
+        return self.builds.startswith("an untagged ")
+
 
 @dataclass(frozen=True, order=True)
 class IndexLine:

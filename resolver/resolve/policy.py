@@ -212,8 +212,8 @@ class Policy:
         member = self.builds_member(candidate)
         if member is None:
             self.record.torch_builds[(candidate.name, candidate.version)] = builds
-            if builds.untagged:
-                logger.warning("%s: %s; whether it loads with the torch pinned here is not checked", candidate, builds.describe())
+            if builds.untagged:  # the file's header records it; compile warns when the file changes
+                logger.debug("%s: %s; whether it loads with the torch pinned here is not checked", candidate, builds.describe())
             for name in builds.unrecognised:
                 logger.warning("%s: %s looks like a build for one torch version, but not as %s lays them out; it is not checked",
                                candidate, name, layout[0] if layout else "its family")
