@@ -71,6 +71,8 @@ class EnvironmentIndexes:
     find_links: tuple[str, ...] = ()
     strategy: str | None = None
     no_index: bool = False  # UV_NO_INDEX, PIP_NO_INDEX
+    # Each URL or find-links location above -> the variable that named it (for messages and -v).
+    origins: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -185,12 +187,14 @@ ENVIRONMENT_FIND_LINKS_VARIABLES = ("UV_FIND_LINKS", "PIP_FIND_LINKS")
 def read_environment(environ: Mapping[str, str]) -> EnvironmentIndexes:
     source = next((name for name in ENVIRONMENT_INDEX_VARIABLES if environ.get(name, "").strip()), "")
     # UV_INDEX entries may be `name=url`; only the URL matters here.
-    extra = tuple(url.split("=", 1)[-1] if "=" in url.split("://", 1)[0] else url
+    extra = tuple((url.split("=", 1)[-1] if "=" in url.split("://", 1)[0] else url, name)
                   for name in ENVIRONMENT_EXTRA_INDEX_VARIABLES for url in environ.get(name, "").split())
-    links = tuple(place for name in ENVIRONMENT_FIND_LINKS_VARIABLES for place in environ.get(name, "").replace(",", " ").split())
+    links = tuple((place, name) for name in ENVIRONMENT_FIND_LINKS_VARIABLES for place in environ.get(name, "").replace(",", " ").split())
+    origins = dict(reversed([*([(environ[source].strip(), source)] if source else []), *extra, *links]))  # the first names it
     no_index = any(environ.get(name, "").strip().lower() in ("1", "true", "yes", "on") for name in ("UV_NO_INDEX", "PIP_NO_INDEX"))
     return EnvironmentIndexes(
-        environ[source].strip() if source else None, source, extra, links, environ.get("UV_INDEX_STRATEGY") or None, no_index
+        environ[source].strip() if source else None, source, tuple(url for url, _ in extra), tuple(place for place, _ in links),
+        environ.get("UV_INDEX_STRATEGY") or None, no_index, origins,
     )
 
 
