@@ -4,6 +4,8 @@ nixl_ep_cpp_torch212…so` to `…torch214…` and requires `torch` with no boun
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from resolver.cli.main import main
@@ -155,3 +157,22 @@ def test_an_untagged_build_is_warned_about_when_the_file_changes_not_on_every_ru
         assert "untagged" not in capsys.readouterr().err
         assert main(["compile", *FAST, "-v"]) == 0
         assert "nixl-cu13==1.5.1: an untagged nixl_ep_cu13/nixl_ep_cpp build" in capsys.readouterr().err
+
+
+def test_inspect_shows_the_extension_modules_and_the_torch_the_resolver_requires(tmp_path, inside, capsys):
+    with served(nixl_index()):
+        inside(write_project(tmp_path))
+        assert main(["inspect", "nixl-cu13==1.5.1", "--no-cache", "--platform", "manylinux_2_28_x86_64"]) == 0
+        out = capsys.readouterr().out
+        assert main(["inspect", "nixl-cu13==1.5.1", "--no-cache", "--platform", "manylinux_2_28_x86_64", "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+    wheel = "nixl_cu13-1.5.1-cp312-cp312-manylinux_2_28_x86_64.whl"
+    assert (f"  extension modules of {wheel}:\n"
+            "    nixl_ep_cu13/nixl_ep_cpp_torch212.cpython-312-x86_64-linux-gnu.so\n") in out
+    assert "  torch builds: builds for torch 2.12, 2.13, 2.14; the resolver requires torch<2.15,>=2.12 with it" in out
+    assert report["torch_builds"][wheel] == {"builds": "builds for torch 2.12, 2.13, 2.14", "torch": "torch<2.15,>=2.12"}
+    assert len(report["extension_modules"][wheel]) == 3
+    with served(nixl_index()):
+        assert main(["inspect", "nixl==1.5.1", "--no-cache"]) == 0
+    assert ("  torch builds: in its members' wheels, which the resolver reads for it (`cuda-constraints inspect "
+            "nixl-cu12==1.5.1` or `cuda-constraints inspect nixl-cu13==1.5.1`)") in capsys.readouterr().out
