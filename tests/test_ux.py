@@ -245,3 +245,44 @@ def test_releases_for_newer_pythons_say_requires_python_not_no_wheel(tmp_path, i
     err = capsys.readouterr().err
     assert "numpy: no release fits CUDA 13: every matching release is unusable here: requires Python >=3.11 (target 3.9)" in err
     assert "no wheel" not in err
+
+
+# -- help and the README show what the command line takes -------------------------------------------------------
+
+
+def help_text(capsys, *arguments: str) -> str:
+    with pytest.raises(SystemExit) as exit_:
+        main([*arguments, "--help"])
+    assert exit_.value.code == 0
+    return " ".join(capsys.readouterr().out.split())  # argparse wraps lines where it likes
+
+
+def test_help_inside_a_project_shows_its_values_beside_the_defaults(tmp_path, inside, capsys):
+    inside(write_project(tmp_path, PYPROJECT.replace("https://index.test/simple", "https://ci:s3cret@index.test/simple")
+                         + 'cuda = [13]\noutput-dir = "locks"\n'))
+    text = help_text(capsys, "compile")
+    assert "(default: from [tool.cuda-constraints], requirements/kv_connectors.txt) [this project: requirements/kv.txt]" in text
+    assert "CUDA majors to resolve (default: 12,13) [this project: 13]" in text
+    assert "[this project: https://ci:****@index.test/simple]" in text and "s3cret" not in text
+    assert "the directory to check (default: constraints) [this project: locks]" in help_text(capsys, "check")
+    inside(tmp_path / "requirements")  # the same project, from a folder below it
+    assert "[this project: 13]" in help_text(capsys, "compile")
+
+
+def test_help_outside_a_project_shows_the_built_in_defaults(tmp_path, inside, capsys):
+    inside(tmp_path)
+    assert "[this project" not in help_text(capsys, "compile")
+
+
+def test_the_readme_lists_every_flag_of_compile(capsys):
+    with pytest.raises(SystemExit):
+        main(["compile", "--help"])
+    defined = [line.split("  ")[1] for line in capsys.readouterr().out.splitlines() if re.match(r"^  -", line)]
+    flags = {word.rstrip(",") for line in defined for word in line.split() if word.startswith("-")} - {"-h", "--help"}
+    assert {"-v", "-c", "--exclude-dependency", "--keep-going"} <= flags
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme.split("### `cuda-constraints compile`", 1)[1].split("\n### ", 1)[0]
+    rows = " ".join(line.split("|")[1] for line in table.splitlines() if line.startswith("| `"))
+    listed = set(re.findall(r"(?<![\w\[-])(--?[a-zA-Z][\w-]*)", rows))
+    assert flags - listed == set()
+    assert "`REQUIREMENTS ...`" in rows  # the positional inputs

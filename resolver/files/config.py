@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, UsageError
+from ..errors.display import redact_text
 from ..model.distributions import DEFAULT_INDEX_URL
 from ..model.families import BUILTIN_FAMILIES, Family, FamilyTable, family_from_config
 from ..model.targets import (
@@ -196,6 +197,26 @@ def read_environment(environ: Mapping[str, str]) -> EnvironmentIndexes:
         environ[source].strip() if source else None, source, tuple(url for url, _ in extra), tuple(place for place, _ in links),
         environ.get("UV_INDEX_STRATEGY") or None, no_index, origins,
     )
+
+
+def project_values(start: Path) -> dict[str, str]:
+    """The keys `[tool.cuda-constraints]` of the project here sets, each value as written (URLs with their
+    credentials masked), for `--help` to show beside the built-in defaults; nothing when there is no such
+    table or it cannot be read (the command itself then says why)."""
+    path = find_pyproject(start)
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {}).get("cuda-constraints") if path else None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
+        return {}
+    if not isinstance(table, dict):
+        return {}
+    values = {}
+    for key, value in table.items():
+        if key in CONFIG_KEYS and isinstance(value, (str, int, bool, list)) and not isinstance(value, dict):
+            items = value if isinstance(value, list) else [value]
+            text = ", ".join(str(item).lower() if isinstance(item, bool) else str(item) for item in items)
+            values[key] = redact_text(text)
+    return values
 
 
 def load_config(start: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
