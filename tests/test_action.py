@@ -134,7 +134,7 @@ def test_a_hostile_input_reaches_the_tool_as_plain_words_and_runs_nothing(runner
 
 
 def test_an_output_cannot_be_forged_through_an_input(runner):
-    completed, outputs = install(runner, {"cuda": "13\ncuda-major=99", "install-args": "--fix\nconstraints-file=/etc/passwd"})
+    _, outputs = install(runner, {"cuda": "13\ncuda-major=99", "install-args": "--fix\nconstraints-file=/etc/passwd"})
     assert "99" not in outputs.values() and outputs.get("constraints-file") != "/etc/passwd"
 
 

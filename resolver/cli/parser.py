@@ -73,7 +73,8 @@ def build_parser(project: Mapping[str, str] | None = None) -> argparse.ArgumentP
     add_flags(inspect, "target", "index", "network", project=project)
 
     check = command("check", "fail when the constraints files no longer match their inputs", run_check)
-    check.add_argument("-o", "--output-dir", type=Path, metavar="DIR", help=shown("the directory to check (default: constraints)", "output-dir"))
+    check.add_argument("-o", "--output-dir", type=Path, metavar="DIR",
+                       help=shown("the directory to check (default: constraints)", "output-dir"))
     check.add_argument("--online", action="store_true", help="also list newer releases the requirements allow")
     check.add_argument("--strict", action="store_true", help="with --online: fail (exit 1) when there are newer releases")
     add_flags(check, "index", "network", project=project)
@@ -81,7 +82,8 @@ def build_parser(project: Mapping[str, str] | None = None) -> argparse.ArgumentP
     diff = command("diff", "what changed between two constraint sets (default: git HEAD vs working tree)", run_diff)
     diff.add_argument("paths", nargs="*", type=Path, metavar="OLD NEW", help="two directories or two files")
     diff.add_argument("--format", choices=("text", "markdown"), default="text", help="markdown: a PR body (default: text)")
-    diff.add_argument("-o", "--output-dir", type=Path, metavar="DIR", help=shown("the directory compared with HEAD (default: constraints)", "output-dir"))
+    diff.add_argument("-o", "--output-dir", type=Path, metavar="DIR",
+                      help=shown("the directory compared with HEAD (default: constraints)", "output-dir"))
 
     detect = command("detect", "print the CUDA major of this machine", _installing("run_detect"))
     detect.add_argument("--python", metavar="PATH", help="the interpreter whose torch is asked (default: this one)")

@@ -108,7 +108,9 @@ class NotOurFile(CudaConstraintsError):
 class ProjectNotFound(CudaConstraintsError):
     exit_code = 2
 
-    def __init__(self, name: str, where: str, answered_empty: Sequence[str] = (), origin: str = "", suggestions: Sequence[str] = ()) -> None:
+    def __init__(
+        self, name: str, where: str, answered_empty: Sequence[str] = (), origin: str = "", suggestions: Sequence[str] = ()
+    ) -> None:
         super().__init__(name, where, answered_empty, origin, suggestions)
         self.name, self.where, self.answered_empty, self.origin = name, where, tuple(answered_empty), origin
         self.suggestions = tuple(suggestions)  # known names close to it, best first
