@@ -133,26 +133,25 @@ def test_every_kind_of_change_per_major(repo, capsys):
     )
     write_set(repo / "constraints", new12, document(13, CU13, **NIXL_13))
     out = run_diff(capsys)
-    summary = "CUDA 12: 1 downgraded, 2 added, 1 removed, 5 other changes · CUDA 13: no changes"
+    summary = "CUDA 12: 1 downgraded, 2 added, 1 removed, 4 other changes · CUDA 13: no changes"
     assert out.splitlines()[0] == f"HEAD:constraints -> constraints: {summary}"
     section = out.split("CUDA 12 (constraints/cu12.txt): ")[1].split("CUDA 13")[0]
     assert section.splitlines() == [
-        "1 downgraded, 2 added, 1 removed, 5 other changes",
+        "1 downgraded, 2 added, 1 removed, 4 other changes",
         "  downgraded  numpy 2.2.6 -> 2.1.0",
         "  added       aiohttp 3.14.5",
         '  added       triton 3.6.0  ; platform_machine == "x86_64"',
         "  removed     lmcache 0.4.4",
-        "  excluded    + nixl-cu13 (required by nixl==1.6.0)",
-        "  excluded    - nixl-cu13 (required by nixl==1.5.1)",
+        "  excluded    ~ nixl-cu13 (required by nixl==1.6.0, was nixl==1.5.1)",
         f"  swapped     + cupy-cuda13x!=14.1.0 -> cupy-cuda12x!=14.1.0 ({KV}:6)",
         "  from source + lmcache==0.4.4 on manylinux_2_28_aarch64",
-        "  options     options now --generate-hashes (were none)",
+        "  options     --generate-hashes added",
     ]
     markdown = run_diff(capsys, "--format", "markdown")
-    assert "### CUDA 12 — `constraints/cu12.txt`: 1 downgraded, 2 added, 1 removed, 5 other changes" in markdown
+    assert "### CUDA 12 — `constraints/cu12.txt`: 1 downgraded, 2 added, 1 removed, 4 other changes" in markdown
     assert "| removed | `lmcache` | `0.4.4` |  | |" in markdown
     assert '| added | `triton` |  | `3.6.0` | `platform_machine == "x86_64"` |' in markdown
-    assert "| excluded | + nixl-cu13 (required by nixl==1.6.0) |" in markdown
+    assert "| excluded | ~ nixl-cu13 (required by nixl==1.6.0, was nixl==1.5.1) |" in markdown
     assert "### CUDA 13" not in markdown
 
 
@@ -290,3 +289,24 @@ def test_any_damage_to_a_file_is_a_clear_error_never_a_traceback(tmp_path_factor
     assert status in (0, 2) and "Traceback" not in err.getvalue()
     if status == 2:
         assert err.getvalue().startswith(f"error: {(root / 'new.txt').as_posix()}")
+
+
+def test_a_one_line_bump_counts_each_change_once_and_names_the_input(tmp_path, inside, capsys):
+    """Compiled, committed, one requirement moved, compiled again: the exclusion that follows nixl is one
+    change, and the header change names the file, not two digests."""
+    from .synthetic import KV_REQUIREMENTS, kv_connectors_index, served, write_project
+
+    with served(kv_connectors_index()):
+        inside(write_project(tmp_path))
+        assert main(["compile", "-q", "--no-cache"]) == 0
+        git(tmp_path, "init", "-q")
+        git(tmp_path, "add", "constraints", "requirements", "pyproject.toml")
+        git(tmp_path, "commit", "-q", "-m", "constraints")
+        (tmp_path / "requirements" / "kv.txt").write_text(KV_REQUIREMENTS.replace("nixl >= 1.1.0", "nixl == 1.4.0"))
+        assert main(["compile", "-q", "--no-cache"]) == 0
+    capsys.readouterr()
+    out = run_diff(capsys)
+    section = out.split("CUDA 13 (constraints/cu13.txt): ")[1]
+    assert section.splitlines()[0] == "2 downgraded, 2 other changes"
+    assert "  excluded    ~ nixl-cu12 (required by nixl==1.4.0, was nixl==1.5.1)\n" in section
+    assert "  inputs      requirements/kv.txt changed\n" in section and "sha256" not in out

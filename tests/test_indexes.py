@@ -272,3 +272,26 @@ def test_the_environment_names_indexes_as_pip_and_uv_read_it():
     assert found.find_links == ("/opt/wheels", "https://example.com/links")
     assert found.strategy == "unsafe-best-match" and found.no_index
     assert not read_environment({"UV_NO_INDEX": "0"}).no_index
+
+
+def test_a_find_links_directory_of_the_environment_is_shown_as_given_and_named_by_its_variable(tmp_path, monkeypatch, inside, capsys):
+    """PIP_FIND_LINKS=/somewhere/wheels outside the project: messages show that path, not `../../../…`, and
+    the summary (and -v) say which variable named it."""
+    from resolver.cli.main import main
+
+    from .synthetic import KV_REQUIREMENTS, kv_connectors_index, served, write_project
+
+    wheels = tmp_path / "machine" / "wheels"
+    wheels.mkdir(parents=True)
+    (tmp_path / "deep" / "down" / "project").mkdir(parents=True)
+    project = write_project(tmp_path / "deep" / "down" / "project", requirements={"kv.txt": KV_REQUIREMENTS + "notonpypi\n"})
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
+    with served(kv_connectors_index()):
+        inside(project)
+        assert main(["compile", "--no-cache", "--retries", "0", "-v"]) == 2
+        err = capsys.readouterr().err
+        assert f"no project named 'notonpypi' on https://index.test/simple or {wheels}." in err and "../" not in err
+        assert f"CUDA 13 asks, in order: default https://index.test/simple; find-links {wheels} (from PIP_FIND_LINKS)" in err
+        (project / "requirements" / "kv.txt").write_text(KV_REQUIREMENTS)
+        assert main(["compile", "-q", "--no-cache", "--retries", "0"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"from the environment: find-links {wheels} (from PIP_FIND_LINKS)"

@@ -300,7 +300,7 @@ def test_uv_gets_the_file_itself_in_hash_checking_mode(project):
 
 
 def test_request_defaults_are_frozen():
-    request = InstallRequest((), Path("."), FAMILIES, "", Path("constraints"), sys.executable)
+    request = InstallRequest((), Path("."), FAMILIES, lambda major: "", Path("constraints"), sys.executable)
     with pytest.raises(AttributeError):
         request.fix = True  # type: ignore[misc]
 

@@ -4,6 +4,8 @@ nixl_ep_cpp_torch212…so` to `…torch214…` and requires `torch` with no boun
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from resolver.cli.main import main
@@ -183,3 +185,34 @@ def test_a_mismatch_is_allowed_only_where_no_build_fits(tmp_path, inside):
     document = cu13(tmp_path)
     assert {pin.name: str(pin.version) for pin in document.pins}["torch"] == "2.14.0"
     assert not document.torch_builds[0].will_not_load
+
+
+def test_an_untagged_build_is_warned_about_when_the_file_changes_not_on_every_run(tmp_path, inside, capsys):
+    warning = ("constraints/cu13.txt: nixl-cu13==1.5.1: an untagged nixl_ep_cu13/nixl_ep_cpp build: the torch it needs is "
+               "not in the wheel; whether it loads with the torch pinned here is not checked")
+    with served(nixl_index(builds(13, untagged=True))):
+        assert compile_cu13(tmp_path, inside) == 0
+        assert capsys.readouterr().err.count(warning) == 1
+        assert main(["compile", *FAST]) == 0  # the same file: the header says it, nothing is repeated
+        assert "untagged" not in capsys.readouterr().err
+        assert main(["compile", *FAST, "-v"]) == 0
+        assert "nixl-cu13==1.5.1: an untagged nixl_ep_cu13/nixl_ep_cpp build" in capsys.readouterr().err
+
+
+def test_inspect_shows_the_extension_modules_and_the_torch_the_resolver_requires(tmp_path, inside, capsys):
+    with served(nixl_index()):
+        inside(write_project(tmp_path))
+        assert main(["inspect", "nixl-cu13==1.5.1", "--no-cache", "--platform", "manylinux_2_28_x86_64"]) == 0
+        out = capsys.readouterr().out
+        assert main(["inspect", "nixl-cu13==1.5.1", "--no-cache", "--platform", "manylinux_2_28_x86_64", "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+    wheel = "nixl_cu13-1.5.1-cp312-cp312-manylinux_2_28_x86_64.whl"
+    assert (f"  extension modules of {wheel}:\n"
+            "    nixl_ep_cu13/nixl_ep_cpp_torch212.cpython-312-x86_64-linux-gnu.so\n") in out
+    assert "  torch builds: builds for torch 2.12, 2.13, 2.14; the resolver requires torch<2.15,>=2.12 with it" in out
+    assert report["torch_builds"][wheel] == {"builds": "builds for torch 2.12, 2.13, 2.14", "torch": "torch<2.15,>=2.12"}
+    assert len(report["extension_modules"][wheel]) == 3
+    with served(nixl_index()):
+        assert main(["inspect", "nixl==1.5.1", "--no-cache"]) == 0
+    assert ("  torch builds: in its members' wheels, which the resolver reads for it (`cuda-constraints inspect "
+            "nixl-cu12==1.5.1` or `cuda-constraints inspect nixl-cu13==1.5.1`)") in capsys.readouterr().out

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from ..errors import (
     CudaConstraintsError,
 )
 from ..errors.interrupts import as_interrupted
+from ..files.config import project_values
 from .output import safe_text, warnings_to
 from .parser import build_parser
 from .progress import Progress
@@ -17,7 +19,9 @@ PROG = "cuda-constraints"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    words = sys.argv[1:] if argv is None else list(argv)
+    # Help shows the project's own values beside the defaults; reading them costs every other run nothing.
+    parser = build_parser(project_values(Path.cwd()) if {"-h", "--help"} & set(words) else None)
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # named with the command's own usage line, not the top-level one
         (getattr(args, "parser", None) or parser).error(f"unrecognized arguments: {' '.join(unknown)}")

@@ -33,7 +33,7 @@ from ..errors import (
 from ..errors.display import redact_url
 from ..files.config import Config, load_config
 from ..files.output_dir import note_if_interrupted
-from ..files.sets import read_at_head, read_directory, read_paths
+from ..files.sets import constraints_files, display_path, read_at_head, read_directory, read_paths
 from ..model.targets import environment_grid
 from .indexes import file_choice, flag_choice, open_index
 from .output import safe_text
@@ -129,6 +129,12 @@ def run_check(args: argparse.Namespace) -> int:
 
     if args.strict and not args.online:
         raise UsageError("--strict applies to --online; give both")
+    config = load_config()
+    directory = args.output_dir or config.resolve_path(config.output_dir)
+    if not config.configured and not constraints_files(directory):
+        raise UsageError(f"no project here to check: {config.looked_for()}, and {display_path(directory)}/ holds no cuNN.txt "
+                         f"file. check looked for the defaults ({config.defaults()}); run it in the project's directory, "
+                         "or give -o DIR")
     config = project_config()
     report = check_constraints(config, args.output_dir)
     for checked in report.files:

@@ -86,7 +86,7 @@ def install_request(args: argparse.Namespace, config: Config, machine: Machine) 
         requirement_files=requirement_files,
         root=config.root,
         families=config.family_table(),
-        families_text=config.families_text,
+        digest_text=config.digest_text,
         constraints_dir=args.constraints_dir or config.resolve_path(config.output_dir),
         python=find_interpreter(machine, args.python or sys.executable),
         cuda=_install_major(args.cuda),

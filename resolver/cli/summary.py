@@ -31,6 +31,8 @@ def summarize(result: CompileResult, request: CompileRequest) -> Iterator[str]:
             yield f"  swapped    {swap.original} -> {swap.replacement}"
     for major, reason in sorted(result.skipped_majors.items()):
         yield f"CUDA {major}: skipped ({reason})"
+    if result.environment_sources:
+        yield f"from the environment: {'; '.join(result.environment_sources)}"
 
 
 def network_line(stats: Stats, seconds: float | None = None) -> str:

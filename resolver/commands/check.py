@@ -27,6 +27,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from ..errors import Finding, UsageError
+from ..files.changes import input_changes, option_changes, recorded_parts
 from ..files.config import Config
 from ..files.constraints import ConstraintsDocument, SwapLine
 from ..files.output_dir import note_if_interrupted
@@ -34,6 +35,7 @@ from ..files.requirements import (
     RequirementsInput,
     SourcedRequirement,
     digest_of,
+    digest_parts,
     load_requirements,
 )
 from ..files.sets import constraints_files, display_path, read_file
@@ -167,15 +169,27 @@ def header_problems(
     if document.inputs != requirements_input.top_level_files:
         yield f"its inputs were {', '.join(document.inputs)}; its command now reads {', '.join(requirements_input.top_level_files)}"
     else:
-        digest = digest_of(requirements_input, request.config.families_text)
-        if document.digest != digest:
-            yield f"the inputs changed since it was generated (sha256 {document.digest} in the header, {digest} now)"
+        configured = request.config.digest_text(document.cuda_major)
+        if document.digest != digest_of(requirements_input, configured):
+            yield _inputs_changed(document, digest_parts(requirements_input, configured))
     targets = describe_environments(environments)
     if document.targets != targets:
         yield f"its targets are {document.targets!r}; the configuration now gives {targets!r}"
     options = describe_options(request)
     if document.options != options:
-        yield f"its options are {_or_none(document.options)}; the configuration now gives {_or_none(options)}"
+        yield f"its options changed: {'; '.join(option_changes(document.options, options))}"
+    if document.outdated_header:
+        yield "its header was written by an earlier release of cuda-constraints (the `content:` line's old wording)"
+
+
+def _inputs_changed(document: ConstraintsDocument, now: tuple[tuple[str, str], ...]) -> str:
+    """Which input changed since the file was generated: each file by name, or the configuration."""
+    before = recorded_parts(document)
+    changed = input_changes(before, now) if before is not None else []
+    if changed:
+        return f"the inputs changed since it was generated: {'; '.join(changed)}"
+    read = ", ".join(name for name, _ in now)
+    return f"the inputs changed since it was generated (one of {read}; its header does not say which)"
 
 
 def requirement_problems(document: ConstraintsDocument, major_input: MajorInput, environments: tuple[Environment, ...]) -> Iterator[str]:
@@ -246,7 +260,3 @@ def _on(where: list[Environment], environments: tuple[Environment, ...]) -> str:
     if set(where) == set(environments):
         return "on every target" if len(environments) > 1 else f"on {environments[0]}"
     return "on " + ", ".join(str(e) for e in sorted(where))
-
-
-def _or_none(options: str) -> str:
-    return repr(options) if options else "(none)"

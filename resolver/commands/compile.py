@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import (
@@ -24,7 +24,7 @@ from ..errors import (
 )
 from ..files.constraints import ConstraintsDocument, render
 from ..files.output_dir import OutputDirectory
-from ..files.requirements import RequirementsInput, digest_of
+from ..files.requirements import RequirementsInput, digest_of, digest_parts
 from ..files.sets import display_path
 from ..model.families import FamilyTable
 from ..model.targets import (
@@ -39,7 +39,7 @@ from ..resolve.source import Index, Indexes
 from ..resolve.swaps import settle_swaps
 from .major_plan import MajorPlan, TargetLog, plan_major, resolve_major
 from .options import CompileRequest, describe_options
-from .routing import IndexChoice, index_lines, routing_for
+from .routing import IndexChoice, describe_sources, index_lines, routing_for
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -64,6 +64,8 @@ class CompileResult:
     seconds: float
     # With --keep-going: the majors that failed, and why (the others were written).
     failures: Failures = field(default_factory=dict)
+    # The sources the environment named (`find-links /opt/wheels (from PIP_FIND_LINKS)`), for the summary.
+    environment_sources: tuple[str, ...] = ()
 
 
 def compile_constraints(
@@ -84,6 +86,8 @@ def compile_constraints(
         plans = {major: plan_major(request, requirements_input, families, major, environments, index) for major in majors}
         _check_upgrade_packages(request, plans)
         for plan in plans.values():
+            logger.debug("CUDA %s asks, in order: %s", plan.major, "; ".join(describe_sources(plan.routing)))
+        for plan in plans.values():
             plan.source.start_crawl([(plan.policy(env, plan.preferred[env]), plan.roots[env]) for env in environments])
         log = TargetLog(progress, [Target(major, environment) for major in majors for environment in environments])
         results, failures = _resolve_every_major(plans, environments, log, reporter_for, request.keep_going)
@@ -92,7 +96,8 @@ def compile_constraints(
         if not request.dry_run:
             written = ", ".join(display_path(request.output_dir / name) for name in sorted(changed))
             output.replace(changed, f"{written} were written" if len(changed) > 1 else f"{written} was written")
-    return CompileResult(outcomes, skipped, time.monotonic() - started, failures)
+    from_environment = (line for plan in plans.values() for line in describe_sources(plan.routing, environment_only=True))
+    return CompileResult(outcomes, skipped, time.monotonic() - started, failures, tuple(dict.fromkeys(from_environment)))
 
 
 def _check_upgrade_packages(request: CompileRequest, plans: Mapping[int, MajorPlan]) -> None:
@@ -150,7 +155,7 @@ def _outcome(
         cuda_major=plan.major,
         command=request.command,
         inputs=plan.requirements_input.top_level_files,
-        digest=digest_of(plan.requirements_input, request.config.families_text),
+        digest=digest_of(plan.requirements_input, request.config.digest_text(plan.major)),
         targets=describe_environments(environments),
         options=describe_options(request),
         index_strategy=plan.routing.strategy,
@@ -158,7 +163,13 @@ def _outcome(
     )
     swaps = settle_swaps(plan.major_input.swaps, (missing for r in resolutions for missing in r.missing_extras))
     document = merge(plan.major, resolutions, header, swaps, request.generate_hashes, plan.selection.exclude_newer)
+    parts = digest_parts(plan.requirements_input, request.config.digest_text(plan.major))
+    document = replace(document, input_digests=parts if len(parts) > 1 else ())
     text = render(document)
+    if text != plan.old_text:  # said once, when the file changes (the header keeps it; -v says it every run)
+        for line in (line for line in document.torch_builds if line.untagged):
+            logger.warning("%s: %s: %s; whether it loads with the torch pinned here is not checked",
+                           display_path(plan.path), line.pin, line.builds)
     return MajorOutcome(plan.major, plan.path, plan.old, document, text, text != plan.old_text)
 
 

@@ -10,15 +10,18 @@ output is deterministic.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
-from ..files.changes import Changes, VersionChange, compare
+from ..files.changes import Changes, HeaderChange, VersionChange, compare, option_changes
 from ..files.constraints import ConstraintsDocument, IndexLine
 from ..files.sets import ConstraintSet, NamedDocument
 from ..model.families import FamilyTable
 
 KINDS = ("upgraded", "downgraded", "added", "removed")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -158,16 +161,23 @@ def _pin_text(version: str, marker: str) -> str:
 
 
 def other_changes(changes: Changes) -> list[tuple[str, str]]:
-    """Everything but version changes, as (what, detail) rows, in a fixed order."""
-    rows = [("excluded", f"+ {e.name} (required by {e.required_by})") for e in changes.excluded_added]
-    rows += [("excluded", f"- {e.name} (required by {e.required_by})") for e in changes.excluded_removed]
-    rows += [("swapped", f"+ {s.original} -> {s.replacement} ({s.origin})") for s in changes.swapped_added]
-    rows += [("swapped", f"- {s.original} -> {s.replacement} ({s.origin})") for s in changes.swapped_removed]
-    rows += [("from source", f"+ {b.name}=={b.version} on {b.platforms}") for b in changes.source_builds_added]
-    rows += [("from source", f"- {b.name}=={b.version} on {b.platforms}") for b in changes.source_builds_removed]
+    """Everything but version changes, as (what, detail) rows, in a fixed order; a line that changed (an
+    exclusion now required by the bumped nixl) is one row, not a removal and an addition."""
+    rows = [("excluded", detail) for detail in _paired(
+        changes.excluded_added, changes.excluded_removed, lambda e: e.name,
+        lambda e: f"{e.name} (required by {e.required_by})",
+        lambda new, old: f"{new.name} (required by {new.required_by}, was {old.required_by})")]
+    rows += [("swapped", detail) for detail in _paired(
+        changes.swapped_added, changes.swapped_removed, lambda s: s.original_name,
+        lambda s: f"{s.original} -> {s.replacement} ({s.origin})",
+        lambda new, old: f"{new.original} -> {new.replacement} ({new.origin}), was {old.original} -> {old.replacement} ({old.origin})")]
+    rows += [("from source", detail) for detail in _paired(
+        changes.source_builds_added, changes.source_builds_removed, lambda b: b.name,
+        lambda b: f"{b.name}=={b.version} on {b.platforms}",
+        lambda new, old: f"{new.name}=={new.version} on {new.platforms} (was {old.version} on {old.platforms})")]
     rows += [("index", f"+ {_index_line(line)}") for line in changes.indexes_added]
     rows += [("index", f"- {_index_line(line)}") for line in changes.indexes_removed]
-    rows += [(h.field, _header_in_words(h.field, h.old, h.new)) for h in changes.header]
+    rows += [(h.field, _header_in_words(h)) for h in changes.header]
     return rows
 
 
@@ -175,14 +185,27 @@ def _index_line(line: IndexLine) -> str:
     return f"{line.kind} {line.url}" + (f" (serves {', '.join(line.serves)})" if line.serves else "")
 
 
-def _header_in_words(field: str, old: str, new: str) -> str:
-    if field == "command":
-        return f"regenerated with `{new}` (was `{old}`)"
-    if field == "inputs":
-        return f"inputs now {new} (were {old})"
-    if field == "options":
-        return f"options now {new or 'none'} (were {old or 'none'})"
-    return f"{field} now {new} (were {old})"
+def _paired(added: Sequence[T], removed: Sequence[T], key: Callable[[T], str], line: Callable[[T], str],
+            changed: Callable[[T, T], str]) -> list[str]:
+    """`+ line` and `- line` rows, but one `~` row for a key with exactly one line added and one removed."""
+    def count(lines: Sequence[T]) -> Counter[str]:
+        return Counter(key(item) for item in lines)
+
+    added_keys, removed_keys = count(added), count(removed)
+    pairs = {k for k in added_keys if added_keys[k] == 1 and removed_keys.get(k) == 1}
+    old = {key(item): item for item in removed if key(item) in pairs}
+    rows = [f"~ {changed(item, old[key(item)])}" if key(item) in pairs else f"+ {line(item)}" for item in added]
+    return rows + [f"- {line(item)}" for item in removed if key(item) not in pairs]
+
+
+def _header_in_words(change: HeaderChange) -> str:
+    if change.words:
+        return change.words
+    if change.field == "command":
+        return f"regenerated with `{change.new}` (was `{change.old}`)"
+    if change.field == "options":
+        return "; ".join(option_changes(change.old, change.new))
+    return f"{change.field} now {change.new} (were {change.old})"
 
 
 def summary_line(diff: Diff) -> str:

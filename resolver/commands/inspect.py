@@ -1,12 +1,13 @@
 """`inspect`: what the resolver sees of one release.
 
-Version, files usable per target environment, dependencies with their markers, and where the release
-and each dependency sit in the variant-family model.
+Version, files usable per target environment, dependencies with their markers, where the release and
+each dependency sit in the variant-family model, and, for each wheel the targets would install, the
+extension modules it ships and the torch its builds per torch version hold torch to.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -20,6 +21,7 @@ from ..model.families import FamilyTable
 from ..model.targets import Environment
 from ..resolve.selection import best_wheel, python_ok
 from ..resolve.source import MetadataSource
+from ..resolve.torch_builds import read_torch_builds
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,12 @@ class Dependency:
     family: str | None
     cuda_major: int | None
     role: str | None
+
+
+@dataclass(frozen=True)
+class TorchBuildsSeen:
+    builds: str  # "builds for torch 2.12, 2.13, 2.14", or an untagged build
+    torch: str | None  # the requirement on torch the resolver adds for this wheel ("torch<2.15,>=2.12"), if any
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,12 @@ class ReleaseReport:
     provides_extra: list[str]
     metadata_file: str
     metadata_source: str
+    # Each wheel the targets would install -> its compiled extension modules (None: its file list
+    # could not be read), and -> the builds per torch version the resolver holds torch to.
+    extension_modules: dict[str, list[str] | None] = field(default_factory=dict)
+    torch_builds: dict[str, TorchBuildsSeen] = field(default_factory=dict)
+    # A meta package whose family keeps builds per torch version in its members' wheels: those members.
+    torch_builds_in: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,6 +103,8 @@ def inspect_release(
     except MetadataUnavailable as error:  # a property of the release, which is what inspect reports
         metadata, unusable = CoreMetadata(release.name, release.version, source="none"), error.problem
     variant = families.classify(release.name, release.version)
+    wheels = dict.fromkeys(wheel for environment in environments if (wheel := best_wheel(release.files, environment)))
+    extensions = {wheel.filename: source.extension_modules(wheel) for wheel in wheels}
     return ReleaseReport(
         name=release.name,
         version=str(release.version),
@@ -105,7 +121,29 @@ def inspect_release(
         provides_extra=list(metadata.provides_extra),
         metadata_file=metadata_file.filename,
         metadata_source=metadata.source,
+        extension_modules={filename: list(names) if names is not None else None for filename, names in extensions.items()},
+        torch_builds=_torch_builds(release.name, families, extensions),
+        torch_builds_in=_members_with_builds(release.name, families),
     )
+
+
+def _members_with_builds(name: str, families: FamilyTable) -> list[str]:
+    meta = families.meta_family(name)
+    if meta is None or not meta.torch_builds:
+        return []
+    return [member for major in (12, 13) if (member := meta.member_name(major))]
+
+
+def _torch_builds(name: str, families: FamilyTable, extensions: dict[str, tuple[str, ...] | None]) -> dict[str, TorchBuildsSeen]:
+    """What the builds per torch version of each wheel (where the release's family keeps them) make the
+    resolver require of torch, as it reads them when it resolves."""
+    layout = families.torch_builds(name)
+    found = {}
+    for filename, names in extensions.items():
+        builds = read_torch_builds(*layout, names) if layout is not None and names is not None else None
+        if builds is not None:
+            found[filename] = TorchBuildsSeen(builds.describe(), f"torch{builds.specifier}" if builds.specifier else None)
+    return found
 
 
 def _metadata_file(release: Release, environments: tuple[Environment, ...]) -> DistFile:
@@ -169,4 +207,17 @@ def render_text(report: ReleaseReport) -> str:
         lines.append(f"    {escape(dependency.requirement)}{note}")
     if report.provides_extra:
         lines.append(f"  extras: {escape(', '.join(report.provides_extra))}")
+    for filename, modules in report.extension_modules.items():
+        if modules is None:
+            lines.append(f"  extension modules of {escape(filename)}: its file list cannot be read")
+            continue
+        lines.append(f"  extension modules of {escape(filename)}:" + ("" if modules else " (none)"))
+        lines += [f"    {escape(module)}" for module in modules]
+        seen = report.torch_builds.get(filename)
+        if seen is not None:
+            held = f"; the resolver requires {seen.torch} with it" if seen.torch else "; it bounds nothing (not checked)"
+            lines.append(f"  torch builds: {escape(seen.builds)}{held}")
+    if report.torch_builds_in:
+        members = " or ".join(f"`cuda-constraints inspect {member}=={report.version}`" for member in report.torch_builds_in)
+        lines.append(f"  torch builds: in its members' wheels, which the resolver reads for it ({members})")
     return "\n".join(lines)

@@ -66,7 +66,7 @@ class InstallRequest:
     requirement_files: tuple[Path, ...]
     root: Path  # the project root: requirement paths in the digest are relative to it, as compile writes them
     families: FamilyTable
-    families_text: str
+    digest_text: Callable[[int], str]  # the configuration a major's input digest covers
     constraints_dir: Path
     python: str  # the target interpreter, as a path
     cuda: int | None = None  # None: detect
@@ -110,8 +110,8 @@ def read_constraints(path: Path, major: int) -> ConstraintsDocument:
     return named.document
 
 
-def check_fresh(document: ConstraintsDocument, path: Path, requirements_input: RequirementsInput, families_text: str) -> None:
-    current = digest_of(requirements_input, families_text)
+def check_fresh(document: ConstraintsDocument, path: Path, requirements_input: RequirementsInput, digest_text: str) -> None:
+    current = digest_of(requirements_input, digest_text)
     if document.digest != current:
         raise StaleConstraints(path, document.digest, current, requirements_input.top_level_files)
 
@@ -143,7 +143,7 @@ def prepare(
     requirements, constraints = request.input_files(major) if request.input_files else (request.requirement_files, ())
     requirements_input = load_requirements(list(requirements), root=request.root, constraints=constraints)
     try:
-        check_fresh(document, shown, requirements_input, request.families_text)
+        check_fresh(document, shown, requirements_input, request.digest_text(major))
     except StaleConstraints as stale:
         if warn is None:
             raise

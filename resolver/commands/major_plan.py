@@ -19,6 +19,7 @@ from ..errors import ConstraintsFileError, NotOurFile, ProjectNotFound, Requirem
 from ..files.constraints import ConstraintsDocument
 from ..files.requirements import RequirementsInput, load_requirements
 from ..files.sets import read_file
+from ..model.distributions import close_names
 from ..model.families import FamilyTable
 from ..model.indexes import PYTORCH_PROJECTS, Routing
 from ..model.targets import Environment, Target
@@ -174,13 +175,23 @@ def resolve_major(
         except ResolutionFailed as error:
             raise _with_pytorch_hint(error, plan.routing) from None
         except ProjectNotFound as missing:
-            root = next((r for r in plan.roots[environment] if r.name == missing.name), None)
-            if root is None or missing.origin:
-                raise
-            raise ProjectNotFound(missing.name, missing.where, missing.answered_empty, f"{root.origin}: {root}") from None
+            raise _placed(missing, plan, environment) from None
         resolutions.append(resolution)
         log.finished(target, resolution, time.monotonic() - started)
     return resolutions
+
+
+def _placed(missing: ProjectNotFound, plan: MajorPlan, environment: Environment) -> ProjectNotFound:
+    """The error with the requirement that named the project, and the close names the inputs, the existing
+    file and the family table know (besides those the index found in its cache)."""
+    root = next((r for r in plan.roots[environment] if r.name == missing.name), None)
+    origin = missing.origin or (f"{root.origin}: {root}" if root is not None else "")
+    known = {
+        *missing.suggestions, *(canonicalize_name(r.requirement.name) for r in plan.requirements_input.requirements),
+        *(canonicalize_name(r.requirement.name) for r in plan.requirements_input.constraints),
+        *(pin.name for pin in (plan.old.pins if plan.old is not None else ())), *plan.families.names((plan.major,)),
+    }
+    return ProjectNotFound(missing.name, missing.where, missing.answered_empty, origin, close_names(missing.name, known))
 
 
 def _with_pytorch_hint(error: ResolutionFailed, routing: Routing) -> ResolutionFailed:

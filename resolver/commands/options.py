@@ -70,12 +70,13 @@ def input_files(request: CompileRequest, major: int = 0) -> tuple[tuple[Path, ..
 # -- flag definitions ---------------------------------------------------------------------------------------
 
 
-def add_flags(parser: argparse.ArgumentParser, *scopes: Scope) -> None:
-    """The flags of the table's options of these scopes, as the table defines them."""
+def add_flags(parser: argparse.ArgumentParser, *scopes: Scope, project: Mapping[str, str] | None = None) -> None:
+    """The flags of the table's options of these scopes, as the table defines them; `project`: the values
+    the project's configuration sets, by key, which the help then shows."""
     for option in options(*scopes):
         if not option.flags:
             continue
-        arguments: dict[str, object] = {"help": option.help, "dest": option.dest}
+        arguments: dict[str, object] = {"help": with_project_value(option.help, option.key, project), "dest": option.dest}
         if option.kind == "switch":
             arguments.update(action="store_true", default=None)
         else:
@@ -89,9 +90,15 @@ def add_flags(parser: argparse.ArgumentParser, *scopes: Scope) -> None:
         parser.add_argument(*option.flags, **arguments)  # type: ignore[arg-type]
 
 
-def add_compile_flags(parser: argparse.ArgumentParser) -> None:
+def with_project_value(text: str, key: str | None, project: Mapping[str, str] | None) -> str:
+    """A flag's help, with the value the project's configuration gives it (argparse's `%` escaped)."""
+    value = (project or {}).get(key or "")
+    return text if value is None else f"{text} [this project: {value.replace('%', '%%')}]"
+
+
+def add_compile_flags(parser: argparse.ArgumentParser, project: Mapping[str, str] | None = None) -> None:
     """Every flag of `compile`."""
-    add_flags(parser, "input", "majors", "target", "resolution", "index", "network", "compile")
+    add_flags(parser, "input", "majors", "target", "resolution", "index", "network", "compile", project=project)
 
 
 # -- flags and configuration -> request ---------------------------------------------------------------------

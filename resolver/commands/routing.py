@@ -70,7 +70,7 @@ def routing_for(config: Config, choice: IndexChoice, major: int) -> Routing:
         *config.indexes.extra_index_urls, *config.environment.extra_index_urls,
     )
     no_index = choice.no_index or config.no_index or config.environment.no_index
-    indexes = () if no_index else tuple(named_or_plain(url, named) for url in (*extras, default_url) if url)
+    indexes = () if no_index else tuple(named_or_plain(url, named, config) for url in (*extras, default_url) if url)
     links = _unique(*settings.indexes.find_links, *choice.find_links, *config.indexes.find_links, *config.environment.find_links)
     return Routing(
         indexes=tuple(dict.fromkeys(indexes)),
@@ -80,8 +80,9 @@ def routing_for(config: Config, choice: IndexChoice, major: int) -> Routing:
     )
 
 
-def named_or_plain(url: str, named: dict[str, IndexSource]) -> IndexSource:
-    return next((index for index in named.values() if index.url == url), IndexSource(url))
+def named_or_plain(url: str, named: dict[str, IndexSource], config: Config) -> IndexSource:
+    plain = IndexSource(url, origin=config.environment.origins.get(url, ""))
+    return next((index for index in named.values() if index.url == url), plain)
 
 
 def _routes(
@@ -98,12 +99,15 @@ def _routes(
 
 
 def _find_links(place: str, config: Config) -> IndexSource:
+    origin = config.environment.origins.get(place, "")
     if "://" in place:
-        return IndexSource(place, find_links=True)
+        return IndexSource(place, find_links=True, origin=origin)
     if mistyped_url(place):
         raise UsageError(f"find-links {redact_url(place)!r} looks like a URL but has no valid scheme: give scheme://host/…, or a directory")
     path = config.resolve_path(Path(place)).resolve()
-    return IndexSource(str(path), find_links=True, shown=relative_to_root(path, config.root))
+    # A directory the environment names is shown as it names it: relative to this project, one of the
+    # machine's directories would read `../../../opt/wheels`.
+    return IndexSource(str(path), find_links=True, shown=place if origin else relative_to_root(path, config.root), origin=origin)
 
 
 def _strategy(value: str | None) -> IndexStrategy:
@@ -157,3 +161,14 @@ def index_block_problems(document: ConstraintsDocument, routing: Routing, defaul
 
 def _entry(line: IndexLine) -> str:
     return f"{line.kind} {line.url}"
+
+
+def describe_sources(routing: Routing, environment_only: bool = False) -> list[str]:
+    """The sources a major asks, in order, each with where it came from when the environment named it
+    (`find-links /opt/wheels (from PIP_FIND_LINKS)`); only those with `environment_only`."""
+    routed = tuple(dict.fromkeys(source for source in routing.routes.values() if source not in routing.indexes))
+    kinds = [("explicit", source) for source in routed]
+    kinds += [("explicit" if s.explicit else "default" if s == routing.default else "extra", s) for s in routing.indexes]
+    kinds += [("find-links", source) for source in routing.find_links]
+    return [f"{kind} {source.display}" + (f" (from {source.origin})" if source.origin else "")
+            for kind, source in kinds if source.origin or not environment_only]

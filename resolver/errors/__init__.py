@@ -111,9 +111,12 @@ class ProjectNotFound(CudaConstraintsError):
 
     exit_code = 2
 
-    def __init__(self, name: str, where: str, answered_empty: Sequence[str] = (), origin: str = "") -> None:
-        super().__init__(name, where, answered_empty, origin)
+    def __init__(
+        self, name: str, where: str, answered_empty: Sequence[str] = (), origin: str = "", suggestions: Sequence[str] = ()
+    ) -> None:
+        super().__init__(name, where, answered_empty, origin, suggestions)
         self.name, self.where, self.answered_empty, self.origin = name, where, tuple(answered_empty), origin
+        self.suggestions = tuple(suggestions)  # known names close to it, best first
 
     def absence(self) -> str:
         """`no project named 'x' on <index>`, with the indexes that answered an empty page."""
@@ -125,8 +128,9 @@ class ProjectNotFound(CudaConstraintsError):
 
     def message(self) -> str:
         where = f"{escape(self.origin)}: " if self.origin else ""
+        near = f" Did you mean {' or '.join(escape(name) for name in self.suggestions)}?" if self.suggestions else ""
         return (
-            f"{where}{self.absence()}. "
+            f"{where}{self.absence()}.{near} "
             "Check the spelling in your requirements, "
             "or give the index that has it (--index-url, --extra-index-url, --find-links, or [tool.cuda-constraints])."
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from packaging.version import Version
@@ -40,6 +42,8 @@ class HeaderChange:
     field: str
     old: str
     new: str
+    # The change in words, where the lines alone would say it in digests (inputs whose content changed).
+    words: str = ""
 
 
 @dataclass(frozen=True)
@@ -103,17 +107,88 @@ def compare(old: ConstraintsDocument | None, new: ConstraintsDocument | None) ->
 
 
 def _header_changes(old: ConstraintsDocument, new: ConstraintsDocument) -> list[HeaderChange]:
-    def inputs(document: ConstraintsDocument) -> str:
-        return f"{', '.join(document.inputs)} (sha256 {document.digest})"
+    changes = [HeaderChange("command", old.command, new.command)]
+    if old.inputs != new.inputs:
+        changes.append(HeaderChange("inputs", ", ".join(old.inputs), ", ".join(new.inputs)))
+    elif old.digest != new.digest:
+        before, after = recorded_parts(old), recorded_parts(new)
+        words = "; ".join(input_changes(before, after)) if before is not None and after is not None else ""
+        changes.append(HeaderChange("inputs", old.digest, new.digest, words or "the content of an input changed"))
+    changes += [HeaderChange("targets", old.targets, new.targets), HeaderChange("options", old.options, new.options)]
+    changes.append(HeaderChange("index strategy", old.index_strategy, new.index_strategy))
+    return [change for change in changes if change.old != change.new]
 
-    fields = (
-        ("command", old.command, new.command),
-        ("inputs", inputs(old), inputs(new)),
-        ("targets", old.targets, new.targets),
-        ("options", old.options, new.options),
-        ("index strategy", old.index_strategy, new.index_strategy),
-    )
-    return [HeaderChange(name, before, after) for name, before, after in fields if before != after]
+
+Parts = Sequence[tuple[str, str]]
+
+
+def recorded_parts(document: ConstraintsDocument) -> Parts | None:
+    """The digest of each input (file, or the configuration) a header records; one input file and nothing
+    else is its `inputs` digest itself. None for a header that cannot say (an older release's)."""
+    if document.input_digests:
+        return document.input_digests
+    if document.outdated_header or len(document.inputs) != 1 or document.inputs[0].startswith("-c "):
+        return None
+    return ((document.inputs[0], document.digest),)
+
+
+def input_changes(before: Parts, after: Parts) -> list[str]:
+    """Which inputs changed, in words: `requirements/common.txt changed`, `… is read now`, `… is no longer read`."""
+    old, new = _by_name(before), _by_name(after)
+    words = []
+    for name in dict.fromkeys((*old, *new)):
+        what = "the configuration in pyproject.toml" if name.startswith("[tool.") else name
+        if name not in old:
+            words.append(f"{what} {'is read' if what == name else 'shapes it'} now")
+        elif name not in new:
+            words.append(f"{what} {'is no longer read' if what == name else 'no longer shapes it'}")
+        elif old[name] != new[name]:
+            words.append(f"{what} ({name}) changed" if what != name else f"{name} changed")
+    return words
+
+
+def _by_name(parts: Parts) -> dict[str, tuple[str, ...]]:
+    found: dict[str, tuple[str, ...]] = {}
+    for name, digest in parts:
+        found[name] = (*found.get(name, ()), digest)
+    return found
+
+
+def option_changes(before: str, after: str) -> list[str]:
+    """An `options:` line's change in words: `--pre added`, `--allow-sdist removed`, `--exclude-newer
+    2026-02-01 (was 2026-01-01)`."""
+    old, new = _option_groups(before), _option_groups(after)
+    words = []
+    for flag in dict.fromkeys((*old, *new)):
+        if flag not in old:
+            words.append(f"{_shown(flag, new[flag])} added")
+        elif flag not in new:
+            words.append(f"{_shown(flag, old[flag])} removed")
+        elif old[flag] != new[flag]:
+            added, removed = [v for v in new[flag] if v not in old[flag]], [v for v in old[flag] if v not in new[flag]]
+            if len(added) == len(removed) == 1:
+                words.append(f"{flag} {added[0]} (was {removed[0]})")
+            else:
+                words += [f"{flag} {value} added" for value in added] + [f"{flag} {value} removed" for value in removed]
+    return words
+
+
+def _option_groups(line: str) -> dict[str, list[str]]:
+    """`--a x --a y --b` -> {"--a": ["x", "y"], "--b": [""]}."""
+    groups: dict[str, list[str]] = {}
+    flag = ""
+    for word in shlex.split(line):
+        if word.startswith("--"):
+            flag = word
+            groups.setdefault(flag, [])
+            groups[flag].append("")
+        elif flag:
+            groups[flag][-1] = word
+    return groups
+
+
+def _shown(flag: str, values: list[str]) -> str:
+    return ", ".join(f"{flag} {value}".rstrip() for value in values)
 
 
 def _pair_marker_moves(changes: list[VersionChange]) -> list[VersionChange]:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, UsageError
+from ..errors.display import redact_text
 from ..model.distributions import DEFAULT_INDEX_URL
 from ..model.families import BUILTIN_FAMILIES, Family, FamilyTable, family_from_config
 from ..model.targets import (
@@ -45,7 +46,7 @@ from ..model.targets import (
     parse_major,
 )
 from .config_indexes import IndexConfig, MajorSettings, read_index_config, read_majors
-from .config_reader import TableReader, key_line
+from .config_reader import TableReader, key_line, toml_error
 from .local import read_limited
 from .options import CONFIG_KEYS
 
@@ -72,6 +73,8 @@ class EnvironmentIndexes:
     find_links: tuple[str, ...] = ()
     strategy: str | None = None
     no_index: bool = False  # UV_NO_INDEX, PIP_NO_INDEX
+    # Each URL or find-links location above -> the variable that named it (for messages and -v).
+    origins: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -105,26 +108,37 @@ class Config:
     rocm_requirements: Path | None = None
     extra_families: tuple[Family, ...] = ()
     # The configuration that shapes results beyond the options line (families, indexes, per-major tables),
-    # as written, for the input digest (empty when none is configured).
+    # as written, for the input digest (empty when none is configured); `digest_text` gives a major's.
     families_text: str = field(default="", compare=False)
+    major_texts: Mapping[int, str] = field(default_factory=dict, compare=False, hash=False)
     configured: bool = field(default=False, compare=False)  # a [tool.cuda-constraints] table was found
 
     def missing_note(self) -> str | None:
         """When no [tool.cuda-constraints] was found: where it was looked for, and which defaults apply."""
         if self.configured:
             return None
-        where = f"{self.path} has no [tool.cuda-constraints] table" if self.path else f"no pyproject.toml in {self.root} or above"
+        return f"{self.looked_for()}: the defaults apply ({self.defaults()})"
+
+    def looked_for(self) -> str:
+        return f"{self.path} has no [tool.cuda-constraints] table" if self.path else f"no pyproject.toml in {self.root} or above"
+
+    def defaults(self) -> str:
         pythons = ", ".join(str(p) for p in self.python_versions)
         platforms = ", ".join(p.tag for p in self.platforms)
         majors = ", ".join(map(str, self.cuda)) if isinstance(self.cuda, tuple) else self.cuda
-        return (f"{where}: the defaults apply (requirements {', '.join(p.as_posix() for p in self.requirements)}; "
-                f"CUDA {majors}; Python {pythons}; {platforms}; output {self.output_dir.as_posix()}/)")
+        return (f"requirements {', '.join(p.as_posix() for p in self.requirements)}; "
+                f"CUDA {majors}; Python {pythons}; {platforms}; output {self.output_dir.as_posix()}/")
 
     @property
     def default_index_url(self) -> str:
         """The index when no flag or requirements-file line names one: configuration, environment, PyPI."""
         named = next((index.url for index in self.indexes.named if index.default), None)
         return self.index_url or named or self.environment.index_url or DEFAULT_INDEX_URL
+
+    def digest_text(self, major: int) -> str:
+        """The configuration a major's input digest covers: the shared keys that shape results, and that
+        major's own table only (editing the CUDA 12 table leaves the CUDA 13 file current)."""
+        return self.major_texts.get(major, self.families_text)
 
     def major(self, major: int) -> MajorSettings:
         return self.majors.get(major, MajorSettings())
@@ -176,13 +190,35 @@ ENVIRONMENT_FIND_LINKS_VARIABLES = ("UV_FIND_LINKS", "PIP_FIND_LINKS")
 def read_environment(environ: Mapping[str, str]) -> EnvironmentIndexes:
     source = next((name for name in ENVIRONMENT_INDEX_VARIABLES if environ.get(name, "").strip()), "")
     # UV_INDEX entries may be `name=url`; only the URL matters here.
-    extra = tuple(url.split("=", 1)[-1] if "=" in url.split("://", 1)[0] else url
+    extra = tuple((url.split("=", 1)[-1] if "=" in url.split("://", 1)[0] else url, name)
                   for name in ENVIRONMENT_EXTRA_INDEX_VARIABLES for url in environ.get(name, "").split())
-    links = tuple(place for name in ENVIRONMENT_FIND_LINKS_VARIABLES for place in environ.get(name, "").replace(",", " ").split())
+    links = tuple((place, name) for name in ENVIRONMENT_FIND_LINKS_VARIABLES for place in environ.get(name, "").replace(",", " ").split())
+    origins = dict(reversed([*([(environ[source].strip(), source)] if source else []), *extra, *links]))  # the first names it
     no_index = any(environ.get(name, "").strip().lower() in ("1", "true", "yes", "on") for name in ("UV_NO_INDEX", "PIP_NO_INDEX"))
     return EnvironmentIndexes(
-        environ[source].strip() if source else None, source, extra, links, environ.get("UV_INDEX_STRATEGY") or None, no_index
+        environ[source].strip() if source else None, source, tuple(url for url, _ in extra), tuple(place for place, _ in links),
+        environ.get("UV_INDEX_STRATEGY") or None, no_index, origins,
     )
+
+
+def project_values(start: Path) -> dict[str, str]:
+    """The keys `[tool.cuda-constraints]` of the project here sets, each value as written (URLs with their
+    credentials masked), for `--help` to show beside the built-in defaults; nothing when there is no such
+    table or it cannot be read (the command itself then says why)."""
+    path = find_pyproject(start)
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {}).get("cuda-constraints") if path else None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
+        return {}
+    if not isinstance(table, dict):
+        return {}
+    values = {}
+    for key, value in table.items():
+        if key in CONFIG_KEYS and isinstance(value, (str, int, bool, list)) and not isinstance(value, dict):
+            items = value if isinstance(value, list) else [value]
+            text = ", ".join(str(item).lower() if isinstance(item, bool) else str(item) for item in items)
+            values[key] = redact_text(text)
+    return values
 
 
 def load_config(start: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -202,7 +238,7 @@ def _load_file(start: Path) -> Config:
     except UnicodeDecodeError as error:
         raise ConfigError(path, "", f"cannot be read ({error})") from None
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(path, "", f"not valid TOML ({error})") from None
+        raise toml_error(path, error) from None
     tool = document.get("tool", {})
     if not isinstance(tool, dict):
         raise ConfigError(path, "", "[tool] must be a table")
@@ -254,6 +290,7 @@ def _parse(table: dict[str, Any], path: Path) -> Config:
         no_index=reader.boolean("no-index"),
         majors=majors or {},
         families_text=_families_text(table, shaping),
+        major_texts=_major_texts(table, shaping) if majors else {},
         configured=True,
     )
 
@@ -263,6 +300,11 @@ def _families_text(table: dict[str, Any], shaping: dict[str, Any]) -> str:
     if set(shaping) <= {"families"}:
         return json.dumps(table.get("families", {}), sort_keys=True) if shaping else ""
     return json.dumps(shaping, sort_keys=True, default=str)
+
+
+def _major_texts(table: dict[str, Any], shaping: dict[str, Any]) -> dict[int, str]:
+    """Each major's part of the digest: the shared keys, with only that major's own `cuda.N` table."""
+    return {parse_major(key, "cuda."): _families_text(table, {**shaping, "cuda": {key: value}}) for key, value in table["cuda"].items()}
 
 
 def _families(reader: TableReader) -> tuple[Family, ...]:

@@ -33,6 +33,48 @@ def key_line(path: Path, key: str) -> int:
     return 0
 
 
+_TOML_WHERE = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|(end of document))\)$")
+_DECLARED_TWICE = re.compile(r"^Cannot declare \((.*)\) twice$")
+
+
+def toml_error(path: Path, error: ValueError) -> ConfigError:
+    """A pyproject.toml the TOML parser refuses, said as its file, line and key, with the fix where the
+    mistake is a known one; the parser's own text is kept as a detail, never the whole message."""
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    where = _TOML_WHERE.search(text)
+    line, column = (int(where.group(1)), int(where.group(2))) if where and where.group(1) else (0, 0)
+    detail = text[: where.start()] if where else text
+    twice = _DECLARED_TWICE.match(detail)
+    keys = re.findall(r"'([^']*)'", twice.group(1)) if twice else []
+    table = keys[2:] if keys[:2] == ["tool", "cuda-constraints"] else []
+    if twice and len(table) == 2 and table[0] == "cuda":
+        given = key_line(path, "cuda")
+        problem = (
+            f"[tool.cuda-constraints.cuda.{table[1]}] cannot be declared here, because `cuda` is already a list of majors"
+            f"{f' (line {given})' if given else ''}. Give the majors one way: either `cuda = [12, 13]`, or one "
+            "[tool.cuda-constraints.cuda.N] table per major to compile (an empty table when a major needs nothing "
+            "of its own), without the `cuda = [...]` line"
+        )
+        return ConfigError(path, "cuda", problem, line)
+    if twice:
+        name = ".".join(keys)
+        problem = (f"[{name}] is declared twice, or set above as a value: TOML allows each table once; merge the two "
+                   f"(the TOML parser says: {detail})")
+        return ConfigError(path, ".".join(table), problem, line)
+    at = f" (column {column})" if column else " at the end of the file" if where and where.group(3) else ""
+    quoted = f": {_line(path, line)!r}" if _line(path, line) else ""
+    meaning = "a key set twice in one table (TOML allows each once)" if detail == "Cannot overwrite a value" else "not valid TOML"
+    return ConfigError(path, "", f"{meaning}{at}{quoted} (the TOML parser says: {detail})", line)
+
+
+def _line(path: Path, number: int) -> str:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    return lines[number - 1].strip() if 0 < number <= len(lines) else ""
+
+
 @dataclass
 class TableReader:
     """Typed values of one TOML table, each failure a ConfigError naming the file, line and key."""

@@ -108,16 +108,33 @@ def _normal_form(line: str) -> str:
 FAMILIES_DIGEST_NAME = "[tool.cuda-constraints.families]"
 
 
-def digest_of(requirements_input: RequirementsInput, families_text: str = "") -> str:
-    """The digest a constraints file header records: every input file, and the configured families table.
+# How a header's `input digests` line names the configuration's part.
+CONFIGURATION_PART = "[tool.cuda-constraints]"
 
-    `families_text` is `Config.families_text` (empty when no families are configured). `compile` writes
-    this digest; `check` and `install` compare a header against it.
+
+def digest_of(requirements_input: RequirementsInput, families_text: str = "") -> str:
+    """The digest a constraints file header records: every input file, and the configuration that shapes
+    the major's result.
+
+    `families_text` is `Config.digest_text(major)` (empty when nothing is configured that shapes it).
+    `compile` writes this digest; `check` and `install` compare a header against it.
     """
+    return input_digest(_digested(requirements_input, families_text))
+
+
+def digest_parts(requirements_input: RequirementsInput, families_text: str = "") -> tuple[tuple[str, str], ...]:
+    """The digest of each part `digest_of` covers (each input file, then the configuration), by name: what
+    a header records beside it when there are several, so `check` and `diff` can say which one changed.
+    A single part's digest is `digest_of` itself."""
+    return tuple(
+        (CONFIGURATION_PART if name == FAMILIES_DIGEST_NAME else name, input_digest(((name, text),)))
+        for name, text in _digested(requirements_input, families_text)
+    )
+
+
+def _digested(requirements_input: RequirementsInput, families_text: str) -> tuple[tuple[str, str], ...]:
     files = requirements_input.files
-    if families_text:
-        files = (*files, (FAMILIES_DIGEST_NAME, families_text))
-    return input_digest(files)
+    return (*files, (FAMILIES_DIGEST_NAME, families_text)) if families_text else files
 
 
 def read_utf8(path: Path) -> str:

@@ -119,6 +119,15 @@ class Cache:
         digest = hashlib.sha256(key.encode()).hexdigest()
         return self.root / "metadata" / digest[:2] / f"{digest}.json"
 
+    def project_names(self) -> set[str]:
+        """The projects whose pages any index's cache holds: names to suggest for one that was not found."""
+        if self.root is None:
+            return set()
+        try:
+            return {page.stem for index in (self.root / "projects").iterdir() for page in index.iterdir() if page.suffix == ".page"}
+        except OSError:
+            return set()
+
     def load_page(self, index_url: str, name: str) -> CachedPage | None:
         path = self._project_path(index_url, name)
         if path is None:

@@ -18,7 +18,7 @@ from typing import Any
 from packaging.utils import NormalizedName
 
 from ..errors import ProjectNotFound
-from ..model.distributions import Project
+from ..model.distributions import Project, close_names
 from ..model.indexes import IndexSource, Routing
 from .client import IndexClient
 from .pages import Slim, find_links_directory, project_from_slims
@@ -61,7 +61,7 @@ class Sources:
         pages += await self._index_pages(name)
         if not any(slim["releases"] for slim, _, _ in pages):
             empty = [shown for _, _, shown in pages]  # a page without files: a login page, perhaps
-            raise ProjectNotFound(name, self._where(name), answered_empty=empty)
+            raise ProjectNotFound(name, self._where(name), answered_empty=empty, suggestions=self._near(name))
         return project_from_slims(name, pages)
 
     def cached_project(self, name: NormalizedName) -> Project | None:
@@ -114,6 +114,12 @@ class Sources:
             self._directories[source] = find_links_directory(entries)
         slim = self._directories[source].get(name)
         return None if slim is None else (slim, "")
+
+    def _near(self, name: NormalizedName) -> tuple[str, ...]:
+        """Names close to one no source has, from what is known without asking an index for a listing: the
+        cache's pages and the find-links directories'."""
+        listed = (project for listing in self._directories.values() for project in listing)
+        return close_names(name, (*self.client.cache.project_names(), *listed))
 
     def _where(self, name: NormalizedName) -> str:
         searched = [self.shown(s) for s in (*self.routing.searched(name), *self.routing.find_links)]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
@@ -15,6 +16,7 @@ from packaging.requirements import Requirement
 from packaging.tags import Tag
 from packaging.utils import (
     NormalizedName,
+    canonicalize_name,
     parse_wheel_filename,
 )
 from packaging.version import Version
@@ -172,6 +174,13 @@ class CoreMetadata:
     source: MetadataSourceKind = field(default="none", compare=False)
     # Legacy spellings repaired while reading (`pytz (>dev)` read as `pytz>0.0.0dev`), for warnings.
     repairs: tuple[str, ...] = field(default=(), compare=False)
+
+
+def close_names(name: str, known: Iterable[str], count: int = 3) -> tuple[str, ...]:
+    """The known project names closest to a name that was not found (`nixll` -> `nixl`), best first."""
+    wanted = canonicalize_name(name)
+    names = sorted({canonicalize_name(k) for k in known} - {wanted})
+    return tuple(difflib.get_close_matches(wanted, names, n=count, cutoff=0.75))
 
 
 @functools.lru_cache(maxsize=65536)

@@ -151,6 +151,11 @@ class FamilyTable:
         self._generic = tuple(_generic_regex(p) for p in generic_patterns)
         self._cache: dict[str, Variant | None] = {}
 
+    def names(self, majors: Iterable[int] = (12, 13)) -> set[str]:
+        """Every project the table names (meta packages, members for these majors, listed projects)."""
+        members = {member for family in self.families for major in majors if (member := family.member_name(major))}
+        return {*self._by_name, *members}
+
     def classify(self, name: str, version: Version | None = None) -> Variant | None:
         """The family, role and CUDA major of a project (and release, for version-major families)."""
         name = canonicalize_name(name)

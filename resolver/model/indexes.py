@@ -51,8 +51,10 @@ class IndexSource:
     explicit: bool = False  # asked only for the projects routed to it
     find_links: bool = False
     # How headers and messages show it, when not the URL with its credentials masked (a find-links
-    # directory is shown relative to the project, whatever machine compiles it).
+    # directory is shown relative to the project, whatever machine compiles it; one the environment
+    # names, as it names it).
     shown: str = field(default="", compare=False)
+    origin: str = field(default="", compare=False)  # the environment variable that named it, if one did
 
     @property
     def display(self) -> str:

@@ -18,6 +18,7 @@ from .policy import Policy, Record
 from .selection import Unavailable
 
 MAX_REASON_GROUPS = 5
+NEWEST_SHOWN = 5  # releases named when none matches
 Information = RequirementInformation[Req, Candidate]
 
 
@@ -136,7 +137,7 @@ def _describe_availability(name: str, infos: list[Information], policy: Policy, 
         return f"{name}: the releases that fit CUDA {major} ({span}) satisfy none of these together"
     if not unavailable:
         specifiers = sorted({str(i.requirement.specifier) or "any version" for i in infos})
-        return f"{name}: no release matches {' and '.join(specifiers)}"
+        return f"{name}: no release matches {' and '.join(specifiers)}{_releases_there_are(project, infos, policy)}"
     groups: dict[Unavailable, list[Version]] = defaultdict(list)
     for version, reason in unavailable.items():
         groups[reason].append(version)
@@ -149,6 +150,22 @@ def _describe_availability(name: str, infos: list[Information], policy: Policy, 
     if rest:
         parts.append(f"{_span(rest)} for other reasons")
     return f"{name}: no release fits CUDA {major}: " + "; ".join(parts)
+
+
+def _releases_there_are(name: NormalizedName, infos: list[Information], policy: Policy) -> str:
+    """` (releases: 1.5.1, 1.4.0, …; nearest to 9.9.9: 1.5.1)`: the newest releases the index has, and
+    those on either side of a version pinned with `==`."""
+    query = policy.record.queries.get(name)
+    versions = sorted({release.version for release in query[0].releases}, reverse=True) if query else []
+    if not versions:
+        return ""
+    shown = ", ".join(map(str, versions[:NEWEST_SHOWN])) + (f" … ({len(versions)} in all)" if len(versions) > NEWEST_SHOWN else "")
+    nearest = []
+    for pinned in sorted({Version(s.version) for i in infos for s in i.requirement.specifier
+                          if s.operator == "==" and not s.version.endswith(".*")}):
+        below, above = [v for v in versions if v < pinned][:1], [v for v in versions if v > pinned][-1:]
+        nearest.append(f"nearest to {pinned}: {' and '.join(map(str, (*below, *above)))}")
+    return f" (releases, newest first: {shown}{''.join(f'; {n}' for n in nearest)})"
 
 
 def _span(versions: list[Version]) -> str:

@@ -228,8 +228,8 @@ class Policy:
         member = self.builds_member(candidate)
         self.record.torch_builds[(candidate.name if member is None else member.name, candidate.version)] = builds
         if member is None:
-            if builds.untagged:
-                logger.warning("%s: %s; whether it loads with the torch pinned here is not checked", candidate, builds.describe())
+            if builds.untagged:  # the file's header records it; compile warns when the file changes
+                logger.debug("%s: %s; whether it loads with the torch pinned here is not checked", candidate, builds.describe())
             for name in builds.unrecognised:
                 logger.warning("%s: %s looks like a build for one torch version, but not as %s lays them out; it is not checked",
                                candidate, name, layout[0] if layout else "its family")

@@ -149,6 +149,10 @@ class Selector:
         wheels = [f for f in files if f.is_wheel and compatible_rank(f, environment) is not None]
         if wheels:
             return Unavailable("requires-python", f"requires Python {_normalized(wheels[0].requires_python)} (target {environment.python})")
+        refusing = [f for f in files if not python_ok(f, environment)]
+        if refusing and len(refusing) == len(files):  # no file is for this Python: say why, not "no wheel"
+            bound = _normalized(refusing[0].requires_python)
+            return Unavailable("requires-python", f"requires Python {bound} (target {environment.python})")
         newer = _newer_glibc(files, environment)
         if newer is not None:
             (major, minor), platform = newer
