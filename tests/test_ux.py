@@ -243,7 +243,7 @@ def test_releases_for_newer_pythons_say_requires_python_not_no_wheel(tmp_path, i
         inside(write_project(tmp_path, requirements={"kv.txt": "numpy>=2.3\n"}))
         assert main(["compile", *FAST, "--cuda", "13", "--python-version", "3.9"]) == 4
     err = capsys.readouterr().err
-    assert "numpy: no release fits CUDA 13: every matching release is unusable here: requires Python >=3.11 (target 3.9)" in err
+    assert "numpy: no release can be installed on Python 3.9: every matching release is unusable here: requires Python >=3.11 (target 3.9)" in err
     assert "no wheel" not in err
 
 
@@ -286,3 +286,28 @@ def test_the_readme_lists_every_flag_of_compile(capsys):
     listed = set(re.findall(r"(?<![\w\[-])(--?[a-zA-Z][\w-]*)", rows))
     assert flags - listed == set()
     assert "`REQUIREMENTS ...`" in rows  # the positional inputs
+
+
+@pytest.mark.parametrize(
+    ("requirement", "release", "expected"),
+    [
+        ("gpustat", {"tags": (), "sdist": True},
+         "gpustat: no release can be installed on cp312 manylinux_2_28_x86_64: every matching release is unusable here: no wheel "
+         "for cp312 manylinux_2_28_x86_64 (only an sdist: --allow-sdist-package gpustat would admit it)"),
+        ("gpustat>=1.0,<1.2", {"tags": BOTH_ARCHES, "yanked": True},
+         "gpustat: no release can be installed on cp312 manylinux_2_28_x86_64: every matching release is yanked (a yanked "
+         "release is used only where a requirement pins it with ==, as pip and uv do)"),
+        ("lmcache==0.4.4", None, "cupy-cuda12x: no release fits CUDA 13: it is a CUDA 12 package"),
+    ],
+    ids=["sdist only", "yanked", "another major"],
+)
+def test_no_release_fits_cuda_only_where_cuda_is_why(tmp_path, inside, capsys, requirement, release, expected):
+    index = kv_connectors_index()
+    if release is not None:
+        index.add("gpustat", "1.1", **release)
+    with served(index):
+        inside(write_project(tmp_path, requirements={"kv.txt": requirement + "\n"}))
+        assert main(["compile", *FAST, "--cuda", "13", "--platform", "manylinux_2_28_x86_64"]) == 4
+    err = capsys.readouterr().err
+    assert expected in err
+    assert ("no release fits CUDA" in err) == (release is None)

@@ -7,7 +7,7 @@ over are grouped by why (newest first), from the policy's typed reasons.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from packaging.utils import NormalizedName
 from packaging.version import Version
@@ -141,15 +141,34 @@ def _describe_availability(name: str, infos: list[Information], policy: Policy, 
     groups: dict[Unavailable, list[Version]] = defaultdict(list)
     for version, reason in unavailable.items():
         groups[reason].append(version)
+    head = _no_release(name, groups, policy, major)
     if len(groups) == 1:
-        return f"{name}: no release fits CUDA {major}: every matching release is {next(iter(groups)).phrase()}"
+        return f"{head}: every matching release is {next(iter(groups)).phrase()}{_yanked_hint(groups)}"
     # The groups with the newest releases first: those are the ones a reader expected to be picked.
     ordered = sorted(groups.items(), key=lambda item: max(item[1]), reverse=True)
     parts = [f"{_span(versions)} {reason.phrase()}" for reason, versions in ordered[:MAX_REASON_GROUPS]]
     rest = [version for _, versions in ordered[MAX_REASON_GROUPS:] for version in versions]
     if rest:
         parts.append(f"{_span(rest)} for other reasons")
-    return f"{name}: no release fits CUDA {major}: " + "; ".join(parts)
+    return f"{head}: " + "; ".join(parts) + _yanked_hint(groups)
+
+
+_CUDA_REASONS = frozenset({"other-major", "no-major"})
+
+
+def _no_release(name: str, groups: Mapping[Unavailable, list[Version]], policy: Policy, major: int) -> str:
+    """`no release fits CUDA 13` only where the major is why; else what the releases lack, for the target."""
+    kinds = {reason.kind for reason in groups}
+    if kinds <= _CUDA_REASONS:
+        return f"{name}: no release fits CUDA {major}"
+    where = f"Python {policy.environment.python}" if kinds == {"requires-python"} else str(policy.environment)
+    return f"{name}: no release can be installed on {where}" + (f" for CUDA {major}" if kinds & _CUDA_REASONS else "")
+
+
+def _yanked_hint(groups: Mapping[Unavailable, list[Version]]) -> str:
+    if not any(reason.kind == "yanked" for reason in groups):
+        return ""
+    return " (a yanked release is used only where a requirement pins it with ==, as pip and uv do)"
 
 
 def _releases_there_are(name: NormalizedName, infos: list[Information], policy: Policy) -> str:
