@@ -4,6 +4,10 @@ exit code, and leaves the constraints files as they were, byte for byte."""
 from __future__ import annotations
 
 import errno
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -213,3 +217,25 @@ def test_a_bad_configuration_is_one_clear_error_for_every_command(tmp_path, insi
     assert main(command) == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [("http://no-such-host.invalid/simple", "the host name does not resolve"), (None, "the host refuses connections")],
+    ids=["unresolvable", "refused"],
+)
+def test_an_unreachable_index_fails_after_one_retry_with_what_to_do(tmp_path, url, why):
+    """A host that does not resolve or refuses connections is not asked five times over seconds of backoff."""
+    if url is None:
+        with socket.socket() as closed:  # a port nothing listens on
+            closed.bind(("127.0.0.1", 0))
+            url = f"http://127.0.0.1:{closed.getsockname()[1]}/simple"
+    (tmp_path / "r.txt").write_text("nixl\n")
+    completed = subprocess.run(
+        [sys.executable, "-m", "resolver", "compile", "r.txt", "--dry-run", "--no-cache", "--index-url", url],
+        cwd=tmp_path, capture_output=True, text=True, check=False, timeout=60, env={**os.environ, "NETRC": "/nonexistent"},
+    )
+    assert completed.returncode == 5, completed.stderr
+    assert f"cannot connect: {why}" in completed.stderr and "(gave up after 2 attempts)" in completed.stderr
+    assert "--offline compiles from the cache, --find-links DIR" in completed.stderr and "pytorch-index" in completed.stderr
+    assert "Traceback" not in completed.stderr

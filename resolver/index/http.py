@@ -7,6 +7,7 @@ or, for a range request the server answers with the whole file, the narrow `Rang
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import random
 import time
@@ -28,6 +29,13 @@ T = TypeVar("T")
 logger = logging.getLogger(__name__)
 USER_AGENT = f"cuda-constraints/{__version__} (+resolver for CUDA-consistent constraints) httpx/{{}}"  # httpx's version
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# A host that does not resolve or refuses connections is asked once more, then reported with what to do.
+UNREACHABLE_RETRIES = 1
+UNREACHABLE_HINT = (
+    "without network access to it, --offline compiles from the cache, --find-links DIR from a directory of the "
+    "wheels, and a mirror can stand in for the index (--index-url, or pytorch-index in [tool.cuda-constraints] "
+    "for the PyTorch index)"
+)
 MAX_RETRY_AFTER = 60.0
 LANE_SIZE = 4
 STREAMS_PER_CONNECTION = 4
@@ -270,6 +278,9 @@ class Http:
                 problem, delay = "timed out", self._delay(attempt)
             except httpx.TransportError as error:
                 problem, delay = _describe_transport_error(error), self._delay(attempt)
+                unreachable = _unreachable(error)
+                if unreachable and attempt >= UNREACHABLE_RETRIES:  # a name that does not resolve, a port closed:
+                    raise IndexUnavailable(url, f"{unreachable} (gave up after {attempt + 1} attempts); {UNREACHABLE_HINT}") from None
             except httpx.HTTPError as error:
                 raise IndexUnavailable(url, f"request failed: {error}") from None
             if attempt == attempts - 1:
@@ -352,6 +363,23 @@ def _retry_after_seconds(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def _unreachable(error: BaseException) -> str:
+    """Why a host cannot be reached at all ("" for any other failure): its name does not resolve, or it
+    refuses connections. Asking again soon rarely helps, so such a failure is reported within seconds."""
+    import socket
+
+    seen: BaseException | None = error
+    for _ in range(8):  # the chain of causes, a few deep (an exception raised twice may chain to itself)
+        if seen is None:
+            break
+        if isinstance(seen, socket.gaierror):
+            return f"cannot connect: the host name does not resolve ({seen})"
+        if isinstance(seen, ConnectionRefusedError) or getattr(seen, "errno", None) == errno.ECONNREFUSED:
+            return f"cannot connect: the host refuses connections ({seen})"
+        seen = seen.__cause__ or seen.__context__
+    return ""
 
 
 def _describe_transport_error(error: httpx.TransportError) -> str:
