@@ -128,7 +128,7 @@ def _check_file(path: Path, major: int, config: Config, fix_all: str) -> Checked
     findings = [Finding(shown, problem, document.command) for problem in problems]
     for line in document.torch_builds:
         if line.will_not_load:
-            logger.warning("%s: %s: %s (allow-torch-build-mismatch)", shown, line.pin, line.will_not_load)
+            logger.warning("%s: %s: %s (allow-torch-build-mismatch)", shown, line.pin, line.builds)
     if isinstance(request.majors, tuple) and document.cuda_major not in request.majors:
         configured = ", ".join(map(str, request.majors))
         problem = f"CUDA {document.cuda_major} is not among the majors its command resolves ({configured})"

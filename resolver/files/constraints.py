@@ -97,10 +97,9 @@ class TorchBuildLine:
     builds: str
 
     @property
-    def will_not_load(self) -> str:
-        """Why its module will not load with the torch pinned (allow-torch-build-mismatch); "" when it will."""
-        _, _, mismatch = self.builds.partition("; ")
-        return mismatch if WILL_NOT_LOAD in mismatch else ""
+    def will_not_load(self) -> bool:
+        """Whether its module will not load with the torch pinned (allow-torch-build-mismatch let it be)."""
+        return WILL_NOT_LOAD in self.builds
 
     @property
     def untagged(self) -> bool:

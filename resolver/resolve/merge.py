@@ -101,7 +101,7 @@ def _torch_build_lines(resolutions: Sequence[TargetResolution]) -> tuple[TorchBu
         for name, builds in resolution.torch_builds.items():
             pin = f"{name}=={resolution.pins[name].version}"
             mismatch = resolution.torch_mismatches.get(name)
-            described = f"{builds.describe()}; {mismatch}" if mismatch else builds.describe()
+            described = mismatch or builds.describe()
             found[pin][described].add(resolution.target.environment.platform.tag)
     lines = []
     for pin, kinds in sorted(found.items()):

@@ -279,6 +279,6 @@ def _mismatch(
     if torch is None or builds.specifier is None or layout is None or builds.specifier.contains(torch.version, prereleases=True):
         return ""
     where = ", ".join(sorted(top_level.get("torch", ()))) or "required by " + ", ".join(sorted(parents.get("torch", ())))
-    text = f"{builds_module(layout[0])}{WILL_NOT_LOAD}torch {torch.version} is pinned by {where}"
-    logger.warning("%s==%s: %s; %s (allow-torch-build-mismatch)", candidate.name, candidate.version, builds.describe(), text)
+    text = f"{builds_module(layout[0])}{WILL_NOT_LOAD}{builds.describe()}; torch {torch.version} pinned by {where}"
+    logger.warning("%s==%s: %s (allow-torch-build-mismatch)", candidate.name, candidate.version, text)
     return text
