@@ -63,6 +63,8 @@ class SyntheticRelease:
     claimed_version: str | None = None
     # Further members of the wheel: (path, bytes), such as extension modules (`x/ext_torch212.so`).
     members: tuple[tuple[str, bytes], ...] = ()
+    # Extras declared for requirements given with their `extra == ...` markers in `requires`.
+    provides: tuple[str, ...] = ()
 
     @property
     def extensions(self) -> tuple[str, ...]:
@@ -87,6 +89,7 @@ class SyntheticRelease:
         ]
         if self.requires_python:
             lines.append(f"Requires-Python: {self.requires_python}")
+        lines += [f"Provides-Extra: {extra}" for extra in self.provides]
         lines += [f"Requires-Dist: {r}" for r in self.requires]
         for extra, requirements in self.extras.items():
             lines.append(f"Provides-Extra: {extra}")

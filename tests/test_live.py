@@ -18,9 +18,12 @@ from resolver.index.blocking import BlockingIndex
 from resolver.index.cache import Cache
 from resolver.index.client import ClientOptions, IndexClient
 from resolver.model.families import FamilyTable
-from resolver.model.indexes import Routing
+from resolver.model.indexes import PYTORCH_INDEX_BASE, Routing
 from resolver.model.targets import Environment, Platform, PythonVersion
 from resolver.resolve.torch_builds import read_torch_builds
+
+from .imitated import LINKS_PAGE, LMCACHE_CU129, served
+from .index_server import IndexServer
 
 pytestmark = pytest.mark.live
 ROOT = Path(__file__).resolve().parents[1]
@@ -199,6 +202,69 @@ def test_sglang_requirements_compile_for_cuda_13(tmp_path, monkeypatch):
         'requirements = ["requirements/sglang.txt"]\ncuda = [13]\nplatforms = ["manylinux_2_34_x86_64", "manylinux_2_34_aarch64"]\n',
     )
     assert {pin.name: str(pin.version) for pin in parse(path.read_text(), str(path)).pins}["torch"] == "2.14.1"
+
+
+def vllm_cu12_here(root: Path, torch_from: str, links_page: str, pytorch_index: str = PYTORCH_INDEX_BASE) -> Path:
+    """vLLM's requirements in `root`, configured as the README's vLLM recipe for CUDA 12 (x86_64), with
+    `torch_from` the lines of the major's table that say where torch comes from (none: PyPI), LMCache's
+    page at `links_page` and the PyTorch index at `pytorch_index`."""
+    shutil.copytree(ROOT / "tests" / "data" / "vllm-0.33.0" / "requirements", root / "requirements")
+    kv = root / "requirements" / "kv_connectors_cu12.txt"
+    kv.write_text(kv.read_text().replace(LMCACHE_CU129, links_page))
+    (root / "pyproject.toml").write_text(
+        '[tool.cuda-constraints]\nrequirements = ["requirements/cuda.txt"]\nplatforms = ["manylinux_2_34_x86_64"]\n'
+        f'exclude-dependencies = ["openai-harmony"]\npytorch-index = "{pytorch_index}"\n'
+        f'[tool.cuda-constraints.cuda.12]\n{torch_from}extra-requirements = ["requirements/kv_connectors_cu12.txt"]\n'
+    )
+    return root
+
+
+@pytest.mark.parametrize("mirror", ["pytorch-index", "find-links"])
+def test_vllm_cuda_12_inputs_compile_from_pypi_with_a_local_pytorch_index_and_release_page(mirror, tmp_path, monkeypatch, capsys):
+    """vLLM 0.33.0's CUDA 12 inputs against the real PyPI, with the PyTorch index of CUDA 12.9 and LMCache's
+    release page (which this machine may not reach) served from their imitation (tests/imitated.py) as
+    the README's rehearsal does: a mirror as `pytorch-index`, or a find-links directory of the wheels.
+    nixl 1.5.0's CUDA 12 builds stop at torch 2.14.0's pin; the file is written once that is allowed."""
+    pytorch, assets = served()
+    with IndexServer(pytorch) as pytorch_server, IndexServer(assets) as github:
+        torch_from = 'torch-backend = "cu129"\n' if mirror == "pytorch-index" else 'find-links = ["wheels/cu129"]\n'
+        vllm_cu12_here(tmp_path, torch_from, github.url + LINKS_PAGE, f"{pytorch_server.url}/whl")
+        wheels = tmp_path / "wheels" / "cu129"
+        wheels.mkdir(parents=True)
+        backend = pytorch.backends["cu129"]
+        for release in (r for releases in backend.releases.values() for r in releases):
+            for tag in release.tags:
+                (wheels / release.wheel_filename(tag)).write_bytes(release.wheel_bytes(tag))
+        monkeypatch.chdir(tmp_path)
+        assert main(["compile", "-q", "--no-cache"]) == 4
+        err = capsys.readouterr().err
+        assert "torch==2.14.0 is required by requirements/cuda.txt:7" in err
+        assert "nixl-cu12==1.5.0's wheel has builds for torch 2.11, 2.12, 2.13" in err
+        # (needs --allow-torch-build-mismatch, issue #24)
+        assert main(["compile", "-q", "--no-cache", "--allow-torch-build-mismatch", "nixl"]) == 0, capsys.readouterr().err
+    path = tmp_path / "constraints" / "cu12.txt"
+    text = path.read_text()
+    pins = {pin.name: str(pin.version) for pin in parse(text, str(path)).pins}
+    assert pins["torch"] == "2.14.0+cu129" and pins["nixl"] == pins["nixl-cu12"] == "1.5.0" and pins["lmcache"] == "0.5.6"
+    assert set(cuda_majors_inside(path).values()) == {12}
+    assert "nixl_ep will not load" in text
+    served_by = "wheels/cu129" if mirror == "find-links" else f"{pytorch_server.url}/whl/cu129"
+    assert f"{served_by}  (serves torch, torchaudio, torchcodec, torchvision" in text
+
+
+def test_vllm_cuda_12_inputs_on_pypi_alone_name_the_pytorch_index(tmp_path, monkeypatch, capsys):
+    """Without `torch-backend`, torch 2.14.0 comes from PyPI, a CUDA 13 build: the message says where the
+    CUDA 12 build is (LMCache's page served from its imitation: github.com may be out of reach)."""
+    _, assets = served()
+    with IndexServer(assets) as github:
+        vllm_cu12_here(tmp_path, "", github.url + LINKS_PAGE)
+        monkeypatch.chdir(tmp_path)
+        # (Needs --allow-torch-build-mismatch, issue #24: without it nixl's builds for torch 2.11 to 2.13
+        # are the conflict named.)
+        assert main(["compile", "-q", "--no-cache", "--allow-torch-build-mismatch", "nixl"]) == 4
+    err = capsys.readouterr().err
+    assert "CUDA 12 (cp312 manylinux_2_34_x86_64): cannot resolve the requirements" in err
+    assert 'torch-backend = "cu129"' in err and not (tmp_path / "constraints" / "cu12.txt").exists()
 
 
 @pytest.mark.parametrize("major", [12, 13])
