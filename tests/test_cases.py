@@ -67,11 +67,11 @@ def test_vllm_cuda_12_fails_on_nixl_builds_for_older_torch_naming_the_pin_and_th
     assert "torch==2.14.0 is required by requirements/cuda.txt:7" in message
     assert "nixl-cu12==1.5.0's wheel has builds for torch 2.11, 2.12, 2.13" in message
     assert not (vllm_cu12 / "constraints").exists()
-    # What the message says with --allow-torch-build-mismatch (issue #24): the way out, the builds of the
-    # other nixl releases, and the nearest one.
-    assert "--allow-torch-build-mismatch nixl" in message, message
-    assert "nixl-cu12==1.5.1" in message and "nixl-cu12==1.4.1" in message, message
-    assert "nearest" in message, message
+    # The builds of the other nixl releases (none for torch 2.14 either), the nearest one, and the way out.
+    assert ("builds per torch version, newest releases first: nixl-cu12 1.5.1 (2.11–2.13), 1.5.0 (2.11–2.13), "
+            "1.4.1 (2.11–2.13)") in message, message
+    assert ("no nixl release has a build for torch 2.14.0 (nearest: nixl-cu12 1.5.1, builds for torch 2.11, 2.12, 2.13); "
+            "to write the file anyway, where those builds will not load, pass --allow-torch-build-mismatch nixl") in message
 
 
 def test_vllm_cuda_12_is_written_when_the_nixl_ep_mismatch_is_allowed_and_its_header_says_so(vllm_cu12, index, caplog):
@@ -91,5 +91,5 @@ def test_vllm_cuda_12_is_written_when_the_nixl_ep_mismatch_is_allowed_and_its_he
     assert "#   explicit https://download.pytorch.org/whl/cu129  (serves torch, torchaudio, torchcodec, torchvision, triton)\n" in text
     assert "#   find-links https://github.com/LMCache/LMCache/releases/expanded_assets/v0.5.6-cu129  (serves lmcache)\n" in text
     assert ("#   nixl-cu12==1.5.0: nixl_ep will not load: builds for torch 2.11, 2.12, 2.13; "
-            "torch 2.14.0 pinned by requirements/cuda.txt:7\n") in text
+            "torch 2.14.0+cu129 pinned by requirements/cuda.txt:7\n") in text
     assert any("nixl-cu12==1.5.0" in record.getMessage() and "2.14" in record.getMessage() for record in caplog.records)

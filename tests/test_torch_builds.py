@@ -152,6 +152,7 @@ def test_the_failure_names_the_torch_pin_the_nearest_release_and_the_option(tmp_
         assert compile_cu13(tmp_path, inside, "nixl\ntorch == 2.15.0\n") == 4
     err = capsys.readouterr().err
     assert "torch==2.15.0 is required by requirements/kv.txt:2" in err
+    assert "builds per torch version, newest releases first: nixl-cu13 1.5.1 (2.12–2.14), 1.4.0 (2.11–2.13)" in err
     assert ("no nixl release has a build for torch 2.15.0 (nearest: nixl-cu13 1.5.1, builds for torch 2.12, 2.13, 2.14); to "
             "write the file anyway, where those builds will not load, pass --allow-torch-build-mismatch nixl") in err
 

@@ -6,6 +6,7 @@ over are grouped by why (newest first), from the policy's typed reasons.
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -16,6 +17,7 @@ from resolvelib.structs import RequirementInformation
 from .candidates import PYTHON, UNREADABLE, Candidate, Req
 from .policy import Policy, Record
 from .selection import Unavailable
+from .torch_builds import TorchBuilds
 
 MAX_REASON_GROUPS = 5
 NEWEST_SHOWN = 5  # releases named when none matches
@@ -61,11 +63,30 @@ def _torch_builds_hint(infos: list[Information], policy: Policy) -> list[str]:
     (name, version), nearest = min(builds.items(), key=lambda item: (_distance(item[1].minors, wanted), [-p for p in item[0][1].release]))
     variant = policy.families.classify(name)
     allow = (variant.family.meta or variant.family.name) if variant is not None else name
+    per_release = "; ".join(
+        f"{member} {', '.join(f'{v} ({_minors(found.minors)})' for v, found in sorted(releases, reverse=True))}"
+        for member, releases in _by_member(builds).items()
+    )
     return [
+        f"builds per torch version, newest releases first: {per_release}",
         f"no {allow} release has a build for torch {pinned[0]} (nearest: {name} {version}, {nearest.describe()}); to write the "
         f"file anyway, where those builds will not load, pass --allow-torch-build-mismatch {allow} (allow-torch-build-mismatch "
-        f"= [\"{allow}\"] in [tool.cuda-constraints])"
+        f"= [\"{allow}\"] in [tool.cuda-constraints])",
     ]
+
+
+def _by_member(builds: Mapping[tuple[NormalizedName, Version], TorchBuilds]) -> dict[str, list[tuple[Version, TorchBuilds]]]:
+    found: dict[str, list[tuple[Version, TorchBuilds]]] = defaultdict(list)
+    for (name, version), value in sorted(builds.items()):
+        found[name].append((version, value))
+    return dict(found)
+
+
+def _minors(minors: Sequence[tuple[int, int]]) -> str:
+    """`2.11–2.13` (`2.11, 2.13` where one is missing between)."""
+    if len(minors) > 2 and all(b == (a[0], a[1] + 1) for a, b in itertools.pairwise(minors)):
+        return f"{minors[0][0]}.{minors[0][1]}–{minors[-1][0]}.{minors[-1][1]}"
+    return ", ".join(f"{major}.{minor}" for major, minor in minors)
 
 
 def _distance(minors: Sequence[tuple[int, int]], wanted: tuple[int, int]) -> int:

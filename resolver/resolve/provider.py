@@ -22,10 +22,13 @@ from .candidates import PYTHON, UNREADABLE, Candidate, Req, name_of, requirement
 from .policy import Policy, merged
 from .selection import Unavailable
 from .source import MetadataSource
+from .torch_builds import read_torch_builds
 
 logger = logging.getLogger(__name__)
 # How many older releases' file lists to fetch ahead for a family with builds per torch version.
 BUILD_LOOKAHEAD = 8
+# The releases of a builds-per-torch member whose builds a failure over torch names.
+SURVEYED_RELEASES = 8
 Information = RequirementInformation[Req, Candidate]
 
 
@@ -174,6 +177,25 @@ class CudaProvider(AbstractProvider[Req, Candidate, str]):
             if not isinstance(choice, Unavailable) and choice.file.is_wheel:
                 self.source.prefetch_extension_modules(choice.file)
                 self.source.prefetch_metadata(release, choice.metadata_file)
+
+    def survey_torch_builds(self) -> None:
+        """After a failure over torch: the builds per torch version of the newest releases of every member
+        whose builds took part, recorded for the explanation (those the resolver never reached included)."""
+        record = self.policy.record
+        for name in sorted({name for name, _ in record.torch_builds}):
+            layout = self.policy.families.torch_builds(name)
+            if layout is None:
+                continue
+            wheels = []
+            for release in self._project(name).releases[:SURVEYED_RELEASES]:
+                choice = self.policy.selector.select(release)
+                if (name, release.version) not in record.torch_builds and not isinstance(choice, Unavailable) and choice.file.is_wheel:
+                    self.source.prefetch_extension_modules(choice.file)
+                    wheels.append((release.version, choice.file))
+            for version, wheel in wheels:
+                builds = read_torch_builds(*layout, self.source.extension_modules(wheel) or ())
+                if builds is not None:
+                    record.torch_builds[(name, version)] = builds
 
     def _project(self, name: NormalizedName) -> Project:
         try:

@@ -80,6 +80,8 @@ def resolve_target(
         missing = next((provider.policy.record.missing[r.name] for r in roots if r.name in provider.policy.record.missing), None)
         if missing is not None:
             raise missing from None  # a project the user names and no index has: a usage error
+        if any(cause.requirement.name == "torch" for cause in error.causes):
+            provider.survey_torch_builds()  # the builds of the releases not tried, for the explanation
         if provider.policy.may_relax_torch_builds():
             # allow-torch-build-mismatch: a builds-per-torch family stood in the way; resolve once more without
             # holding torch to those builds (the mismatch is recorded); a failure is explained as it was.
