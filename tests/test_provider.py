@@ -129,6 +129,37 @@ def test_a_fork_has_the_same_rules_and_a_record_of_its_own():
     assert fork.record.unavailable and not rules.record.unavailable
 
 
+def test_a_release_made_again_never_meets_the_answer_for_the_one_made_before():
+    """A synthetic index (and a page read again) makes fresh releases on every call: a yanked release freed
+    and a usable one made, most often where the first one was, must each get their own answer. A memo keyed
+    by the address (id) answered the second with the first's `Unavailable` in 200 of 200 tries."""
+    from resolver.model.distributions import DistFile, Release
+    from resolver.resolve.selection import Choice
+
+    selector = Selector(13, ENVIRONMENTS[0], ENVIRONMENTS, FamilyTable(), SelectionOptions())
+    wheel, name, version = "pkg-1.0-py3-none-any.whl", canonicalize_name("pkg"), Version("1.0")
+    yanked_files = (DistFile(wheel, f"https://index.test/{wheel}", yanked=True),)
+    usable_files = (DistFile(wheel, f"https://index.test/{wheel}"),)
+    for _ in range(200):
+        yanked = Release(name, version, yanked_files)
+        assert isinstance(selector.select(yanked), Unavailable)
+        del yanked
+        usable = Release(name, version, usable_files)
+        assert isinstance(selector.select(usable), Choice)
+        del usable
+
+
+def test_each_target_remembers_on_its_own():
+    """A copy of the rules (for another thread) and another target in the same environment keep memos of
+    their own: no memo lives in a value the threads share (an Environment, a requirement)."""
+    rules = policy(major=12)
+    project = kv_connectors_index().project(canonicalize_name("cuda-python"))
+    list(rules.candidates_in(project, [req("cuda-python")]))
+    assert rules.selector.memo.choices and rules.selector.memo.ranks[ENVIRONMENTS[0]]
+    assert not rules.fork().selector.memo.choices and not policy(major=12).selector.memo.ranks
+    assert not {"wheel_ranks", "applies_memo"} & set(dir(Environment))
+
+
 def test_find_matches_never_fetches_a_name_of_another_major():
     class NoFetch:
         def project(self, name):
@@ -208,3 +239,7 @@ def test_a_wheels_rank_is_what_packaging_reads_from_its_name():
         for filename in WHEEL_NAMES:
             file = DistFile(filename=filename, url=f"https://index.test/{filename}")
             assert compatible_rank(file, environment) == packaging_rank(filename, environment), (filename, platform)
+        ranks: dict[str, int | None] = {}  # a target's memo, filled and then read
+        for _ in range(2):
+            assert [compatible_rank(DistFile(f, f"https://index.test/{f}"), environment, ranks) for f in WHEEL_NAMES] == [
+                packaging_rank(f, environment) for f in WHEEL_NAMES]

@@ -27,7 +27,8 @@ class Crawler:
 
     def __init__(self, client: IndexClient, sources: Sources) -> None:
         self.client, self.sources = client, sources
-        self.visited: set[tuple[int, str, str]] = set()
+        # (the target's rules, the candidate): the rules held here, never their address
+        self.visited: set[tuple[CrawlRules, str, str]] = set()
 
     async def crawl(self, plans: Iterable[tuple[CrawlRules, Sequence[Req]]]) -> None:
         await asyncio.gather(*(self._visit(rules, root) for rules, roots in plans for root in roots))
@@ -42,7 +43,7 @@ class Crawler:
             best = next(provider.candidates_in(project, [requirement]), None)
             if best is None or best.choice is None:
                 return
-            key = (id(provider), best.identifier, str(best.version))
+            key = (provider, best.identifier, str(best.version))
             if key in self.visited:
                 return
             self.visited.add(key)

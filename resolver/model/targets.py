@@ -183,17 +183,6 @@ class Environment:
         """The platform tags of `tag_priority`: a wheel that names none of them cannot install here."""
         return frozenset(tag.platform for tag in self.tag_priority)
 
-    @cached_property
-    def wheel_ranks(self) -> dict[str, int | None]:
-        """Memo of `candidates.compatible_rank` by wheel filename."""
-        return {}
-
-    @cached_property
-    def applies_memo(self) -> dict[tuple[str, frozenset[str]], bool]:
-        """Memo of whether a requirement line (its text) holds here for a candidate's extras, for every
-        target's rules in this environment (each major's, and their crawls' forks)."""
-        return {}
-
     def evaluate(self, marker: Marker | None, extra: str = "") -> bool:
         """Whether a marker holds here; one that cannot be evaluated (bad version literal) does not."""
         if marker is None:

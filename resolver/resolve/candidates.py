@@ -41,23 +41,25 @@ class Req:
     # The environments of the target's Python (one per platform) where the tree needs it: where its
     # markers, and those of the chain that leads to it, hold. None: all of them.
     environments: frozenset[Environment] | None = field(default=None, compare=False)
-    _admitted: dict[Version, bool] = field(default_factory=dict, compare=False, hash=False, repr=False)
     # Asked hundreds of thousands of times in a resolution (every round looks at every requirement): made once.
     identifier: str = field(init=False, compare=False, repr=False)
     pinned_exactly: bool = field(init=False, compare=False, repr=False)
+    # A requirement is a memo's key (`Policy.admits`): its hash is made once, from the fields it is compared by.
+    _hash: int = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "identifier", identifier_of(self.name, self.extras))
         exact = any(s.operator in ("==", "===") and not s.version.endswith(".*") for s in self.specifier)
         object.__setattr__(self, "pinned_exactly", exact)
+        object.__setattr__(self, "_hash", hash((self.name, self.specifier, self.extras, self.origin, self.on_behalf, self.asked_extras)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def admits(self, version: Version) -> bool:
-        """Whether the specifier admits the version (pre-releases are filtered elsewhere); memoised."""
-        try:
-            return self._admitted[version]
-        except KeyError:
-            admitted = self._admitted[version] = self.specifier.contains(version, prereleases=True)
-            return admitted
+        """Whether the specifier admits the version (pre-releases are filtered elsewhere); a target's rules
+        remember the answers (`Policy.admits`)."""
+        return self.specifier.contains(version, prereleases=True)
 
     def __str__(self) -> str:
         extras = f"[{','.join(sorted(self.extras))}]" if self.extras else ""

@@ -90,6 +90,7 @@ class Policy:
         self.preferred = preferred or {}
         self.pre = pre
         self.record = Record()
+        self._admitted: dict[Req, dict[Version, bool]] = {}  # this target's memo of `admits`
         # allow-torch-build-mismatch took effect: the builds of the families it names no longer hold torch.
         self.torch_builds_relaxed = False
 
@@ -130,7 +131,7 @@ class Policy:
         held_back: list[Release] = []
         final_found = False
         for release in releases:
-            if not _admits(applied, release.version):
+            if not all(self.admits(requirement, release.version) for requirement in applied):
                 continue
             if release.version.is_prerelease and not allow_pre:
                 held_back.append(release)
@@ -314,7 +315,7 @@ class Policy:
                 added = ((text, parse_requirement(text)) for text in metadata.requires_dist)
                 self.record.selector_members[key] = tuple(sorted({
                     canonicalize_name(r.name) for text, r in added
-                    if r.marker is not None and _applies(self.environment, text, r.marker, frozenset({extra}))
+                    if r.marker is not None and self._applies(self.environment, text, r.marker, frozenset({extra}))
                     and self.mismatched_major(canonicalize_name(r.name)) is not None
                 }))
 
@@ -357,27 +358,35 @@ class Policy:
         serves = candidate.serves if candidate.serves is not None else self.selector.environments
         for text in metadata.requires_dist:
             requirement = parse_requirement(text)  # valid: metadata is checked as it is read
-            if not _applies(self.environment, text, requirement.marker, candidate.extras):
+            if not self._applies(self.environment, text, requirement.marker, candidate.extras):
                 continue
             asked = frozenset(canonicalize_name(e) for e in requirement.extras)
             extras = frozenset(canonicalize_name(e) for e in extras_for_major(asked, self.major))
-            needed_in = frozenset(e for e in serves if _applies(e, text, requirement.marker, candidate.extras))
+            needed_in = frozenset(e for e in serves if self._applies(e, text, requirement.marker, candidate.extras))
             yield Req(canonicalize_name(requirement.name), requirement.specifier, extras, str(candidate),
                       asked_extras=asked if extras != asked else frozenset(), environments=needed_in)
 
 
-def _applies(environment: Environment, text: str, marker: Marker | None, extras: frozenset[NormalizedName]) -> bool:
-    """Whether a requirement line holds in an environment for a candidate's extras (memoised per environment
-    for every target's rules: each major's, and their crawls' forks)."""
-    key = (text, extras)
-    memo = environment.applies_memo
-    if key not in memo:
-        if marker is None:
-            memo[key] = not extras
-        else:
-            base = environment.evaluate(marker)
-            memo[key] = base if not extras else not base and any(environment.evaluate(marker, extra) for extra in extras)
-    return memo[key]
+    def _applies(self, environment: Environment, text: str, marker: Marker | None, extras: frozenset[NormalizedName]) -> bool:
+        """Whether a requirement line holds in an environment for a candidate's extras (remembered by the target)."""
+        key = (text, extras)
+        memo = self.selector.memo.applies[environment]
+        if key not in memo:
+            if marker is None:
+                memo[key] = not extras
+            else:
+                base = environment.evaluate(marker)
+                memo[key] = base if not extras else not base and any(environment.evaluate(marker, extra) for extra in extras)
+        return memo[key]
+
+    def admits(self, requirement: Req, version: Version) -> bool:
+        """Whether a requirement's specifier admits a version (pre-releases are decided apart), remembered: a
+        resolution asks it hundreds of thousands of times."""
+        try:
+            return self._admitted[requirement][version]
+        except KeyError:
+            admitted = self._admitted.setdefault(requirement, {})[version] = requirement.admits(version)
+            return admitted
 
 
 def _needed_in(requested: Iterable[Req]) -> frozenset[Environment] | None:
@@ -407,11 +416,6 @@ def _joined(group: Sequence[Req]) -> Req:
     first = group[0]
     specifier = SpecifierSet(spec for requirement in group for spec in requirement.specifier)
     return Req(first.name, specifier, first.extras, first.origin, first.on_behalf, first.asked_extras, _needed_in(group))
-
-
-def _admits(requirements: Sequence[Req], version: Version) -> bool:
-    """Whether every requirement's specifier admits the version (pre-releases are decided apart)."""
-    return all(requirement.admits(version) for requirement in requirements)
 
 
 def declared_extras(metadata: CoreMetadata) -> frozenset[NormalizedName]:

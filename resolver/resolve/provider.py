@@ -119,7 +119,7 @@ class CudaProvider(AbstractProvider[Req, Candidate, str]):
         return lambda: self.policy.candidates_in(project, requested, excluded)
 
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
-        return requirement.admits(candidate.version)
+        return self.policy.admits(requirement, candidate.version)
 
     def get_dependencies(self, candidate: Candidate) -> list[Req]:
         if candidate.choice is None:

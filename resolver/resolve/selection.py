@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -76,6 +77,21 @@ class Choice:
     sdist_platforms: tuple[str, ...] = ()
 
 
+class TargetMemo:
+    """Answers one target's rules work out again and again, each a pure function of its key: which file of a
+    release it would install, a wheel's rank in an environment, whether a requirement line holds there.
+
+    One per target (a `Selector` makes its own; a copy for another thread gets another), never inside a
+    value that threads share. A release is a key as itself (held here, so a release freed and another
+    allocated at its address can never meet its answer); everything else by value.
+    """
+
+    def __init__(self) -> None:
+        self.choices: dict[tuple[Release, bool, frozenset[Environment] | None], Choice | Unavailable] = {}
+        self.ranks: dict[Environment, dict[str, int | None]] = defaultdict(dict)
+        self.applies: dict[Environment, dict[tuple[str, frozenset[str]], bool]] = defaultdict(dict)
+
+
 @dataclass
 class Selector:
     cuda_major: int
@@ -85,7 +101,7 @@ class Selector:
     environments: tuple[Environment, ...]
     families: FamilyTable
     options: SelectionOptions = field(default_factory=SelectionOptions)
-    _memo: dict[tuple[int, bool, frozenset[Environment] | None], Choice | Unavailable] = field(default_factory=dict, repr=False)
+    memo: TargetMemo = field(default_factory=TargetMemo, repr=False, compare=False)
 
     def copy(self) -> Selector:
         """The same selection with a memo of its own (for another thread)."""
@@ -99,10 +115,11 @@ class Selector:
         first environment (so every platform of a major shares one read), else any wheel (an sdist's
         METADATA cannot be read by ranges); markers carry what differs between platforms.
         """
-        key = (id(release), allow_yanked, serves)
-        if key not in self._memo:
-            self._memo[key] = self._select(release, allow_yanked, serves)
-        return self._memo[key]
+        key = (release, allow_yanked, serves)
+        choices = self.memo.choices
+        if key not in choices:
+            choices[key] = self._select(release, allow_yanked, serves)
+        return choices[key]
 
     def _select(self, release: Release, allow_yanked: bool, serves: frozenset[Environment] | None) -> Choice | Unavailable:
         if not self.families.fits(release.name, release.version, self.cuda_major):
@@ -125,7 +142,7 @@ class Selector:
         for environment in self.environments:
             if not self._needed(environment, serves):
                 continue
-            file = best_wheel(files, environment)
+            file = best_wheel(files, environment, self.memo.ranks[environment])
             if file is not None:
                 wheels.append(file)
             if file is None and self.options.sdist_allowed(release.name):
@@ -138,7 +155,9 @@ class Selector:
                 chosen = file
         assert chosen is not None
         # The first environment's wheel even where the release need not serve it: one read for every platform.
-        first = next(iter(wheels), None) if self._needed(self.environments[0], serves) else best_wheel(files, self.environments[0])
+        first = next(iter(wheels), None) if self._needed(self.environments[0], serves) else best_wheel(
+            files, self.environments[0], self.memo.ranks[self.environments[0]]
+        )
         metadata_file = first or next(iter(wheels), None) or next((f for f in files if f.is_wheel), chosen)
         return Choice(release, chosen, metadata_file, tuple(sdist_platforms))
 
@@ -146,7 +165,8 @@ class Selector:
         return serves is None or environment in serves or environment == self.environment
 
     def _why_no_file(self, files: list[DistFile], environment: Environment, name: str) -> Unavailable:
-        wheels = [f for f in files if f.is_wheel and compatible_rank(f, environment) is not None]
+        ranks = self.memo.ranks[environment]
+        wheels = [f for f in files if f.is_wheel and compatible_rank(f, environment, ranks) is not None]
         if wheels:
             return Unavailable("requires-python", f"requires Python {_normalized(wheels[0].requires_python)} (target {environment.python})")
         refusing = [f for f in files if not python_ok(f, environment)]
@@ -194,12 +214,13 @@ def _normalized(requires_python: str | None) -> str:
         return escape(requires_python or "")
 
 
-def best_wheel(files: Iterable[DistFile], environment: Environment) -> DistFile | None:
-    """The wheel an installer would pick here: highest build number, then the most specific tag."""
+def best_wheel(files: Iterable[DistFile], environment: Environment, ranks: dict[str, int | None] | None = None) -> DistFile | None:
+    """The wheel an installer would pick here: highest build number, then the most specific tag (`ranks`: a
+    target's memo of `compatible_rank` in this environment)."""
     best: tuple[tuple[int, str], int] | None = None
     chosen = None
     for file in files:
-        rank = compatible_rank(file, environment)
+        rank = compatible_rank(file, environment, ranks)
         if rank is None or not python_ok(file, environment):
             continue
         key = (file.build_number, -rank)
@@ -208,20 +229,27 @@ def best_wheel(files: Iterable[DistFile], environment: Environment) -> DistFile 
     return chosen
 
 
-def compatible_rank(file: DistFile, environment: Environment) -> int | None:
-    """The rank of the most specific of the wheel's tags supported here, or None."""
+def compatible_rank(file: DistFile, environment: Environment, ranks: dict[str, int | None] | None = None) -> int | None:
+    """The rank of the most specific of the wheel's tags supported here, or None (`ranks`: a target's memo of
+    it in this environment, by file name)."""
     if not file.is_wheel:
         return None
-    ranks = environment.wheel_ranks
-    if file.filename not in ranks:
-        platforms = file.filename[: -len(".whl")].rpartition("-")[2].lower().split(".")
-        if environment.wheel_platforms.isdisjoint(platforms):
-            ranks[file.filename] = None  # another system's wheel (most of many projects' files): not parsed
-        else:
-            priority = environment.tag_priority
-            found = [priority[tag] for tag in wheel_tags(file.filename) if tag in priority]
-            ranks[file.filename] = min(found) if found else None
-    return ranks[file.filename]
+    if ranks is None:
+        return _rank(file.filename, environment)
+    try:
+        return ranks[file.filename]
+    except KeyError:
+        rank = ranks[file.filename] = _rank(file.filename, environment)
+        return rank
+
+
+def _rank(filename: str, environment: Environment) -> int | None:
+    platforms = filename[: -len(".whl")].rpartition("-")[2].lower().split(".")
+    if environment.wheel_platforms.isdisjoint(platforms):
+        return None  # another system's wheel (most of many projects' files): not parsed
+    priority = environment.tag_priority
+    found = [priority[tag] for tag in wheel_tags(filename) if tag in priority]
+    return min(found) if found else None
 
 
 def uploaded_by(file: DistFile, exclude_newer: datetime | None) -> bool:
