@@ -7,7 +7,7 @@ Nothing here asks the machine: the environment is built from the target, as pack
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from packaging import tags
@@ -148,6 +148,14 @@ class Environment:
 
     python: PythonVersion
     platform: Platform
+    # An environment keys a target's memos, asked per requirement line: its hash is made once.
+    _hash: int = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.python, self.platform)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @cached_property
     def tag_priority(self) -> dict[Tag, int]:

@@ -21,6 +21,7 @@ for error messages; `fork` gives another thread the same rules with a record of 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import re
@@ -124,6 +125,7 @@ class Policy:
         applied = (*requested, *self.constraints.get(name, ()))
         allow_yanked = any(r.pinned_exactly for r in applied)
         allow_pre = self.pre or any(spec.prereleases for r in applied for spec in r.specifier)
+        checks = [(requirement, self._versions_admitted(requirement)) for requirement in applied]
         releases: Iterable[Release] = project.releases
         preferred = project.release(self.preferred[name]) if name in self.preferred else None
         if preferred is not None:
@@ -131,7 +133,7 @@ class Policy:
         held_back: list[Release] = []
         final_found = False
         for release in releases:
-            if not all(self.admits(requirement, release.version) for requirement in applied):
+            if not all(_admitted(memo, requirement, release.version) for requirement, memo in checks):
                 continue
             if release.version.is_prerelease and not allow_pre:
                 held_back.append(release)
@@ -315,7 +317,8 @@ class Policy:
                 added = ((text, parse_requirement(text)) for text in metadata.requires_dist)
                 self.record.selector_members[key] = tuple(sorted({
                     canonicalize_name(r.name) for text, r in added
-                    if r.marker is not None and self._applies(self.environment, text, r.marker, frozenset({extra}))
+                    if r.marker is not None and _applies(self.selector.memo.applies[self.environment], self.environment, text, r.marker,
+                                                         frozenset({extra}))
                     and self.mismatched_major(canonicalize_name(r.name)) is not None
                 }))
 
@@ -356,28 +359,17 @@ class Policy:
         """The release's requirements whose markers hold here (for its extras only, on an extras candidate),
         each with the environments the candidate serves where its markers hold too."""
         serves = candidate.serves if candidate.serves is not None else self.selector.environments
+        here = self.selector.memo.applies[self.environment]
+        memos = [(environment, self.selector.memo.applies[environment]) for environment in serves]
         for text in metadata.requires_dist:
             requirement = parse_requirement(text)  # valid: metadata is checked as it is read
-            if not self._applies(self.environment, text, requirement.marker, candidate.extras):
+            if not _applies(here, self.environment, text, requirement.marker, candidate.extras):
                 continue
             asked = frozenset(canonicalize_name(e) for e in requirement.extras)
             extras = frozenset(canonicalize_name(e) for e in extras_for_major(asked, self.major))
-            needed_in = frozenset(e for e in serves if self._applies(e, text, requirement.marker, candidate.extras))
+            needed_in = frozenset(e for e, memo in memos if _applies(memo, e, text, requirement.marker, candidate.extras))
             yield Req(canonicalize_name(requirement.name), requirement.specifier, extras, str(candidate),
                       asked_extras=asked if extras != asked else frozenset(), environments=needed_in)
-
-
-    def _applies(self, environment: Environment, text: str, marker: Marker | None, extras: frozenset[NormalizedName]) -> bool:
-        """Whether a requirement line holds in an environment for a candidate's extras (remembered by the target)."""
-        key = (text, extras)
-        memo = self.selector.memo.applies[environment]
-        if key not in memo:
-            if marker is None:
-                memo[key] = not extras
-            else:
-                base = environment.evaluate(marker)
-                memo[key] = base if not extras else not base and any(environment.evaluate(marker, extra) for extra in extras)
-        return memo[key]
 
     def admits(self, requirement: Req, version: Version) -> bool:
         """Whether a requirement's specifier admits a version (pre-releases are decided apart), remembered: a
@@ -385,8 +377,43 @@ class Policy:
         try:
             return self._admitted[requirement][version]
         except KeyError:
-            admitted = self._admitted.setdefault(requirement, {})[version] = requirement.admits(version)
-            return admitted
+            return _admitted(self._versions_admitted(requirement), requirement, version)
+
+    def _versions_admitted(self, requirement: Req) -> dict[Version, bool]:
+        """The target's memo of which versions a requirement admits."""
+        memo = self._admitted.get(requirement)
+        if memo is None:
+            memo = self._admitted[requirement] = {}
+        return memo
+
+
+def _admitted(memo: dict[Version, bool], requirement: Req, version: Version) -> bool:
+    try:
+        return memo[version]
+    except KeyError:
+        admitted = memo[version] = requirement.admits(version)
+        return admitted
+
+
+def _applies(memo: dict[tuple[str, frozenset[str]], bool], environment: Environment, text: str, marker: Marker | None,
+             extras: frozenset[NormalizedName]) -> bool:
+    """Whether a requirement line holds in an environment for a candidate's extras (`memo`: the target's, for
+    that environment)."""
+    key = (text, extras)
+    try:
+        return memo[key]
+    except KeyError:
+        holds = memo[key] = not extras if marker is None else _holds(text, extras, environment)
+        return holds
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _holds(text: str, extras: frozenset[NormalizedName], environment: Environment) -> bool:
+    """Whether a requirement line with a marker holds in an environment for these extras (for every target
+    there: the majors' rules and their copies ask the same lines)."""
+    marker = parse_requirement(text).marker
+    base = environment.evaluate(marker)
+    return base if not extras else not base and any(environment.evaluate(marker, extra) for extra in extras)
 
 
 def _needed_in(requested: Iterable[Req]) -> frozenset[Environment] | None:

@@ -243,6 +243,7 @@ def compatible_rank(file: DistFile, environment: Environment, ranks: dict[str, i
         return rank
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _rank(filename: str, environment: Environment) -> int | None:
     platforms = filename[: -len(".whl")].rpartition("-")[2].lower().split(".")
     if environment.wheel_platforms.isdisjoint(platforms):
