@@ -172,3 +172,18 @@ def test_a_run_served_from_the_cache_imports_no_http_machinery_nor_what_it_does_
         subprocess.run([sys.executable, "-c", child, "--offline", "-o", str(tmp_path / "new")], cwd=root, check=True)
     assert json.loads(seen.read_text()) == [0, []]
     assert (tmp_path / "new" / "cu13.txt").read_text().count("goodpkg==1.0") == 1
+
+
+def test_a_finished_run_ends_as_any_process_does_every_exit_handler_run(tmp_path):
+    """The process ends through the interpreter, never around it: an exit handler registered before the run
+    (coverage's, a profiler's) still runs, and the exit code is the command's."""
+    import subprocess
+    import sys
+
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
+    program = ("import atexit, sys; atexit.register(print, 'the handler ran'); "
+               "sys.argv = ['cuda-constraints', 'diff', 'old', 'new']; from resolver.__main__ import run; run()")
+    done = subprocess.run([sys.executable, "-c", program], check=False, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith("the handler ran"), done.stdout

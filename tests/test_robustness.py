@@ -768,7 +768,7 @@ def test_stats_and_json_answers_are_json(tmp_path):
 
 
 def test_a_finished_run_ends_with_all_it_printed(tmp_path):
-    """The process ends without the interpreter's teardown: what it printed is flushed first."""
+    """What a finished run printed is all there when the process has ended (a pipe, a CI log)."""
     with IndexServer(ServedIndex()) as server:
         server.index.releases.update(kv_connectors_index().releases)
         root = kv_project(tmp_path, server.url)

@@ -159,7 +159,6 @@ class Http:
         if not self._pools:
             import httpx  # here: a run served from the cache never imports it (with what it brings, a tenth of a warm run)
 
-            from . import network
             from .auth import index_auth
 
             # One TLS context for every client: building one costs 30 ms (reading the CA bundle).
@@ -174,9 +173,7 @@ class Http:
                     limits=limits,
                     follow_redirects=True,
                     auth=auth,
-                    # Connections on asyncio's transports (network.py); the given one in tests, httpx's own
-                    # behind a proxy.
-                    transport=self._transport or network.transport(verify, http2, limits),
+                    transport=self._transport,  # the given one in tests; else httpx's own
                     http2=http2,
                     verify=verify,
                 )
