@@ -364,6 +364,34 @@ def test_metadata_the_disk_cache_holds_is_not_prefetched_through_the_loop(tmp_pa
             assert view.metadata(newer, newer.files[0]).version == Version("2.0")
 
 
+def test_what_the_loop_fetched_any_thread_reads_from_the_store_without_the_disk_or_the_loop():
+    """One store: a page and a file's metadata fetched once (here by prefetches, in the loop) are what every
+    view and every thread then read, from memory (no disk cache at all), with no second request and no trip
+    through the loop; another routing's view makes its project from the same page."""
+    import threading
+
+    index = SyntheticIndex()
+    index.add("goodpkg", "1.0", ["requests"])
+    name = canonicalize_name("goodpkg")
+    with served(index) as served_index, BlockingIndex(lambda: IndexClient(ClientOptions(retries=0), Cache(None))) as blocking:
+        view = blocking.routed(INDEX)
+        release = view.project(name).release(Version("1.0"))
+        view.prefetch_metadata(release, release.files[0])
+        while not blocking.store.has_metadata(release.files[0]):
+            threading.Event().wait(0.01)
+        requests = len(served_index.requests)
+        trips = _trips_through_the_loop(blocking)
+        other = blocking.routed(Routing((IndexSource(f"{ROOT}/simple"),), strategy="unsafe-best-match"))
+        answers = []
+        thread = threading.Thread(target=lambda: answers.append((other.project(name), view.metadata(release, release.files[0]))))
+        thread.start()
+        thread.join(timeout=30)
+        (project, metadata), = answers
+        assert project is not view.project(name) and project.release(Version("1.0")).files == release.files
+        assert metadata.requires_dist == ("requests",)
+        assert trips == [] and len(served_index.requests) == requests
+
+
 def test_file_lists_the_disk_cache_holds_are_read_without_a_trip_through_the_loop(tmp_path):
     """As for metadata: the file lists of wheels with builds per torch version, asked ahead for the next
     older releases, are read in the asking thread when the cache holds them, a wheel without any

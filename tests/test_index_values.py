@@ -21,7 +21,7 @@ from packaging.version import Version
 
 from resolver.errors import UnsafeValue
 from resolver.files.constraints import ConstraintsDocument, PinLine, parse, render
-from resolver.index.pages import PageError, parse_simple
+from resolver.index.pages import PageError, Row, parse_simple
 
 from .index_server import IndexServer, ServedIndex
 from .synthetic import BOTH_ARCHES
@@ -181,19 +181,19 @@ def test_an_upload_time_that_is_not_a_time_is_dropped():
     entry = {"filename": "goodpkg-1.0-py3-none-any.whl", "url": "goodpkg-1.0-py3-none-any.whl", "hashes": {},
              "upload-time": "2026-01-01T00:00:00Z\n# forged"}
     page = parse_simple(json.dumps({"name": "goodpkg", "files": [entry]}).encode(), "application/vnd.pypi.simple.v1+json", "goodpkg")  # type: ignore[arg-type]
-    assert json.loads(page["releases"]["1.0"])[0][6] is None
+    assert Row(*json.loads(page.releases["1.0"])[0]).uploaded is None
     entry["upload-time"] = "2026-01-01T00:00:00.123456Z"
     page = parse_simple(json.dumps({"name": "goodpkg", "files": [entry]}).encode(), "application/vnd.pypi.simple.v1+json", "goodpkg")  # type: ignore[arg-type]
-    assert json.loads(page["releases"]["1.0"])[0][6] == "2026-01-01T00:00:00.123456Z"
+    assert Row(*json.loads(page.releases["1.0"])[0]).uploaded == "2026-01-01T00:00:00.123456Z"
 
 
 def test_a_file_whose_requires_python_holds_a_line_break_is_left_out():
     entries = [{"filename": f"goodpkg-{version}-py3-none-any.whl", "url": f"goodpkg-{version}-py3-none-any.whl", "hashes": {},
                 "requires-python": requires_python} for version, requires_python in (("1.0", ">=3.8"), ("2.0", ">=3\n::error::x"))]
     page = parse_simple(json.dumps({"name": "goodpkg", "files": entries}).encode(), "application/vnd.pypi.simple.v1+json", "goodpkg")  # type: ignore[arg-type]
-    assert list(page["releases"]) == ["1.0"]
+    assert list(page.releases) == ["1.0"]
     html = '<a href="goodpkg-2.0-py3-none-any.whl" data-requires-python="&gt;=3&#10;::error::x">x</a>'
-    assert parse_simple(html.encode(), "text/html", "goodpkg")["releases"] == {}  # type: ignore[arg-type]
+    assert parse_simple(html.encode(), "text/html", "goodpkg").releases == {}  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("digest", [EVIL_HASH + "\nevilpkg==6.6.6", EVIL_HASH.upper(), "sha256"])

@@ -22,7 +22,7 @@ from resolver.index import cache as cache_module
 from resolver.index.cache import Cache, CachedPage
 from resolver.index.client import ClientOptions, IndexClient
 from resolver.index.page_worker import LARGE_PAGE, PageWorker
-from resolver.index.pages import PageError, parse_simple
+from resolver.index.pages import Page, PageContent, PageError, parse_simple
 from resolver.index.sources import Sources
 from resolver.model.indexes import IndexSource, Routing
 
@@ -63,16 +63,18 @@ def body_of(page: dict) -> bytes:
     return body
 
 
-def materialised(slim: dict) -> dict:
-    return {**slim, "releases": {version: json.loads(bytes(rows) if isinstance(rows, memoryview) else rows)
-                                 for version, rows in slim["releases"].items()}}
+def materialised(page: PageContent | None) -> dict:
+    """A page with its releases' rows parsed, to compare."""
+    assert isinstance(page, Page), page
+    return {"name": page.name, "secret": page.secret, "releases": {
+        version: json.loads(bytes(rows) if isinstance(rows, memoryview) else rows) for version, rows in page.releases.items()}}
 
 
-def parsed(worker: PageWorker, body: bytes) -> dict:
+def parsed(worker: PageWorker, body: bytes) -> Page:
     """A page parsed (by the worker when it is large), not written anywhere."""
     kept = worker.keep_simple(body, JSON, NAME)
-    assert kept.project is not None and kept.unwritten is None
-    return kept.project
+    assert isinstance(kept.content, Page) and kept.unwritten is None
+    return kept.content
 
 
 @pytest.fixture
@@ -88,7 +90,7 @@ def test_a_large_page_parsed_by_the_worker_is_the_page_parsed_here(worker):
     there = parsed(worker, body)
     assert worker.pid is not None and worker.pid != os.getpid()
     assert materialised(there) == materialised(here)
-    assert len(here["releases"]) == 160 and "9.9.9" not in here["releases"]
+    assert len(here.releases) == 160 and "9.9.9" not in here.releases
 
 
 def test_a_small_page_is_parsed_here_until_a_large_one_started_the_worker(worker):
@@ -105,18 +107,20 @@ def test_a_small_page_is_parsed_here_until_a_large_one_started_the_worker(worker
     ("body", "error"),
     [
         (b'{"files": [' + b", ".join([b'{"filename": "a.whl"}'] * 60_000) + b"]}", PageError),  # no url: the page is refused
-        (body_of(large_page())[:-100], ValueError),  # truncated JSON
-        (b"[" * (LARGE_PAGE + 1) + b"]" * (LARGE_PAGE + 1), RecursionError),
-        (body_of(large_page(name="pydantic")), PageError),  # another project's page
+        (body_of(large_page())[:-100], "answered invalid or truncated JSON"),
+        (b"[" * (LARGE_PAGE + 1) + b"]" * (LARGE_PAGE + 1), "answered JSON nested more than 1000 levels deep"),
+        (body_of(large_page(name="pydantic")), "answered the page of 'pydantic'"),  # another project's page
     ],
 )
 def test_a_bad_large_page_fails_as_it_fails_here(worker, body, error):
+    """The worker's refusal is the PageError parsing here raises, with the same words."""
     assert len(body) > LARGE_PAGE
-    with pytest.raises(error) as here:
+    with pytest.raises(PageError) as here:
         parse_simple(body, JSON, NAME)
-    with pytest.raises(error) as there:
+    with pytest.raises(PageError) as there:
         parsed(worker, body)
-    assert str(there.value) == str(here.value) or error is not PageError
+    assert str(there.value) == str(here.value)
+    assert error is PageError or str(here.value) == error
     assert worker.pid is not None  # the worker answered, and still does
     assert materialised(parsed(worker, body_of(large_page())))["releases"]
 
@@ -193,7 +197,7 @@ def test_the_client_reads_a_large_page_through_the_worker_and_reports_a_bad_one_
     assert "https://index.test/simple/bad/" in failure.value.message() and "invalid or truncated JSON" in failure.value.message()
     # the large page was cached, and reads back the same
     cached = Cache(tmp_path).load_page("https://index.test/simple", "pydantic-core")
-    assert cached is not None and materialised(cached.project) == materialised(parse_simple(good, JSON, NAME))
+    assert cached is not None and materialised(cached.content) == materialised(parse_simple(good, JSON, NAME))
 
 
 def fetch_large_page(cache: Cache):
@@ -222,7 +226,7 @@ def test_the_worker_writes_the_large_page_it_parses(tmp_path, monkeypatch):
     assert pid is not None and [f.filename for f in project.releases[0].files][-1] == "pydantic_core-2.159.0.tar.gz"
     cached = Cache(tmp_path).load_page("https://index.test/simple", NAME)
     assert cached is not None and cached.url == "https://index.test/simple/pydantic-core/"
-    assert materialised(cached.project) == materialised(parse_simple(body_of(large_page()), JSON, NAME))
+    assert materialised(cached.content) == materialised(parse_simple(body_of(large_page()), JSON, NAME))
 
 
 def test_a_page_file_the_worker_cannot_write_is_one_warning_and_the_page_as_parsed():
@@ -244,7 +248,8 @@ def test_a_large_cached_page_is_mapped_and_reads_back_the_same_and_a_cut_one_is_
     (path,) = tmp_path.rglob("*.page")
     assert path.stat().st_size >= MAP_AT_LEAST
     loaded = cache.load_page("https://index.test/simple", NAME)
-    assert loaded is not None and materialised(loaded.project) == materialised(slim)
-    assert type(next(iter(loaded.project["releases"].values())).obj).__name__ == "mmap"  # mapped, not read
+    assert loaded is not None and materialised(loaded.content) == materialised(slim)
+    assert isinstance(loaded.content, Page)
+    assert type(next(iter(loaded.content.releases.values())).obj).__name__ == "mmap"  # mapped, not read
     path.write_bytes(path.read_bytes()[:-1000])
     assert cache.load_page("https://index.test/simple", NAME) is None and not path.exists()

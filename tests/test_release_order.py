@@ -13,16 +13,16 @@ import pytest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from resolver.index.pages import _slim, project_from_slims
+from resolver.index.pages import Listing, Page, Row, _page, project_from_pages
 from resolver.model.distributions import OrderedReleases
 
 PROJECTS = Path(__file__).parent / "data" / "frozen" / "index" / "projects"
 
 
-def rows_of(document: dict) -> list[list]:
+def rows_of(document: dict) -> list[Row]:
     """The frozen page's files as the rows a Simple API page becomes."""
     return [
-        [filename, f"https://files.example/{filename}", sha256, requires_python, yanked, size, uploaded, False, None]
+        Row(filename, f"https://files.example/{filename}", sha256, requires_python, yanked, size, uploaded, False, None)
         for rows in document["releases"].values()
         for filename, sha256, requires_python, yanked, uploaded, size in rows
     ]
@@ -32,11 +32,13 @@ def shape(project) -> list[tuple[Version, list[str]]]:
     return [(release.version, sorted(f.filename for f in release.files)) for release in project.releases]
 
 
-def both_ways(name: str, rows: list[list]):
-    slim = _slim(canonicalize_name(name), rows)
-    ordered = project_from_slims(canonicalize_name(name), [(slim, "https://index.example/simple/x/", "index")])
-    unordered = {**slim, "ordered": False}
-    eager = project_from_slims(canonicalize_name(name), [(unordered, "https://index.example/simple/x/", "index")])
+def both_ways(name: str, rows: list[Row]):
+    """The project made from one page (its releases in the page's order, made when looked at), and made
+    as from several pages (every release made and sorted), the other one empty."""
+    page = _page(canonicalize_name(name), rows)
+    ordered = project_from_pages(canonicalize_name(name), [Listing(page, "https://index.example/simple/x/", "index")])
+    eager = project_from_pages(canonicalize_name(name), [Listing(page, "https://index.example/simple/x/", "index"),
+                                                         Listing(Page(canonicalize_name(name)), "https://other.example/", "other")])
     return ordered, eager
 
 
@@ -52,7 +54,7 @@ def test_spellings_of_one_version_merge_and_versions_that_do_not_parse_are_left_
     names = ["demo-1.0.tar.gz", "demo-1.0.0-py3-none-any.whl", "demo-2.0rc1.tar.gz", "demo-2.0.post1.tar.gz",
              "demo-2.0.tar.gz", "demo-2.0.dev3.tar.gz", "demo-10.0.tar.gz", "demo-not.a.version.tar.gz",
              "demo-1!0.5.tar.gz", "demo-2.0+cu130-py3-none-any.whl"]
-    rows = [[name, f"https://files.example/{name}", None, None, False, 1, None, False, None] for name in names]
+    rows = [Row(name, f"https://files.example/{name}", None, None, False, 1, None, False, None) for name in names]
     ordered, eager = both_ways("demo", rows)
     assert shape(ordered) == shape(eager)
     assert [str(r.version) for r in ordered.releases] == ["1!0.5", "10.0", "2.0.post1", "2.0+cu130", "2.0", "2.0rc1", "2.0.dev3", "1.0"]

@@ -11,7 +11,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any, TypeVar
 
 from packaging.utils import NormalizedName, canonicalize_name
@@ -25,6 +25,7 @@ from ..resolve.source import CrawlRules
 from .client import IndexClient
 from .crawl import Crawler
 from .sources import Sources
+from .store import UNKNOWN
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -34,15 +35,14 @@ class BlockingIndex:
     """Runs an `IndexClient` in an event loop of its own thread, for the resolvers' threads; each CUDA
     major asks through a `routed` view of it."""
 
-    def __init__(self, make_client: Any) -> None:
+    def __init__(self, make_client: Callable[[], IndexClient]) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="cuda-constraints-index", daemon=True)
         self._thread.start()
         self._submitted: set[concurrent.futures.Future[Any]] = set()  # in flight: a finished one leaves
         self.cancelled = False
-        self._metadata: dict[str, CoreMetadata] = {}
-        self._extensions: dict[str, tuple[str, ...] | None] = {}
         self.client: IndexClient = self.run(_call(make_client))
+        self.store = self.client.store
         self._views: dict[Routing, RoutedIndex] = {}
 
     def routed(self, routing: Routing) -> RoutedIndex:
@@ -78,41 +78,28 @@ class BlockingIndex:
         return future
 
     def metadata(self, release: Release, file: DistFile) -> CoreMetadata:
+        """A file's metadata: from the store in the calling thread when it is there, else fetched in the loop."""
         if self.cancelled:
             raise Interrupted()
-        found = self._metadata.get(file.cache_key)
-        if found is None:
-            found = (
-                self.client.finished("metadata", file.cache_key)
-                or self.client.cached_metadata(release, file)
-                or self.run(self.client.metadata(release, file))
-            )
-            self._metadata[file.cache_key] = found
-        return found
+        found = self.store.metadata(release, file)
+        return found if found is not None else self.run(self.client.metadata(release, file))
 
     def prefetch_metadata(self, release: Release, file: DistFile) -> None:
-        """Start reading a file's metadata, unless it is known or in the disk cache: there the later
-        `metadata` reads it in the calling thread, and a trip through the loop would only cost time (a
-        warm run's walks would make hundreds)."""
-        key = file.cache_key
-        if key not in self._metadata and self.client.finished("metadata", key) is None and not self.client.cache.has_metadata(key):
+        """Start reading a file's metadata, unless the store has it: there the later `metadata` reads it in
+        the calling thread, and a trip through the loop would only cost time (a warm run's walks would make
+        hundreds)."""
+        if not self.store.has_metadata(file):
             self.submit(self.client.metadata(release, file))
 
     def extension_modules(self, file: DistFile) -> tuple[str, ...] | None:
         if self.cancelled:
             raise Interrupted()
-        key = file.cache_key
-        if key not in self._extensions:
-            found: tuple[str, ...] | None = self.client.finished("extensions", key)
-            if found is None:
-                found = self.client.cache.load_extensions(key)  # (a wheel without any: an empty tuple)
-            self._extensions[key] = found if found is not None else self.run(self.client.extension_modules(file))
-        return self._extensions[key]
+        found = self.store.extensions(file)
+        return found if found is not UNKNOWN else self.run(self.client.extension_modules(file))
 
     def prefetch_extension_modules(self, file: DistFile) -> None:
-        """Start reading a wheel's file list, unless it is known or in the disk cache (as for metadata)."""
-        key = file.cache_key
-        if key not in self._extensions and self.client.finished("extensions", key) is None and not self.client.cache.has_extensions(key):
+        """Start reading a wheel's file list, unless the store has it (as for metadata)."""
+        if not self.store.has_extensions(file):
             self.submit(self.client.extension_modules(file))
 
     def close(self) -> None:
@@ -145,10 +132,9 @@ class RoutedIndex:
     def project(self, name: NormalizedName) -> Project:
         if self.blocking.cancelled:
             raise Interrupted()
-        # Answers already in hand, and answers in the disk cache, are served in the calling thread: a
-        # trip through the loop costs milliseconds, and the resolvers ask hundreds of times.
-        found = self.sources.known(name) or self.sources.cached_project(name)
-        return found or self.blocking.run(self.sources.project(name))
+        # Projects whose pages the store has are made in the calling thread: a trip through the loop costs
+        # milliseconds, and the resolvers ask hundreds of times.
+        return self.sources.at_hand(name) or self.blocking.run(self.sources.project(name))
 
     def metadata(self, release: Release, file: DistFile) -> CoreMetadata:
         return self.blocking.metadata(release, file)
@@ -186,7 +172,7 @@ async def _existing(sources: Sources, names: list[str]) -> set[str]:
     return {name for name in await asyncio.gather(*(exists(n) for n in names)) if name}
 
 
-async def _call(factory: Any) -> Any:
+async def _call(factory: Callable[[], T]) -> T:
     return factory()
 
 

@@ -6,8 +6,8 @@ Layout (format version in the path, so a new format never reads an old one):
     <cache dir>/v5/metadata/<key[:2]>/<key>.json       {"format": 5, "metadata": {...}} or {"format": 5, "invalid": why}
 
 A page's header is {"format": 5, "url", "etag", "last_modified", "fetched_at", "max_age", "project"}, where
-the compact page's `releases` map each version to the [start, end) of its files' JSON text in the body
-that follows the header. A page is loaded by parsing its header only: a release's files are parsed when
+"project" is the page packed (`pages.pack`): its releases map each version to the [start, end) of its files'
+JSON text in the body that follows the header. A page is loaded by parsing its header only: a release's files are parsed when
 the resolver looks at that release (pydantic-core's page is 6 MB, of which a resolution reads a few rows),
 and storing one does not escape megabytes of JSON text inside JSON.
 
@@ -42,7 +42,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from ..model.distributions import CoreMetadata, parse_requirement
-from .pages import pack, unpack
+from .pages import LinksPage, Page, PageContent, pack, unpack
 
 logger = logging.getLogger(__name__)
 FORMAT = 5  # 5: pages whose digests and upload times were checked when parsed
@@ -64,10 +64,10 @@ def default_cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class CachedPage:
-    """A project page as cached: its parsed form plus what is needed to revalidate it."""
+    """A page as cached: its parsed form, the URL it was answered from, and what is needed to revalidate it."""
 
     url: str
-    project: dict[str, Any]
+    content: PageContent
     etag: str | None
     last_modified: str | None
     fetched_at: float
@@ -83,10 +83,10 @@ class CachedPage:
                 "max_age": self.max_age}
 
     @classmethod
-    def from_record(cls, record: dict[str, Any], project: dict[str, Any]) -> CachedPage:
-        """The page a `record` describes, with its project; KeyError, TypeError or ValueError for a damaged one."""
+    def from_record(cls, record: dict[str, Any], content: PageContent) -> CachedPage:
+        """The page a `record` describes, with its content; KeyError, TypeError or ValueError for a damaged one."""
         max_age = record.get("max_age")
-        return cls(str(record["url"]), project, record.get("etag"), record.get("last_modified"), float(record["fetched_at"]),
+        return cls(str(record["url"]), content, record.get("etag"), record.get("last_modified"), float(record["fetched_at"]),
                    None if max_age is None else float(max_age))
 
 
@@ -146,7 +146,7 @@ class Cache:
             document = json.loads(data[:end])
             if not isinstance(document, dict) or document.get("format") != FORMAT:
                 raise ValueError("another format")
-            return CachedPage.from_record(document, unpack(dict(document["project"]), memoryview(data)[end + 1 :]))
+            return CachedPage.from_record(document, unpack(document["project"], memoryview(data)[end + 1 :]))
         except (KeyError, TypeError, ValueError):
             self._discard(path)
             return None
@@ -163,7 +163,7 @@ class Cache:
 
     def touch_page(self, index_url: str, name: str, page: CachedPage) -> CachedPage:
         """Record a successful revalidation (HTTP 304)."""
-        renewed = CachedPage(page.url, page.project, page.etag, page.last_modified, time.time(), page.max_age)
+        renewed = CachedPage(page.url, page.content, page.etag, page.last_modified, time.time(), page.max_age)
         self.store_page(index_url, name, renewed)
         return renewed
 
@@ -285,32 +285,33 @@ class Cache:
 class Kept:
     """A page just parsed, and whether it was written to its page file."""
 
-    project: dict[str, Any] | None  # None: written, to be loaded from the cache (mapped)
+    content: PageContent | None  # None: written, to be loaded from the cache (mapped)
     unwritten: str | None = None  # why the page file could not be written (for `Cache.write_failed`)
 
 
-def keep_page(project: dict[str, Any], file: PageFile | None) -> Kept:
+def keep_page(content: PageContent, file: PageFile | None) -> Kept:
     """Write a page just parsed to its page file (in the page worker, for the pages it parses). A page
     that lists a file URL with a token or credentials is never written, nor is a page without a file (the
     cache is off, cannot be written, or the page's own URL carries a token)."""
-    if file is None or _lists_a_secret(project):
-        return Kept(project)
+    if file is None or _lists_a_secret(content):
+        return Kept(content)
     try:
         file.path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(file.path, _page_pieces(dataclasses.replace(file.page, project=project)))
+        _write_atomically(file.path, _page_pieces(dataclasses.replace(file.page, content=content)))
     except OSError as error:
-        return Kept(project, error.strerror or str(error))
+        return Kept(content, error.strerror or str(error))
     return Kept(None)
 
 
-def _lists_a_secret(project: dict[str, Any]) -> bool:
-    """`secret` is set on each project's compact page; a find-links page has them under "projects"."""
-    return bool(project.get("secret")) or any(page.get("secret") for page in project.get("projects", {}).values())
+def _lists_a_secret(content: PageContent) -> bool:
+    if isinstance(content, Page):
+        return content.secret
+    return isinstance(content, LinksPage) and any(page.secret for page in content.projects.values())
 
 
 def _page_pieces(page: CachedPage) -> list[bytes | memoryview]:
     """A page file: its header line, then its body (a page's pieces are views of megabytes: not joined)."""
-    packed, chunks = pack(page.project)
+    packed, chunks = pack(page.content)
     header = {"format": FORMAT, **page.record(), "project": packed}
     return [json.dumps(header, separators=(",", ":")).encode(), b"\n", *chunks]
 

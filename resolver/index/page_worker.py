@@ -10,33 +10,69 @@ file (`cache.keep_page`); the parent then maps that file. The worker is started 
 small page's file costs this process a millisecond of system calls. The client's two page threads share
 it, one request at a time.
 
-It is a plain `python -c` child that reads requests on stdin and answers on stdout: "stored", or a page it
-did not write (its file URLs carry a token, or the cache cannot be written) in its packed form
-(`pages.pack`). No multiprocessing, so nothing is imported as `__main__` again and no shared-memory
-semaphore is needed. The worker ignores SIGINT (a terminal sends it to the whole process group: the
-parent reports the interruption and closes the worker) and exits when its stdin closes, the parent's end
-included. Where it cannot be started or stops answering, pages are parsed here, as before.
+It is a plain `python -c` child that is sent a `ParseRequest` and the page's bytes and answers `Stored`,
+`Parsed` (a page it did not write: its file URLs carry a token, or the cache cannot be written, with the
+page's body) or `Refused` (the `PageError` that parsing here raises, re-raised so). Each message is a
+pickled dataclass and a body, both sized (`_send`); both ends are this package. No multiprocessing, so
+nothing is imported as `__main__` again and no shared-memory semaphore is needed. The worker ignores
+SIGINT (a terminal sends it to the whole process group: the parent reports the interruption and closes
+the worker) and exits when its stdin closes, the parent's end included. Where it cannot be started or
+stops answering, pages are parsed here, as before.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
+import pickle
 import signal
+import struct
 import subprocess
 import sys
 import threading
-from pathlib import Path
+from dataclasses import dataclass
 from typing import IO, Any
 
 from packaging.utils import NormalizedName
 
-from .cache import CachedPage, Kept, PageFile, keep_page
+from .cache import Kept, PageFile, keep_page
 from .pages import PageError, pack, parse_simple, unpack
 
 logger = logging.getLogger(__name__)
 LARGE_PAGE = 1 << 18  # 256 KiB: the 20 largest pages of a GPU tree are megabytes, most others far smaller
+_SIZES = struct.Struct("<QQ")  # a message's size, then its body's
+
+
+@dataclass(frozen=True)
+class ParseRequest:
+    """Parse the page sent as the body (a project's Simple API page) and, given a file, write it there."""
+
+    content_type: str
+    name: NormalizedName
+    file: PageFile | None
+
+
+@dataclass(frozen=True)
+class Stored:
+    """The page was written to its file (the parent maps it from there)."""
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """The page, not written: packed (`pages.pack`), its releases' rows in the body."""
+
+    header: dict[str, Any]
+    unwritten: str | None  # why its file could not be written, if it was to be
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The page is not a usable Simple API page: what `PageError` said."""
+
+    problem: str
+
+
+Answer = Stored | Parsed | Refused
 
 
 class PageWorker:
@@ -54,12 +90,13 @@ class PageWorker:
 
     def keep_simple(self, body: bytes, content_type: str, name: NormalizedName, file: PageFile | None = None) -> Kept:
         """A project's page parsed and, given a file, written there: in the worker when it takes the page
-        (`takes`), so that neither its parsing nor its writing holds this process's interpreter lock."""
+        (`takes`), so that neither its parsing nor its writing holds this process's interpreter lock;
+        PageError for a page that is not a usable one, wherever it was parsed."""
         if self.takes(body):
             with self._lock:
                 try:
-                    answer, data = self._ask({"content_type": content_type, "name": name, "file": _file_fields(file)}, body)
-                except (OSError, ValueError) as error:
+                    answer, data = self._ask(ParseRequest(content_type, name, file), body)
+                except (OSError, ValueError, EOFError, pickle.UnpicklingError) as error:
                     logger.debug("the page worker is not answering (%s); pages are parsed in this process", error)
                     self._failed = True
                     self.close()
@@ -67,11 +104,14 @@ class PageWorker:
                     return _answered(answer, data)
         return keep_simple(body, content_type, name, file)
 
-    def _ask(self, request: dict[str, Any], body: bytes) -> tuple[dict[str, Any], bytes]:
+    def _ask(self, request: ParseRequest, body: bytes) -> tuple[Answer, bytes]:
         process = self._process or self._start()
         assert process.stdin is not None and process.stdout is not None
         _send(process.stdin, request, body)
-        return _receive(process.stdout)
+        answer, data = _receive(process.stdout)
+        if not isinstance(answer, Stored | Parsed | Refused):
+            raise ValueError(f"the page worker answered {type(answer).__name__}")
+        return answer, data
 
     def _start(self) -> subprocess.Popen[bytes]:
         # The parent's import path, so the worker imports this very package (not one in its directory).
@@ -101,32 +141,17 @@ class PageWorker:
 
 
 def keep_simple(body: bytes, content_type: str, name: NormalizedName, file: PageFile | None) -> Kept:
-    """Parse a page and, given a file, write it there (`keep_page`)."""
+    """Parse a page and, given a file, write it there (`keep_page`); PageError for an unusable one."""
     return keep_page(parse_simple(body, content_type, name), file)
 
 
-def _file_fields(file: PageFile | None) -> dict[str, Any] | None:
-    return None if file is None else {"path": str(file.path), **file.page.record()}
-
-
-def _file_from(fields: dict[str, Any] | None) -> PageFile | None:
-    return None if fields is None else PageFile(Path(fields["path"]), CachedPage.from_record(fields, {}))
-
-
-def _answered(answer: dict[str, Any], data: bytes) -> Kept:
+def _answered(answer: Answer, data: bytes) -> Kept:
     """The worker's answer as `keep_simple` would have given it: the page kept, or the same error."""
-    kind = answer.get("kind")
-    if kind == "stored":
-        return Kept(None)
-    if kind == "page":
-        return Kept(unpack(dict(answer["project"]), memoryview(data)), answer.get("unwritten"))
-    if kind == "page-error":
-        raise PageError(str(answer.get("message", "")))
-    if kind == "too-deep":
-        raise RecursionError("nested too deeply")
-    if kind == "invalid-json":
-        raise ValueError("invalid JSON")
-    raise OSError(f"the page worker answered {kind!r}")
+    if isinstance(answer, Refused):
+        raise PageError(answer.problem)
+    if isinstance(answer, Parsed):
+        return Kept(unpack(answer.header, memoryview(data)), answer.unwritten)
+    return Kept(None)
 
 
 def serve() -> None:
@@ -136,42 +161,42 @@ def serve() -> None:
     while True:
         try:
             request, body = _receive(stdin)
-        except ValueError:
+        except (ValueError, EOFError):
             return  # the parent closed its end (or is gone)
+        assert isinstance(request, ParseRequest)
         chunks: list[bytes | memoryview] = []
         try:
-            kept = keep_simple(body, request["content_type"], NormalizedName(request["name"]), _file_from(request["file"]))
+            kept = keep_simple(body, request.content_type, request.name, request.file)
             del body  # the page's bytes are not needed while its answer is written
-            answer: dict[str, Any] = {"kind": "stored"}
-            if kept.project is not None:
-                packed, chunks = pack(kept.project)
-                answer = {"kind": "page", "project": packed, "unwritten": kept.unwritten}
+            answer: Answer = Stored()
+            if kept.content is not None:
+                header, chunks = pack(kept.content)
+                answer = Parsed(header, kept.unwritten)
         except PageError as error:
-            answer = {"kind": "page-error", "message": str(error)}
-        except RecursionError:
-            answer = {"kind": "too-deep"}
-        except ValueError:
-            answer = {"kind": "invalid-json"}
+            answer = Refused(str(error))
         _send(stdout, answer, *chunks)
 
 
-def _send(stream: IO[bytes], header: dict[str, Any], *body: bytes | memoryview) -> None:
-    """One message: a JSON header line (with the body's size), then the body, written piece by piece (a
-    page's body is megabytes: joined, it would be in memory twice)."""
-    stream.write(json.dumps({**header, "size": sum(map(len, body))}, separators=(",", ":")).encode() + b"\n")
+def _send(stream: IO[bytes], message: object, *body: bytes | memoryview) -> None:
+    """One message: the sizes of the pickled message and of its body, the message, then the body, written
+    piece by piece (a page's body is megabytes: joined, it would be in memory twice)."""
+    pickled = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_SIZES.pack(len(pickled), sum(map(len, body))) + pickled)
     for piece in body:
         stream.write(piece)
     stream.flush()
 
 
-def _receive(stream: IO[bytes]) -> tuple[dict[str, Any], bytes]:
-    """One message; ValueError at the end of the stream or for a damaged one."""
-    line = stream.readline()
-    if not line.endswith(b"\n"):
-        raise ValueError("the stream ended")
-    header = json.loads(line)
-    size = int(header.pop("size"))
-    body = stream.read(size)
-    if len(body) != size:
+def _receive(stream: IO[bytes]) -> tuple[object, bytes]:
+    """One message and its body; EOFError at the end of the stream, ValueError for a cut one."""
+    sizes = stream.read(_SIZES.size)
+    if not sizes:
+        raise EOFError("the stream ended")
+    if len(sizes) != _SIZES.size:
         raise ValueError("the stream ended inside a message")
-    return header, body
+    message_size, body_size = _SIZES.unpack(sizes)
+    pickled = stream.read(message_size)
+    body = stream.read(body_size)
+    if len(pickled) != message_size or len(body) != body_size:
+        raise ValueError("the stream ended inside a message")
+    return pickle.loads(pickled), body

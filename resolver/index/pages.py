@@ -2,9 +2,10 @@
 upload times and sizes) and as HTML (PEP 503, with `data-requires-python`, `data-yanked` and PEP 658/714
 `data-core-metadata`), and find-links pages (HTML links to the files of any project).
 
-Every kind becomes one compact, JSON-serialisable form (what the cache stores): the files of each version,
-kept as one JSON text each and parsed only when the resolver looks at that version (pydantic-core lists
-18,000 files, of which a resolution reads a handful). A file's version comes from its name (`name-1.0-…
+Every kind becomes one compact form, a `Page` (what the cache stores): the files of each version, kept as
+one JSON text of `Row`s each and parsed only when the resolver looks at that version (pydantic-core lists
+18,000 files, of which a resolution reads a handful). A find-links page is a `LinksPage` of them, by
+project; an index that has no such project answers `MISSING`. A file's version comes from its name (`name-1.0-…
 .whl`, `name-1.0.tar.gz`); names that are not a wheel's or an sdist's, files of another project, and
 entries with control characters (no real file has them) are left out, as pip leaves them out.
 
@@ -16,13 +17,15 @@ requires-python holds a control character is left out; a yank reason is kept on 
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from functools import partial
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote, urljoin, urlsplit
 
 from packaging.utils import NormalizedName, canonicalize_name
@@ -31,15 +34,52 @@ from packaging.version import InvalidVersion, Version
 from ..errors.display import has_secret
 from ..model.distributions import SDIST_SUFFIXES, SHA256_HEX, DistFile, OrderedReleases, Project, Release
 
-# The compact form of a page: {"name": str, "releases": {version: JSON text of rows}, "secret": bool, "ordered":
-# True when the releases are newest first and every version parses (a page parsed by this version); a page
-# from the disk cache holds each release's text as a view of the cached file's bytes.
-Slim = dict[str, Any]
-# A file: [filename, url, sha256, requires_python, yanked (False, True or the reason), size, upload time,
-# core-metadata, its sha256]
-Row = list[Any]
-# A release's files as a page holds them: JSON text, or a view of a cached page's bytes.
+
+class Row(NamedTuple):
+    """One file as an index page lists it; a page keeps each release's rows as one JSON array of them."""
+
+    filename: str
+    url: str  # as the page gives it: relative to the page's URL, or absolute
+    sha256: str | None
+    requires_python: str | None
+    yanked: bool | str  # False, True, or the reason given
+    size: int | None
+    uploaded: str | None  # PEP 700's upload time (ISO 8601)
+    core_metadata: bool  # PEP 658: `<url>.metadata` is served
+    core_metadata_sha256: str | None
+
+
+# A release's rows as a page holds them: JSON text, or a view of a cached page file's bytes.
 Rows = str | memoryview
+
+
+@dataclass(frozen=True)
+class Page:
+    """A project's files on one index page: each version's rows, newest version first (versions that do
+    not parse are left out), kept as text until the resolver looks at that version."""
+
+    name: NormalizedName
+    releases: Mapping[str, Rows] = field(default_factory=dict)
+    # Some file URL carries a token or credentials: the page is kept out of the disk cache.
+    secret: bool = False
+
+
+@dataclass(frozen=True)
+class LinksPage:
+    """A find-links page (or directory): the files it links to, as one page per project."""
+
+    projects: Mapping[NormalizedName, Page] = field(default_factory=dict)
+
+
+class Missing(enum.Enum):
+    """What an index answers for a project it does not have (404, 410): remembered as a page would be."""
+
+    MISSING = "missing"
+
+
+MISSING = Missing.MISSING
+# What one fetch of a page yields.
+PageContent = Page | LinksPage | Missing
 _CONTROL = re.compile("[\x00-\x20\x7f-\x9f]")
 _CONTROL_BUT_SPACE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 YANK_REASON_LENGTH = 200
@@ -50,42 +90,51 @@ _rows_json = json.JSONEncoder(separators=(",", ":")).encode  # one encoder for a
 ACCEPT = f"{SIMPLE_JSON}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
 
 
+# The json module gives up (RecursionError) about here; a project page nests 3 levels.
+JSON_DEPTH = 1000
+
+
 class PageError(ValueError):
     """The document is not a usable index page; the client names the URL."""
 
 
-def parse_simple(body: bytes, content_type: str, name: NormalizedName) -> Slim:
-    """A project's Simple API page, JSON or HTML by its content type."""
+def parse_simple(body: bytes, content_type: str, name: NormalizedName) -> Page:
+    """A project's Simple API page, JSON or HTML by its content type; PageError when it is not one."""
     start = body.lstrip()[:1]
     if "json" in content_type or (not content_type and start == b"{"):
-        return _slim(name, _json_rows(body, name))
+        try:
+            document = json.loads(body)
+        except RecursionError:
+            raise PageError(f"answered JSON nested more than {JSON_DEPTH} levels deep") from None
+        except ValueError:
+            raise PageError("answered invalid or truncated JSON") from None
+        return _page(name, _json_rows(document, name))
     if "html" in content_type or start == b"<":
-        return _slim(name, (row for row in html_rows(body) if project_of(row[0]) == name))
+        return _page(name, (row for row in html_rows(body) if project_of(row.filename) == name))
     raise PageError(f"answered {content_type or 'an unknown content type'} where a Simple API page was expected")
 
 
-def find_links_page(body: bytes) -> dict[NormalizedName, Slim]:
+def find_links_page(body: bytes) -> LinksPage:
     """An HTML page of links to the files of any projects, by project."""
     rows: dict[NormalizedName, list[Row]] = defaultdict(list)
     for row in html_rows(body):
-        project = project_of(row[0])
+        project = project_of(row.filename)
         if project is not None:
             rows[project].append(row)
-    return {name: _slim(name, found) for name, found in rows.items()}
+    return LinksPage({name: _page(name, found) for name, found in rows.items()})
 
 
-def find_links_directory(entries: Iterable[tuple[str, str, int]]) -> dict[NormalizedName, Slim]:
+def find_links_directory(entries: Iterable[tuple[str, str, int]]) -> LinksPage:
     """A directory of files (name, file URL, size), by project."""
     rows: dict[NormalizedName, list[Row]] = defaultdict(list)
     for filename, url, size in entries:
         project = project_of(filename)
         if project is not None and not _CONTROL.search(filename):
-            rows[project].append([filename, url, None, None, False, size, None, False, None])
-    return {name: _slim(name, found) for name, found in rows.items()}
+            rows[project].append(Row(filename, url, None, None, False, size, None, False, None))
+    return LinksPage({name: _page(name, found) for name, found in rows.items()})
 
 
-def _json_rows(body: bytes, name: NormalizedName) -> Iterator[Row]:
-    document = json.loads(body)
+def _json_rows(document: Any, name: NormalizedName) -> Iterator[Row]:
     if not isinstance(document, dict) or not isinstance(document.get("files"), list):
         raise PageError("not a PEP 691 project page (no 'files' list)")
     named = document.get("name")
@@ -115,7 +164,7 @@ def _json_row(entry: Any) -> Row | None:
     core = entry.get("core-metadata", entry.get("dist-info-metadata", False))
     size = entry.get("size")
     uploaded = entry.get("upload-time")
-    return [
+    return Row(
         filename,
         url,
         checked_sha256(hashes.get("sha256") if isinstance(hashes, dict) else None, filename),
@@ -125,7 +174,7 @@ def _json_row(entry: Any) -> Row | None:
         uploaded if isinstance(uploaded, str) and _UPLOAD_TIME.fullmatch(uploaded) else None,
         bool(core),
         checked_sha256(core.get("sha256") if isinstance(core, dict) else None, f"{filename}.metadata"),
-    ]
+    )
 
 
 def _yanked(value: object) -> bool | str:
@@ -188,7 +237,7 @@ def _html_row(attributes: dict[str, str | None], base: str | None) -> Row | None
     core_key = next((key for key in ("data-core-metadata", "data-dist-info-metadata") if key in attributes), None)
     core = (attributes.get(core_key) or "true") if core_key else "false"  # present without a value: true
     core_algorithm, _, core_digest = core.partition("=")
-    return [
+    return Row(
         filename,
         urljoin(base, location) if base else location,
         checked_sha256(digest or None, filename) if algorithm == "sha256" else None,
@@ -198,7 +247,7 @@ def _html_row(attributes: dict[str, str | None], base: str | None) -> Row | None
         None,
         core.lower() != "false",
         checked_sha256(core_digest or None, f"{filename}.metadata") if core_algorithm == "sha256" else None,
-    ]
+    )
 
 
 def project_of(filename: str) -> NormalizedName | None:
@@ -218,12 +267,12 @@ def _name_and_version(filename: str) -> tuple[str, str] | None:
     return None
 
 
-def _slim(name: NormalizedName, rows: Iterable[Row]) -> Slim:
+def _page(name: NormalizedName, rows: Iterable[Row]) -> Page:
     by_version: dict[str, list[Row]] = defaultdict(list)
     secret = False
     ours: dict[str, bool] = {}  # a page spells its project's name a few ways in 10,000 file names
     for row in rows:
-        name_version = _name_and_version(row[0])
+        name_version = _name_and_version(row.filename)
         if name_version is None:
             continue
         spelled = name_version[0]
@@ -232,7 +281,7 @@ def _slim(name: NormalizedName, rows: Iterable[Row]) -> Slim:
         if not ours[spelled]:
             continue
         by_version[name_version[1]].append(row)
-        secret = secret or (("?" in row[1] or "@" in row[1]) and has_secret(row[1]))
+        secret = secret or (("?" in row.url or "@" in row.url) and has_secret(row.url))
     # Newest first, once, here: a project made from one page then parses only the versions looked at.
     # Versions that do not parse are left out, as pip leaves them out; two spellings of one version merge.
     parsed: dict[Version, list[Row]] = {}
@@ -242,27 +291,30 @@ def _slim(name: NormalizedName, rows: Iterable[Row]) -> Slim:
         except InvalidVersion:
             continue
     releases = {str(version): _rows_json(parsed[version]) for version in sorted(parsed, reverse=True)}
-    # `secret`: some file URL carries a token or credentials; the client keeps such a page out of the disk cache.
-    return {"name": name, "releases": releases, "secret": secret, "ordered": True}
+    return Page(name, releases, secret)
 
 
-def project_from_slims(name: NormalizedName, pages: Iterable[tuple[Slim, str, str]]) -> Project:
-    """One project from its pages: (compact page, URL its relative links are resolved against, index as
-    shown). Newest release first; a version named in several pages has all their files (the first page's
-    where two share a file name); versions that do not parse are skipped, as pip skips them."""
-    pages = list(pages)
-    if len(pages) == 1 and pages[0][0].get("ordered"):
-        slim, page_url, index = pages[0]
-        listed: dict[str, Rows] = slim["releases"]
-        return Project(name, OrderedReleases(name, list(listed), lambda version: _files([(listed[version], page_url, index)])))
+class Listing(NamedTuple):
+    """A page as a project is made from it: the URL its relative links are resolved against, and the
+    source that served it, as shown."""
+
+    page: Page
+    base_url: str
+    shown: str
+
+
+def project_from_pages(name: NormalizedName, listings: Iterable[Listing]) -> Project:
+    """One project from its pages. Newest release first; a version named in several pages has all their
+    files (the first page's where two share a file name)."""
+    listings = list(listings)
+    if len(listings) == 1:
+        page, base_url, shown = listings[0]
+        listed = page.releases
+        return Project(name, OrderedReleases(name, list(listed), lambda version: _files([(listed[version], base_url, shown)])))
     by_version: dict[Version, list[tuple[Rows, str, str]]] = defaultdict(list)
-    for slim, page_url, index in pages:
-        for version_text, rows in slim["releases"].items():
-            try:
-                version = Version(version_text)
-            except InvalidVersion:
-                continue
-            by_version[version].append((rows, page_url, index))
+    for page, base_url, shown in listings:
+        for version_text, rows in page.releases.items():
+            by_version[Version(version_text)].append((rows, base_url, shown))
     releases = [Release(name, version, partial(_files, parts)) for version, parts in by_version.items()]
     releases.sort(key=lambda r: r.version, reverse=True)
     return Project(name, tuple(releases))
@@ -270,34 +322,47 @@ def project_from_slims(name: NormalizedName, pages: Iterable[tuple[Slim, str, st
 
 def _files(parts: list[tuple[Rows, str, str]]) -> tuple[DistFile, ...]:
     files: dict[str, DistFile] = {}
-    for rows, page_url, index in parts:
-        for row in json.loads(rows if isinstance(rows, str) else bytes(rows)):
-            files.setdefault(row[0], _file(row, page_url, index))
+    for rows, base_url, shown in parts:
+        for fields in json.loads(rows if isinstance(rows, str) else bytes(rows)):
+            row = Row(*fields)
+            files.setdefault(row.filename, _file(row, base_url, shown))
     return tuple(files.values())
 
 
-def _file(row: Row, page_url: str, index: str) -> DistFile:
-    filename, url, sha256, requires_python, yanked, size, uploaded, core, core_sha = row
+def _file(row: Row, base_url: str, shown: str) -> DistFile:
+    url = row.url
     return DistFile(
-        filename=filename,
-        url=url if url.startswith(("https://", "http://", "file://")) else urljoin(page_url, url),
-        sha256=sha256,
-        requires_python=requires_python,
-        yanked=bool(yanked),
-        yank_reason=yanked if isinstance(yanked, str) else None,
-        size=size,
-        uploaded=uploaded,
-        core_metadata=core,
-        core_metadata_sha256=core_sha,
-        index=index,
+        filename=row.filename,
+        url=url if url.startswith(("https://", "http://", "file://")) else urljoin(base_url, url),
+        sha256=row.sha256,
+        requires_python=row.requires_python,
+        yanked=bool(row.yanked),
+        yank_reason=row.yanked if isinstance(row.yanked, str) else None,
+        size=row.size,
+        uploaded=row.uploaded,
+        core_metadata=row.core_metadata,
+        core_metadata_sha256=row.core_metadata_sha256,
+        index=shown,
     )
 
 
-def pack(slim: Slim) -> tuple[Slim, list[bytes | memoryview]]:
-    """A compact page as a small header and a body, for the disk cache and the page worker: each release
-    names the [start, end) of its files' JSON text in the body (`unpack` reverses it)."""
+# -- pages as the cache and the page worker hold them -----------------------------------------------------------
+#
+# A page is packed into a small JSON header and a body: the header names, for each release, the [start, end)
+# of its rows' JSON text in the body, so that loading a page parses its header only.
+#   {"name", "releases": {version: [start, end]}, "secret", "ordered": true}   a project's page
+#   {"projects": {name: <as above>}}                                           a find-links page
+#   {"missing": true}                                                          no such project
+
+
+def pack(content: PageContent) -> tuple[dict[str, Any], list[bytes | memoryview]]:
+    """A page as a header and the pieces of its body (`unpack` reverses it)."""
     body = _Body()
-    return _pack(slim, body), body.chunks
+    if content is MISSING:
+        return {"missing": True}, []
+    if isinstance(content, LinksPage):
+        return {"projects": {name: _pack(page, body) for name, page in content.projects.items()}}, body.chunks
+    return _pack(content, body), body.chunks
 
 
 class _Body:
@@ -314,27 +379,28 @@ class _Body:
         return [self.size - len(data), self.size]
 
 
-def _pack(slim: Slim, body: _Body) -> Slim:
-    """A compact page (or, under "projects", a find-links page's) with each release's files moved to the
-    body: the release names their [start, end) there instead."""
-    packed = dict(slim)
-    if isinstance(slim.get("releases"), dict):
-        packed["releases"] = {version: body.add(rows) for version, rows in slim["releases"].items()}
-    if isinstance(slim.get("projects"), dict):
-        packed["projects"] = {name: _pack(page, body) for name, page in slim["projects"].items()}
-    return packed
+def _pack(page: Page, body: _Body) -> dict[str, Any]:
+    releases = {version: body.add(rows) for version, rows in page.releases.items()}
+    return {"name": page.name, "releases": releases, "secret": page.secret, "ordered": True}
 
 
-def unpack(packed: Slim, body: memoryview) -> Slim:
-    """A packed page back, each release's files a view of the body (parsed when looked at); raises
-    ValueError for spans outside the body (a damaged entry)."""
-    if isinstance(packed.get("releases"), dict):
-        releases = {}
-        for version, (start, end) in packed["releases"].items():
-            if not 0 <= start <= end <= len(body):
-                raise ValueError("a release outside the page's body")
-            releases[version] = body[start:end]
-        packed["releases"] = releases
-    if isinstance(packed.get("projects"), dict):
-        packed["projects"] = {name: unpack(dict(page), body) for name, page in packed["projects"].items()}
-    return packed
+def unpack(header: Mapping[str, Any], body: memoryview) -> PageContent:
+    """A packed page back, each release's rows a view of the body (parsed when looked at); ValueError (or
+    KeyError, TypeError) for a damaged one."""
+    if header.get("missing") is True:
+        return MISSING
+    if "projects" in header:
+        return LinksPage({NormalizedName(name): _unpack(packed, body) for name, packed in dict(header["projects"]).items()})
+    return _unpack(header, body)
+
+
+def _unpack(packed: Mapping[str, Any], body: memoryview) -> Page:
+    releases: dict[str, Rows] = {}
+    for version, (start, end) in dict(packed["releases"]).items():
+        if not 0 <= start <= end <= len(body):
+            raise ValueError("a release outside the page's body")
+        releases[str(version)] = body[start:end]
+    if packed.get("ordered") is not True:  # written by an older version: put newest first, as a page is now
+        ordered = sorted(((Version(v), v) for v in releases), reverse=True)
+        releases = {text: releases[text] for _, text in ordered}
+    return Page(NormalizedName(str(packed["name"])), releases, bool(packed.get("secret")))
