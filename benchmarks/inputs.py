@@ -6,6 +6,10 @@
   runtime image is Ubuntu 24.04 (manylinux_2_34); its pyproject.toml excludes openai-harmony.
 - `sglang`: sglang 0.5.23's Requires-Dist without extras, from its wheel's METADATA; provenance in
   tests/data/sglang-0.5.23/PROVENANCE.md. Its wheels are manylinux_2_34.
+- `llama-index`: llama-index 0.11.14's Requires-Dist (13 lines), from its wheel's METADATA; provenance in
+  tests/data/llama-index-0.11.14/PROVENANCE.md. No CUDA package: one target (CUDA 13, x86_64,
+  manylinux_2_28), as uv's. Its `llama-index-*` dependencies pin each other in narrow ranges: a resolver
+  walks down many releases (backtracking-heavy), and waits on the network unless it fetches ahead.
 - `pytorch-local`: torch==2.14.0 and the KV set against two indexes served on 127.0.0.1 (tests/
   index_server.py): a PyPI-style one and a PyTorch-style one (HTML only, +cu129 and +cu130 builds),
   torch routed per major with torch-backend, as vLLM installs torch.
@@ -27,6 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 VLLM = ROOT / "tests" / "data" / "vllm-0.33.0" / "requirements"
 SGLANG = ROOT / "tests" / "data" / "sglang-0.5.23" / "requirements.txt"
+LLAMA_INDEX = ROOT / "tests" / "data" / "llama-index-0.11.14" / "requirements.txt"
 PYPI = "https://pypi.org/simple"
 MANYLINUX_2_34 = 'platforms = ["manylinux_2_34_x86_64", "manylinux_2_34_aarch64"]\ncuda = [13]\n'
 
@@ -109,6 +114,7 @@ INPUTS = {
               swaps=(("mooncake-transfer-engine", "mooncake-transfer-engine-cuda13"),), uv_platform="x86_64-manylinux_2_34"),
         Input("sglang", _copy(SGLANG), lambda served: MANYLINUX_2_34, excludes=("nvidia-cutlass-dsl-libs-cu12",),
               uv_platform="x86_64-manylinux_2_34"),
+        Input("llama-index", _copy(LLAMA_INDEX), lambda served: 'cuda = [13]\nplatforms = ["manylinux_2_28_x86_64"]\n'),
         Input("pytorch-local", _torch_and_kv, _local_config, excludes=("nixl-cu12",),
               swaps=(("mooncake-transfer-engine", "mooncake-transfer-engine-cuda13"),), local=True),
     )

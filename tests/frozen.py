@@ -167,7 +167,7 @@ class RoutedView:
     def prefetch_extension_modules(self, file: DistFile) -> None:
         pass
 
-    def start_crawl(self, plans: object) -> None:
+    def start(self, work: object) -> None:
         pass
 
     def existing(self, names: Iterable[str]) -> set[str]:
@@ -350,7 +350,7 @@ class Recorder:
     def prefetch_extension_modules(self, file: DistFile) -> None:
         pass
 
-    def __getattr__(self, name: str) -> Any:  # start_crawl, existing, cancel
+    def __getattr__(self, name: str) -> Any:  # start, existing, cancel
         return getattr(self.index, name)
 
 

@@ -227,7 +227,7 @@ class SyntheticIndex:
         found = self._files.get(file.filename)
         return found[0].extensions if found is not None else None
 
-    def start_crawl(self, plans) -> None:
+    def start(self, work) -> None:  # background work (a prefetch): nothing to fetch ahead here
         pass
 
     def existing(self, names: Iterable[str]) -> set[str]:

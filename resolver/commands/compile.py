@@ -88,7 +88,7 @@ def compile_constraints(
         for plan in plans.values():
             logger.debug("CUDA %s asks, in order: %s", plan.major, "; ".join(describe_sources(plan.routing)))
         for plan in plans.values():
-            plan.source.start_crawl([(plan.policy(env, plan.preferred[env]), plan.roots[env]) for env in environments])
+            plan.crawl.start([(plan.policy(env, plan.preferred[env]), plan.roots[env]) for env in environments])
         log = TargetLog(progress, [Target(major, environment) for major in majors for environment in environments])
         results, failures = _resolve_every_major(plans, environments, log, reporter_for, request.keep_going)
         outcomes = [_outcome(request, plans[major], results[major], environments) for major in results]

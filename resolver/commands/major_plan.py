@@ -25,6 +25,7 @@ from ..model.indexes import PYTORCH_PROJECTS, Routing
 from ..model.targets import Environment, Target
 from ..resolve.candidates import Req
 from ..resolve.policy import Policy
+from ..resolve.prefetch import Crawl, TargetPrefetch
 from ..resolve.provider import CudaProvider
 from ..resolve.resolution import Reporter, TargetResolution, resolve_target
 from ..resolve.selection import SelectionOptions, Selector
@@ -72,6 +73,7 @@ class MajorPlan:
     environments: tuple[Environment, ...]
     routing: Routing
     source: Index  # the indexes as this routing sees them
+    crawl: Crawl  # the walks ahead of this major's resolvers
 
     def siblings(self, environment: Environment) -> tuple[Environment, ...]:
         return tuple(e for e in self.environments if e.python == environment.python)
@@ -82,10 +84,9 @@ class MajorPlan:
         return Policy(selector, self.constraints[environment], preferred, pre=self.selection.pre)
 
     def provider(self, environment: Environment, preferred: Mapping[NormalizedName, Version]) -> CudaProvider:
-        """A provider for one target, whose pinned candidates' subtrees are crawled ahead."""
+        """A provider for one target, which fetches ahead what its resolver will most likely ask for."""
         policy = self.policy(environment, preferred)
-        crawl_rules, source = policy.fork(), self.source
-        return CudaProvider(policy, source, on_dependencies=lambda requirements: source.start_crawl([(crawl_rules, requirements)]))
+        return CudaProvider(policy, self.source, TargetPrefetch(policy, self.source, self.crawl))
 
 
 def plan_major(
@@ -113,9 +114,10 @@ def plan_major(
         kept = {} if (old is None or request.upgrade) else old.pins_for(environment.markers)
         preferred[environment] = {n: v for n, v in kept.items() if n not in request.upgrade_packages}
     selection = request.selection if not requirements_input.pre else replace(request.selection, pre=True)
+    source = index.routed(routing)
     return MajorPlan(
         major, requirements_input, major_input, path, old, old_text, families, selection, roots, constraints, preferred,
-        environments, routing, index.routed(routing),
+        environments, routing, source, Crawl(source),
     )
 
 

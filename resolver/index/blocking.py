@@ -11,7 +11,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 from packaging.utils import NormalizedName, canonicalize_name
@@ -20,10 +20,7 @@ from ..errors import CudaConstraintsError, ProjectNotFound
 from ..errors.interrupts import Interrupted
 from ..model.distributions import CoreMetadata, DistFile, Project, Release
 from ..model.indexes import Routing
-from ..resolve.candidates import Req
-from ..resolve.source import CrawlRules
 from .client import IndexClient
-from .crawl import Crawler
 from .sources import Sources
 from .store import UNKNOWN
 
@@ -127,7 +124,6 @@ class RoutedIndex:
 
     def __init__(self, blocking: BlockingIndex, sources: Sources) -> None:
         self.blocking, self.sources = blocking, sources
-        self.crawler = Crawler(blocking.client, sources)
 
     def project(self, name: NormalizedName) -> Project:
         if self.blocking.cancelled:
@@ -148,8 +144,9 @@ class RoutedIndex:
     def prefetch_extension_modules(self, file: DistFile) -> None:
         self.blocking.prefetch_extension_modules(file)
 
-    def start_crawl(self, plans: Iterable[tuple[CrawlRules, Sequence[Req]]]) -> None:
-        self.blocking.submit(self.crawler.crawl(list(plans)))
+    def start(self, work: Callable[[RoutedFetcher], Coroutine[Any, Any, None]]) -> None:
+        """Run the resolver's background work (its prefetch) in the loop, over this view's `RoutedFetcher`."""
+        self.blocking.submit(work(RoutedFetcher(self.blocking.client, self.sources)))
 
     def existing(self, names: Iterable[str]) -> set[str]:
         return self.blocking.run(_existing(self.sources, sorted(set(names))))
@@ -159,6 +156,22 @@ class RoutedIndex:
 
     def routed(self, routing: Routing) -> RoutedIndex:
         return self.blocking.routed(routing)
+
+
+class RoutedFetcher:
+    """A view's answers in the loop, for background work: what the resolvers would be given, fetched now."""
+
+    def __init__(self, client: IndexClient, sources: Sources) -> None:
+        self.client, self.sources = client, sources
+
+    async def project(self, name: NormalizedName) -> Project:
+        return await self.sources.project(name)
+
+    async def metadata(self, release: Release, file: DistFile) -> CoreMetadata:
+        return await self.client.metadata(release, file)
+
+    def fetched(self, name: NormalizedName) -> bool:
+        return name in self.client.fetched_pages
 
 
 async def _existing(sources: Sources, names: list[str]) -> set[str]:

@@ -14,7 +14,7 @@
   which is the plain package where no such extra exists); the members the asked extra would add are
   recorded as exclusions, with the release that asked.
 
-The resolvelib provider (provider.py), the speculative crawl (index/crawl.py), `check` and `inspect`
+The resolvelib provider (provider.py), the prefetch crawl (prefetch.py), `check` and `inspect`
 ask these same rules. Everything learnt on the way goes into the policy's `Record`, for the result and
 for error messages; `fork` gives another thread the same rules with a record of its own.
 """
@@ -45,8 +45,6 @@ from .torch_builds import TorchBuilds, read_torch_builds
 
 logger = logging.getLogger(__name__)
 _EXTRA_MARKER = re.compile(r"""extra\s*==\s*['"]([^'"]+)['"]""")
-# How many later candidates to name once the resolver starts walking down a project's releases.
-BACKTRACK_LOOKAHEAD = 8
 CandidateKey = tuple[NormalizedName, Version, frozenset[NormalizedName]]
 
 
@@ -170,20 +168,6 @@ class Policy:
         """Every version the last query for a project offered, in the resolver's order."""
         query = self.record.queries.get(name)
         return [c.version for c in self.candidates_in(*query)] if query else []
-
-    def upcoming(self, candidate: Candidate) -> list[Candidate]:
-        """When the resolver walks down a project's releases, the next few it will try (else none)."""
-        query = self.record.queries.get(candidate.name)
-        if query is None:
-            return []
-        offered = self.candidates_in(*query)
-        first = next(offered, None)
-        if first is None or first.version == candidate.version:
-            return []  # the first choice: no walk has started
-        later = itertools.dropwhile(lambda c: c.version != candidate.version, offered)
-        if next(later, None) is None:
-            return []
-        return list(itertools.islice(later, BACKTRACK_LOOKAHEAD))
 
     def missing_member(self, name: NormalizedName) -> NoMemberForMajor | None:
         """For a project the index does not have: the error when it is this major's member of a family."""

@@ -20,6 +20,7 @@ from ..errors.display import escape
 from ..model.distributions import DistFile, Project
 from .candidates import PYTHON, UNREADABLE, Candidate, Req, name_of, requirement_for
 from .policy import Policy, merged
+from .prefetch import TargetPrefetch
 from .selection import Unavailable
 from .source import MetadataSource
 from .torch_builds import read_torch_builds
@@ -33,16 +34,11 @@ Information = RequirementInformation[Req, Candidate]
 
 
 class CudaProvider(AbstractProvider[Req, Candidate, str]):
-    def __init__(
-        self,
-        policy: Policy,
-        source: MetadataSource,
-        on_dependencies: Callable[[Sequence[Req]], None] | None = None,
-    ) -> None:
+    def __init__(self, policy: Policy, source: MetadataSource, prefetch: TargetPrefetch | None = None) -> None:
         self.policy = policy
         self.source = source
-        # Told the requirements of every release reached by walking down a project (compile crawls them).
-        self.on_dependencies = on_dependencies
+        # Told of every release tried: fetches ahead what the resolver will most likely ask for next.
+        self.prefetch = prefetch
 
     def identify(self, requirement_or_candidate: Req | Candidate) -> str:
         return requirement_or_candidate.identifier
@@ -127,14 +123,10 @@ class CudaProvider(AbstractProvider[Req, Candidate, str]):
         record = self.policy.record
         key = (candidate.name, candidate.version, candidate.extras)
         if key not in record.dependencies:
-            upcoming = self.policy.upcoming(candidate)
-            for later in upcoming:
-                if later.choice is not None:
-                    self.source.prefetch_metadata(later.choice.release, later.choice.metadata_file)
+            walked_down = self.prefetch is not None and self.prefetch.trying(candidate)
             record.dependencies[key] = self._read_dependencies(candidate)
-            if upcoming and self.on_dependencies is not None:
-                # A release reached by walking down (torch 2.10 for CUDA 12): its subtree is new.
-                self.on_dependencies(record.dependencies[key])
+            if walked_down and self.prefetch is not None:
+                self.prefetch.reached(record.dependencies[key])
         return list(record.dependencies[key])
 
     def _read_dependencies(self, candidate: Candidate) -> tuple[Req, ...]:

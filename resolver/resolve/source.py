@@ -1,21 +1,20 @@
 """The interfaces the resolver needs from wherever releases and metadata come from.
 
-This package owns them and never imports the index: the index (index/blocking.py) implements them,
-and so does a test's synthetic index. A crawl that fetches ahead of the resolvers is given the target's
-rules through `CrawlRules`, which `Policy` implements.
+This package owns them and never imports the index: the index (index/blocking.py) implements them by
+their shape, and so do the tests' synthetic and frozen indexes. What to fetch ahead, and when, is the
+resolver's (prefetch.py): a source only fetches what it is asked for, now (`MetadataSource`), as a hint
+(`prefetch_*`), or in background work the resolver hands it (`Index.start`, over `Fetcher`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Protocol
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, Protocol
 
 from packaging.utils import NormalizedName
-from packaging.version import Version
 
 from ..model.distributions import CoreMetadata, DistFile, Project, Release
 from ..model.indexes import Routing
-from .candidates import Candidate, Req
 
 
 class MetadataSource(Protocol):
@@ -35,14 +34,18 @@ class MetadataSource(Protocol):
         """A hint that `extension_modules(file)` will be asked for soon; may do nothing."""
 
 
-class CrawlRules(Protocol):
-    """What a crawl needs to walk a target's most likely tree: the target's own rules, nothing else."""
+class Fetcher(Protocol):
+    """A source's answers for background work, awaited on the source's own event loop."""
 
-    def mismatched_major(self, name: NormalizedName) -> int | None: ...
+    async def project(self, name: NormalizedName) -> Project:
+        """As `MetadataSource.project`."""
 
-    def candidates_in(self, project: Project, requested: Sequence[Req], excluded: frozenset[Version] = ...) -> Iterator[Candidate]: ...
+    async def metadata(self, release: Release, file: DistFile) -> CoreMetadata:
+        """As `MetadataSource.metadata`."""
 
-    def dependencies_from(self, candidate: Candidate, metadata: CoreMetadata) -> Iterator[Req]: ...
+    def fetched(self, name: NormalizedName) -> bool:
+        """Whether the project's pages needed the network this run (else they came fresh from a cache, and
+        most likely so will what lies below them)."""
 
 
 class Indexes(Protocol):
@@ -53,10 +56,10 @@ class Indexes(Protocol):
 
 
 class Index(MetadataSource, Protocol):
-    """A metadata source that can also work ahead, answer which projects exist, and stop."""
+    """A metadata source that can also work in the background, answer which projects exist, and stop."""
 
-    def start_crawl(self, plans: Iterable[tuple[CrawlRules, Sequence[Req]]]) -> None:
-        """Start fetching, in the background, the trees the resolvers will most likely walk."""
+    def start(self, work: Callable[[Fetcher], Coroutine[Any, Any, None]]) -> None:
+        """Run `work` in the background, given the source's `Fetcher`; its failures are only logged."""
 
     def existing(self, names: Iterable[str]) -> set[str]:
         """Which of these projects the index has (with at least one release)."""
