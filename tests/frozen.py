@@ -39,7 +39,7 @@ from packaging.version import Version
 
 from resolver.commands.compile import CompileResult, compile_constraints
 from resolver.commands.major_plan import read_input
-from resolver.commands.options import compile_parser, compile_request, with_index_url
+from resolver.commands.options import Flags, compile_request, with_index_url
 from resolver.errors import MetadataUnavailable, ProjectNotFound
 from resolver.files.config import load_config
 from resolver.model.distributions import DEFAULT_INDEX_URL, CoreMetadata, DistFile, Project, Release, wheel_tags
@@ -255,7 +255,7 @@ def compile_case(case: Case, index: Any, output: Path, flags: Sequence[str] = ()
 def compile_project(root: Path, index: Any, flags: Sequence[str] = ()) -> CompileResult:
     """`cuda-constraints compile FLAGS` in `root` (its pyproject.toml, none of the machine's index settings),
     against `index`: the request the command line makes, compiled; CudaConstraintsError when it fails."""
-    request = compile_request(compile_parser().parse_args(list(flags)), load_config(root, environ={}))
+    request = compile_request(Flags.from_argv(flags), load_config(root, environ={}))
     requirements_input = read_input(request)
     request = with_index_url(request, None, requirements_input)
     return compile_constraints(request, requirements_input, index)

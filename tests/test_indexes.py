@@ -295,3 +295,24 @@ def test_a_find_links_directory_of_the_environment_is_shown_as_given_and_named_b
         (project / "requirements" / "kv.txt").write_text(KV_REQUIREMENTS)
         assert main(["compile", "-q", "--no-cache", "--retries", "0"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == f"from the environment: find-links {wheels} (from PIP_FIND_LINKS)"
+
+
+def test_the_pytorch_hint_reads_the_projects_a_failure_involves_and_the_backend_configured():
+    """Decided from the failure's projects, not from its text; the backend is the major's configured one
+    (its default where none is), never a name written into the hint's code."""
+    from resolver.commands.major_plan import _with_pytorch_hint
+    from resolver.errors import ResolutionFailed
+    from resolver.files.config import Config
+    from resolver.files.config_indexes import MajorSettings
+    from resolver.model.indexes import Routing
+
+    worded = ResolutionFailed(12, "cp312 x86_64", "  torch==2.14.0 is required by requirements/cuda.txt:7", frozenset({"lmcache"}))
+    assert _with_pytorch_hint(worded, Routing(), "cu129") is worded
+    involved = ResolutionFailed(12, "cp312 x86_64", "  lmcache 0.5.6 requires …", frozenset({"lmcache", "torchvision"}))
+    hinted = _with_pytorch_hint(involved, Routing(), Config(Path(".")).torch_backend(12))
+    assert hinted.explanation.endswith('torchvision on PyPI is built for one CUDA version; for CUDA 12, take it from the PyTorch index '
+                                       'with `torch-backend = "cu129"` in [tool.cuda-constraints.cuda.12] (see the README, '
+                                       '"Using the PyTorch index")')
+    assert hinted.projects == involved.projects and hinted.exit_code == 4
+    assert Config(Path("."), majors={12: MajorSettings(torch_backend="cu126")}).torch_backend(12) == "cu126"
+    assert Config(Path(".")).torch_backend(13) == "cu130" and Config(Path(".")).torch_backend(14) == "cu140"

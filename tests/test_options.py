@@ -10,7 +10,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from resolver.commands.options import compile_parser, compile_request, describe_options, request_from_command
+from resolver.commands.options import Flags, compile_request, describe_options, request_from_command
 from resolver.files.config import load_config
 from resolver.files.options import CONFIG_KEYS, OPTIONS
 
@@ -68,7 +68,7 @@ def test_a_header_command_reads_back_as_the_same_request(tmp_path, monkeypatch, 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "pyproject.toml").write_text(PYPROJECT)
     config = load_config(tmp_path)
-    request = compile_request(compile_parser().parse_args(arguments(chosen)), config)
+    request = compile_request(Flags.from_argv(arguments(chosen)), config)
     assert "s3cret" not in request.command and "TOKEN" not in request.command
     words = shlex.split(request.command)  # one shell line: every value quoted
     assert words[:2] == ["cuda-constraints", "compile"]
@@ -86,3 +86,34 @@ def test_the_table_spells_each_option_once():
     assert len(flags) == len(set(flags))
     assert len({option.dest for option in OPTIONS}) == len(OPTIONS)
     assert {"requirements", "cuda", "python-versions", "platforms", "index-url", "allow-sdist", "canaries"} <= CONFIG_KEYS
+
+
+def test_flags_have_one_field_for_each_row_of_the_table_with_flags():
+    """`Flags` is the table's: a row added (or removed) in files/options.py must be a field here too."""
+    import dataclasses
+
+    from resolver.commands.options import FLAG_SCOPES
+    from resolver.files.options import options
+
+    assert [field.name for field in dataclasses.fields(Flags)] == [option.dest for option in options(*FLAG_SCOPES) if option.flags]
+
+
+@settings(max_examples=200, deadline=None)
+@given(chosen=flags, more=st.fixed_dictionaries({}, optional={
+    "offline": st.just(["--offline"]), "retries": st.sampled_from([["--retries", "0"], ["--retries", "9"]]),
+    "timeout": st.just(["--timeout", "2.5"]), "upgrade": st.just(["-P", "nixl==1.5.1", "-P", "torch"]),
+    "constraint": st.just(["-c", "c one.txt"]), "links": st.just(["--find-links", "/opt/wheels", "-f", "https://x.example/l"]),
+}))
+def test_flags_read_from_words_give_the_same_words_and_flags_back(chosen, more):
+    """`to_argv` is the inverse of reading the words (`from_argv`): the same flags, whatever was given."""
+    words = arguments(chosen) + [word for extra in more.values() for word in extra]
+    read = Flags.from_argv(words)
+    assert Flags.from_argv(read.to_argv()) == read
+    assert read.to_argv() == Flags.from_argv(read.to_argv()).to_argv()
+    assert ("--offline" in words) == read.offline and read.retries == (int(more["retries"][1]) if "retries" in more else 4)
+
+
+def test_only_the_index_flags_of_check_reach_the_request_check_online_resolves():
+    """`check -o DIR --online --index-url URL`: the index flags replace the files' own; -o is check's."""
+    flags = Flags(output_dir=Path("elsewhere"), index_url="https://mirror.example/simple", find_links=("/opt/wheels",), offline=True)
+    assert flags.only("index") == Flags(index_url="https://mirror.example/simple", find_links=("/opt/wheels",))

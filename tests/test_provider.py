@@ -15,7 +15,7 @@ from resolvelib.structs import RequirementInformation
 from resolver.model.distributions import CoreMetadata, parse_requirement
 from resolver.model.families import FamilyTable, extras_for_major
 from resolver.model.targets import Environment, PythonVersion
-from resolver.resolve.candidates import PYTHON, Candidate, Req
+from resolver.resolve.candidates import PYTHON, Asker, Candidate, Req
 from resolver.resolve.policy import Policy
 from resolver.resolve.provider import CudaProvider
 from resolver.resolve.selection import SelectionOptions, Selector, Unavailable
@@ -31,9 +31,12 @@ def policy(major: int = 13, preferred: dict[str, str] | None = None, pre: bool =
     return Policy(selector, {}, {canonicalize_name(k): Version(v) for k, v in (preferred or {}).items()}, pre)
 
 
-def req(text: str, origin: str = "r.txt:1") -> Req:
+INPUT_LINE = Asker("r.txt", 1)
+
+
+def req(text: str, origin: Asker = INPUT_LINE) -> Req:
     name, _, specifier = text.partition(" ")
-    return Req(canonicalize_name(name), SpecifierSet(specifier), origin=origin)
+    return Req(canonicalize_name(name), SpecifierSet(specifier), asked_by=origin)
 
 
 def info(requirement: Req, parent: Candidate | None = None) -> RequirementInformation[Req, Candidate]:
@@ -243,3 +246,20 @@ def test_a_wheels_rank_is_what_packaging_reads_from_its_name():
         for _ in range(2):
             assert [compatible_rank(DistFile(f, f"https://index.test/{f}"), environment, ranks) for f in WHEEL_NAMES] == [
                 packaging_rank(f, environment) for f in WHEEL_NAMES]
+
+
+def test_who_asked_for_a_requirement_is_data_shown_as_messages_name_it():
+    """A line of the input, a flag, a release, and a release asking for its wheel's builds per torch version:
+    decisions read the fields (which release, which file); messages show them as they always read."""
+    nixl = Candidate(canonicalize_name("nixl-cu12"), Version("1.5.0"), frozenset(), None)
+    askers = [
+        Asker("requirements/kv.txt", 3),
+        Asker("--upgrade-package"),
+        Asker.of(Candidate(canonicalize_name("lmcache"), Version("0.4.4"), frozenset(), None)),
+        Asker.of((nixl.name, nixl.version), "builds for torch 2.11, 2.12, 2.13"),
+    ]
+    assert [str(asker) for asker in askers] == [
+        "requirements/kv.txt:3", "--upgrade-package", "lmcache==0.4.4", "nixl-cu12==1.5.0 (builds for torch 2.11, 2.12, 2.13)"]
+    assert [asker.is_release(nixl) for asker in askers] == [False, False, False, True]
+    assert askers[0].file == "requirements/kv.txt" and askers[3].release == (nixl.name, nixl.version)
+    assert len({req("torch", asker) for asker in askers}) == 4  # who asked is part of what a requirement is

@@ -273,7 +273,7 @@ def _target_setup(kv_index, major, platform):
 
     from resolver.model.families import FamilyTable
     from resolver.model.targets import Environment, PythonVersion, Target
-    from resolver.resolve.candidates import Req
+    from resolver.resolve.candidates import Asker, Req
     from resolver.resolve.policy import Policy
     from resolver.resolve.provider import CudaProvider
     from resolver.resolve.selection import SelectionOptions, Selector
@@ -281,9 +281,9 @@ def _target_setup(kv_index, major, platform):
     environments = tuple(Environment(PythonVersion(3, 12), p) for p in (X86, ARM))
     environment = next(e for e in environments if e.platform == platform)
     roots = [
-        Req("lmcache", SpecifierSet(">=0.3.9"), origin="kv.txt:1"),
-        Req("nixl", SpecifierSet(">=1.1.0"), origin="kv.txt:3"),
-        Req(f"cupy-cuda{major}x", SpecifierSet("!=14.1.0"), origin="kv.txt:2"),
+        Req("lmcache", SpecifierSet(">=0.3.9"), asked_by=Asker("kv.txt", 1)),
+        Req("nixl", SpecifierSet(">=1.1.0"), asked_by=Asker("kv.txt", 3)),
+        Req(f"cupy-cuda{major}x", SpecifierSet("!=14.1.0"), asked_by=Asker("kv.txt", 2)),
     ]
 
     def provider(preferred=None):
@@ -344,10 +344,10 @@ def _walk_setup(index, platform, roots_text):
 def _root(text):
     from packaging.requirements import Requirement
 
-    from resolver.resolve.candidates import Req
+    from resolver.resolve.candidates import Asker, Req
 
     parsed = Requirement(text)
-    return Req(parsed.name, parsed.specifier, origin="requirements.txt:1")
+    return Req(parsed.name, parsed.specifier, asked_by=Asker("requirements.txt", 1))
 
 
 def _versions(resolution):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from resolver.cli.main import main
-from resolver.commands.options import compile_parser, compile_request, with_index_url
+from resolver.commands.options import Flags, compile_request, with_index_url
 from resolver.errors.display import redact_text, redact_url
 from resolver.files.config import load_config
 from resolver.files.requirements import RequirementsInput
@@ -209,7 +209,7 @@ def test_index_precedence_flag_then_requirements_line_then_configuration_then_en
     def effective(flag: str | None, requirements: RequirementsInput) -> str:
         config = load_config(tmp_path)
         arguments = ["--index-url", flag] if flag else []
-        request = compile_request(compile_parser().parse_args(arguments), config)
+        request = compile_request(Flags.from_argv(arguments), config)
         return with_index_url(request, flag, requirements).index_url
 
     project(tmp_path, config='index-url = "https://configured.example/simple"\n')

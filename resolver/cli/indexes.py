@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from ..commands.options import Flags
 from ..commands.routing import IndexChoice
 from ..errors import UsageError
 from ..files.config import Config
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ..commands.check import CheckedFile
 
 
-def open_index(args: argparse.Namespace, config: Config, *urls: str, progress: Progress | None = None) -> BlockingIndex:
+def open_index(args: Flags, config: Config, *urls: str, progress: Progress | None = None) -> BlockingIndex:
     """The indexes, with credentials for every URL the tool was given (`urls`: the flags' and the files')."""
     if args.no_cache and args.offline:
         raise UsageError("--offline needs the cache; drop --no-cache")
@@ -56,7 +56,7 @@ def credential_store(config: Config, *urls: str | None) -> CredentialStore:
     return CredentialStore([url for url in given if url])
 
 
-def flag_choice(args: argparse.Namespace, default_index_url: str) -> IndexChoice:
+def flag_choice(args: Flags, default_index_url: str) -> IndexChoice:
     """The indexes the index flags of `inspect` or `check --online` give."""
     return IndexChoice(
         args.index_url or default_index_url, tuple(args.extra_index_url or ()), tuple(args.find_links or ()),
@@ -64,7 +64,7 @@ def flag_choice(args: argparse.Namespace, default_index_url: str) -> IndexChoice
     )
 
 
-def file_choice(args: argparse.Namespace, checked: CheckedFile) -> IndexChoice:
+def file_choice(args: Flags, checked: CheckedFile) -> IndexChoice:
     """The indexes a checked file was compiled from, unless index flags say otherwise."""
     assert checked.request is not None and checked.requirements_input is not None
     flags = flag_choice(args, checked.request.index_url)

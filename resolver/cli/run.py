@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,7 +20,7 @@ from packaging.version import Version
 from ..commands.compile import compile_constraints
 from ..commands.major_plan import read_input
 from ..commands.options import (
-    compile_parser,
+    Flags,
     compile_request,
     environments,
     with_index_url,
@@ -54,12 +55,13 @@ def run_compile(args: argparse.Namespace) -> int:
     for given in args.requirement_files:
         if "://" in given:
             raise UsageError(f"{redact_url(given)}: requirements files are paths; for an index, use --index-url")
-    args.requirements = [*(args.requirements or []), *(Path(given) for given in args.requirement_files)] or None
-    request = compile_request(args, config)
+    flags = Flags.from_args(vars(args))
+    flags = replace(flags, requirements=(*flags.requirements, *(Path(given) for given in args.requirement_files)))
+    request = compile_request(flags, config)
     progress = args.progress
     requirements_input = read_input(request)
-    request = with_index_url(request, args.index_url, requirements_input)
-    with open_index(args, config, *IndexChoice.of(request, requirements_input).urls, progress=progress) as index:
+    request = with_index_url(request, flags.index_url, requirements_input)
+    with open_index(flags, config, *IndexChoice.of(request, requirements_input).urls, progress=progress) as index:
         stats = index.client.stats
         with NetworkTicker(progress, lambda: network_line(stats)):
             result = compile_constraints(
@@ -73,8 +75,8 @@ def run_compile(args: argparse.Namespace) -> int:
     for line in summarize(result, request):
         print(line)
     progress(network_line(stats, result.seconds))
-    if args.stats_json:
-        write_stats(args.stats_json, {"seconds": round(result.seconds, 3), **stats.to_json()})
+    if flags.stats_json:
+        write_stats(flags.stats_json, {"seconds": round(result.seconds, 3), **stats.to_json()})
     for major, failure in sorted(result.failures.items()):  # --keep-going: the majors not written
         message = failure.message()
         print(f"error: {safe_text(message if message.startswith('CUDA ') else f'CUDA {major}: {message}')}", file=sys.stderr)
@@ -108,10 +110,11 @@ def run_inspect(args: argparse.Namespace) -> int:
     if len(specifiers) > 1 or (specifiers and specifiers[0].operator != "=="):
         raise UsageError(f"{args.spec!r}: give NAME or NAME==VERSION")
     version = Version(specifiers[0].version) if specifiers else None
-    pythons, platforms = environments(args, config)
+    flags = Flags.from_args(vars(args))
+    pythons, platforms = environments(flags, config)
     targets = environment_grid(pythons, platforms)
-    choice = flag_choice(args, config.default_index_url)
-    with open_index(args, config, *choice.urls) as index:
+    choice = flag_choice(flags, config.default_index_url)
+    with open_index(flags, config, *choice.urls) as index:
         source = index.routed(routing_for(config, choice, 0))
         report = inspect_release(source, canonicalize_name(requirement.name), version, targets, config.family_table())
     if args.json:
@@ -155,9 +158,10 @@ def _check_online(args: argparse.Namespace, report: CheckReport, config: Config)
     from ..commands.check_online import upgrade_findings, would_upgrade
 
     checked_files = [c for c in report.files if c.request is not None and c.requirements_input is not None]
-    flags = compile_request(compile_parser().parse_args(_index_arguments(args)), config)
-    with open_index(args, config, *(url for c in checked_files for url in file_choice(args, c).urls)) as index:
-        upgrades = would_upgrade(checked_files, index, flags)
+    flags = Flags.from_args(vars(args))
+    index_flags = compile_request(flags.only("index"), config)  # the indexes given to check replace the files' own
+    with open_index(flags, config, *(url for c in checked_files for url in file_choice(flags, c).urls)) as index:
+        upgrades = would_upgrade(checked_files, index, index_flags)
     if not upgrades:
         print("no pin would change with --upgrade")
         return 0
@@ -168,14 +172,6 @@ def _check_online(args: argparse.Namespace, report: CheckReport, config: Config)
     if args.strict:
         raise NewerReleasesAllowed(upgrade_findings(upgrades))
     return 0
-
-
-def _index_arguments(args: argparse.Namespace) -> list[str]:
-    """`check`'s index flags, as compile flags."""
-    words = [*(["--index-url", args.index_url] if args.index_url else []), *(["--no-index"] if args.no_index else [])]
-    words += [w for url in args.extra_index_url or () for w in ("--extra-index-url", url)]
-    words += [w for place in args.find_links or () for w in ("--find-links", place)]
-    return words + (["--index-strategy", args.index_strategy] if args.index_strategy else [])
 
 
 # -- diff ---------------------------------------------------------------------------------------------------

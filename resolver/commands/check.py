@@ -44,7 +44,7 @@ from ..model.targets import Environment, describe_environments, environment_grid
 from ..resolve.swaps import MajorInput, settle_swaps, swap_for_major
 from .options import (
     CompileRequest,
-    compile_parser,
+    Flags,
     compile_request,
     describe_options,
     input_files,
@@ -102,8 +102,8 @@ def check_constraints(config: Config, output_dir: Path | None = None) -> CheckRe
 
 def regenerate_command(config: Config, directory: Path) -> str:
     """`cuda-constraints compile`, with `-o` when the directory is not the configured one."""
-    arguments = [] if directory.resolve() == config.resolve_path(config.output_dir).resolve() else ["-o", str(directory)]
-    return compile_request(compile_parser().parse_args(arguments), config).command
+    same = directory.resolve() == config.resolve_path(config.output_dir).resolve()
+    return compile_request(Flags() if same else Flags(output_dir=directory), config).command
 
 
 def _check_file(path: Path, major: int, config: Config, fix_all: str) -> CheckedFile:
@@ -145,7 +145,7 @@ class _Unreadable(Exception):
 def _inputs_of(document: ConstraintsDocument, config: Config) -> tuple[CompileRequest, RequirementsInput]:
     """What running the header's command would use today: the request and the requirements it reads."""
     try:
-        request, args = request_from_command(document.command, config)
+        request, flags = request_from_command(document.command, config)
     except UsageError as error:
         raise _Unreadable(f"its header command {document.command!r} cannot be read ({error.problem})") from None
     requirements, constraints = input_files(request, document.cuda_major)
@@ -153,7 +153,7 @@ def _inputs_of(document: ConstraintsDocument, config: Config) -> tuple[CompileRe
     if absent:
         raise _Unreadable(f"its command reads {display_path(absent[0])}, which does not exist")
     requirements_input = load_requirements(list(requirements), root=config.root, constraints=constraints)
-    return with_index_url(request, args.index_url, requirements_input), requirements_input
+    return with_index_url(request, flags.index_url, requirements_input), requirements_input
 
 
 def header_problems(

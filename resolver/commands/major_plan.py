@@ -4,7 +4,6 @@ the rules of each target) and the resolution of its targets, one platform after 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -23,7 +22,7 @@ from ..model.distributions import close_names
 from ..model.families import FamilyTable
 from ..model.indexes import PYTORCH_PROJECTS, Routing
 from ..model.targets import Environment, Target
-from ..resolve.candidates import Req
+from ..resolve.candidates import Asker, Req
 from ..resolve.policy import Policy
 from ..resolve.prefetch import Crawl, TargetPrefetch
 from ..resolve.provider import CudaProvider
@@ -74,6 +73,7 @@ class MajorPlan:
     routing: Routing
     source: Index  # the indexes as this routing sees them
     crawl: Crawl  # the walks ahead of this major's resolvers
+    torch_backend: str  # the PyTorch index build a failure over the PyTorch family points at
 
     def siblings(self, environment: Environment) -> tuple[Environment, ...]:
         return tuple(e for e in self.environments if e.python == environment.python)
@@ -109,7 +109,7 @@ def plan_major(
         roots[environment], constraints[environment] = roots_for(major_input, environment, siblings)
         for name, version in request.upgrade_packages.items():
             if version is not None:
-                pinned = Req(name, SpecifierSet(f"=={version}"), origin="--upgrade-package")
+                pinned = Req(name, SpecifierSet(f"=={version}"), asked_by=Asker("--upgrade-package"))
                 constraints[environment] = {**constraints[environment], name: [*constraints[environment].get(name, []), pinned]}
         kept = {} if (old is None or request.upgrade) else old.pins_for(environment.markers)
         preferred[environment] = {n: v for n, v in kept.items() if n not in request.upgrade_packages}
@@ -117,7 +117,7 @@ def plan_major(
     source = index.routed(routing)
     return MajorPlan(
         major, requirements_input, major_input, path, old, old_text, families, selection, roots, constraints, preferred,
-        environments, routing, source, Crawl(source),
+        environments, routing, source, Crawl(source), request.config.torch_backend(major),
     )
 
 
@@ -175,7 +175,7 @@ def resolve_major(
         try:
             resolution = resolve_target(provider, target, plan.roots[environment], reporter_for(target) if reporter_for else None)
         except ResolutionFailed as error:
-            raise _with_pytorch_hint(error, plan.routing) from None
+            raise _with_pytorch_hint(error, plan.routing, plan.torch_backend) from None
         except ProjectNotFound as missing:
             raise _placed(missing, plan, environment) from None
         resolutions.append(resolution)
@@ -187,7 +187,7 @@ def _placed(missing: ProjectNotFound, plan: MajorPlan, environment: Environment)
     """The error with the requirement that named the project, and the close names the inputs, the existing
     file and the family table know (besides those the index found in its cache)."""
     root = next((r for r in plan.roots[environment] if r.name == missing.name), None)
-    origin = missing.origin or (f"{root.origin}: {root}" if root is not None else "")
+    origin = missing.origin or (f"{root.asked_by}: {root}" if root is not None else "")
     known = {
         *missing.suggestions, *(canonicalize_name(r.requirement.name) for r in plan.requirements_input.requirements),
         *(canonicalize_name(r.requirement.name) for r in plan.requirements_input.constraints),
@@ -196,14 +196,14 @@ def _placed(missing: ProjectNotFound, plan: MajorPlan, environment: Environment)
     return ProjectNotFound(missing.name, missing.where, missing.answered_empty, origin, close_names(missing.name, known))
 
 
-def _with_pytorch_hint(error: ResolutionFailed, routing: Routing) -> ResolutionFailed:
-    """A failure that involves PyPI's torch (built for one CUDA version) points at the PyTorch index."""
-    involved = re.search(rf"^  ({'|'.join(map(re.escape, PYTORCH_PROJECTS))}) ", error.explanation, re.MULTILINE)
-    if involved is None or involved.group(1) in routing.routes:
+def _with_pytorch_hint(error: ResolutionFailed, routing: Routing, backend: str) -> ResolutionFailed:
+    """A failure that involves PyPI's torch (built for one CUDA version) points at the PyTorch index build
+    `backend` of the major's configuration."""
+    involved = next((name for name in PYTORCH_PROJECTS if name in error.projects), None)
+    if involved is None or involved in routing.routes:
         return error
     major = error.cuda_major
-    backend = "cu129" if major == 12 else f"cu{major}0"  # the PyTorch index's name of a CUDA version
-    hint = (f"hint: {involved.group(1)} on PyPI is built for one CUDA version; for CUDA {major}, take it from the PyTorch "
+    hint = (f"hint: {involved} on PyPI is built for one CUDA version; for CUDA {major}, take it from the PyTorch "
             f"index with `torch-backend = \"{backend}\"` in [tool.cuda-constraints.cuda.{major}] (see the README, "
             "\"Using the PyTorch index\")")
-    return ResolutionFailed(major, error.target, f"{error.explanation}\n{hint}")
+    return ResolutionFailed(major, error.target, f"{error.explanation}\n{hint}", error.projects)

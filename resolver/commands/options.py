@@ -1,17 +1,19 @@
 """The settings of a `compile` run: its flags, the request they make with `[tool.cuda-constraints]`, and
 the command line a constraints file's header gives to regenerate it.
 
-`compile` builds its request here from its own arguments; `check` reads the command in a file's header
-with the same flag definitions, so a file is checked against exactly what regenerating it would do.
-Paths in a header command are relative to the project root (where pyproject.toml is), as `compile`
-writes them.
+Commands take typed values, never the command line's parsed arguments: `Flags` holds what the option
+table's flags were given (`from_args` reads them from the parser's values, `to_argv` gives them back as
+words, both by the table), and `compile_request` makes a `CompileRequest` of them with the configuration.
+`check` reads the command in a file's header with the same flag definitions (`Flags.from_argv`), so a
+file is checked against exactly what regenerating it would do. Paths in a header command are relative
+to the project root (where pyproject.toml is), as `compile` writes them.
 """
 
 from __future__ import annotations
 
 import argparse
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +35,95 @@ from ..resolve.selection import SelectionOptions
 
 PROG = "cuda-constraints"
 COMPILE = f"{PROG} compile"
+# The scopes of the options `Flags` holds: every command's but install's and verify's own.
+FLAG_SCOPES: tuple[Scope, ...] = ("input", "majors", "target", "resolution", "index", "network", "compile")
+
+
+@dataclass(frozen=True)
+class Flags:
+    """The values the option table's flags were given on a command line: a switch is False, a repeatable
+    option empty and any other None where it was not given (retries, timeout and max-page-size: their
+    defaults). One field per row of the table with flags (of `FLAG_SCOPES`), named by its `dest`."""
+
+    requirements: tuple[Path, ...] = ()
+    constraint: tuple[Path, ...] = ()
+    cuda: str | None = None
+    python_version: tuple[str, ...] = ()
+    platform: tuple[str, ...] = ()
+    output_dir: Path | None = None
+    index_url: str | None = None
+    extra_index_url: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    no_index: bool = False
+    index_strategy: str | None = None
+    pre: bool = False
+    allow_sdist: bool = False
+    allow_sdist_package: tuple[str, ...] = ()
+    exclude_newer: str | None = None
+    exclude_dependency: tuple[str, ...] = ()
+    allow_torch_build_mismatch: tuple[str, ...] = ()
+    generate_hashes: bool = False
+    upgrade: bool = False
+    keep_going: bool = False
+    upgrade_package: tuple[str, ...] = ()
+    dry_run: bool = False
+    quiet: bool = False
+    stats_json: Path | None = None
+    cache_dir: Path | None = None
+    no_cache: bool = False
+    offline: bool = False
+    refresh: bool = False
+    retries: int = 4
+    timeout: float = 30.0
+    deadline: float | None = None
+    max_page_size: float = 64.0
+
+    @classmethod
+    def from_args(cls, values: Mapping[str, object]) -> Flags:
+        """The flags among a parser's values (`vars(namespace)`: other keys are not the table's)."""
+        given: dict[str, Any] = {}
+        for option in _flag_options():
+            value = values.get(option.dest)
+            if value is None:
+                continue
+            if option.kind == "switch":
+                given[option.dest] = bool(value)
+            elif option.kind in ("values", "paths"):
+                given[option.dest] = tuple(value) if isinstance(value, list | tuple) else (value,)
+            else:
+                given[option.dest] = value
+        return cls(**given)
+
+    @classmethod
+    def from_argv(cls, words: Sequence[str]) -> Flags:
+        """The flags `compile` would read from these words; UsageError for words it cannot read."""
+        return cls.from_args(vars(compile_parser().parse_args(list(words))))
+
+    def to_argv(self) -> list[str]:
+        """The words that give these flags again (in the table's order; the defaults left out)."""
+        words: list[str] = []
+        for option in _flag_options():
+            value = getattr(self, option.dest)
+            if value == getattr(_DEFAULT_FLAGS, option.dest):
+                continue
+            if option.kind == "switch":
+                words.append(option.flag)
+            elif option.kind in ("values", "paths"):
+                words += [word for item in value for word in (option.flag, str(item))]
+            else:
+                words += [option.flag, str(value)]
+        return words
+
+    def only(self, *scopes: Scope) -> Flags:
+        """These flags, with only those of the options of these scopes kept (`check --online`: the index's)."""
+        return replace(Flags(), **{option.dest: getattr(self, option.dest) for option in _flag_options() if option.scope in scopes})
+
+
+def _flag_options() -> Iterator[Option]:
+    return (option for option in options(*FLAG_SCOPES) if option.flags)
+
+
+_DEFAULT_FLAGS = Flags()
 
 
 @dataclass(frozen=True)
@@ -104,9 +195,9 @@ def add_compile_flags(parser: argparse.ArgumentParser, project: Mapping[str, str
 # -- flags and configuration -> request ---------------------------------------------------------------------
 
 
-def environments(args: argparse.Namespace, config: Config) -> tuple[tuple[PythonVersion, ...], tuple[Platform, ...]]:
-    pythons = tuple(PythonVersion.parse(v) for v in args.python_version) if args.python_version else config.python_versions
-    platforms = tuple(Platform.parse(p) for p in args.platform) if args.platform else config.platforms
+def environments(flags: Flags, config: Config) -> tuple[tuple[PythonVersion, ...], tuple[Platform, ...]]:
+    pythons = tuple(PythonVersion.parse(v) for v in flags.python_version) if flags.python_version else config.python_versions
+    platforms = tuple(Platform.parse(p) for p in flags.platform) if flags.platform else config.platforms
     return tuple(dict.fromkeys(pythons)), tuple(dict.fromkeys(platforms))
 
 
@@ -115,7 +206,7 @@ def parse_cuda(text: str) -> tuple[int, ...] | str:
     return "auto" if text.strip() == "auto" else parse_majors(text, "--cuda")
 
 
-def parse_upgrade_packages(values: list[str]) -> dict[NormalizedName, Version | None]:
+def parse_upgrade_packages(values: Sequence[str]) -> dict[NormalizedName, Version | None]:
     found: dict[NormalizedName, Version | None] = {}
     for value in values:
         try:
@@ -132,12 +223,12 @@ def parse_upgrade_packages(values: list[str]) -> dict[NormalizedName, Version | 
     return found
 
 
-def compile_request(args: argparse.Namespace, config: Config) -> CompileRequest:
+def compile_request(flags: Flags, config: Config) -> CompileRequest:
     """The request the flags make with the configuration, and the command that makes it again."""
-    return replace(_request(args, config), command=regenerate_command(args, config))
+    return replace(_request(flags, config), command=regenerate_command(flags, config))
 
 
-def _request(args: argparse.Namespace, config: Config) -> CompileRequest:
+def _request(args: Flags, config: Config) -> CompileRequest:
     requirement_files = tuple(args.requirements) if args.requirements else tuple(config.resolve_path(p) for p in config.requirements)
     majors = parse_cuda(args.cuda) if args.cuda else config.cuda
     pythons, platforms = environments(args, config)
@@ -168,7 +259,7 @@ def _request(args: argparse.Namespace, config: Config) -> CompileRequest:
         command="",
         generate_hashes=bool(args.generate_hashes) or config.generate_hashes,
         upgrade=bool(args.upgrade),
-        upgrade_packages=parse_upgrade_packages(args.upgrade_package or []),
+        upgrade_packages=parse_upgrade_packages(args.upgrade_package),
         dry_run=bool(args.dry_run),
         extra_index_urls=tuple(dict.fromkeys((*(args.extra_index_url or ()), *config.indexes.extra_index_urls))),
         find_links=tuple(dict.fromkeys((*(args.find_links or ()), *config.indexes.find_links))),
@@ -182,13 +273,13 @@ def _request(args: argparse.Namespace, config: Config) -> CompileRequest:
     return request
 
 
-def regenerate_command(args: argparse.Namespace, config: Config) -> str:
+def regenerate_command(flags: Flags, config: Config) -> str:
     """The command a header gives: `cuda-constraints compile` plus each option given on the command line
     that makes the request differ from the configuration's (quoted for a shell, secrets masked)."""
-    request, baseline = _request(args, config), _request(compile_parser().parse_args([]), config)
+    request, baseline = _request(flags, config), _request(Flags(), config)
     words = [PROG, "compile"]
     for option in OPTIONS:
-        given = getattr(args, option.dest, None) if option.regenerate and option.field else None
+        given = getattr(flags, option.dest, None) if option.regenerate and option.field else None
         if given and _value(request, option) != _value(baseline, option):
             words += _words(option, given, _value(request, option), _value(baseline, option), config)
     return shlex.join(words)
@@ -206,7 +297,7 @@ def _words(option: Option, given: Any, value: Any, configured: Any, config: Conf
     if option.kind == "switch":
         return [flag]
     if option.kind in ("path", "paths"):
-        paths = given if isinstance(given, list) else [given]
+        paths = given if isinstance(given, tuple) else (given,)
         return [word for path in paths for word in (flag, relative_to_root(path, config.root))]
     if option.extends:  # only what the configuration does not already give
         same = canonicalize_name if option.project_names else str
@@ -262,8 +353,9 @@ def compile_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def request_from_command(command: str, config: Config) -> tuple[CompileRequest, argparse.Namespace]:
-    """The request that running a header's `cuda-constraints compile ...` command makes with `config`.
+def request_from_command(command: str, config: Config) -> tuple[CompileRequest, Flags]:
+    """The request that running a header's `cuda-constraints compile ...` command makes with `config`, and
+    the flags it gives.
 
     Raises UsageError when the command is not a `compile` command these flags can read.
     """
@@ -273,12 +365,12 @@ def request_from_command(command: str, config: Config) -> tuple[CompileRequest, 
         raise UsageError(f"cannot split {command!r} into words ({error})") from None
     if words[:2] != [PROG, "compile"]:
         raise UsageError(f"{command!r} is not a `{COMPILE}` command")
-    args = compile_parser().parse_args(words[2:])
+    flags = Flags.from_argv(words[2:])
     # The header writes paths relative to the project root, not to wherever `check` runs.
-    if args.requirements:
-        args.requirements = [config.resolve_path(p) for p in args.requirements]
-    if args.constraint:
-        args.constraint = [config.resolve_path(p) for p in args.constraint]
-    if args.output_dir:
-        args.output_dir = config.resolve_path(args.output_dir)
-    return compile_request(args, config), args
+    flags = replace(
+        flags,
+        requirements=tuple(config.resolve_path(p) for p in flags.requirements),
+        constraint=tuple(config.resolve_path(p) for p in flags.constraint),
+        output_dir=config.resolve_path(flags.output_dir) if flags.output_dir else None,
+    )
+    return compile_request(flags, config), flags

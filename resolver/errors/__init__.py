@@ -197,13 +197,14 @@ class MetadataMismatch(InvalidMetadata):
 
 
 class ResolutionFailed(CudaConstraintsError):
-    """No set of releases fits the requirements for a CUDA major."""
+    """No set of releases fits the requirements for a CUDA major; `projects`: those the conflict involves
+    (the requirements that could not be satisfied together, and the releases that asked for them)."""
 
     exit_code = 4
 
-    def __init__(self, cuda_major: int, target: str, explanation: str) -> None:
-        super().__init__(cuda_major, target, explanation)
-        self.cuda_major, self.target, self.explanation = cuda_major, target, explanation
+    def __init__(self, cuda_major: int, target: str, explanation: str, projects: frozenset[str] = frozenset()) -> None:
+        super().__init__(cuda_major, target, explanation, projects)
+        self.cuda_major, self.target, self.explanation, self.projects = cuda_major, target, explanation, projects
 
     def message(self) -> str:
         return f"CUDA {self.cuda_major} ({self.target}): cannot resolve the requirements.\n{self.explanation}"

@@ -38,6 +38,7 @@ from ..errors import ConfigError, UsageError
 from ..errors.display import redact_text
 from ..model.distributions import DEFAULT_INDEX_URL
 from ..model.families import BUILTIN_FAMILIES, Family, FamilyTable, family_from_config
+from ..model.indexes import default_torch_backend
 from ..model.targets import (
     DEFAULT_PLATFORMS,
     DEFAULT_PYTHON_VERSIONS,
@@ -142,6 +143,10 @@ class Config:
 
     def major(self, major: int) -> MajorSettings:
         return self.majors.get(major, MajorSettings())
+
+    def torch_backend(self, major: int) -> str:
+        """The PyTorch index build a major takes torch from: its `torch-backend`, else the default for it."""
+        return self.major(major).torch_backend or default_torch_backend(major)
 
     def input_files(
         self, major: int, requirements: tuple[Path, ...], constraints: tuple[Path, ...], given: bool = False

@@ -38,6 +38,9 @@ PYTORCH_PROJECTS: tuple[NormalizedName, ...] = tuple(
         "fbgemm-gpu", "triton", "pytorch-triton",
     )
 )
+# The PyTorch index's build of each CUDA major that `torch-backend` defaults to where a hint names it (the
+# newest CUDA minor the index builds for); a major not listed, its x.0 build.
+TORCH_BACKENDS: dict[int, str] = {12: "cu129", 13: "cu130"}
 _BACKEND = re.compile(r"^cu(\d{2})(\d)$")
 _LOCAL_CUDA = re.compile(r"^cu(\d{2})(\d+)$")
 
@@ -89,6 +92,11 @@ def torch_backend_index(backend: str, base: str = PYTORCH_INDEX_BASE) -> IndexSo
     if not _BACKEND.match(backend):
         raise ValueError(f"{backend!r} is not a CUDA backend such as 'cu129' or 'cu130'")
     return IndexSource(f"{base.rstrip('/')}/{backend}", name=f"pytorch-{backend}", explicit=True)
+
+
+def default_torch_backend(major: int) -> str:
+    """The PyTorch index's name for a CUDA major's build (`cu129` for 12)."""
+    return TORCH_BACKENDS.get(major, f"cu{major}0")
 
 
 def backend_major(backend: str) -> int | None:

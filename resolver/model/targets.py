@@ -6,6 +6,7 @@ Nothing here asks the machine: the environment is built from the target, as pack
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -191,6 +192,12 @@ class Environment:
         """The platform tags of `tag_priority`: a wheel that names none of them cannot install here."""
         return frozenset(tag.platform for tag in self.tag_priority)
 
+    @cached_property
+    def key(self) -> tuple[str, str]:
+        """The environment as text, (Python, platform tag): how caches shared by every target hold it (a key of
+        strings the garbage collector need not look at; `environment_of` gives the environment back)."""
+        return (str(self.python), self.platform.tag)
+
     def evaluate(self, marker: Marker | None, extra: str = "") -> bool:
         """Whether a marker holds here; one that cannot be evaluated (bad version literal) does not."""
         if marker is None:
@@ -202,6 +209,12 @@ class Environment:
 
     def __str__(self) -> str:
         return f"{self.python.tag} {self.platform.tag}"
+
+
+@functools.lru_cache(maxsize=64)
+def environment_of(python: str, platform: str) -> Environment:
+    """The environment of a `key` (one object per key, so its derived tables are made once)."""
+    return Environment(PythonVersion.parse(python), Platform(platform))
 
 
 @dataclass(frozen=True, order=True)

@@ -8,6 +8,7 @@ requirement on it) and an unreadable-metadata marker that nothing satisfies.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -19,8 +20,37 @@ from ..model.targets import Environment
 from .selection import Choice
 
 PYTHON = NormalizedName("<python>")
+_SERIALS = itertools.count()  # (next() on it is atomic: requirements are made in several threads)
 # A requirement nothing satisfies: how a release whose metadata cannot be read is made unusable.
 UNREADABLE = NormalizedName("<unreadable-metadata>")
+
+
+@dataclass(frozen=True)
+class Asker:
+    """Who asked for a requirement: a line of the input (or a flag, `--upgrade-package`), or a release; a
+    release asks beyond its metadata for the torch its wheel's builds per torch version serve (`builds`
+    says which). Shown as messages name it: `requirements/x.txt:3`, `lmcache==0.4.4`,
+    `nixl-cu12==1.5.0 (builds for torch 2.11, 2.12, 2.13)`."""
+
+    file: str = ""  # the input file, or the flag
+    line: int = 0  # its line (0: a flag, or a release)
+    release: tuple[NormalizedName, Version] | None = None
+    builds: str = ""
+
+    @classmethod
+    def of(cls, candidate: Candidate | tuple[NormalizedName, Version], builds: str = "") -> Asker:
+        """A release (a candidate, or a name and version)."""
+        release = (candidate.name, candidate.version) if isinstance(candidate, Candidate) else candidate
+        return cls(release=release, builds=builds)
+
+    def is_release(self, candidate: Candidate) -> bool:
+        return self.release == (candidate.name, candidate.version)
+
+    def __str__(self) -> str:
+        if self.release is not None:
+            asked = f"{self.release[0]}=={self.release[1]}"
+            return f"{asked} ({self.builds})" if self.builds else asked
+        return f"{self.file}:{self.line}" if self.line else self.file
 
 
 @dataclass(frozen=True)
@@ -30,8 +60,8 @@ class Req:
     name: NormalizedName
     specifier: SpecifierSet = field(default_factory=SpecifierSet)
     extras: frozenset[NormalizedName] = frozenset()
-    # Where it comes from, for messages: "requirements/x.txt:3" or "lmcache==0.4.4".
-    origin: str = ""
+    # Who asked for it: a line of the input, a flag, or a release.
+    asked_by: Asker = Asker()
     # Required on behalf of a meta package's member (the torch its builds serve): not the parent's own
     # requirement, so the parent is not named as one that requires it.
     on_behalf: bool = False
@@ -44,14 +74,17 @@ class Req:
     # Asked hundreds of thousands of times in a resolution (every round looks at every requirement): made once.
     identifier: str = field(init=False, compare=False, repr=False)
     pinned_exactly: bool = field(init=False, compare=False, repr=False)
-    # A requirement is a memo's key (`Policy.admits`): its hash is made once, from the fields it is compared by.
+    # Its hash, made once from the fields it is compared by; and a number of its own, which no other
+    # requirement made this run has (a key for a target's memo of what it admits: an int hashes fastest).
     _hash: int = field(init=False, compare=False, repr=False)
+    serial: int = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "identifier", identifier_of(self.name, self.extras))
         exact = any(s.operator in ("==", "===") and not s.version.endswith(".*") for s in self.specifier)
         object.__setattr__(self, "pinned_exactly", exact)
-        object.__setattr__(self, "_hash", hash((self.name, self.specifier, self.extras, self.origin, self.on_behalf, self.asked_extras)))
+        object.__setattr__(self, "_hash", hash((self.name, self.specifier, self.extras, self.asked_by, self.on_behalf, self.asked_extras)))
+        object.__setattr__(self, "serial", next(_SERIALS))
 
     def __hash__(self) -> int:
         return self._hash

@@ -117,15 +117,16 @@ def _group_by_parent(infos: Iterable[Information]) -> dict[str | None, list[Info
 def _describe_requirers(parent_name: str | None, group: list[Information], policy: Policy, roots: Sequence[Req]) -> str:
     wanted = " and ".join(sorted({str(info.requirement) for info in group}))
     # Why a release requires it, when the requirement is derived (from a wheel's builds per torch version).
-    own = sorted({info.requirement.origin[len(str(info.parent)) + 2 : -1] for info in group
-                  if info.parent is not None and info.requirement.origin.startswith(f"{info.parent} (")})
-    members = sorted({"{}'s wheel has {}".format(*info.requirement.origin[:-1].split(" (", 1))
-                      for info in group if info.requirement.on_behalf})
+    own = sorted({info.requirement.asked_by.builds for info in group
+                  if info.parent is not None and info.requirement.asked_by.builds and info.requirement.asked_by.is_release(info.parent)})
+    members = sorted({f"{info.requirement.asked_by.release[0]}=={info.requirement.asked_by.release[1]}'s wheel has "
+                      f"{info.requirement.asked_by.builds}" for info in group
+                      if info.requirement.on_behalf and info.requirement.asked_by.release is not None})
     notes = ([f"its wheel has {'; '.join(own)}"] if own else []) + members
     if notes:
         wanted += f" ({'; '.join(notes)})"
     if parent_name is None:
-        origins = sorted({info.requirement.origin for info in group})
+        origins = sorted({str(info.requirement.asked_by) for info in group})
         return f"{wanted} is required by {', '.join(origins)}"
     versions = sorted({info.parent.version for info in group if info.parent is not None})
     how = _how_required(parent_name, versions, roots, policy.record)
@@ -138,7 +139,7 @@ def _describe_requirers(parent_name: str | None, group: list[Information], polic
 def _how_required(name: str, versions: Sequence[Version], roots: Sequence[Req], record: Record) -> str:
     for root in roots:
         if root.name == name:
-            return f", wanted as {root} by {root.origin},"
+            return f", wanted as {root} by {root.asked_by},"
     for (parent, version, _), requirements in record.dependencies.items():
         if parent != name and any(r.name == name and any(r.admits(v) for v in versions) for r in requirements):
             return f" (required by {parent} {version})"

@@ -38,8 +38,8 @@ from ..errors import NoMemberForMajor, ProjectNotFound
 from ..files.constraints import ExcludedLine
 from ..model.distributions import CoreMetadata, Project, Release, parse_requirement
 from ..model.families import Family, FamilyTable, extra_major, extras_for_major
-from ..model.targets import Environment
-from .candidates import PYTHON, UNREADABLE, Candidate, Req
+from ..model.targets import Environment, environment_of
+from .candidates import PYTHON, UNREADABLE, Asker, Candidate, Req
 from .selection import Choice, Selector, Unavailable, requires_python_ok
 from .torch_builds import TorchBuilds, read_torch_builds
 
@@ -89,7 +89,7 @@ class Policy:
         self.preferred = preferred or {}
         self.pre = pre
         self.record = Record()
-        self._admitted: dict[Req, dict[Version, bool]] = {}  # this target's memo of `admits`
+        self._admitted: dict[int, dict[Version, bool]] = {}  # this target's memo of `admits`, by `Req.serial`
         # allow-torch-build-mismatch took effect: the builds of the families it names no longer hold torch.
         self.torch_builds_relaxed = False
 
@@ -221,9 +221,9 @@ class Policy:
                 logger.warning("%s: %s looks like a build for one torch version, but not as %s lays them out; it is not checked",
                                candidate, name, layout[0] if layout else "its family")
         if builds.specifier is not None and not (self.torch_builds_relaxed and self.mismatch_allowed(candidate.name)):
-            origin = f"{candidate if member is None else f'{member.name}=={candidate.version}'} ({builds.describe()})"
+            asker = Asker.of(candidate if member is None else (member.name, candidate.version), builds.describe())
             torch = canonicalize_name("torch")
-            yield Req(torch, builds.specifier, origin=origin, on_behalf=member is not None, environments=candidate.serves)
+            yield Req(torch, builds.specifier, asked_by=asker, on_behalf=member is not None, environments=candidate.serves)
 
     def may_relax_torch_builds(self) -> bool:
         """Whether a failed resolution may be tried again with torch no longer held to the builds of a family
@@ -246,17 +246,17 @@ class Policy:
         return family is not None and bool({canonicalize_name(n) for n in (family.name, family.meta) if n} & allowed)
 
     def _dependencies(self, candidate: Candidate, metadata: CoreMetadata) -> Iterator[Req]:
-        origin = str(candidate)
+        asker = Asker.of(candidate)
         if candidate.extras:
             # The extras candidate stands for the base release plus what the extras add.
-            yield Req(candidate.name, SpecifierSet(f"=={candidate.version}"), origin=origin)
+            yield Req(candidate.name, SpecifierSet(f"=={candidate.version}"), asked_by=asker)
             for extra in sorted(candidate.extras - declared_extras(metadata)):
                 if extra_major(extra) is None:
                     logger.warning("%s has no extra named %r; it adds nothing", candidate, extra)
                 else:
                     self.record.missing_extras.add((candidate.name, extra))
         if metadata.requires_python and not requires_python_ok(metadata.requires_python, self.environment):
-            yield Req(PYTHON, SpecifierSet(metadata.requires_python), origin=origin)
+            yield Req(PYTHON, SpecifierSet(metadata.requires_python), asked_by=asker)
         declared = list(self._declared(candidate, metadata))
         self._other_selector_members(candidate, metadata)
         excluded = self.selector.options.exclude_dependencies
@@ -288,7 +288,7 @@ class Policy:
         self._exclude(candidate, dropped)
         yield from (r for r in declared if r not in dropped)
         assert selector is not None
-        yield Req(candidate.name, SpecifierSet(f"=={candidate.version}"), frozenset({selector}), origin=str(candidate))
+        yield Req(candidate.name, SpecifierSet(f"=={candidate.version}"), frozenset({selector}), asked_by=Asker.of(candidate))
 
     def _other_selector_members(self, candidate: Candidate, metadata: CoreMetadata) -> None:
         """Record, for each extra of the release that selects another major, the members it would add: the
@@ -327,17 +327,17 @@ class Policy:
         """A release whose dependencies cannot be read: unusable, and recorded as such."""
         reason = Unavailable("unreadable", f"its dependencies cannot be read ({problem})")
         self.record.unavailable[candidate.name][candidate.version] = reason
-        return (Req(UNREADABLE, origin=str(candidate)),)
+        return (Req(UNREADABLE, asked_by=Asker.of(candidate)),)
 
     def _member_requirement(self, candidate: Candidate, metadata: CoreMetadata, meta: Family) -> Req:
         pinned = SpecifierSet(f"=={candidate.version}")
         extra = canonicalize_name(meta.meta_extra.format(major=self.major))
         if extra in declared_extras(metadata):
-            return Req(candidate.name, pinned, frozenset({extra}), origin=str(candidate))
+            return Req(candidate.name, pinned, frozenset({extra}), asked_by=Asker.of(candidate))
         member = meta.member_name(self.major)
         if member is None:
             raise NoMemberForMajor(candidate.name, self.major, f"{meta.name} (no member pattern)")
-        return Req(canonicalize_name(member), pinned, origin=str(candidate))
+        return Req(canonicalize_name(member), pinned, asked_by=Asker.of(candidate))
 
     def _declared(self, candidate: Candidate, metadata: CoreMetadata) -> Iterator[Req]:
         """The release's requirements whose markers hold here (for its extras only, on an extras candidate),
@@ -352,22 +352,22 @@ class Policy:
             asked = frozenset(canonicalize_name(e) for e in requirement.extras)
             extras = frozenset(canonicalize_name(e) for e in extras_for_major(asked, self.major))
             needed_in = frozenset(e for e, memo in memos if _applies(memo, e, text, requirement.marker, candidate.extras))
-            yield Req(canonicalize_name(requirement.name), requirement.specifier, extras, str(candidate),
+            yield Req(canonicalize_name(requirement.name), requirement.specifier, extras, Asker.of(candidate),
                       asked_extras=asked if extras != asked else frozenset(), environments=needed_in)
 
     def admits(self, requirement: Req, version: Version) -> bool:
         """Whether a requirement's specifier admits a version (pre-releases are decided apart), remembered: a
         resolution asks it hundreds of thousands of times."""
-        try:
-            return self._admitted[requirement][version]
+        try:  # (subscripts, not calls: resolvelib asks this more than anything else, and mostly again)
+            return self._admitted[requirement.serial][version]
         except KeyError:
             return _admitted(self._versions_admitted(requirement), requirement, version)
 
     def _versions_admitted(self, requirement: Req) -> dict[Version, bool]:
         """The target's memo of which versions a requirement admits."""
-        memo = self._admitted.get(requirement)
+        memo = self._admitted.get(requirement.serial)
         if memo is None:
-            memo = self._admitted[requirement] = {}
+            memo = self._admitted[requirement.serial] = {}
         return memo
 
 
@@ -384,17 +384,16 @@ def _applies(memo: dict[tuple[str, frozenset[str]], bool], environment: Environm
     """Whether a requirement line holds in an environment for a candidate's extras (`memo`: the target's, for
     that environment)."""
     key = (text, extras)
-    try:
-        return memo[key]
-    except KeyError:
-        holds = memo[key] = not extras if marker is None else _holds(text, extras, environment)
-        return holds
+    if key not in memo:  # (not try/except: a new target's lookups miss, and raising costs)
+        memo[key] = not extras if marker is None else _holds(text, tuple(sorted(extras)), *environment.key)
+    return memo[key]
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _holds(text: str, extras: frozenset[NormalizedName], environment: Environment) -> bool:
-    """Whether a requirement line with a marker holds in an environment for these extras (for every target
-    there: the majors' rules and their copies ask the same lines)."""
+def _holds(text: str, extras: tuple[str, ...], python: str, platform: str) -> bool:
+    """Whether a requirement line with a marker holds in an environment for these extras, for every target
+    (behind each target's own memo; keyed by text, which the garbage collector need not look at)."""
+    environment = environment_of(python, platform)
     marker = parse_requirement(text).marker
     base = environment.evaluate(marker)
     return base if not extras else not base and any(environment.evaluate(marker, extra) for extra in extras)
@@ -416,9 +415,9 @@ def merged(requirements: Iterable[Req]) -> tuple[Req, ...]:
     resolvelib re-checks every requirement on a project as it adds each: a release naming one project in
     16,000 lines (a hostile index) made a resolution quadratic in their number.
     """
-    groups: dict[tuple[str, str, bool, frozenset[NormalizedName]], list[Req]] = {}
+    groups: dict[tuple[str, Asker, bool, frozenset[NormalizedName]], list[Req]] = {}
     for requirement in requirements:
-        key = (requirement.identifier, requirement.origin, requirement.on_behalf, requirement.asked_extras)
+        key = (requirement.identifier, requirement.asked_by, requirement.on_behalf, requirement.asked_extras)
         groups.setdefault(key, []).append(requirement)
     return tuple(group[0] if len(group) == 1 else _joined(group) for group in groups.values())
 
@@ -426,7 +425,7 @@ def merged(requirements: Iterable[Req]) -> tuple[Req, ...]:
 def _joined(group: Sequence[Req]) -> Req:
     first = group[0]
     specifier = SpecifierSet(spec for requirement in group for spec in requirement.specifier)
-    return Req(first.name, specifier, first.extras, first.origin, first.on_behalf, first.asked_extras, _needed_in(group))
+    return Req(first.name, specifier, first.extras, first.asked_by, first.on_behalf, first.asked_extras, _needed_in(group))
 
 
 def declared_extras(metadata: CoreMetadata) -> frozenset[NormalizedName]:

@@ -119,14 +119,18 @@ class TargetPrefetch:
     def _next(self, candidate: Candidate) -> Iterator[Candidate]:
         """The releases the resolver will most likely try after this one: those the last query's
         requirements admit, in its order; then the older ones in order, whatever the query asked (a
-        requirement that narrowed it may be withdrawn as the resolver backtracks)."""
+        requirement that narrowed it may be withdrawn as the resolver backtracks). Made as they are taken:
+        a batch looks at no more releases than it needs."""
         query = self.policy.record.queries.get(candidate.name)
         if query is None:
             return
         project, requested, excluded = query
-        admitted = [c for c in self.policy.candidates_in(project, requested, excluded) if c.version < candidate.version]
-        yield from (c for c in admitted if _readable(c))
-        oldest = admitted[-1].version if admitted else candidate.version
+        oldest = candidate.version
+        for later in self.policy.candidates_in(project, requested, excluded):
+            if later.version < candidate.version:
+                oldest = min(oldest, later.version)
+                if _readable(later):
+                    yield later
         anything = (requirement_for(candidate.name),)
         yield from (c for c in self.policy.candidates_in(project, anything) if c.version < oldest and _readable(c))
 

@@ -82,6 +82,8 @@ def resolve_target(
             raise missing from None  # a project the user names and no index has: a usage error
         if any(cause.requirement.name == "torch" for cause in error.causes):
             provider.survey_torch_builds()  # the builds of the releases not tried, for the explanation
+        # The projects the conflict involves, for whoever handles the failure (a hint names the PyTorch index).
+        involved = frozenset({c.requirement.name for c in error.causes} | {c.parent.name for c in error.causes if c.parent is not None})
         if provider.policy.may_relax_torch_builds():
             # allow-torch-build-mismatch: a builds-per-torch family stood in the way; resolve once more without
             # holding torch to those builds (the mismatch is recorded); a failure is explained as it was.
@@ -90,9 +92,9 @@ def resolve_target(
             try:
                 return resolve_target(provider, target, roots, reporter)
             except ResolutionFailed:
-                raise ResolutionFailed(target.cuda_major, str(target), failed) from None
+                raise ResolutionFailed(target.cuda_major, str(target), failed, involved) from None
         raise ResolutionFailed(
-            target.cuda_major, str(target), explain(list(error.causes), provider.policy, roots)
+            target.cuda_major, str(target), explain(list(error.causes), provider.policy, roots), involved
         ) from None
     except ResolutionTooDeep:
         raise ResolutionFailed(
@@ -231,11 +233,11 @@ def _collect(target: Target, mapping: Mapping[str, Candidate], information: Info
     for identifier, info in information:
         name = name_of(identifier)
         if info.parent is None:
-            top_level[name].add(info.requirement.origin)
+            top_level[name].add(str(info.requirement.asked_by))
         if info.parent is not None and info.requirement.asked_extras and identifier in mapping:
             asked.update(policy.asked_exclusions(info.requirement, info.parent, mapping[identifier]))
         if info.parent is None:
-            parents[name].add("-r " + info.requirement.origin.rsplit(":", 1)[0])
+            parents[name].add("-r " + info.requirement.asked_by.file)
         elif info.parent.name != name and not info.requirement.on_behalf:
             parents[name].add(info.parent.name)
     pins: dict[NormalizedName, Pin] = {}

@@ -23,7 +23,7 @@ from packaging.version import Version
 from ..errors.display import escape
 from ..model.distributions import DistFile, Release, wheel_tags
 from ..model.families import FamilyTable
-from ..model.targets import Environment, Platform, PythonVersion
+from ..model.targets import Environment, Platform, PythonVersion, environment_of
 
 UnavailableKind = Literal[
     "other-major",  # a member of another CUDA major
@@ -236,15 +236,19 @@ def compatible_rank(file: DistFile, environment: Environment, ranks: dict[str, i
         return None
     if ranks is None:
         return _rank(file.filename, environment)
-    try:
-        return ranks[file.filename]
-    except KeyError:
-        rank = ranks[file.filename] = _rank(file.filename, environment)
-        return rank
+    if file.filename not in ranks:  # (not try/except: most lookups of a new target miss, and raising costs)
+        ranks[file.filename] = _rank(file.filename, environment)
+    return ranks[file.filename]
+
+
+def _rank(filename: str, environment: Environment) -> int | None:
+    return _shared_rank(filename, *environment.key)
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _rank(filename: str, environment: Environment) -> int | None:
+def _shared_rank(filename: str, python: str, platform: str) -> int | None:
+    """A wheel's rank in an environment, for every target (behind each target's own memo)."""
+    environment = environment_of(python, platform)
     platforms = filename[: -len(".whl")].rpartition("-")[2].lower().split(".")
     if environment.wheel_platforms.isdisjoint(platforms):
         return None  # another system's wheel (most of many projects' files): not parsed

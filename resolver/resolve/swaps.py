@@ -21,7 +21,7 @@ from ..files.constraints import SwapLine
 from ..files.requirements import RequirementsInput, SourcedRequirement
 from ..model.families import FamilyTable, extra_major, extras_for_major
 from ..model.targets import Environment
-from .candidates import Req
+from .candidates import Asker, Req
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def _req(sourced: SourcedRequirement, environments: frozenset[Environment] | Non
         canonicalize_name(requirement.name),
         requirement.specifier,
         frozenset(canonicalize_name(e) for e in requirement.extras),
-        sourced.origin,
+        Asker(sourced.path, sourced.line_number),
         environments=environments,
     )
 
