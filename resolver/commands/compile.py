@@ -34,9 +34,10 @@ from ..model.targets import (
     environment_grid,
 )
 from ..resolve.merge import merge
-from ..resolve.resolution import Reporter, TargetResolution
+from ..resolve.resolution import TargetResolution
 from ..resolve.source import Index, Indexes
 from ..resolve.swaps import settle_swaps
+from ..resolve.watch import Reporter
 from .major_plan import MajorPlan, TargetLog, plan_major, resolve_major
 from .options import CompileRequest, describe_options
 from .routing import IndexChoice, describe_sources, index_lines, routing_for

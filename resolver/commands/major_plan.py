@@ -26,10 +26,11 @@ from ..model.targets import Environment, Target
 from ..resolve.candidates import Req
 from ..resolve.policy import Policy
 from ..resolve.provider import CudaProvider
-from ..resolve.resolution import Reporter, TargetResolution, resolve_target
+from ..resolve.resolution import TargetResolution, resolve_target
 from ..resolve.selection import SelectionOptions, Selector
 from ..resolve.source import Index, Indexes
 from ..resolve.swaps import MajorInput, roots_for, swap_for_major
+from ..resolve.watch import Reporter
 from .options import CompileRequest, input_files
 from .routing import IndexChoice, routing_for
 
