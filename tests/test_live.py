@@ -57,7 +57,7 @@ def test_torch_2_10_0_answers_without_downloading_a_wheel(index):
     assert any(d.name == "nvidia-cublas-cu12" for d in report.dependencies)
     assert report.metadata_source in ("range", "pep658")
     fetched = index.blocking.client.stats.bytes - before - index.blocking.client.stats.bytes_by_kind["project"]
-    assert fetched < 1_000_000  # the wheel is 900 MB
+    assert fetched < 10_000_000  # the wheel is 900 MB: its METADATA and its file list (for inspect) are read by ranges
 
 
 def cuda_majors_inside(path: Path) -> dict[str, int]:

@@ -84,13 +84,10 @@ def resolve_target(
             provider.survey_torch_builds()  # the builds of the releases not tried, for the explanation
         if provider.policy.may_relax_torch_builds():
             # allow-torch-build-mismatch: a builds-per-torch family stood in the way; resolve once more without
-            # holding torch to those builds (the mismatch is recorded); a failure is explained as it was.
-            failed = explain(list(error.causes), provider.policy, roots)
+            # holding torch to those builds (the mismatch is recorded). If that fails too, its failure is
+            # the one to explain: the builds were allowed to miss, so something else stands in the way.
             provider.policy.relax_torch_builds()
-            try:
-                return resolve_target(provider, target, roots, reporter)
-            except ResolutionFailed:
-                raise ResolutionFailed(target.cuda_major, str(target), failed) from None
+            return resolve_target(provider, target, roots, reporter)
         raise ResolutionFailed(
             target.cuda_major, str(target), explain(list(error.causes), provider.policy, roots)
         ) from None
