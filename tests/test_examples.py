@@ -78,9 +78,10 @@ def test_every_invocation_is_valid_for_the_cli(source, arguments, capsys):
 
 
 @pytest.mark.parametrize(("source", "arguments"), all_invocations(), ids=invocation_id)
-def test_the_readme_documents_every_invocation(source, arguments):
+def test_the_documentation_names_every_invocation(source, arguments):
     command = f"cuda-constraints {shlex.join(arguments)}"
-    assert f"`{command}`" in (ROOT / "README.md").read_text(), f"README.md does not document `{command}` ({source})"
+    documentation = "".join(path.read_text() for path in (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))))
+    assert f"`{command}`" in documentation, f"neither README.md nor docs/ document `{command}` ({source})"
 
 
 def test_the_workflow_runs_weekly_and_on_demand_and_skips_the_pr_without_changes():
@@ -114,7 +115,7 @@ def test_the_gpu_workflow_uses_the_action_with_its_inputs():
 
 def test_no_example_installs_the_bare_name_from_an_index():
     """`cuda-constraints` is not on PyPI: every install names a pinned git reference, a path or a wheel."""
-    for path in (GITHUB, BUILDKITE, ON_GPU, ACTION, ROOT / "README.md"):
+    for path in (GITHUB, BUILDKITE, ON_GPU, ACTION, ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))):
         for line in path.read_text().splitlines():
             installs = re.findall(r"pip install ((?:-\S+ )*)(\S+(?: @ \S+)?)", line)
             for _, given in installs:
