@@ -123,12 +123,13 @@ def lock_of(document: ConstraintsDocument, resolutions: Sequence[TargetResolutio
         for environment, pin in sorted(group.chosen.items()):
             if not any(_fits(file, pin, environment) for file in files):
                 raise CannotLock(f"{group.name}=={group.version}", str(environment), pin.file.filename, pin.file.index)
-        wheels = sorted({_locked(file) for file in files if file.is_wheel})
-        sdists = sorted({_locked(file) for file in files if file.is_sdist})
-        index = next(iter(sorted(group.chosen.items())))[1].file.index
-        marker = lock_marker(group.marker)
-        packages.append(LockedPackage(group.name, group.version, marker, "" if index in find_links else index, tuple(wheels),
-                                      sdists[0] if sdists else None))
+        wheels = tuple(sorted({_locked(file) for file in files if file.is_wheel}))
+        # One sdist at most (PEP 751): the one a target that builds from source chose.
+        built = {pin.file.filename for pin in group.chosen.values() if pin.file.is_sdist}
+        sdist = min((file for file in files if file.is_sdist), key=lambda file: (file.filename not in built, file.filename), default=None)
+        index = group.chosen[min(group.chosen)].file.index
+        packages.append(LockedPackage(group.name, group.version, lock_marker(group.marker), "" if index in find_links else index, wheels,
+                                      _locked(sdist) if sdist else None))
     environments = tuple(r.target.environment for r in resolutions)
     return LockDocument(
         header=replace(document, pins=()),
