@@ -18,7 +18,7 @@ from packaging.version import Version
 from ..errors import ConstraintsFileError, NotOurFile, ProjectNotFound, RequirementsFileError, ResolutionFailed
 from ..files.constraints import ConstraintsDocument
 from ..files.requirements import RequirementsInput, load_requirements
-from ..files.sets import lock_path, read_file, read_lock
+from ..files.sets import existing_lock_text, lock_path, read_file
 from ..model.distributions import close_names
 from ..model.families import FamilyTable
 from ..model.indexes import PYTORCH_PROJECTS, Routing
@@ -143,14 +143,9 @@ def _existing(path: Path) -> tuple[str | None, ConstraintsDocument | None]:
 def _existing_lock(path: Path) -> str | None:
     """The lock file a compile replaces (its text); one this tool did not write is never overwritten."""
     try:
-        read_lock(path)
-    except FileNotFoundError:
-        return None
+        return existing_lock_text(path)
     except ConstraintsFileError as error:
-        if error.foreign:
-            raise NotOurFile(error.path, error.line_number, error.problem) from None
-        logger.warning("%s: it cannot be read (%s); it is written anew", error.path, error.problem)
-    return path.read_text(encoding="utf-8")
+        raise NotOurFile(error.path, error.line_number, error.problem) from None
 
 
 class TargetLog:

@@ -210,6 +210,14 @@ def public_url(url: str) -> str:
 
 # -- reading back ---------------------------------------------------------------------------------------------
 
+OURS = re.compile(rf'^created-by = "{CREATED_BY}"$.*^\[tool\.{TOOL}\]$', re.MULTILINE | re.DOTALL)
+
+
+def looks_ours(text: str) -> bool:
+    """Whether a file says this tool wrote it, without reading all of it as TOML (what `compile` asks of
+    the lock it is about to replace: a file another tool wrote is never overwritten)."""
+    return OURS.search(text) is not None
+
 
 def parse_lock(text: str, shown: str) -> LockDocument:
     """Read a lock file back; anything it cannot understand is a ConstraintsFileError naming the file (one

@@ -14,7 +14,7 @@ from ..errors import ConstraintsFileError, GitUnavailable, UsageError
 from .constraints import ConstraintsDocument, parse
 from .local import MAX_FILE_BYTES, MIB, read_limited
 from .pylock import FILE_NAME as LOCK_NAME
-from .pylock import LockDocument, lock_name, parse_lock
+from .pylock import LockDocument, lock_name, looks_ours, parse_lock
 
 FILE_NAME = re.compile(r"^cu(\d+)\.txt$")
 
@@ -91,6 +91,25 @@ def read_lock_content(content: bytes, shown: str) -> LockDocument:
     except UnicodeDecodeError as error:
         raise ConstraintsFileError(shown, 0, "", f"not UTF-8 text ({error.reason} at byte {error.start})", foreign=True) from None
     return parse_lock(text, shown)
+
+
+def existing_lock_text(path: Path) -> str | None:
+    """The text of the lock file a compile replaces (None: there is none); ConstraintsFileError (foreign) for
+    a file this tool did not write."""
+    shown = display_path(path)
+    try:
+        content = read_limited(path)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise ConstraintsFileError(shown, 0, "", f"cannot be read ({error.strerror or error})", foreign=True) from None
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConstraintsFileError(shown, 0, "", f"not UTF-8 text ({error.reason} at byte {error.start})", foreign=True) from None
+    if not looks_ours(text):
+        raise ConstraintsFileError(shown, 0, "", "not a lock file cuda-constraints wrote (no [tool.cuda-constraints] table)", foreign=True)
+    return text
 
 
 def read_lock(path: Path) -> NamedLock:

@@ -119,10 +119,12 @@ def lock_of(document: ConstraintsDocument, resolutions: Sequence[TargetResolutio
     find_links = {line.url for line in document.indexes if line.kind == "find-links"}
     packages = []
     for group in _pin_groups(resolutions):
-        files = [file for file in installable_files(group.chosen, exclude_newer) if file.sha256]
-        for environment, pin in sorted(group.chosen.items()):
-            if not any(_fits(file, pin, environment) for file in files):
+        per_environment = _fitting_files(group.chosen, exclude_newer)
+        for environment, fitting in sorted(per_environment.items()):
+            if not any(file.sha256 for file in fitting):
+                pin = group.chosen[environment]
                 raise CannotLock(f"{group.name}=={group.version}", str(environment), pin.file.filename, pin.file.index)
+        files = [file for file in _each_once(per_environment) if file.sha256]
         wheels = tuple(sorted({_locked(file) for file in files if file.is_wheel}))
         # One sdist at most (PEP 751): the one a target that builds from source chose.
         built = {pin.file.filename for pin in group.chosen.values() if pin.file.is_sdist}
@@ -200,11 +202,21 @@ def installable_files(chosen: Mapping[Environment, Pin], exclude_newer: datetime
     """Every file an installer could pick in these environments: the wheels whose tags and requires-python
     fit, and the sdist where the environment builds from source (uploaded by `exclude_newer`, when given,
     so a rerun gives the same files), each once."""
+    return _each_once(_fitting_files(chosen, exclude_newer))
+
+
+def _fitting_files(chosen: Mapping[Environment, Pin], exclude_newer: datetime | None) -> dict[Environment, list[DistFile]]:
+    return {
+        environment: [file for file in pin.release.files if _fits(file, pin, environment) and uploaded_by(file, exclude_newer)]
+        for environment, pin in chosen.items()
+    }
+
+
+def _each_once(per_environment: Mapping[Environment, list[DistFile]]) -> list[DistFile]:
     found: dict[str, DistFile] = {}
-    for environment, pin in chosen.items():
-        for file in pin.release.files:
-            if _fits(file, pin, environment) and uploaded_by(file, exclude_newer):
-                found.setdefault(file.filename, file)
+    for files in per_environment.values():
+        for file in files:
+            found.setdefault(file.filename, file)
     return list(found.values())
 
 
