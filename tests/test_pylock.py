@@ -178,6 +178,11 @@ def test_disagreements_name_each_pin_that_differs():
     assert disagreements(replace(same, header=header(options="--pre")), txt, "cu13.txt") == ["its options are '--pre', cu13.txt's ''"]
     excluding = replace(same, header=header(excluded=(ExcludedLine("nixl-cu12", "nixl==1.5.1"),)))
     assert disagreements(excluding, txt, "cu13.txt") == ["its exclusions or swaps are not cu13.txt's"]
+    hashed = replace(txt, pins=(replace(txt.pins[0], hashes=("b" * 64,)), txt.pins[1]))  # --generate-hashes
+    assert disagreements(same, hashed, "cu13.txt") == [
+        "its pins are not cu13.txt's: a==1.0: the lock's files have other sha256 hashes than cu13.txt gives"
+    ]
+    assert disagreements(same, replace(hashed, pins=(replace(txt.pins[0], hashes=(SHA,)), txt.pins[1])), "cu13.txt") == []
 
 
 # -- compile --pylock -------------------------------------------------------------------------------------------
@@ -258,6 +263,17 @@ def test_the_lock_lists_every_pin_with_each_file_an_installer_may_take(index, re
         expected = lopsided.sdist_filename if environment.platform.machine == "aarch64" else lopsided.wheel_filename(X86_WHEEL)
         assert chosen["lopsided"][1] == expected
         assert chosen["native"][1] == native.wheel_filename(X86_WHEEL if environment.platform.machine == "x86_64" else ARM_WHEEL)
+
+
+def test_with_generate_hashes_the_lock_holds_exactly_the_hashed_files(index, repo):
+    index.add("native", "1.0", tags=(*BOTH_ARCHES, "cp312-cp312-win_amd64"), sdist=True)
+    index.add("lopsided", "1.0", tags=(X86_WHEEL,), sdist=True)
+    requirements(repo, "native\nlopsided\n")
+    assert main(["compile", "-q", "--no-cache", "--generate-hashes", "--allow-sdist-package", "lopsided"]) == 0
+    constraints = read_file(repo / "constraints" / "cu13.txt").document
+    lock_document = read_lock(repo / "constraints" / "pylock.cu13.toml").document
+    assert all(pin.hashes for pin in constraints.pins)
+    assert disagreements(lock_document, constraints, "cu13.txt") == []
 
 
 def test_a_major_lock_leaves_out_the_other_majors_members_and_records_the_header(tmp_path, inside):
@@ -434,7 +450,8 @@ def test_diff_shows_a_lock_added_a_file_whose_hash_changed_and_a_disagreement(co
     def swapped_file(document: LockDocument) -> LockDocument:
         packages = tuple(
             LockedPackage(p.name, Version("0.9") if p.name == "pure" else p.version, p.marker, p.index,
-                          tuple(LockedFile(w.name, w.url, "f" * 64, w.size, w.uploaded) for w in p.wheels))
+                          tuple(LockedFile(w.name, w.url.replace("index.test", "elsewhere.test"), "f" * 64, w.size, w.uploaded)
+                                for w in p.wheels))
             for p in document.packages
         )
         return LockDocument(document.header, document.environments, document.requires_python, packages)
@@ -445,6 +462,7 @@ def test_diff_shows_a_lock_added_a_file_whose_hash_changed_and_a_disagreement(co
     out = capsys.readouterr().out
     native = f"native-1.0-{X86_WHEEL}.whl"
     assert f"  lock        ~ native==1.0: {native} has another sha256 (ffffffffffffffff…, was " in out
+    assert f"  lock        ~ native==1.0: {native} is now downloaded from elsewhere.test (was index.test)" in out
     assert "  lock        ! constraints/pylock.cu13.toml: its pins are not constraints/cu13.txt's: pure 0.9 in the lock" in out
     (compiled / "constraints" / "pylock.cu13.toml").unlink()
     capsys.readouterr()

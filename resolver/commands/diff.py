@@ -14,10 +14,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from ..files.changes import Changes, HeaderChange, VersionChange, compare, option_changes
 from ..files.constraints import ConstraintsDocument, IndexLine
-from ..files.pylock import LockedPackage, disagreements
+from ..files.pylock import LockedFile, LockedPackage, disagreements
 from ..files.sets import ConstraintSet, NamedDocument, NamedLock
 from ..model.families import FamilyTable
 
@@ -157,17 +158,27 @@ def lock_rows(old: NamedLock | None, new: NamedLock | None, constraints: NamedDo
 
 
 def _file_changes(old: LockedPackage, new: LockedPackage) -> Iterator[str]:
-    def files(package: LockedPackage) -> dict[str, str]:
-        return {file.name: file.sha256 for file in (*package.wheels, *((package.sdist,) if package.sdist else ()))}
+    def files(package: LockedPackage) -> dict[str, LockedFile]:
+        return {file.name: file for file in (*package.wheels, *((package.sdist,) if package.sdist else ()))}
 
     before, after = files(old), files(new)
     pin = f"{new.name}=={new.version}"
     for name in sorted(before.keys() & after.keys()):
-        if before[name] != after[name]:
-            yield f"~ {pin}: {name} has another sha256 ({after[name][:16]}…, was {before[name][:16]}…)"
+        was, now = before[name], after[name]
+        if was.sha256 != now.sha256:
+            yield f"~ {pin}: {name} has another sha256 ({now.sha256[:16]}…, was {was.sha256[:16]}…)"
+        if _host(was.url) != _host(now.url):
+            yield f"~ {pin}: {name} is now downloaded from {_host(now.url)} (was {_host(was.url)})"
     added, removed = len(after.keys() - before.keys()), len(before.keys() - after.keys())
     if added or removed:
         yield f"~ {pin}: {added} file{'s' * (added != 1)} added, {removed} removed"
+
+
+def _host(url: str) -> str:
+    try:
+        return urlsplit(url).netloc or url
+    except ValueError:
+        return url
 
 
 def _document(named: NamedDocument | None) -> ConstraintsDocument | None:

@@ -361,8 +361,10 @@ def disagreements(lock: LockDocument, constraints: ConstraintsDocument, txt: str
 
 
 def _pin_differences(locked: Iterable[PinLine], pinned: Iterable[PinLine], txt: str) -> list[str]:
-    def keyed(pins: Iterable[PinLine]) -> dict[tuple[str, str], Version]:
-        return {(pin.name, str(Marker(pin.marker)) if pin.marker else ""): pin.version for pin in pins}
+    """Pins of one side only, or at another version; and, where the constraints file hashes a pin (compiled
+    with --generate-hashes), the lock's files for it must be exactly those."""
+    def keyed(pins: Iterable[PinLine]) -> dict[tuple[str, str], PinLine]:
+        return {(pin.name, str(Marker(pin.marker)) if pin.marker else ""): pin for pin in pins}
 
     mine, theirs = keyed(locked), keyed(pinned)
     found = []
@@ -370,9 +372,11 @@ def _pin_differences(locked: Iterable[PinLine], pinned: Iterable[PinLine], txt: 
         name, marker = key
         where = f" ; {marker}" if marker else ""
         if key not in theirs:
-            found.append(f"{name}=={mine[key]}{where} only in the lock")
+            found.append(f"{name}=={mine[key].version}{where} only in the lock")
         elif key not in mine:
-            found.append(f"{name}=={theirs[key]}{where} only in {txt}")
-        elif mine[key] != theirs[key]:
-            found.append(f"{name} {mine[key]} in the lock, {theirs[key]} in {txt}{where}")
+            found.append(f"{name}=={theirs[key].version}{where} only in {txt}")
+        elif mine[key].version != theirs[key].version:
+            found.append(f"{name} {mine[key].version} in the lock, {theirs[key].version} in {txt}{where}")
+        elif theirs[key].hashes and set(mine[key].hashes) != set(theirs[key].hashes):
+            found.append(f"{name}=={mine[key].version}{where}: the lock's files have other sha256 hashes than {txt} gives")
     return found
