@@ -20,6 +20,7 @@ from resolver.cli.parser import build_parser
 ROOT = Path(__file__).resolve().parent.parent
 GITHUB = ROOT / "examples" / "github-actions" / "regenerate-constraints.yml"
 BUILDKITE = ROOT / "examples" / "buildkite" / "pipeline.yml"
+LOCK = ROOT / "examples" / "github-actions" / "install-from-lock.yml"
 SHELL_OPERATORS = {"&&", "||", ";", "|", "&", ">", ">>", "<", "(", ")"}
 
 
@@ -94,6 +95,18 @@ def test_the_workflow_runs_weekly_and_on_demand_and_skips_the_pr_without_changes
     assert pull_request["with"]["body-path"].endswith("constraints-diff.md")
     describe = next(step for step in steps if step.get("id") == "changes")
     assert "cuda-constraints diff --format markdown > \"$RUNNER_TEMP/constraints-diff.md\"" in describe["run"]
+
+
+def test_the_lock_workflow_installs_each_committed_lock_without_resolving_its_dependencies():
+    workflow = yaml.safe_load(LOCK.read_text())
+    job = workflow["jobs"]["install"]
+    majors = {entry["cuda"] for entry in job["strategy"]["matrix"]["include"]}
+    assert majors == {12, 13} and all((ROOT / "constraints" / f"pylock.cu{major}.toml").is_file() for major in majors)
+    (script,) = [step["run"] for step in job["steps"] if "run" in step]
+    installs = [line.split() for line in script.splitlines() if "pylock" in line]
+    assert installs and all(words[-3:] == ["--no-deps", "-r", '"constraints/pylock.cu${CUDA_MAJOR}.toml"'] for words in installs)
+    step = next(step for step in job["steps"] if "run" in step)
+    assert step["env"] == {"CUDA_MAJOR": "${{ matrix.cuda }}"}  # the value reaches the shell through env only
 
 
 # -- the composite action and the pre-commit hooks -------------------------------------------------------------

@@ -18,7 +18,7 @@ from packaging.version import Version
 from ..errors import ConstraintsFileError, NotOurFile, ProjectNotFound, RequirementsFileError, ResolutionFailed
 from ..files.constraints import ConstraintsDocument
 from ..files.requirements import RequirementsInput, load_requirements
-from ..files.sets import read_file
+from ..files.sets import existing_lock_text, lock_path, read_file
 from ..model.distributions import close_names
 from ..model.families import FamilyTable
 from ..model.indexes import PYTORCH_PROJECTS, Routing
@@ -73,6 +73,8 @@ class MajorPlan:
     environments: tuple[Environment, ...]
     routing: Routing
     source: Index  # the indexes as this routing sees them
+    lock_path: Path  # pylock.cuNN.toml beside the file
+    old_lock_text: str | None  # its text, when there is one (and it is ours)
 
     def siblings(self, environment: Environment) -> tuple[Environment, ...]:
         return tuple(e for e in self.environments if e.python == environment.python)
@@ -103,6 +105,7 @@ def plan_major(
     routing = routing_for(request.config, IndexChoice.of(request, requirements_input), major)
     path = request.output_dir / f"cu{major}.txt"
     old_text, old = _existing(path)
+    old_lock_text = _existing_lock(lock_path(path))
     roots, constraints, preferred = {}, {}, {}
     for environment in environments:
         siblings = tuple(e for e in environments if e.python == environment.python)
@@ -116,7 +119,7 @@ def plan_major(
     selection = request.selection if not requirements_input.pre else replace(request.selection, pre=True)
     return MajorPlan(
         major, requirements_input, major_input, path, old, old_text, families, selection, roots, constraints, preferred,
-        environments, routing, index.routed(routing),
+        environments, routing, index.routed(routing), lock_path(path), old_lock_text,
     )
 
 
@@ -136,6 +139,14 @@ def _existing(path: Path) -> tuple[str | None, ConstraintsDocument | None]:
         logger.warning("%s: its pins are not kept (%s)", error.path, error.problem)
         return path.read_text(encoding="utf-8"), None
     return path.read_text(encoding="utf-8"), named.document
+
+
+def _existing_lock(path: Path) -> str | None:
+    """The lock file a compile replaces (its text); one this tool did not write is never overwritten."""
+    try:
+        return existing_lock_text(path)
+    except ConstraintsFileError as error:
+        raise NotOurFile(error.path, error.line_number, error.problem) from None
 
 
 class TargetLog:

@@ -47,6 +47,7 @@ class CompileRequest:
     index_url: str
     command: str
     generate_hashes: bool = False
+    pylock: bool = False  # write pylock.cuNN.toml beside each cuNN.txt
     upgrade: bool = False
     upgrade_packages: Mapping[NormalizedName, Version | None] = field(default_factory=dict)
     dry_run: bool = False
@@ -167,6 +168,7 @@ def _request(args: argparse.Namespace, config: Config) -> CompileRequest:
         index_url=args.index_url or config.default_index_url,
         command="",
         generate_hashes=bool(args.generate_hashes) or config.generate_hashes,
+        pylock=bool(args.pylock) or config.pylock,
         upgrade=bool(args.upgrade),
         upgrade_packages=parse_upgrade_packages(args.upgrade_package or []),
         dry_run=bool(args.dry_run),
