@@ -20,6 +20,7 @@ from resolver.cli.parser import build_parser
 ROOT = Path(__file__).resolve().parent.parent
 GITHUB = ROOT / "examples" / "github-actions" / "regenerate-constraints.yml"
 BUILDKITE = ROOT / "examples" / "buildkite" / "pipeline.yml"
+LOCK = ROOT / "examples" / "github-actions" / "install-from-lock.yml"
 SHELL_OPERATORS = {"&&", "||", ";", "|", "&", ">", ">>", "<", "(", ")"}
 
 
@@ -78,9 +79,10 @@ def test_every_invocation_is_valid_for_the_cli(source, arguments, capsys):
 
 
 @pytest.mark.parametrize(("source", "arguments"), all_invocations(), ids=invocation_id)
-def test_the_readme_documents_every_invocation(source, arguments):
+def test_the_documentation_names_every_invocation(source, arguments):
     command = f"cuda-constraints {shlex.join(arguments)}"
-    assert f"`{command}`" in (ROOT / "README.md").read_text(), f"README.md does not document `{command}` ({source})"
+    documentation = "".join(path.read_text() for path in (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))))
+    assert f"`{command}`" in documentation, f"neither README.md nor docs/ document `{command}` ({source})"
 
 
 def test_the_workflow_runs_weekly_and_on_demand_and_skips_the_pr_without_changes():
@@ -93,6 +95,18 @@ def test_the_workflow_runs_weekly_and_on_demand_and_skips_the_pr_without_changes
     assert pull_request["with"]["body-path"].endswith("constraints-diff.md")
     describe = next(step for step in steps if step.get("id") == "changes")
     assert "cuda-constraints diff --format markdown > \"$RUNNER_TEMP/constraints-diff.md\"" in describe["run"]
+
+
+def test_the_lock_workflow_installs_each_committed_lock_without_resolving_its_dependencies():
+    workflow = yaml.safe_load(LOCK.read_text())
+    job = workflow["jobs"]["install"]
+    majors = {entry["cuda"] for entry in job["strategy"]["matrix"]["include"]}
+    assert majors == {12, 13} and all((ROOT / "constraints" / f"pylock.cu{major}.toml").is_file() for major in majors)
+    (script,) = [step["run"] for step in job["steps"] if "run" in step]
+    installs = [line.split() for line in script.splitlines() if "pylock" in line]
+    assert installs and all(words[-3:] == ["--no-deps", "-r", '"constraints/pylock.cu${CUDA_MAJOR}.toml"'] for words in installs)
+    step = next(step for step in job["steps"] if "run" in step)
+    assert step["env"] == {"CUDA_MAJOR": "${{ matrix.cuda }}"}  # the value reaches the shell through env only
 
 
 # -- the composite action and the pre-commit hooks -------------------------------------------------------------
@@ -114,7 +128,7 @@ def test_the_gpu_workflow_uses_the_action_with_its_inputs():
 
 def test_no_example_installs_the_bare_name_from_an_index():
     """`cuda-constraints` is not on PyPI: every install names a pinned git reference, a path or a wheel."""
-    for path in (GITHUB, BUILDKITE, ON_GPU, ACTION, ROOT / "README.md"):
+    for path in (GITHUB, BUILDKITE, ON_GPU, ACTION, ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))):
         for line in path.read_text().splitlines():
             installs = re.findall(r"pip install ((?:-\S+ )*)(\S+(?: @ \S+)?)", line)
             for _, given in installs:

@@ -57,7 +57,7 @@ def test_torch_2_10_0_answers_without_downloading_a_wheel(index):
     assert any(d.name == "nvidia-cublas-cu12" for d in report.dependencies)
     assert report.metadata_source in ("range", "pep658")
     fetched = index.blocking.client.stats.bytes - before - index.blocking.client.stats.bytes_by_kind["project"]
-    assert fetched < 1_000_000  # the wheel is 900 MB
+    assert fetched < 10_000_000  # the wheel is 900 MB: its METADATA and its file list (for inspect) are read by ranges
 
 
 def cuda_majors_inside(path: Path) -> dict[str, int]:
@@ -79,14 +79,15 @@ def compiled(tmp_path_factory) -> Path:
 
 
 def test_a_compile_keeps_the_committed_files_byte_for_byte(tmp_path, monkeypatch):
-    """A scheduled regeneration without -U, in a copy of this repository: the files come out unchanged."""
+    """A scheduled regeneration without -U, in a copy of this repository: the files (and the lock files) come out
+    unchanged."""
     for part in ("pyproject.toml", "requirements", "constraints"):
         copy = shutil.copytree if (ROOT / part).is_dir() else shutil.copy
         copy(ROOT / part, tmp_path / part)
     monkeypatch.chdir(tmp_path)
     assert main(["compile", "-q", "--no-cache"]) == 0
-    for major in (12, 13):
-        assert (tmp_path / "constraints" / f"cu{major}.txt").read_bytes() == (ROOT / "constraints" / f"cu{major}.txt").read_bytes()
+    for name in ("cu12.txt", "cu13.txt", "pylock.cu12.toml", "pylock.cu13.toml"):
+        assert (tmp_path / "constraints" / name).read_bytes() == (ROOT / "constraints" / name).read_bytes()
 
 
 def test_vllm_shaped_input_on_pypi_alone_gives_cuda_13_and_names_the_pytorch_index_for_cuda_12(tmp_path, monkeypatch, capsys):

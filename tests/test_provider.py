@@ -263,3 +263,18 @@ def test_who_asked_for_a_requirement_is_data_shown_as_messages_name_it():
     assert [asker.is_release(nixl) for asker in askers] == [False, False, False, True]
     assert askers[0].file == "requirements/kv.txt" and askers[3].release == (nixl.name, nixl.version)
     assert len({req("torch", asker) for asker in askers}) == 4  # who asked is part of what a requirement is
+
+
+def test_a_release_whose_dependencies_cannot_be_read_is_no_candidate_again():
+    """Once its metadata turned out unreadable, a release is not offered again: else the resolver, backtracking
+    elsewhere, pinned it over and over (vllm 0.6.3.post1's pyairports sdist: 20,000 rounds, naming nothing)."""
+    index = SyntheticIndex()
+    for version in ("0.0.1", "0.0.2"):
+        index.add("pyairports", version, tags=BOTH_ARCHES)
+    rules = policy()
+    project = index.project(canonicalize_name("pyairports"))
+    first = next(rules.candidates_in(project, (req("pyairports"),)))
+    assert str(first.version) == "0.0.2"
+    rules.unreadable(first, "it is a source distribution with Metadata-Version 2.1")
+    assert [str(c.version) for c in rules.candidates_in(project, (req("pyairports"),))] == ["0.0.1"]
+    assert rules.record.unavailable["pyairports"][Version("0.0.2")].kind == "unreadable"

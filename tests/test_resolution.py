@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 
 import pytest
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+from resolvelib.structs import RequirementInformation
 
 from resolver.errors import NoMemberForMajor, ResolutionFailed
 from resolver.files.config import Config
 from resolver.model.families import Family
 from resolver.model.targets import PythonVersion
+from resolver.resolve.candidates import Asker, Req
 
 from .conftest import ARM, X86
 from .synthetic import BOTH_ARCHES
@@ -514,3 +518,54 @@ def test_an_extra_the_release_does_not_have_is_warned_about(project, caplog):
         project.compile(majors=(13,))
     assert project.pins(13) == {"idna": "3.20", "requests": "2.34.2"}
     assert "requests==2.34.2 has no extra named 'nonexistent'; it adds nothing" in caplog.text
+
+
+def test_a_release_only_tried_while_backtracking_is_not_warned_about(project, caplog):
+    """aiobotocore 3.x has no `boto3` extra, but the resolution pins 2.11.2, which has it: no warning about
+    3.x (it is a debug line, for -v)."""
+    project.index.add("aiobotocore", "3.0.0", ["botocore>=2"], tags=BOTH_ARCHES)
+    project.index.add("aiobotocore", "2.11.2", extras={"boto3": ("boto3",)}, tags=BOTH_ARCHES)
+    for name, version in (("botocore", "1.9"), ("botocore", "2.0"), ("boto3", "1.0")):
+        project.index.add(name, version, tags=BOTH_ARCHES)
+    project.write("aiobotocore[boto3]\nbotocore<2\n")
+    with caplog.at_level("DEBUG", logger="resolver"):
+        project.compile(majors=(13,))
+    assert project.pins(13)["aiobotocore"] == "2.11.2"
+    warned = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    debug = [record.getMessage() for record in caplog.records if record.levelname == "DEBUG"]
+    assert not [message for message in warned if "no extra named" in message]
+    assert "aiobotocore==3.0.0 has no extra named 'boto3'; it adds nothing" in debug
+
+
+def test_a_resolution_that_gives_up_names_what_it_backtracked_over(project, monkeypatch):
+    """Out of rounds, the failure names the projects it kept backtracking over, who asked what, and the
+    releases rejected most, not only that it gave up."""
+    monkeypatch.setattr("resolver.resolve.resolution.MAX_ROUNDS", 6)
+    for minor in range(80):
+        project.index.add("app", f"1.{minor}", [f"bee=={minor}", "cat"], tags=BOTH_ARCHES)
+        project.index.add("cat", f"2.{minor}", ["bee>=100"], tags=BOTH_ARCHES)
+    for version in range(80):
+        project.index.add("bee", str(version), tags=BOTH_ARCHES)
+    project.write("app\n")
+    with pytest.raises(ResolutionFailed) as failed:
+        project.compile(majors=(13,), platforms=(X86,))
+    message = failed.value.message()
+    assert "gave up after 6 rounds of backtracking; what it kept backtracking over:" in message
+    assert "bee: 2 conflicts, between cat wants bee>=100" in message
+    assert "releases rejected most: cat (" in message
+    assert "a pin or a tighter bound on these" in message
+
+
+def test_backtracking_over_and_over_for_one_cause_is_stopped(monkeypatch):
+    """The watch stops a resolution whose last conflicts are all over the same projects."""
+    from resolver.resolve import watch
+
+    monkeypatch.setattr(watch, "STUCK_AFTER", 30)
+    monkeypatch.setattr(watch, "STUCK_WINDOW", 20)
+    watching = watch.Watch(watch.Reporter(), breadth=100)
+    causes = [RequirementInformation(Req(canonicalize_name("bee"), SpecifierSet(">=1"), asked_by=Asker("r.txt", 2)), None)]
+    for _ in range(29):
+        watching.resolving_conflicts(causes)
+    with pytest.raises(watch.Stuck):
+        watching.resolving_conflicts(causes)
+    assert watching.backtracking.summary() == ["bee: 30 conflicts, between the input wants bee>=1"]

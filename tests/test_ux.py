@@ -274,14 +274,14 @@ def test_help_outside_a_project_shows_the_built_in_defaults(tmp_path, inside, ca
     assert "[this project" not in help_text(capsys, "compile")
 
 
-def test_the_readme_lists_every_flag_of_compile(capsys):
+def test_the_command_reference_lists_every_flag_of_compile(capsys):
     with pytest.raises(SystemExit):
         main(["compile", "--help"])
     defined = [line.split("  ")[1] for line in capsys.readouterr().out.splitlines() if re.match(r"^  -", line)]
     flags = {word.rstrip(",") for line in defined for word in line.split() if word.startswith("-")} - {"-h", "--help"}
     assert {"-v", "-c", "--exclude-dependency", "--keep-going"} <= flags
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    table = readme.split("### `cuda-constraints compile`", 1)[1].split("\n### ", 1)[0]
+    reference = (Path(__file__).resolve().parents[1] / "docs" / "commands.md").read_text()
+    table = reference.split("### `cuda-constraints compile`", 1)[1].split("\n### ", 1)[0]
     rows = " ".join(line.split("|")[1] for line in table.splitlines() if line.startswith("| `"))
     listed = set(re.findall(r"(?<![\w\[-])(--?[a-zA-Z][\w-]*)", rows))
     assert flags - listed == set()

@@ -20,20 +20,13 @@ from resolver.machine.elf import ldconfig_cache
 from resolver.machine.system import SystemMachine
 
 from .installers import new_venv
+from .test_runtime import VERBS, gcc
 
 pytestmark = [
     pytest.mark.skipif(sys.platform != "linux", reason="ELF shared objects"),
     pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc to build shared objects"),
 ]
-# A library no host has: what an RDMA or MPI plugin needs, here made up so that no machine provides it.
-VERBS = "libcctest_verbs.so.1"
 NOT_HERE = "not on this host; needed only by the features that use it"
-
-
-def gcc(directory: Path, output: str, source: str, *flags: str) -> bytes:
-    (directory / f"{output}.c").write_text(source)
-    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(directory / output), str(directory / f"{output}.c"), *flags], check=True)
-    return (directory / output).read_bytes()
 
 
 @pytest.fixture(scope="module")

@@ -144,6 +144,8 @@ def run_check(args: argparse.Namespace) -> int:
         if not checked.findings and checked.document is not None:
             pins = len({pin.name for pin in checked.document.pins})
             print(f"{checked.shown}: up to date (CUDA {checked.major}, {pins} packages, {checked.document.targets})")
+            if checked.lock is not None:
+                print(f"{checked.lock}: up to date (the same pins, with the files an installer may take)")
     if report.findings:
         raise ConstraintsOutOfDate(report.findings)
     if not report.files:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..commands.compile import CompileResult
+from ..commands.compile import CompileResult, LockOutcome
 from ..commands.options import CompileRequest
 from ..files.changes import compare
 from ..files.sets import display_path
@@ -29,10 +29,20 @@ def summarize(result: CompileResult, request: CompileRequest) -> Iterator[str]:
             yield f"  excluded   {excluded.name} (required by {excluded.required_by})"
         for swap in changes.swapped_added:
             yield f"  swapped    {swap.original} -> {swap.replacement}"
+        if outcome.lock is not None:
+            yield f"CUDA {outcome.major}: {display_path(outcome.lock.path)} {_lock_status(outcome.lock, request.dry_run)}"
     for major, reason in sorted(result.skipped_majors.items()):
         yield f"CUDA {major}: skipped ({reason})"
     if result.environment_sources:
         yield f"from the environment: {'; '.join(result.environment_sources)}"
+
+
+def _lock_status(lock: LockOutcome, dry_run: bool) -> str:
+    if not lock.changed:
+        return "unchanged"
+    if dry_run:
+        return "would be created (dry run)" if lock.created else "would change (dry run)"
+    return "created" if lock.created else "written"
 
 
 def network_line(stats: Stats, seconds: float | None = None) -> str:

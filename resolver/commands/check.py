@@ -31,6 +31,7 @@ from ..files.changes import input_changes, option_changes, recorded_parts
 from ..files.config import Config
 from ..files.constraints import ConstraintsDocument, SwapLine
 from ..files.output_dir import note_if_interrupted
+from ..files.pylock import disagreements
 from ..files.requirements import (
     RequirementsInput,
     SourcedRequirement,
@@ -38,7 +39,7 @@ from ..files.requirements import (
     digest_parts,
     load_requirements,
 )
-from ..files.sets import constraints_files, display_path, read_file
+from ..files.sets import NamedDocument, constraints_files, display_path, lock_files, lock_path, read_file, read_lock
 from ..model.families import FamilyTable
 from ..model.targets import Environment, describe_environments, environment_grid
 from ..resolve.swaps import MajorInput, settle_swaps, swap_for_major
@@ -68,6 +69,7 @@ class CheckedFile:
     request: CompileRequest | None = None
     requirements_input: RequirementsInput | None = None
     major_input: MajorInput | None = None
+    lock: str | None = None  # the lock file beside it, as shown, when there is one
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,11 @@ def check_constraints(config: Config, output_dir: Path | None = None) -> CheckRe
     fix_all = regenerate_command(config, directory)
     present = constraints_files(directory)
     checked = [_check_file(path, major, config, fix_all) for major, path in present.items()]
+    for major, lock in lock_files(directory).items():
+        if major not in present:
+            shown = display_path(lock)
+            problem = f"has no cu{major}.txt beside it: a lock file is written with its constraints file"
+            checked.append(CheckedFile(major, shown, (Finding(shown, problem, f"delete {shown}, or {fix_all}"),)))
     configured = config.cuda if isinstance(config.cuda, tuple) else ()
     for major in configured:
         if major not in present:
@@ -126,6 +133,7 @@ def _check_file(path: Path, major: int, config: Config, fix_all: str) -> Checked
     if not problems:  # a changed input explains changed swaps; otherwise the family model changed
         problems = list(swap_problems(document, major_input))
     findings = [Finding(shown, problem, document.command) for problem in problems]
+    findings += lock_findings(path, named, request, requirements_input, environments)
     for line in document.torch_builds:
         if line.will_not_load:
             logger.warning("%s: %s: %s (allow-torch-build-mismatch)", shown, line.pin, line.builds)
@@ -133,7 +141,33 @@ def _check_file(path: Path, major: int, config: Config, fix_all: str) -> Checked
         configured = ", ".join(map(str, request.majors))
         problem = f"CUDA {document.cuda_major} is not among the majors its command resolves ({configured})"
         findings.append(Finding(shown, problem, f"delete {shown}, or add {document.cuda_major} to `cuda` in [tool.cuda-constraints]"))
-    return CheckedFile(major, shown, tuple(findings), document, request, requirements_input, major_input)
+    lock = lock_path(path)
+    lock_shown = display_path(lock) if lock.is_file() else None
+    return CheckedFile(major, shown, tuple(findings), document, request, requirements_input, major_input, lock_shown)
+
+
+def lock_findings(
+    path: Path, named: NamedDocument, request: CompileRequest, requirements_input: RequirementsInput, environments: tuple[Environment, ...]
+) -> list[Finding]:
+    """What is wrong with the lock file beside a constraints file: missing where its command writes one, there
+    where it writes none, edited by hand, stale, or not saying what the constraints file says."""
+    lock = lock_path(path)
+    shown, document = display_path(lock), named.document
+    try:
+        read = read_lock(lock)
+    except FileNotFoundError:
+        if request.pylock:
+            return [Finding(shown, f"is missing: the command of {named.shown} writes it (pylock)", document.command)]
+        return []
+    if not request.pylock:
+        problem = f"is not written by the command of {named.shown} (pylock is not set), so nothing keeps it current"
+        return [Finding(shown, problem, f"delete {shown}, or set `pylock = true` in [tool.cuda-constraints] and compile")]
+    problems = [
+        *(["was edited by hand: its content no longer matches the content-sha256 it records"] if read.document.hand_edited else []),
+        *header_problems(read.document.header, document.cuda_major, request, requirements_input, environments),
+        *disagreements(read.document, document, named.shown),
+    ]
+    return [Finding(shown, problem, document.command) for problem in dict.fromkeys(problems)]
 
 
 class _Unreadable(Exception):

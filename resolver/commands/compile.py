@@ -24,6 +24,7 @@ from ..errors import (
 )
 from ..files.constraints import ConstraintsDocument, render
 from ..files.output_dir import OutputDirectory
+from ..files.pylock import render_lock
 from ..files.requirements import RequirementsInput, digest_of, digest_parts
 from ..files.sets import display_path
 from ..model.families import FamilyTable
@@ -33,10 +34,11 @@ from ..model.targets import (
     describe_environments,
     environment_grid,
 )
-from ..resolve.merge import merge
-from ..resolve.resolution import Reporter, TargetResolution
+from ..resolve.merge import lock_of, merge
+from ..resolve.resolution import TargetResolution
 from ..resolve.source import Index, Indexes
 from ..resolve.swaps import settle_swaps
+from ..resolve.watch import Reporter
 from .major_plan import MajorPlan, TargetLog, plan_major, resolve_major
 from .options import CompileRequest, describe_options
 from .routing import IndexChoice, describe_sources, index_lines, routing_for
@@ -48,6 +50,16 @@ Failures = dict[int, CudaConstraintsError]
 
 
 @dataclass(frozen=True)
+class LockOutcome:
+    """The lock file of a major (`--pylock`): its path, its new text, and whether that differs from the old."""
+
+    path: Path
+    text: str
+    created: bool
+    changed: bool
+
+
+@dataclass(frozen=True)
 class MajorOutcome:
     major: int
     path: Path
@@ -55,6 +67,7 @@ class MajorOutcome:
     new: ConstraintsDocument
     text: str
     changed: bool
+    lock: LockOutcome | None = None
 
 
 @dataclass
@@ -93,6 +106,7 @@ def compile_constraints(
         results, failures = _resolve_every_major(plans, environments, log, reporter_for, request.keep_going)
         outcomes = [_outcome(request, plans[major], results[major], environments) for major in results]
         changed = {o.path.name: o.text for o in outcomes if o.changed}
+        changed.update({o.lock.path.name: o.lock.text for o in outcomes if o.lock is not None and o.lock.changed})
         if not request.dry_run:
             written = ", ".join(display_path(request.output_dir / name) for name in sorted(changed))
             output.replace(changed, f"{written} were written" if len(changed) > 1 else f"{written} was written")
@@ -170,7 +184,14 @@ def _outcome(
         for line in (line for line in document.torch_builds if line.untagged):
             logger.warning("%s: %s: %s; whether it loads with the torch pinned here is not checked",
                            display_path(plan.path), line.pin, line.builds)
-    return MajorOutcome(plan.major, plan.path, plan.old, document, text, text != plan.old_text)
+        if not request.pylock and plan.old_lock_text is not None:
+            logger.warning("%s is left as it was (pylock is not set), so it no longer matches %s: delete it, or compile "
+                           "with --pylock (`pylock = true`)", display_path(plan.lock_path), display_path(plan.path))
+    lock = None
+    if request.pylock:
+        lock_text = render_lock(lock_of(document, resolutions, plan.selection.exclude_newer))
+        lock = LockOutcome(plan.lock_path, lock_text, plan.old_lock_text is None, lock_text != plan.old_lock_text)
+    return MajorOutcome(plan.major, plan.path, plan.old, document, text, text != plan.old_text, lock)
 
 
 def _gather(futures: Mapping[int, Future[list[TargetResolution]]]) -> tuple[dict[int, list[TargetResolution]], Failures]:

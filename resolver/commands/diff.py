@@ -14,10 +14,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from ..files.changes import Changes, HeaderChange, VersionChange, compare, option_changes
 from ..files.constraints import ConstraintsDocument, IndexLine
-from ..files.sets import ConstraintSet, NamedDocument
+from ..files.pylock import LockedFile, LockedPackage, disagreements
+from ..files.sets import ConstraintSet, NamedDocument, NamedLock
 from ..model.families import FamilyTable
 
 KINDS = ("upgraded", "downgraded", "added", "removed")
@@ -30,6 +32,8 @@ class MajorDiff:
     old: NamedDocument | None
     new: NamedDocument | None
     changes: Changes
+    # What changed in the lock file beside it, as (what, detail) rows (see `lock_rows`).
+    lock: tuple[tuple[str, str], ...] = ()
 
     @property
     def status(self) -> str:
@@ -37,7 +41,7 @@ class MajorDiff:
             return "added"
         if self.new is None:
             return "removed"
-        return "unchanged" if self.changes.empty else "changed"
+        return "unchanged" if self.changes.empty and not self.lock else "changed"
 
     @property
     def shown(self) -> str:
@@ -50,7 +54,7 @@ class MajorDiff:
         if self.status == "unchanged":
             return "no changes"
         parts = [f"{len(self.changes.of_kind(k))} {k}" for k in KINDS if self.changes.of_kind(k)]
-        others = len(other_changes(self.changes))
+        others = len(other_changes(self.changes)) + len(self.lock)
         if others:
             parts.append(f"{others} other change{'s' if others > 1 else ''}")
         return ", ".join(parts)
@@ -124,11 +128,57 @@ def diff_sets(old: ConstraintSet, new: ConstraintSet, families: FamilyTable) -> 
             old.files.get(major),
             new.files.get(major),
             compare(_document(old.files.get(major)), _document(new.files.get(major))),
+            tuple(lock_rows(old.locks.get(major), new.locks.get(major), new.files.get(major))),
         )
         for major in sorted(old.files.keys() | new.files.keys())
     )
     notes = tuple(note for note in (old.note, new.note) if note)
     return Diff(old.label, new.label, majors, across_majors(old, new, families), notes)
+
+
+def lock_rows(old: NamedLock | None, new: NamedLock | None, constraints: NamedDocument | None) -> Iterator[tuple[str, str]]:
+    """A lock file added or removed; a locked version whose files changed (a file with another sha256 than
+    before is the change to look at); and where the new lock does not say what its constraints file says."""
+    if new is None:
+        if old is not None:
+            yield "lock", f"- {old.shown} removed"
+        return
+    if old is None:
+        yield "lock", f"+ {new.shown} added ({len({p.name for p in new.document.packages})} packages)"
+    else:
+        before = {(p.name, p.version, p.marker): p for p in old.document.packages}
+        for package in new.document.packages:
+            was = before.get((package.name, package.version, package.marker))
+            if was is not None:
+                yield from (("lock", row) for row in _file_changes(was, package))
+    problems = disagreements(new.document, constraints.document, constraints.shown) if constraints is not None else []
+    if new.document.hand_edited:
+        problems.insert(0, "was edited by hand")
+    yield from (("lock", f"! {new.shown}: {problem}") for problem in problems)
+
+
+def _file_changes(old: LockedPackage, new: LockedPackage) -> Iterator[str]:
+    def files(package: LockedPackage) -> dict[str, LockedFile]:
+        return {file.name: file for file in (*package.wheels, *((package.sdist,) if package.sdist else ()))}
+
+    before, after = files(old), files(new)
+    pin = f"{new.name}=={new.version}"
+    for name in sorted(before.keys() & after.keys()):
+        was, now = before[name], after[name]
+        if was.sha256 != now.sha256:
+            yield f"~ {pin}: {name} has another sha256 ({now.sha256[:16]}…, was {was.sha256[:16]}…)"
+        if _host(was.url) != _host(now.url):
+            yield f"~ {pin}: {name} is now downloaded from {_host(now.url)} (was {_host(was.url)})"
+    added, removed = len(after.keys() - before.keys()), len(before.keys() - after.keys())
+    if added or removed:
+        yield f"~ {pin}: {added} file{'s' * (added != 1)} added, {removed} removed"
+
+
+def _host(url: str) -> str:
+    try:
+        return urlsplit(url).netloc or url
+    except ValueError:
+        return url
 
 
 def _document(named: NamedDocument | None) -> ConstraintsDocument | None:
@@ -231,7 +281,7 @@ def _text_lines(diff: Diff) -> Iterator[str]:
         for cause in causes(major):
             yield f"  {cause.change.kind:<12}{describe_cause(cause)}" + (":" if cause.followers else "")
             yield from (f"  {'':<12}  {follower.describe()}" for follower in cause.followers)
-        for what, detail in other_changes(major.changes):
+        for what, detail in (*other_changes(major.changes), *major.lock):
             yield f"  {what:<12}{detail}"
     if any(entry.changed for entry in diff.across_majors):
         yield "Not CUDA variants, pinned differently across majors:"
@@ -268,7 +318,7 @@ def _markdown_lines(diff: Diff) -> Iterator[str]:
         versions = _listed_versions(major)
         if versions:
             yield from _folded(major.status in ("added", "removed"), f"{len(versions)} packages", _version_table(causes(major)))
-        others = other_changes(major.changes)
+        others = [*other_changes(major.changes), *major.lock]
         if others:
             yield ""
             yield "| what | change |"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shlex
 import sys
 import tempfile
@@ -20,12 +21,14 @@ from pathlib import Path
 from typing import Literal
 
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from ..errors import (
     ConstraintsFileError,
     ConstraintsMissing,
     IndexesDisagree,
     InstallFailed,
+    LockDisagrees,
     StaleConstraints,
     UsageError,
     WouldReplace,
@@ -33,8 +36,9 @@ from ..errors import (
 from ..files.config import Config
 from ..files.constraints import ConstraintsDocument, PinLine
 from ..files.output_dir import note_if_interrupted
+from ..files.pylock import LockDocument, disagreements
 from ..files.requirements import RequirementsInput, digest_of, load_requirements
-from ..files.sets import constraints_files, display_path, read_file
+from ..files.sets import constraints_files, display_path, lock_path, read_file, read_lock
 from ..index.auth import CredentialStore
 from ..machine.detect import Detection, probe_machine, require_installable
 from ..machine.interpreter import environment_report
@@ -44,6 +48,8 @@ from ..model.families import FamilyTable
 from ..model.targets import parse_targets
 from .environment import remember_install, verify_environment
 from .install_plan import (
+    PIP_READS_PYLOCK,
+    UV_READS_PYLOCK,
     Installer,
     InstallPlan,
     InstallSources,
@@ -135,7 +141,8 @@ def prepare(
     request: InstallRequest, major: int, detection: Detection | None = None, warn: Say | None = None, installing: bool = False
 ) -> Prepared:
     """Read the major's constraints file and check it against the requirements (a stale file is refused,
-    or, given `warn`, warned about); `installing`: its indexes block against the configuration too."""
+    or, given `warn`, warned about); `installing`: its indexes block against the configuration too, and the
+    lock file beside it, when there is one, against the file."""
     path = request.constraints_dir / f"cu{major}.txt"
     note_if_interrupted(request.constraints_dir)
     shown = _shown(path)
@@ -151,7 +158,24 @@ def prepare(
     if installing and request.config is not None:
         _refuse_other_indexes(request, request.config, document, shown, requirements_input)
     sources = _sources(request, document, requirements_input.index_url)
-    return Prepared(major, path, document, swapped_requirements(requirements_input, document), sources, detection)
+    lock = read_matching_lock(path, document) if installing else None
+    return Prepared(major, path, document, swapped_requirements(requirements_input, document), sources, detection,
+                    lock_path(path) if lock else None, lock)
+
+
+def read_matching_lock(path: Path, document: ConstraintsDocument) -> LockDocument | None:
+    """The lock file beside a constraints file, when there is one; LockDisagrees when it was edited by hand or
+    does not say what the constraints file says (a stale lock is never installed)."""
+    try:
+        named = read_lock(lock_path(path))
+    except FileNotFoundError:
+        return None
+    problems = disagreements(named.document, document, str(_shown(path)))
+    if named.document.hand_edited:
+        problems.insert(0, "was edited by hand: its content no longer matches the content-sha256 it records")
+    if problems:
+        raise LockDisagrees(Path(named.shown), problems)
+    return named.document
 
 
 def _refuse_other_indexes(
@@ -207,13 +231,26 @@ def find_tool(request: InstallRequest, machine: Machine, sources: InstallSources
     if request.installer == "uv" and uv is None:
         raise UsageError("--installer uv: uv is not on PATH; install it (pip install uv) or pass --installer pip")
     if request.installer in ("uv", "auto") and uv is not None:
-        return Tool("uv", (uv, "pip"), request.python, request.system, sources)
+        version = installer_version(machine, (uv,), "uv")
+        reads_pylock = version is not None and version >= UV_READS_PYLOCK
+        return Tool("uv", (uv, "pip"), request.python, request.system, sources, reads_pylock=reads_pylock)
     if importlib.util.find_spec("pip") is not None:
         same = os.path.abspath(request.python) == os.path.abspath(sys.executable)
         prefix = (sys.executable, "-m", "pip", *(() if same else ("--python", request.python)))
     else:
         prefix = (request.python, "-m", "pip")
-    return Tool("pip", prefix, request.python, request.system, sources)
+    version = installer_version(machine, (prefix[0], "-m", "pip"), "pip")
+    return Tool("pip", prefix, request.python, request.system, sources, reads_pylock=version is not None and version >= PIP_READS_PYLOCK)
+
+
+def installer_version(machine: Machine, program: tuple[str, ...], name: str) -> Version | None:
+    """The version an installer says it is (`pip 26.3 from …`, `uv 0.13.9 (…)`); None when it does not say."""
+    answer = machine.run([*program, "--version"])
+    match = re.match(rf"{name} (\S+)", answer.stdout) if answer is not None and answer.returncode == 0 else None
+    try:
+        return Version(match.group(1)) if match else None
+    except InvalidVersion:
+        return None
 
 
 def _sibling(program: str) -> str | None:
@@ -228,8 +265,11 @@ def install_with_constraints(request: InstallRequest, machine: Machine, say: Say
         assert detection is not None
         return _install_rocm(request, machine, say, detection)
     prepared = prepare(request, major, detection, installing=True)
-    say(("# " if request.dry_run else "") + _headline(prepared))
     tool = find_tool(request, machine, prepared.sources)
+    if prepared.lock_path is not None and not tool.reads_pylock:
+        warn(f"{_shown(prepared.lock_path)} is not used: this {tool.kind} cannot install a lock file (pip 26.3 or later, "
+             f"uv 0.9 or later can); installing with {_shown(prepared.path)}, the same pins")
+    say(("# " if request.dry_run else "") + _headline(prepared, tool))
     removals: tuple[str, ...] = ()
     reinstall: tuple[PinLine, ...] = ()
     before = environment_report(machine, request.python)
@@ -319,9 +359,10 @@ def refuse_replacing(prepared: Prepared, installed: Mapping[str, str], markers: 
         raise WouldReplace(str(_shown(prepared.path)), prepared.major, replaced)
 
 
-def _headline(prepared: Prepared) -> str:
+def _headline(prepared: Prepared, tool: Tool) -> str:
     source = f"detected by {prepared.detection.describe()}" if prepared.detection else "--cuda"
-    return f"CUDA {prepared.major} ({source}); constraints {_shown(prepared.path)}"
+    lock = f"; lock {_shown(prepared.lock_path)}" if prepared.lock_path is not None and tool.reads_pylock else ""
+    return f"CUDA {prepared.major} ({source}); constraints {_shown(prepared.path)}{lock}"
 
 
 def _install_rocm(request: InstallRequest, machine: Machine, say: Say, detection: Detection) -> InstallOutcome:

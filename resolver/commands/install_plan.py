@@ -6,6 +6,10 @@ constraints file, with uv or with pip. `install.py` runs what this plans.
   cannot drop an edge, so the packages whose edges are excluded (the `nixl` meta package, and anything
   that depends on one) are installed with `--no-deps`, after their matching members and everything
   else are installed with `-c` (the file is closed, so nothing they need is left out).
+- A lock file (`pylock.cuNN.toml` beside the constraints file) is installed as it is, without resolving:
+  uv `pip install -r` (not `pip sync`, which would remove what else the environment holds, the project
+  itself included), pip ≥ 26.3 `install --no-deps -r` (pip resolves a lock's dependencies again unless
+  told not to, and would fetch the excluded member). Every file is checked against the lock's sha256.
 - Hashes: when the file carries `--hash` lines, every download is checked. uv takes the file itself as
   the requirements (`--require-hashes -r`): in hash-checking mode it needs every requirement pinned
   with `==`. pip gets the pins as hashed requirements files too: pip 24 rejects requirements that are
@@ -23,14 +27,20 @@ from typing import Literal
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from ..files.constraints import ConstraintsDocument, PinLine
+from ..files.pylock import LockDocument
 from ..files.requirements import RequirementsInput
 from ..index.auth import IndexUrl, IndexUrls
 from ..machine.detect import Detection
 from ..model.families import FamilyTable
 
 Installer = Literal["uv", "pip"]
+# `pip install -r pylock.toml` (experimental from pip 26.1); 26.3 is the release its install is tested with.
+PIP_READS_PYLOCK = Version("26.3")
+# `uv pip install -r pylock.toml` (from uv 0.7); 0.9 is the least the `uv` extra installs.
+UV_READS_PYLOCK = Version("0.9")
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,7 @@ class Tool:
     python: str
     system: bool = False
     sources: InstallSources = InstallSources()
+    reads_pylock: bool = False  # installs a PEP 751 lock file (uv from 0.9, pip from 26.3)
 
     def install(self, *arguments: str) -> tuple[str, ...]:
         if self.kind == "uv":
@@ -138,6 +149,9 @@ class Prepared:
     requirements: tuple[Requirement, ...]
     sources: InstallSources
     detection: Detection | None = None
+    # The lock file beside the constraints file, checked to say what it says (None: there is none).
+    lock_path: Path | None = None
+    lock: LockDocument | None = None
 
 
 def swapped_requirements(requirements_input: RequirementsInput, document: ConstraintsDocument) -> tuple[Requirement, ...]:
@@ -193,9 +207,28 @@ def plan_install(
 ) -> InstallPlan:
     """The files and commands that install `prepared` with `tool`, removing `removals` first and
     reinstalling `reinstall` (members whose files a removed variant may have shared)."""
-    plan = _uv_plan(prepared, tool, work_dir, reinstall) if tool.kind == "uv" else _pip_plan(prepared, tool, families, work_dir, reinstall)
+    if prepared.lock is not None and prepared.lock_path is not None and tool.reads_pylock:
+        plan = _lock_plan(prepared.lock_path, prepared.lock, tool, work_dir, reinstall)
+    elif tool.kind == "uv":
+        plan = _uv_plan(prepared, tool, work_dir, reinstall)
+    else:
+        plan = _pip_plan(prepared, tool, families, work_dir, reinstall)
     commands = (tool.uninstall(removals), *plan.commands) if removals else plan.commands
     return InstallPlan(plan.files, commands, tool.environment)
+
+
+def _lock_plan(path: Path, lock: LockDocument, tool: Tool, work_dir: Path, reinstall: Sequence[PinLine]) -> InstallPlan:
+    """The lock file as it is; members to reinstall (`--fix`) again from its files, hashes checked."""
+    if tool.kind == "uv":
+        return InstallPlan((), (tool.install("-r", str(path), *(f"--reinstall-package={pin.name}" for pin in reinstall)),))
+    commands = [tool.install("--no-deps", "-r", str(path))]
+    files = []
+    locked = {(pin.name, pin.version): pin for pin in lock.pins}
+    again = [locked[(pin.name, pin.version)] for pin in reinstall if (pin.name, pin.version) in locked]
+    if again:
+        files.append(PlannedFile(work_dir / "reinstall.txt", hashed_requirements(again)))
+        commands.append(tool.install("--require-hashes", "--no-deps", "--force-reinstall", "-r", str(files[-1].path)))
+    return InstallPlan(tuple(files), tuple(commands))
 
 
 def _uv_plan(prepared: Prepared, tool: Tool, work_dir: Path, reinstall: Sequence[PinLine]) -> InstallPlan:

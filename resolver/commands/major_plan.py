@@ -17,7 +17,7 @@ from packaging.version import Version
 from ..errors import ConstraintsFileError, NotOurFile, ProjectNotFound, RequirementsFileError, ResolutionFailed
 from ..files.constraints import ConstraintsDocument
 from ..files.requirements import RequirementsInput, load_requirements
-from ..files.sets import read_file
+from ..files.sets import existing_lock_text, lock_path, read_file
 from ..model.distributions import close_names
 from ..model.families import FamilyTable
 from ..model.indexes import PYTORCH_PROJECTS, Routing
@@ -26,10 +26,11 @@ from ..resolve.candidates import Asker, Req
 from ..resolve.policy import Policy
 from ..resolve.prefetch import Crawl, TargetPrefetch
 from ..resolve.provider import CudaProvider
-from ..resolve.resolution import Reporter, TargetResolution, resolve_target
+from ..resolve.resolution import TargetResolution, resolve_target
 from ..resolve.selection import SelectionOptions, Selector
 from ..resolve.source import Index, Indexes
 from ..resolve.swaps import MajorInput, roots_for, swap_for_major
+from ..resolve.watch import Reporter
 from .options import CompileRequest, input_files
 from .routing import IndexChoice, routing_for
 
@@ -72,6 +73,8 @@ class MajorPlan:
     environments: tuple[Environment, ...]
     routing: Routing
     source: Index  # the indexes as this routing sees them
+    lock_path: Path  # pylock.cuNN.toml beside the file
+    old_lock_text: str | None  # its text, when there is one (and it is ours)
     crawl: Crawl  # the walks ahead of this major's resolvers
     torch_backend: str  # the PyTorch index build a failure over the PyTorch family points at
 
@@ -103,6 +106,7 @@ def plan_major(
     routing = routing_for(request.config, IndexChoice.of(request, requirements_input), major)
     path = request.output_dir / f"cu{major}.txt"
     old_text, old = _existing(path)
+    old_lock_text = _existing_lock(lock_path(path))
     roots, constraints, preferred = {}, {}, {}
     for environment in environments:
         siblings = tuple(e for e in environments if e.python == environment.python)
@@ -117,7 +121,7 @@ def plan_major(
     source = index.routed(routing)
     return MajorPlan(
         major, requirements_input, major_input, path, old, old_text, families, selection, roots, constraints, preferred,
-        environments, routing, source, Crawl(source), request.config.torch_backend(major),
+        environments, routing, source, lock_path(path), old_lock_text, Crawl(source), request.config.torch_backend(major),
     )
 
 
@@ -137,6 +141,14 @@ def _existing(path: Path) -> tuple[str | None, ConstraintsDocument | None]:
         logger.warning("%s: its pins are not kept (%s)", error.path, error.problem)
         return path.read_text(encoding="utf-8"), None
     return path.read_text(encoding="utf-8"), named.document
+
+
+def _existing_lock(path: Path) -> str | None:
+    """The lock file a compile replaces (its text); one this tool did not write is never overwritten."""
+    try:
+        return existing_lock_text(path)
+    except ConstraintsFileError as error:
+        raise NotOurFile(error.path, error.line_number, error.problem) from None
 
 
 class TargetLog:

@@ -63,6 +63,7 @@ class Flags:
     exclude_dependency: tuple[str, ...] = ()
     allow_torch_build_mismatch: tuple[str, ...] = ()
     generate_hashes: bool = False
+    pylock: bool = False
     upgrade: bool = False
     keep_going: bool = False
     upgrade_package: tuple[str, ...] = ()
@@ -138,6 +139,7 @@ class CompileRequest:
     index_url: str
     command: str
     generate_hashes: bool = False
+    pylock: bool = False  # write pylock.cuNN.toml beside each cuNN.txt
     upgrade: bool = False
     upgrade_packages: Mapping[NormalizedName, Version | None] = field(default_factory=dict)
     dry_run: bool = False
@@ -258,6 +260,7 @@ def _request(args: Flags, config: Config) -> CompileRequest:
         index_url=args.index_url or config.default_index_url,
         command="",
         generate_hashes=bool(args.generate_hashes) or config.generate_hashes,
+        pylock=bool(args.pylock) or config.pylock,
         upgrade=bool(args.upgrade),
         upgrade_packages=parse_upgrade_packages(args.upgrade_package),
         dry_run=bool(args.dry_run),

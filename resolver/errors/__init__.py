@@ -448,3 +448,38 @@ class InstallFailed(CudaConstraintsError):
             f"the installer failed (exit {self.returncode}): {self.command}\n"
             "Its output above says why; `cuda-constraints install --dry-run` prints every command to rerun by hand."
         )
+
+
+class CannotLock(CudaConstraintsError):
+    """`compile --pylock` where a target would have no file with a sha256 to install: a lock file must
+    hash every file it lists (a find-links directory gives none)."""
+
+    exit_code = 2
+
+    def __init__(self, pin: str, target: str, filename: str, source: str) -> None:
+        super().__init__(pin, target, filename, source)
+        self.pin, self.target, self.filename, self.source = pin, target, filename, source
+
+    def message(self) -> str:
+        where = f" ({shown_url(self.source)})" if self.source else ""
+        return (
+            f"cannot lock {self.pin} for {self.target}: no file it could install there has a sha256 "
+            f"({escape(self.filename)!r}{where} has none), and a lock file hashes every file. Serve it from an index "
+            "that gives sha256 hashes, or compile without --pylock (`pylock = false`); nothing was written."
+        )
+
+
+class LockDisagrees(CudaConstraintsError):
+    """A lock file that does not say what the constraints file beside it says: `install` refuses it."""
+
+    exit_code = 1
+
+    def __init__(self, path: Path, problems: Sequence[str]) -> None:
+        super().__init__(path, problems)
+        self.path, self.problems = path, tuple(problems)
+
+    def message(self) -> str:
+        return (
+            f"{self.path}: {'; '.join(escape(problem) for problem in self.problems)}. Run `cuda-constraints compile` "
+            "to regenerate both files, and commit them; nothing was installed."
+        )

@@ -11,6 +11,7 @@
     allow-sdist = false                                   # or a list of projects
     exclude-newer = "2026-11-01"                          # optional
     generate-hashes = false
+    pylock = false                                        # also write pylock.cuNN.toml (PEP 751) files
     canaries = ["nixl", "nixl_ep?"]                       # modules `install` imports to verify (`?`: where installed)
     rocm-requirements = "requirements/rocm.txt"           # optional: what `install` uses on ROCm
     [tool.cuda-constraints.verify]
@@ -102,6 +103,7 @@ class Config:
     exclude_dependencies: tuple[str, ...] = ()
     allow_torch_build_mismatch: tuple[str, ...] = ()
     generate_hashes: bool = False
+    pylock: bool = False  # write pylock.cuNN.toml beside each cuNN.txt
     canaries: tuple[str, ...] = DEFAULT_CANARIES
     # [tool.cuda-constraints.verify]: how a library nothing here provides is reported
     verify_strict: bool = False
@@ -286,6 +288,7 @@ def _parse(table: dict[str, Any], path: Path) -> Config:
         exclude_dependencies=tuple(reader.strings("exclude-dependencies")),
         allow_torch_build_mismatch=tuple(reader.strings("allow-torch-build-mismatch")),
         generate_hashes=reader.boolean("generate-hashes"),
+        pylock=reader.boolean("pylock"),
         canaries=tuple(reader.strings("canaries", DEFAULT_CANARIES)),
         verify_strict=verify.boolean("strict"),
         ignore_libraries=tuple(verify.strings("ignore-libraries")),

@@ -95,6 +95,9 @@ OPTIONS: tuple[Option, ...] = (
            regenerate=True, extends=True, shapes=True, project_names=True, field="selection.allow_torch_build_mismatch"),
     Option("generate_hashes", ("--generate-hashes",), "add --hash lines for every usable file", "switch", "resolution",
            key="generate-hashes", regenerate=True, shapes=True, field="generate_hashes"),
+    Option("pylock", ("--pylock",), "also write pylock.cuNN.toml (PEP 751) beside each cuNN.txt: every pin with the "
+           "files an installer may take, which uv and pip >= 26.3 install exactly, without resolving", "switch", "compile",
+           key="pylock", regenerate=True, field="pylock"),
     # -- one run of compile -----------------------------------------------------------------------------
     Option("upgrade", ("-U", "--upgrade"), "ignore the pins of existing files", "switch", "compile"),
     Option("keep_going", ("--keep-going",), "write the majors that resolved, report the others (exit 4)", "switch", "compile"),

@@ -13,6 +13,8 @@ from pathlib import Path
 from ..errors import ConstraintsFileError, GitUnavailable, UsageError
 from .constraints import ConstraintsDocument, parse
 from .local import MAX_FILE_BYTES, MIB, read_limited
+from .pylock import FILE_NAME as LOCK_NAME
+from .pylock import LockDocument, lock_name, looks_ours, parse_lock
 
 FILE_NAME = re.compile(r"^cu(\d+)\.txt$")
 
@@ -26,11 +28,21 @@ class NamedDocument:
 
 
 @dataclass(frozen=True)
+class NamedLock:
+    """A lock file read back, and how messages name it (`constraints/pylock.cu13.toml`)."""
+
+    shown: str
+    document: LockDocument
+
+
+@dataclass(frozen=True)
 class ConstraintSet:
-    """The constraints files of one directory (or one file), by the CUDA major in the file name."""
+    """The constraints files of one directory (or one file), by the CUDA major in the file name, and the lock
+    files beside them."""
 
     label: str
     files: Mapping[int, NamedDocument] = field(default_factory=dict)
+    locks: Mapping[int, NamedLock] = field(default_factory=dict)
     # Why the set is empty when it could not be read from where it was asked for (shown to the user).
     note: str = ""
 
@@ -53,6 +65,63 @@ def constraints_files(directory: Path) -> dict[int, Path]:
         if match and path.is_file():
             found[int(match.group(1))] = path
     return found
+
+
+def lock_files(directory: Path) -> dict[int, Path]:
+    """The `pylock.cuNN.toml` files of a directory, by major."""
+    if not directory.is_dir():
+        return {}
+    found = {}
+    for path in sorted(directory.iterdir()):
+        match = LOCK_NAME.match(path.name)
+        if match and path.is_file():
+            found[int(match.group(1))] = path
+    return found
+
+
+def lock_path(constraints: Path) -> Path:
+    """Where the lock file of a `cuNN.txt` goes: beside it, `pylock.cuNN.toml`."""
+    match = FILE_NAME.match(constraints.name)
+    return constraints.with_name(lock_name(int(match.group(1))) if match else f"pylock.{constraints.stem}.toml")
+
+
+def read_lock_content(content: bytes, shown: str) -> LockDocument:
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConstraintsFileError(shown, 0, "", f"not UTF-8 text ({error.reason} at byte {error.start})", foreign=True) from None
+    return parse_lock(text, shown)
+
+
+def existing_lock_text(path: Path) -> str | None:
+    """The text of the lock file a compile replaces (None: there is none); ConstraintsFileError (foreign) for
+    a file this tool did not write."""
+    shown = display_path(path)
+    try:
+        content = read_limited(path)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise ConstraintsFileError(shown, 0, "", f"cannot be read ({error.strerror or error})", foreign=True) from None
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConstraintsFileError(shown, 0, "", f"not UTF-8 text ({error.reason} at byte {error.start})", foreign=True) from None
+    if not looks_ours(text):
+        raise ConstraintsFileError(shown, 0, "", "not a lock file cuda-constraints wrote (no [tool.cuda-constraints] table)", foreign=True)
+    return text
+
+
+def read_lock(path: Path) -> NamedLock:
+    """The one reader of a lock file on disk (FileNotFoundError when there is none)."""
+    shown = display_path(path)
+    try:
+        content = read_limited(path)
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        raise ConstraintsFileError(shown, 0, "", f"cannot be read ({error.strerror or error})", foreign=True) from None
+    return NamedLock(shown, read_lock_content(content, shown))
 
 
 def read_document(content: bytes, shown: str) -> ConstraintsDocument:
@@ -82,7 +151,8 @@ def read_file(path: Path) -> NamedDocument:
 
 def read_directory(directory: Path) -> ConstraintSet:
     files = {major: read_file(path) for major, path in constraints_files(directory).items()}
-    return ConstraintSet(display_path(directory), files)
+    locks = {major: read_lock(path) for major, path in lock_files(directory).items()}
+    return ConstraintSet(display_path(directory), files, locks)
 
 
 def read_paths(old: Path, new: Path) -> tuple[ConstraintSet, ConstraintSet]:
@@ -119,19 +189,22 @@ def read_at_head(directory: Path) -> ConstraintSet:
     listing = _git_ok(["ls-tree", "-l", "-z", f"HEAD:{relative}"], top)
     if listing is None:
         return ConstraintSet(label, {}, note=f"HEAD has no {relative or '.'}/ directory; every file counts as added")
-    files = {}
+    files, locks = {}, {}
     for entry in filter(None, listing.split("\0")):
         info, _, name = entry.partition("\t")
-        match = FILE_NAME.match(name)
-        if match and info.split()[1:2] == ["blob"]:
+        match, lock = FILE_NAME.match(name), LOCK_NAME.match(name)
+        if (match or lock) and info.split()[1:2] == ["blob"]:
             path = f"{relative}/{name}" if relative else name
             size = info.split()[3]  # `ls-tree -l`: mode, type, object, size
             if not size.isdigit() or int(size) > MAX_FILE_BYTES:
                 problem = f"cannot be read (larger than {MAX_FILE_BYTES // MIB} MiB, the most read of one file)"
                 raise ConstraintsFileError(f"HEAD:{path}", 0, "", problem)
             content = _git_bytes(["show", f"HEAD:{path}"], top)
-            files[int(match.group(1))] = NamedDocument(f"HEAD:{path}", read_document(content, f"HEAD:{path}"))
-    return ConstraintSet(label, files)
+            if match:
+                files[int(match.group(1))] = NamedDocument(f"HEAD:{path}", read_document(content, f"HEAD:{path}"))
+            elif lock:
+                locks[int(lock.group(1))] = NamedLock(f"HEAD:{path}", read_lock_content(content, f"HEAD:{path}"))
+    return ConstraintSet(label, files, locks)
 
 
 def tracked_by_git(path: Path) -> bool:

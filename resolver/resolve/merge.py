@@ -7,12 +7,14 @@ needed on some targets only), each line carries a PEP 508 marker naming the targ
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
+from ..errors import CannotLock
 from ..files.constraints import (
     ConstraintsDocument,
     IndexLine,
@@ -21,7 +23,8 @@ from ..files.constraints import (
     SwapLine,
     TorchBuildLine,
 )
-from ..model.distributions import DEFAULT_INDEX_URL
+from ..files.pylock import LockDocument, LockedFile, LockedPackage, environment_marker, lock_marker, requires_python
+from ..model.distributions import DEFAULT_INDEX_URL, DistFile
 from ..model.targets import Environment, Platform
 from .resolution import Pin, TargetResolution
 from .selection import compatible_rank, python_ok, uploaded_by
@@ -40,27 +43,16 @@ def merge(
     With `generate_hashes`, each line hashes the files its environments could install (uploaded by
     `exclude_newer`, when given, so a rerun gives the same hashes).
     """
-    grid = tuple(r.target.environment for r in resolutions)
-    by_name: dict[NormalizedName, dict[Environment, Pin]] = defaultdict(dict)
-    for resolution in resolutions:
-        for name, pin in resolution.pins.items():
-            by_name[name][resolution.target.environment] = pin
     pins: list[PinLine] = []
     builds: list[SourceBuild] = []
-    for name in sorted(by_name):
-        per_environment = by_name[name]
-        versions: dict[Version, list[Environment]] = defaultdict(list)
-        for environment, pin in per_environment.items():
-            versions[pin.version].append(environment)
-        for version, environments in sorted(versions.items()):
-            chosen = {e: per_environment[e] for e in environments}
-            marker = "" if set(environments) == set(grid) else environments_marker(environments, grid)
-            via = sorted({parent for pin in chosen.values() for parent in pin.parents}, key=_via_order)
-            hashes = _hashes(chosen, exclude_newer) if generate_hashes else ()
-            pins.append(PinLine(name, version, marker, tuple(via), hashes))
-            sdist_platforms = sorted({e.platform.tag for e, pin in chosen.items() if _builds_from_sdist(pin, e)})
-            if sdist_platforms:
-                builds.append(SourceBuild(name, str(version), ", ".join(sdist_platforms)))
+    for group in _pin_groups(resolutions):
+        name, version, chosen = group.name, group.version, group.chosen
+        via = sorted({parent for pin in chosen.values() for parent in pin.parents}, key=_via_order)
+        hashes = tuple(sorted({file.sha256 for file in installable_files(chosen, exclude_newer) if file.sha256})) if generate_hashes else ()
+        pins.append(PinLine(name, version, group.marker, tuple(via), hashes))
+        sdist_platforms = sorted({e.platform.tag for e, pin in chosen.items() if _builds_from_sdist(pin, e)})
+        if sdist_platforms:
+            builds.append(SourceBuild(name, str(version), ", ".join(sdist_platforms)))
     excluded = sorted({exclusion for r in resolutions for exclusion in r.exclusions})
     torch_builds = _torch_build_lines(resolutions)
     served: dict[str, set[str]] = defaultdict(set)
@@ -91,6 +83,67 @@ def merge(
         indexes=indexes,
         torch_builds=torch_builds,
     )
+
+
+@dataclass(frozen=True)
+class _PinGroup:
+    """The targets that pin one project to one version: one line of the file, one package of the lock."""
+
+    name: NormalizedName
+    version: Version
+    chosen: Mapping[Environment, Pin]
+    marker: str  # "" where every target pins it so
+
+
+def _pin_groups(resolutions: Sequence[TargetResolution]) -> Iterator[_PinGroup]:
+    """Every project's versions in order, each with the targets that pin it (names sorted)."""
+    grid = tuple(r.target.environment for r in resolutions)
+    by_name: dict[NormalizedName, dict[Environment, Pin]] = defaultdict(dict)
+    for resolution in resolutions:
+        for name, pin in resolution.pins.items():
+            by_name[name][resolution.target.environment] = pin
+    for name in sorted(by_name):
+        per_environment = by_name[name]
+        versions: dict[Version, list[Environment]] = defaultdict(list)
+        for environment, pin in per_environment.items():
+            versions[pin.version].append(environment)
+        for version, environments in sorted(versions.items()):
+            marker = "" if set(environments) == set(grid) else environments_marker(environments, grid)
+            yield _PinGroup(name, version, {e: per_environment[e] for e in environments}, marker)
+
+
+def lock_of(document: ConstraintsDocument, resolutions: Sequence[TargetResolution], exclude_newer: datetime | None = None) -> LockDocument:
+    """The lock file of a merged document: each of its pins with every file an installer could take on its
+    targets (the files `--generate-hashes` hashes), and the index that served it. Raises CannotLock where a
+    target would be left without a file that has a sha256 (a lock must hash every file)."""
+    find_links = {line.url for line in document.indexes if line.kind == "find-links"}
+    packages = []
+    for group in _pin_groups(resolutions):
+        per_environment = _fitting_files(group.chosen, exclude_newer)
+        for environment, fitting in sorted(per_environment.items()):
+            if not any(file.sha256 for file in fitting):
+                pin = group.chosen[environment]
+                raise CannotLock(f"{group.name}=={group.version}", str(environment), pin.file.filename, pin.file.index)
+        files = [file for file in _each_once(per_environment) if file.sha256]
+        wheels = tuple(sorted({_locked(file) for file in files if file.is_wheel}))
+        # One sdist at most (PEP 751): the one a target that builds from source chose.
+        built = {pin.file.filename for pin in group.chosen.values() if pin.file.is_sdist}
+        sdist = min((file for file in files if file.is_sdist), key=lambda file: (file.filename not in built, file.filename), default=None)
+        index = group.chosen[min(group.chosen)].file.index
+        packages.append(LockedPackage(group.name, group.version, lock_marker(group.marker), "" if index in find_links else index, wheels,
+                                      _locked(sdist) if sdist else None))
+    environments = tuple(r.target.environment for r in resolutions)
+    return LockDocument(
+        header=replace(document, pins=()),
+        environments=tuple(environment_marker(e) for e in sorted(environments)),
+        requires_python=requires_python(environments),
+        packages=tuple(packages),
+    )
+
+
+def _locked(file: DistFile) -> LockedFile:
+    assert file.sha256 is not None
+    return LockedFile(file.filename, file.url, file.sha256, file.size, file.upload_time)
 
 
 def _torch_build_lines(resolutions: Sequence[TargetResolution]) -> tuple[TorchBuildLine, ...]:
@@ -145,16 +198,31 @@ def _builds_from_sdist(pin: Pin, environment: Environment) -> bool:
     return environment.platform.tag in pin.builds_from_sdist
 
 
-def _hashes(chosen: Mapping[Environment, Pin], exclude_newer: datetime | None) -> tuple[str, ...]:
-    """sha256 of every file an installer could pick in these environments: the wheels whose tags and
-    requires-python fit, and the sdist where the environment builds from source."""
-    digests = set()
-    for environment, pin in chosen.items():
-        for file in pin.release.files:
-            fits = compatible_rank(file, environment) is not None or (file.is_sdist and _builds_from_sdist(pin, environment))
-            if fits and file.sha256 and python_ok(file, environment) and uploaded_by(file, exclude_newer):
-                digests.add(file.sha256)
-    return tuple(sorted(digests))
+def installable_files(chosen: Mapping[Environment, Pin], exclude_newer: datetime | None) -> list[DistFile]:
+    """Every file an installer could pick in these environments: the wheels whose tags and requires-python
+    fit, and the sdist where the environment builds from source (uploaded by `exclude_newer`, when given,
+    so a rerun gives the same files), each once."""
+    return _each_once(_fitting_files(chosen, exclude_newer))
+
+
+def _fitting_files(chosen: Mapping[Environment, Pin], exclude_newer: datetime | None) -> dict[Environment, list[DistFile]]:
+    return {
+        environment: [file for file in pin.release.files if _fits(file, pin, environment) and uploaded_by(file, exclude_newer)]
+        for environment, pin in chosen.items()
+    }
+
+
+def _each_once(per_environment: Mapping[Environment, list[DistFile]]) -> list[DistFile]:
+    found: dict[str, DistFile] = {}
+    for files in per_environment.values():
+        for file in files:
+            found.setdefault(file.filename, file)
+    return list(found.values())
+
+
+def _fits(file: DistFile, pin: Pin, environment: Environment) -> bool:
+    fits = compatible_rank(file, environment) is not None or (file.is_sdist and _builds_from_sdist(pin, environment))
+    return fits and python_ok(file, environment)
 
 
 def _via_order(parent: str) -> tuple[int, str]:

@@ -69,6 +69,9 @@ class Record:
     missing_extras: set[tuple[NormalizedName, NormalizedName]] = field(default_factory=set)
     # (name, version) -> the builds per torch version its wheel for this target ships
     torch_builds: dict[tuple[NormalizedName, Version], TorchBuilds] = field(default_factory=dict)
+    # (name, version, extras) -> what is worth a warning about that candidate, if it is pinned (a release only
+    # tried while backtracking is not worth one)
+    notes: dict[CandidateKey, list[str]] = field(default_factory=dict)
     # (name, version, extra) -> another major's members that extra of the release adds (`[cu13]` on CUDA 12)
     selector_members: dict[tuple[NormalizedName, Version, NormalizedName], tuple[NormalizedName, ...]] = field(default_factory=dict)
 
@@ -150,7 +153,12 @@ class Policy:
         self, release: Release, allow_yanked: bool, excluded: frozenset[Version], serves: frozenset[Environment] | None = None
     ) -> Choice | None:
         """What the target installs of a release; None if it cannot, recorded (unless the resolver ruled
-        the release out itself)."""
+        the release out itself). A release whose dependencies turned out unreadable is no candidate again:
+        else the resolver, backtracking elsewhere, would pin it again and again (as pip's resolver skips a
+        candidate that failed to build)."""
+        known = self.record.unavailable.get(release.name, {}).get(release.version)
+        if known is not None and known.kind == "unreadable":
+            return None
         choice = self.selector.select(release, allow_yanked, serves)
         if not isinstance(choice, Unavailable):
             return choice
@@ -252,7 +260,7 @@ class Policy:
             yield Req(candidate.name, SpecifierSet(f"=={candidate.version}"), asked_by=asker)
             for extra in sorted(candidate.extras - declared_extras(metadata)):
                 if extra_major(extra) is None:
-                    logger.warning("%s has no extra named %r; it adds nothing", candidate, extra)
+                    self.note(candidate, f"{candidate} has no extra named {extra!r}; it adds nothing")
                 else:
                     self.record.missing_extras.add((candidate.name, extra))
         if metadata.requires_python and not requires_python_ok(metadata.requires_python, self.environment):
@@ -289,6 +297,11 @@ class Policy:
         yield from (r for r in declared if r not in dropped)
         assert selector is not None
         yield Req(candidate.name, SpecifierSet(f"=={candidate.version}"), frozenset({selector}), asked_by=Asker.of(candidate))
+
+    def note(self, candidate: Candidate, message: str) -> None:
+        """A warning about a candidate, given if it is pinned (`-v` shows every one as it is met)."""
+        logger.debug("%s", message)
+        self.record.notes.setdefault((candidate.name, candidate.version, candidate.extras), []).append(message)
 
     def _other_selector_members(self, candidate: Candidate, metadata: CoreMetadata) -> None:
         """Record, for each extra of the release that selects another major, the members it would add: the

@@ -139,7 +139,7 @@ class CudaProvider(AbstractProvider[Req, Candidate, str]):
             logger.warning("skipping %s %s: %s", candidate.name, candidate.version, escape(error.problem))
             return self.policy.unreadable(candidate, error.problem)
         for repair in metadata.repairs:
-            logger.warning("%s: %s (a legacy spelling, read as uv reads it)", candidate, escape(repair))
+            self.policy.note(candidate, f"{candidate}: {escape(repair)} (a legacy spelling, read as uv reads it)")
         extensions = None
         wheel = self._builds_wheel(candidate) if self.policy.torch_layout(candidate) is not None else None
         if wheel is not None:

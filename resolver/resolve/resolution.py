@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from packaging.utils import NormalizedName
 from packaging.version import Version
-from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
-from resolvelib.resolvers import Criterion
-from resolvelib.structs import RequirementInformation, State
+from resolvelib import ResolutionImpossible, ResolutionTooDeep, Resolver
+from resolvelib.structs import RequirementInformation
 
 from ..errors import OfflineCacheMiss, ResolutionFailed
 from ..files.constraints import WILL_NOT_LOAD, ExcludedLine
@@ -22,6 +21,7 @@ from .explain import explain
 from .policy import Policy
 from .provider import CudaProvider
 from .torch_builds import TorchBuilds, builds_module
+from .watch import STUCK_WINDOW, Reporter, Stuck, TooBroad, Watch
 
 logger = logging.getLogger(__name__)
 MAX_ROUNDS = 20000
@@ -29,7 +29,6 @@ MAX_ROUNDS = 20000
 # then: its memory grows with the square of a resolution's breadth (3,000 projects took 725 MB). A wider
 # resolution is settled by a walk, when nothing in it conflicts, or refused. Real inputs need a few hundred.
 MAX_BREADTH = 1000
-Reporter = BaseReporter[Req, Candidate, str]
 
 
 @dataclass(frozen=True)
@@ -64,10 +63,11 @@ def resolve_target(
     settled = settle_by_walk(provider, roots)
     if settled is not None:
         return _collect(target, *settled, provider.policy)
-    resolver = Resolver(provider, _Bounded(reporter or Reporter(), MAX_BREADTH))
+    watch = Watch(reporter or Reporter(), MAX_BREADTH)
+    resolver = Resolver(provider, watch)
     try:
         result = resolver.resolve(list(roots), max_rounds=MAX_ROUNDS)
-    except _TooBroad:
+    except TooBroad:
         walked = walk_through(provider, roots)
         if walked is None:
             raise ResolutionFailed(
@@ -86,25 +86,32 @@ def resolve_target(
         involved = frozenset({c.requirement.name for c in error.causes} | {c.parent.name for c in error.causes if c.parent is not None})
         if provider.policy.may_relax_torch_builds():
             # allow-torch-build-mismatch: a builds-per-torch family stood in the way; resolve once more without
-            # holding torch to those builds (the mismatch is recorded); a failure is explained as it was.
-            failed = explain(list(error.causes), provider.policy, roots)
+            # holding torch to those builds (the mismatch is recorded). If that fails too, its failure is
+            # the one to explain: the builds were allowed to miss, so something else stands in the way.
             provider.policy.relax_torch_builds()
-            try:
-                return resolve_target(provider, target, roots, reporter)
-            except ResolutionFailed:
-                raise ResolutionFailed(target.cuda_major, str(target), failed, involved) from None
+            return resolve_target(provider, target, roots, reporter)
         raise ResolutionFailed(
             target.cuda_major, str(target), explain(list(error.causes), provider.policy, roots), involved
         ) from None
     except ResolutionTooDeep:
-        raise ResolutionFailed(
-            target.cuda_major, str(target), f"gave up after {MAX_ROUNDS} rounds of backtracking; pin some requirements tighter"
-        ) from None
+        too_deep = f"gave up after {MAX_ROUNDS} rounds of backtracking"
+        raise ResolutionFailed(target.cuda_major, str(target), _gave_up(too_deep, watch)) from None
+    except Stuck:
+        stuck = f"stopped backtracking: its last {STUCK_WINDOW} conflicts were all over the same projects"
+        raise ResolutionFailed(target.cuda_major, str(target), _gave_up(stuck, watch)) from None
     information = [(identifier, info) for identifier, criterion in result.criteria.items() for info in criterion.information]
     return _collect(target, result.mapping, information, provider.policy)
 
 
 Information = list[tuple[str, RequirementInformation[Req, Candidate]]]
+
+
+def _gave_up(why: str, watch: Watch) -> str:
+    """A resolution that backtracked without end, named by what it backtracked over."""
+    lines = [f"  {why}; what it kept backtracking over:"]
+    lines += [f"    {line}" for line in watch.backtracking.summary()]
+    lines.append("  a pin or a tighter bound on these (in the requirements, or a -c constraints file) lets it settle")
+    return "\n".join(lines)
 
 
 def settle_by_walk(provider: CudaProvider, roots: Sequence[Req]) -> tuple[dict[str, Candidate], Information] | None:
@@ -179,45 +186,6 @@ def _first_for_all(provider: CudaProvider, mapping: Mapping[str, Candidate], inf
     return True
 
 
-class _TooBroad(Exception):
-    """resolvelib was given more projects than MAX_BREADTH."""
-
-
-class _Bounded(BaseReporter[Req, Candidate, str]):
-    """The given reporter, told everything; raises _TooBroad once resolvelib holds more than `most` projects."""
-
-    def __init__(self, reporter: Reporter, most: int) -> None:
-        self.reporter, self.most = reporter, most
-        self.identifiers: set[str] = set()
-
-    def adding_requirement(self, requirement: Req, parent: Candidate | None) -> None:
-        self.identifiers.add(requirement.identifier)
-        if len(self.identifiers) > self.most:
-            raise _TooBroad()
-        self.reporter.adding_requirement(requirement, parent)
-
-    def starting(self) -> None:
-        self.reporter.starting()
-
-    def starting_round(self, index: int) -> None:
-        self.reporter.starting_round(index)
-
-    def ending_round(self, index: int, state: State[Req, Candidate, str]) -> None:
-        self.reporter.ending_round(index, state)
-
-    def ending(self, state: State[Req, Candidate, str]) -> None:
-        self.reporter.ending(state)
-
-    def resolving_conflicts(self, causes: Collection[RequirementInformation[Req, Candidate]]) -> None:
-        self.reporter.resolving_conflicts(causes)
-
-    def rejecting_candidate(self, criterion: Criterion[Req, Candidate], candidate: Candidate) -> None:
-        self.reporter.rejecting_candidate(criterion, candidate)
-
-    def pinning(self, candidate: Candidate) -> None:
-        self.reporter.pinning(candidate)
-
-
 def _first_candidate(provider: CudaProvider, identifier: str, requirements: Sequence[Req]) -> Candidate | None:
     if identifier == UNREADABLE:
         return None
@@ -247,6 +215,8 @@ def _collect(target: Target, mapping: Mapping[str, Candidate], information: Info
         if identifier == PYTHON:
             continue
         exclusions.update(record.exclusions.get((candidate.name, candidate.version, candidate.extras), ()))
+        for note in record.notes.get((candidate.name, candidate.version, candidate.extras), ()):
+            logger.warning("%s", note)
         if candidate.extras:
             missing.update((candidate.name, extra) for extra in candidate.extras if (candidate.name, extra) in record.missing_extras)
             continue
