@@ -311,7 +311,7 @@ def test_the_pytorch_hint_reads_the_projects_a_failure_involves_and_the_backend_
     involved = ResolutionFailed(12, "cp312 x86_64", "  lmcache 0.5.6 requires …", frozenset({"lmcache", "torchvision"}))
     hinted = _with_pytorch_hint(involved, Routing(), Config(Path(".")).torch_backend(12))
     assert hinted.explanation.endswith('torchvision on PyPI is built for one CUDA version; for CUDA 12, take it from the PyTorch index '
-                                       'with `torch-backend = "cu129"` in [tool.cuda-constraints.cuda.12] (see the README, '
+                                       'with `torch-backend = "cu129"` in [tool.cuda-constraints.cuda.12] (see docs/indexes.md, '
                                        '"Using the PyTorch index")')
     assert hinted.projects == involved.projects and hinted.exit_code == 4
     assert Config(Path("."), majors={12: MajorSettings(torch_backend="cu126")}).torch_backend(12) == "cu126"

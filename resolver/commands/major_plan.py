@@ -216,6 +216,6 @@ def _with_pytorch_hint(error: ResolutionFailed, routing: Routing, backend: str) 
         return error
     major = error.cuda_major
     hint = (f"hint: {involved} on PyPI is built for one CUDA version; for CUDA {major}, take it from the PyTorch "
-            f"index with `torch-backend = \"{backend}\"` in [tool.cuda-constraints.cuda.{major}] (see the README, "
+            f"index with `torch-backend = \"{backend}\"` in [tool.cuda-constraints.cuda.{major}] (see docs/indexes.md, "
             "\"Using the PyTorch index\")")
     return ResolutionFailed(major, error.target, f"{error.explanation}\n{hint}", error.projects)

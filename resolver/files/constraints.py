@@ -1,6 +1,6 @@
 """The constraints file: rendered from a document, and read back for keep-pins, check, diff and install.
 Rendering is pure and deterministic: the same document gives the same bytes. The format is described in
-the README ("The constraints file").
+docs/files.md ("The constraints file").
 """
 
 from __future__ import annotations
