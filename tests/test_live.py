@@ -331,10 +331,10 @@ def test_a_real_pep_691_page_parses_as_packaging_reads_its_file_names(name):
             entry.get("size"), entry.get("upload-time"), bool(core), core.get("sha256") if isinstance(core, dict) else None,
         ))
     page = parse_simple(body, SIMPLE_JSON, canonicalize_name(name))
-    found = {Version(version): [tuple(row) for row in json.loads(rows)] for version, rows in page["releases"].items()}
+    found = {Version(version): [tuple(row) for row in json.loads(rows)] for version, rows in page.releases.items()}
     assert found == expected
-    assert [Version(v) for v in page["releases"]] == sorted(expected, reverse=True)
-    assert len(expected) > 5 and page["secret"] is False
+    assert [Version(v) for v in page.releases] == sorted(expected, reverse=True)
+    assert len(expected) > 5 and page.secret is False
 
 
 @pytest.mark.parametrize("name", ["numpy", "torch", "nvidia-cublas-cu12", "pydantic-core", "cupy-cuda13x"])
