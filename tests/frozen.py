@@ -1,11 +1,29 @@
 """A frozen snapshot of the real index for case tests in resolvelib's style (tests/data/frozen).
 
-`python -m tests.frozen [CASE ...]` (needs the network) compiles the cases of tests/data/frozen/cases
-against the real index through the tool's own client, records each project page and each file's metadata
-the resolvers asked for, prunes the pages to the files the cases' targets could install (and sdists), and
-writes them next to each case's result, which becomes its expectation. Freezing some cases only merges
-into the snapshot, and reads the index as the snapshot saw it (`Recorder`), so the other cases keep their
-world. `FrozenIndex` serves the snapshot back as a metadata source, offline, for tests/test_cases.py.
+`python -m tests.frozen [--accept] [CASE ...]` (needs the network) compiles the recorded cases of
+tests/data/frozen/cases against the real index through the tool's own client, records each project page
+and each file's metadata the resolvers asked for, prunes the pages to the files the cases' targets could
+install (and sdists), and writes them. A case without an expectation gets its result as one; a recorded
+expectation the result changes is kept, the changes are printed per major (tests/expectations.py) and the
+command exits 1, unless `--accept` records them. Freezing some cases only merges into the snapshot, and
+reads the index as the snapshot saw it (`Recorder`), so the other cases keep their world. `FrozenIndex`
+serves the snapshot back as a metadata source, offline, for tests/test_cases.py and
+tests/test_hand_cases.py; it runs the crawl ahead of the resolvers too, and records every project page
+asked for (`asked`).
+
+Hand-stated cases (cases/hand/<case>.json) are written and reasoned out by a person, over the same
+snapshot, as resolvelib's functional tests are; a refreeze never reads or rewrites them:
+
+    {"about": "why the expectation is right",
+     "requirements": [requirement lines], "config": {[tool.cuda-constraints], optional},
+     "unvisited": [projects whose page no part of the run may ask for, on any major],
+     "expected": {major: {"pins": [every pin line] | "pins_include": [some of them],
+                          "excluded": [...], "swapped": [...],   (exactly these; none when left out)
+                          "unvisited": [as above, for this major only]}
+                  | {"conflict": {"message": [substrings of the failure], "exit_code": 4}}}}
+
+Each major is compiled on its own (`--cuda MAJOR`) against a fresh FrozenIndex; a release whose metadata
+the snapshot lacks fails the case (bound the requirement instead, or freeze more).
 
 Indexes this machine cannot reach are imitated (tests/imitated.py, `index/sources/PROVENANCE.md`): each is
 a source of its own, asked as a major's routing asks it (a project routed to an index from that index
@@ -21,15 +39,17 @@ Snapshot layout:
     index/sources/<key>/projects|metadata/   as above
     cases/<case>.json            {"requirements": [paths relative to the case], "config": {[tool.cuda-constraints]},
                                   "expected": {major: {"pins": [...], "excluded": [...], "swapped": [...]}}}
+    cases/hand/<case>.json       a hand-stated case, as above
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -45,6 +65,9 @@ from resolver.files.config import load_config
 from resolver.model.distributions import DEFAULT_INDEX_URL, CoreMetadata, DistFile, Project, Release, wheel_tags
 from resolver.model.indexes import IndexSource, Routing
 from resolver.model.targets import Platform, PythonVersion, environment_grid
+from resolver.resolve.source import Fetcher
+
+from .expectations import merged
 
 FROZEN = Path(__file__).parent / "data" / "frozen"
 URL = "https://frozen.test/packages/"
@@ -93,14 +116,17 @@ class Snapshot:
 
 class FrozenIndex:
     """The snapshot as the indexes of a run: what the real index answered when it was frozen, and the
-    imitated indexes beside it, each major seeing them through its routing."""
+    imitated indexes beside it, each major seeing them through its routing. `asked`: every project whose
+    page the run asked for (its resolvers, the crawl ahead of them, the probes of `--cuda auto`), found or
+    not, which a case's `unvisited` is checked against."""
 
     def __init__(self, root: Path = FROZEN / "index") -> None:
         self.pypi = Snapshot(root)
         self.sources = imitated_sources(root)
+        self.asked: set[NormalizedName] = set()
 
     def routed(self, routing: Routing) -> RoutedView:
-        return RoutedView(self.pypi, self.sources, routing)
+        return RoutedView(self.pypi, self.sources, routing, self.asked)
 
 
 def imitated_sources(root: Path) -> dict[str, Snapshot]:
@@ -118,8 +144,9 @@ class RoutedView:
     otherwise the first index that has it (every one with `unsafe-best-match`); the files of every
     find-links location ahead of the index's, the find-links one where both have a file name."""
 
-    def __init__(self, pypi: Any, sources: Mapping[str, Snapshot], routing: Routing) -> None:
+    def __init__(self, pypi: Any, sources: Mapping[str, Snapshot], routing: Routing, asked: set[NormalizedName] | None = None) -> None:
         self.pypi, self.sources, self.routing = pypi, sources, routing
+        self.asked = asked if asked is not None else set()
         self._projects: dict[str, Project] = {}
 
     def _source(self, source: IndexSource) -> Any:
@@ -129,6 +156,7 @@ class RoutedView:
         return self.pypi if url == DEFAULT_INDEX_URL else None
 
     def project(self, name: NormalizedName) -> Project:
+        self.asked.add(name)
         if name not in self._projects:
             pages: list[tuple[Project, str]] = []
             for source in self.routing.find_links:
@@ -167,8 +195,10 @@ class RoutedView:
     def prefetch_extension_modules(self, file: DistFile) -> None:
         pass
 
-    def start(self, work: object) -> None:
-        pass
+    def start(self, work: Callable[[Fetcher], Coroutine[Any, Any, None]]) -> None:
+        """The resolver's background work (the crawl ahead of it), run here and now to its end: what it
+        asks for is asked of the snapshot, in the same order every run."""
+        asyncio.run(work(_SnapshotFetcher(self)))
 
     def existing(self, names: Iterable[str]) -> set[str]:
         found = set()
@@ -184,7 +214,24 @@ class RoutedView:
         pass
 
     def routed(self, routing: Routing) -> RoutedView:
-        return RoutedView(self.pypi, self.sources, routing)
+        return RoutedView(self.pypi, self.sources, routing, self.asked)
+
+
+class _SnapshotFetcher:
+    """A view's answers for background work (resolve/source.py's `Fetcher`); every page counts as fetched,
+    so that the crawl walks as deep as it would on a cold run."""
+
+    def __init__(self, view: RoutedView) -> None:
+        self.view = view
+
+    async def project(self, name: NormalizedName) -> Project:
+        return self.view.project(name)
+
+    async def metadata(self, release: Release, file: DistFile) -> CoreMetadata:
+        return self.view.metadata(release, file)
+
+    def fetched(self, name: NormalizedName) -> bool:
+        return True
 
 
 def _merged(name: NormalizedName, pages: Sequence[tuple[Project, str]]) -> Project:
@@ -235,6 +282,37 @@ def cases() -> list[Case]:
         config = _with_absolute_paths(document["config"], path.parent)
         found.append(Case(path.stem, requirements, config, document.get("expected", {})))
     return found
+
+
+@dataclass(frozen=True)
+class HandCase:
+    """A case a person wrote and reasoned out (cases/hand/<name>.json); a refreeze never rewrites it."""
+
+    name: str
+    lines: tuple[str, ...]  # the requirements file, line by line
+    config: Mapping[str, Any]  # [tool.cuda-constraints]
+    expected: Mapping[str, Mapping[str, Any]]  # major -> pins (or pins_include), excluded, swapped; or conflict
+    unvisited: tuple[NormalizedName, ...]  # projects whose page no part of the run may ask for
+
+
+def hand_cases() -> list[HandCase]:
+    found = []
+    for path in sorted((FROZEN / "cases" / "hand").glob("*.json")):
+        document = json.loads(path.read_text())
+        found.append(HandCase(
+            path.stem, tuple(document["requirements"]), _with_absolute_paths(document.get("config", {}), path.parent),
+            document["expected"], tuple(canonicalize_name(name) for name in document.get("unvisited", ())),
+        ))
+    return found
+
+
+def compile_hand_case(case: HandCase, major: int, index: Any, output: Path) -> CompileResult:
+    """The case's requirements, written to a file, compiled for one CUDA major as `compile --cuda MAJOR
+    --dry-run` would compile them; CudaConstraintsError when it fails."""
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "requirements.txt").write_text("".join(f"{line}\n" for line in case.lines))
+    write_pyproject(output, {"requirements": ["requirements.txt"], **case.config})
+    return compile_project(output, index, ["--dry-run", "--cuda", str(major)])
 
 
 def _with_absolute_paths(table: Mapping[str, Any], base: Path) -> dict[str, Any]:
@@ -354,7 +432,9 @@ class Recorder:
         return getattr(self.index, name)
 
 
-def freeze(selected: Sequence[str] = ()) -> None:
+def freeze(selected: Sequence[str] = (), accept: bool = False) -> bool:
+    """Freeze the selected cases (all when none is named) into the snapshot. An expectation the new
+    results change is kept, and its differences printed, unless `accept`: whether none was kept."""
     from resolver.index.blocking import BlockingIndex
     from resolver.index.cache import Cache
     from resolver.index.client import ClientOptions, IndexClient
@@ -363,6 +443,7 @@ def freeze(selected: Sequence[str] = ()) -> None:
     metadata: dict[str, dict[str, CoreMetadata]] = {}
     extensions: dict[str, dict[str, Any]] = {}
     environments = set()
+    kept: list[str] = []
     base = Snapshot(FROZEN / "index") if selected else None
     for case in cases():
         if selected and case.name not in selected:
@@ -380,14 +461,22 @@ def freeze(selected: Sequence[str] = ()) -> None:
             tuple(Platform.parse(p) for p in case.config["platforms"]),
         ))
         path = FROZEN / "cases" / f"{case.name}.json"
-        document = json.loads(path.read_text())
-        document["expected"] = outcome(result)
+        document, changes = merged(json.loads(path.read_text()), outcome(result), accept)
         path.write_text(json.dumps(document, indent=2) + "\n")
         print(f"{case.name}: {sum(len(m['pins']) for m in document['expected'].values())} pins", file=sys.stderr)
+        if changes:
+            if not accept:
+                kept.append(case.name)
+            verb = "changed (accepted)" if accept else "would change; the recorded expectation is kept"
+            print(f"{case.name}: its expectation {verb}:", *(f"  {line}" for line in changes), sep="\n", file=sys.stderr)
     _write_index(projects, metadata, environments, merge=bool(selected))
     for name, found in extensions.items():
         listed = {f: list(n) if n is not None else None for f, n in found.items()}
         _write(FROZEN / "index" / "extensions" / f"{name}.json", listed, merge=bool(selected))
+    if kept:
+        print(f"the snapshot was written, but the expectations of {', '.join(kept)} were not: review the changes "
+              "above, then run again with --accept to record them", file=sys.stderr)
+    return not kept
 
 
 def _write_index(projects: Mapping[str, Project], metadata: Mapping[str, Mapping[str, CoreMetadata]], environments: set[Any],
@@ -433,4 +522,5 @@ def _write(path: Path, document: Any, merge: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    freeze(sys.argv[1:])
+    arguments = sys.argv[1:]
+    sys.exit(0 if freeze([a for a in arguments if a != "--accept"], accept="--accept" in arguments) else 1)
