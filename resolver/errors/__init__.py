@@ -392,22 +392,28 @@ class StaleConstraints(CudaConstraintsError):
         )
 
 
-class IndexesDisagree(CudaConstraintsError):
-    """A constraints file whose `indexes` block names other indexes than the configuration gives: `install`
-    asks only what the configuration gives, never an index from file text alone."""
+class FileDisagrees(CudaConstraintsError):
+    """A file `install` refuses for what it says, `problems` each a phrase; `remedy`: what to do instead."""
 
     exit_code = 1
+    remedy = ""
 
     def __init__(self, path: Path, problems: Sequence[str]) -> None:
         super().__init__(path, problems)
         self.path, self.problems = path, tuple(problems)
 
     def message(self) -> str:
-        return (
-            f"{self.path}: {'; '.join(escape(problem) for problem in self.problems)}. install asks only the indexes "
-            "[tool.cuda-constraints], the requirements files and the environment give; add an index there (then "
-            "compile), or run `cuda-constraints check` to see what changed. Nothing was installed."
-        )
+        return f"{self.path}: {'; '.join(escape(problem) for problem in self.problems)}. {self.remedy}"
+
+
+class IndexesDisagree(FileDisagrees):
+    """A constraints file whose `indexes` block names other indexes than the configuration gives: `install`
+    asks only what the configuration gives, never an index from file text alone."""
+
+    remedy = (
+        "install asks only the indexes [tool.cuda-constraints], the requirements files and the environment give; "
+        "add an index there (then compile), or run `cuda-constraints check` to see what changed. Nothing was installed."
+    )
 
 
 class WouldReplace(CudaConstraintsError):
@@ -469,17 +475,7 @@ class CannotLock(CudaConstraintsError):
         )
 
 
-class LockDisagrees(CudaConstraintsError):
+class LockDisagrees(FileDisagrees):
     """A lock file that does not say what the constraints file beside it says: `install` refuses it."""
 
-    exit_code = 1
-
-    def __init__(self, path: Path, problems: Sequence[str]) -> None:
-        super().__init__(path, problems)
-        self.path, self.problems = path, tuple(problems)
-
-    def message(self) -> str:
-        return (
-            f"{self.path}: {'; '.join(escape(problem) for problem in self.problems)}. Run `cuda-constraints compile` "
-            "to regenerate both files, and commit them; nothing was installed."
-        )
+    remedy = "Run `cuda-constraints compile` to regenerate both files, and commit them; nothing was installed."
