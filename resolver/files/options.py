@@ -64,7 +64,8 @@ OPTIONS: tuple[Option, ...] = (
            key="output-dir", regenerate=True, field="output_dir"),
     # -- the index --------------------------------------------------------------------------------------
     Option("index_url", ("--index-url",), "the default index: a Simple API URL, JSON or HTML (default: "
-           "https://pypi.org/simple, or the environment's: UV_DEFAULT_INDEX, UV_INDEX_URL, PIP_INDEX_URL)", "value", "index", "URL", key="index-url",
+           "https://pypi.org/simple, or the environment's: UV_DEFAULT_INDEX, UV_INDEX_URL, PIP_INDEX_URL)",
+           "value", "index", "URL", key="index-url",
            regenerate=True, shapes=True, secret=True, field="index_url"),
     Option("extra_index_url", ("--extra-index-url",), "another index, asked before --index-url (as uv does); repeatable",
            "values", "index", "URL", key="extra-index-url", regenerate=True, extends=True, shapes=True, secret=True,
