@@ -177,7 +177,7 @@ class RoutedFetcher:
 async def _existing(sources: Sources, names: list[str]) -> set[str]:
     async def exists(name: str) -> str | None:
         try:
-            project = await sources.project(canonicalize_name(name))
+            project = await sources.project(canonicalize_name(name), suggest=False)  # nobody reads close names here
         except ProjectNotFound:
             return None
         return name if project.releases else None
