@@ -31,7 +31,7 @@ from packaging.version import Version
 
 from resolver.errors import ProjectNotFound
 from resolver.index.metadata import parse_core_metadata
-from resolver.model.distributions import CoreMetadata, DistFile, Project, Release
+from resolver.model.distributions import CoreMetadata, DistFile, Project, Release, close_names
 
 LINUX_TAGS = ("py3-none-any",)
 BOTH_ARCHES = ("cp312-cp312-manylinux_2_28_x86_64", "cp312-cp312-manylinux_2_28_aarch64")
@@ -232,6 +232,9 @@ class SyntheticIndex:
 
     def existing(self, names: Iterable[str]) -> set[str]:
         return {canonicalize_name(n) for n in names} & set(self.releases)
+
+    def close_names(self, name: str) -> tuple[str, ...]:  # as an index's root listing would give them
+        return close_names(name, self.releases)
 
     def cancel(self) -> None:
         pass

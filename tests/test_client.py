@@ -148,23 +148,30 @@ def test_unknown_project_is_a_clear_error(index, mock):
     assert "no project named 'no-such-project' on https://index.test/simple" in str(failure.value)
 
 
-def test_a_misspelt_project_is_suggested_from_the_root_listing_asked_once_a_run(index, mock):
-    """However many names are not found, the root is asked once; the names it lists are suggested."""
-    async def both() -> list[ProjectNotFound]:
-        client = client_for()
-        sources, failures = Sources(client, INDEX), []
-        for name in ("nixll", "metadata-servd", "nixll"):
-            with pytest.raises(ProjectNotFound) as failure:
+async def close_names_of(client: IndexClient, *names: str, routing: Routing = INDEX) -> list[tuple[str, ...]]:
+    """For each name: the project is not found, then the close names the indexes list are asked for."""
+    sources, found = Sources(client, routing), []
+    try:
+        for name in names:
+            with pytest.raises(ProjectNotFound):
                 await sources.project(canonicalize_name(name))
-            failures.append(failure.value)
-        with pytest.raises(ProjectNotFound) as unsuggested:
-            await Sources(client, INDEX).project(canonicalize_name("big-whel"), suggest=False)
+            found.append(await sources.close_names(canonicalize_name(name)))
+    finally:
         await client.close()
-        return [*failures, unsuggested.value]
+    return found
 
-    failures = run(both())
-    assert [failure.suggestions for failure in failures] == [("nixl",), ("metadata-served",), ("nixl",), ()]
+
+def test_a_misspelt_project_is_suggested_from_the_root_listing_asked_once_a_run(index, mock):
+    """However many names are asked about, the root is fetched once; the names it lists are suggested."""
+    assert run(close_names_of(client_for(), "nixll", "metadata-servd", "nixll")) == [("nixl",), ("metadata-served",), ("nixl",)]
     assert index.paths().count("/simple/") == 1
+
+
+def test_a_project_no_index_has_fetches_no_root_listing_until_its_close_names_are_asked_for(index, mock):
+    """A missing project below the top level only has no candidates: the miss alone reads no listing."""
+    with pytest.raises(ProjectNotFound) as failure:
+        run(fetch(client_for(), "nixll"))
+    assert "/simple/" not in index.paths() and failure.value.suggestions == ()
 
 
 def test_pypi_is_never_asked_for_its_root_listing():
@@ -172,25 +179,19 @@ def test_pypi_is_never_asked_for_its_root_listing():
     with respx.mock(assert_all_called=False) as router:
         root = router.get("https://pypi.org/simple/").mock(return_value=httpx.Response(200, json={"projects": [{"name": "nixl"}]}))
         router.get("https://pypi.org/simple/nixll/").mock(return_value=httpx.Response(404))
-        with pytest.raises(ProjectNotFound) as failure:
-            run(fetch(client_for(), "nixll", routing=Routing((IndexSource("https://pypi.org/simple"),))))
-    assert not root.called and failure.value.suggestions == ()
+        pypi = Routing((IndexSource("https://pypi.org/simple"),))
+        assert run(close_names_of(client_for(), "nixll", routing=pypi)) == [()]
+    assert not root.called
 
 
 def test_offline_no_root_listing_is_asked_for(index, mock, tmp_path):
-    async def missing_online_then_offline() -> tuple[str, ...]:
+    async def missing_online_then_offline() -> list[tuple[str, ...]]:
         online = client_for(tmp_path)
         await online.page(f"{ROOT}/simple", canonicalize_name("nixll"))  # a 404, cached as such
         await online.close()
-        offline = client_for(tmp_path, offline=True)
-        try:
-            with pytest.raises(ProjectNotFound) as failure:
-                await Sources(offline, INDEX).project(canonicalize_name("nixll"))
-        finally:
-            await offline.close()
-        return failure.value.suggestions
+        return await close_names_of(client_for(tmp_path, offline=True), "nixll")
 
-    assert run(missing_online_then_offline()) == ()
+    assert run(missing_online_then_offline()) == [()]
     assert index.paths() == ["/simple/nixll/"]
 
 
@@ -202,9 +203,7 @@ def test_a_root_listing_that_does_not_come_soon_is_given_up(index, mock, monkeyp
         return httpx.Response(200, json={"projects": [{"name": "nixl"}]})
 
     index.override("/simple/", slow)
-    with pytest.raises(ProjectNotFound) as failure:
-        run(asyncio.wait_for(fetch(client_for(), "nixll"), 10))
-    assert failure.value.suggestions == ()
+    assert run(asyncio.wait_for(close_names_of(client_for(), "nixll"), 10)) == [()]
 
 
 def test_a_root_listing_is_read_as_json_or_html_and_only_valid_names_are_kept():

@@ -243,10 +243,15 @@ def test_a_misspelt_project_is_suggested_from_the_root_listing_of_the_index_aske
     served = index()
     with IndexServer(served) as private:
         done = compile_in_a_subprocess(tmp_path, "our-kernals\n", "--index-url", private.simple_url)
+        environment = {key: value for key, value in os.environ.items() if key not in INDEX_VARIABLES}
+        inspected = subprocess.run([sys.executable, "-m", "resolver", "inspect", "our-kernals", "--no-cache", "--index-url",
+                                    private.simple_url], cwd=tmp_path, capture_output=True, text=True, check=False, timeout=120,
+                                   env=environment)
     assert done.returncode == 2, done.stderr
     assert (f"requirements/ours.txt:1: our-kernals: no project named 'our-kernals' on {private.simple_url}. Did you mean our-kernels? "
             in done.stderr), done.stderr
-    assert served.paths().count("/simple/") == 1 and "Traceback" not in done.stderr
+    assert served.paths().count("/simple/") == 2 and "Traceback" not in done.stderr  # once for each run
+    assert inspected.returncode == 2 and "Did you mean our-kernels?" in inspected.stderr, inspected.stderr
 
 
 def test_an_index_that_asks_for_credentials_gets_them_for_its_root_and_they_are_never_shown(tmp_path):

@@ -151,6 +151,9 @@ class RoutedIndex:
     def existing(self, names: Iterable[str]) -> set[str]:
         return self.blocking.run(_existing(self.sources, sorted(set(names))))
 
+    def close_names(self, name: NormalizedName) -> tuple[str, ...]:
+        return self.blocking.run(self.sources.close_names(name))
+
     def cancel(self) -> None:
         self.blocking.cancel()
 
@@ -177,7 +180,7 @@ class RoutedFetcher:
 async def _existing(sources: Sources, names: list[str]) -> set[str]:
     async def exists(name: str) -> str | None:
         try:
-            project = await sources.project(canonicalize_name(name), suggest=False)  # nobody reads close names here
+            project = await sources.project(canonicalize_name(name))
         except ProjectNotFound:
             return None
         return name if project.releases else None

@@ -32,7 +32,6 @@ class Sources:
         self._clean = {source: client.credentials.add(source.url) for source in (*routing.indexes, *routing.find_links,
                                                                                  *routing.routes.values())}
         self._projects: dict[NormalizedName, Project] = {}
-        self._near_names: dict[NormalizedName, tuple[str, ...]] = {}  # close names to one no source has, once each
 
     def shown(self, source: IndexSource) -> str:
         return source.display
@@ -60,9 +59,9 @@ class Sources:
             return None  # no index has it: the loop says so, with the error's details
         return self._projects.setdefault(name, project_from_pages(name, listings))
 
-    async def project(self, name: NormalizedName, suggest: bool = True) -> Project:
+    async def project(self, name: NormalizedName) -> Project:
         """The project from its pages, fetched as needed (the crawl and every resolver of this routing ask);
-        ProjectNotFound when no source has it, with close names unless `suggest` is false."""
+        ProjectNotFound when no source has it, with the close names known without asking an index."""
         found = self._projects.get(name)
         if found is None:
             # Find-links files first: where an index has a file of the same name, the find-links one is taken
@@ -71,8 +70,7 @@ class Sources:
             listings += await self._index_pages(name)
             if not any(listing.page.releases for listing in listings):
                 empty = [listing.shown for listing in listings]  # a page without files: a login page, perhaps
-                near = await self._near(name) if suggest else ()
-                raise ProjectNotFound(name, self._where(name), answered_empty=empty, suggestions=near)
+                raise ProjectNotFound(name, self._where(name), answered_empty=empty, suggestions=self._near(name))
             found = self._projects.setdefault(name, project_from_pages(name, listings))
         return found
 
@@ -97,18 +95,22 @@ class Sources:
             listings += _links_listing(await self.client.links_page(self._clean[source]), name, self.shown(source))
         return listings
 
-    async def _near(self, name: NormalizedName) -> tuple[str, ...]:
-        """Names close to one no source has, from the root listings of the indexes searched for it (a small
-        one, never PyPI's: `IndexClient.root_names`), the find-links locations' and the cache's pages."""
-        if name not in self._near_names:
-            listed = [*self.client.cache.project_names()]
-            for source in self.routing.find_links:
-                links = self.client.store.page(self._clean[source], FIND_LINKS)
-                if links is not None and isinstance(links.content, LinksPage):
-                    listed += list(links.content.projects)
-            roots = await asyncio.gather(*(self.client.root_names(self._clean[source]) for source in self.routing.searched(name)))
-            self._near_names[name] = close_names(name, (*listed, *(known for root in roots for known in root)))
-        return self._near_names[name]
+    def _near(self, name: NormalizedName) -> tuple[str, ...]:
+        """Names close to one no source has, from what is known without asking an index for a listing: the
+        cache's pages and the find-links locations'."""
+        listed = list(self.client.cache.project_names())
+        for source in self.routing.find_links:
+            links = self.client.store.page(self._clean[source], FIND_LINKS)
+            if links is not None and isinstance(links.content, LinksPage):
+                listed += list(links.content.projects)
+        return close_names(name, listed)
+
+    async def close_names(self, name: NormalizedName) -> tuple[str, ...]:
+        """Names close to one no source has, the root listings of the indexes searched for it included (a
+        small one, never PyPI's: `IndexClient.root_names`). Asked only when the miss is the run's error: a
+        project below the top level that no index has is only one with no candidates."""
+        roots = await asyncio.gather(*(self.client.root_names(self._clean[source]) for source in self.routing.searched(name)))
+        return close_names(name, (*self._near(name), *(known for root in roots for known in root)))
 
     def _where(self, name: NormalizedName) -> str:
         searched = [self.shown(s) for s in (*self.routing.searched(name), *self.routing.find_links)]
