@@ -201,7 +201,8 @@ def _placed(missing: ProjectNotFound, plan: MajorPlan, environment: Environment)
     root = next((r for r in plan.roots[environment] if r.name == missing.name), None)
     origin = missing.origin or (f"{root.asked_by}: {root}" if root is not None else "")
     known = {
-        *missing.suggestions, *plan.source.close_names(canonicalize_name(missing.name)), *(canonicalize_name(r.requirement.name) for r in plan.requirements_input.requirements),
+        *missing.suggestions, *plan.source.close_names(canonicalize_name(missing.name)),
+        *(canonicalize_name(r.requirement.name) for r in plan.requirements_input.requirements),
         *(canonicalize_name(r.requirement.name) for r in plan.requirements_input.constraints),
         *(pin.name for pin in (plan.old.pins if plan.old is not None else ())), *plan.families.names((plan.major,)),
     }
