@@ -210,6 +210,9 @@ class RoutedView:
             found.add(name)
         return found
 
+    def close_names(self, name: NormalizedName) -> tuple[str, ...]:  # a snapshot has no root listing
+        return ()
+
     def cancel(self) -> None:
         pass
 

@@ -31,7 +31,7 @@ from packaging.version import Version
 
 from resolver.errors import ProjectNotFound
 from resolver.index.metadata import parse_core_metadata
-from resolver.model.distributions import CoreMetadata, DistFile, Project, Release
+from resolver.model.distributions import CoreMetadata, DistFile, Project, Release, close_names
 
 LINUX_TAGS = ("py3-none-any",)
 BOTH_ARCHES = ("cp312-cp312-manylinux_2_28_x86_64", "cp312-cp312-manylinux_2_28_aarch64")
@@ -233,6 +233,9 @@ class SyntheticIndex:
     def existing(self, names: Iterable[str]) -> set[str]:
         return {canonicalize_name(n) for n in names} & set(self.releases)
 
+    def close_names(self, name: str) -> tuple[str, ...]:  # as an index's root listing would give them
+        return close_names(name, self.releases)
+
     def cancel(self) -> None:
         pass
 
@@ -263,6 +266,14 @@ class SyntheticIndex:
             entry["core-metadata"] = {"sha256": hashlib.sha256(release.metadata_text().encode()).hexdigest()}
         return entry
 
+    def root_listing(self, accept: str = "") -> tuple[int, dict[str, str], bytes]:
+        """The index's root: every project, as PEP 691 JSON when asked for first, else as PEP 503 HTML."""
+        if accept.lstrip().startswith("application/vnd.pypi.simple.v1+json") and not self.html_only:
+            document = {"meta": {"api-version": "1.0"}, "projects": [{"name": name} for name in self.releases]}
+            return 200, {"Content-Type": "application/vnd.pypi.simple.v1+json"}, json.dumps(document).encode()
+        links = "".join(f'<a href="{self.pages}{quote(name)}/">{html.escape(name)}</a><br/>\n' for name in self.releases)
+        return 200, {"Content-Type": "text/html"}, f"<!DOCTYPE html>\n<html><body>\n{links}</body></html>\n".encode()
+
     def simple_page(self, name: str) -> str:
         """A PEP 503 page, with PEP 658 metadata links, for pip and uv."""
         releases = self.releases[canonicalize_name(name)]
@@ -288,6 +299,8 @@ class SyntheticIndex:
         PEP 691 JSON when asked for first (as this tool and uv ask), else PEP 503 HTML (as pip asks)."""
         self.requests.append((method, path, range_header))
         path = unquote(path)
+        if path in (self.pages, self.pages.rstrip("/")):
+            return self.root_listing(accept)
         if path == self.links_page:
             links = "".join(self.simple_page(name).split("<body>\n", 1)[1].split("</body>")[0] for name in self.releases)
             return 200, {"Content-Type": "text/html"}, f"<html><body>\n{links}</body></html>\n".encode()

@@ -25,6 +25,7 @@ from resolver.errors import (
 from resolver.index.blocking import BlockingIndex, RoutedIndex
 from resolver.index.cache import Cache
 from resolver.index.client import ClientOptions, IndexClient
+from resolver.index.pages import ROOT_NAMES, PageError, root_names
 from resolver.index.sources import Sources
 from resolver.model.indexes import IndexSource, Routing
 
@@ -145,6 +146,77 @@ def test_unknown_project_is_a_clear_error(index, mock):
         run(fetch(client_for(), "no-such-project"))
     assert failure.value.exit_code == 2
     assert "no project named 'no-such-project' on https://index.test/simple" in str(failure.value)
+
+
+async def close_names_of(client: IndexClient, *names: str, routing: Routing = INDEX) -> list[tuple[str, ...]]:
+    """For each name: the project is not found, then the close names the indexes list are asked for."""
+    sources, found = Sources(client, routing), []
+    try:
+        for name in names:
+            with pytest.raises(ProjectNotFound):
+                await sources.project(canonicalize_name(name))
+            found.append(await sources.close_names(canonicalize_name(name)))
+    finally:
+        await client.close()
+    return found
+
+
+def test_a_misspelt_project_is_suggested_from_the_root_listing_asked_once_a_run(index, mock):
+    """However many names are asked about, the root is fetched once; the names it lists are suggested."""
+    assert run(close_names_of(client_for(), "nixll", "metadata-servd", "nixll")) == [("nixl",), ("metadata-served",), ("nixl",)]
+    assert index.paths().count("/simple/") == 1
+
+
+def test_a_project_no_index_has_fetches_no_root_listing_until_its_close_names_are_asked_for(index, mock):
+    """A missing project below the top level only has no candidates: the miss alone reads no listing."""
+    with pytest.raises(ProjectNotFound) as failure:
+        run(fetch(client_for(), "nixll"))
+    assert "/simple/" not in index.paths() and failure.value.suggestions == ()
+
+
+def test_pypi_is_never_asked_for_its_root_listing():
+    """PyPI's root lists 700,000 names in tens of MB: a name it does not have gets no listing read."""
+    with respx.mock(assert_all_called=False) as router:
+        root = router.get("https://pypi.org/simple/").mock(return_value=httpx.Response(200, json={"projects": [{"name": "nixl"}]}))
+        router.get("https://pypi.org/simple/nixll/").mock(return_value=httpx.Response(404))
+        pypi = Routing((IndexSource("https://pypi.org/simple"),))
+        assert run(close_names_of(client_for(), "nixll", routing=pypi)) == [()]
+    assert not root.called
+
+
+def test_offline_no_root_listing_is_asked_for(index, mock, tmp_path):
+    async def missing_online_then_offline() -> list[tuple[str, ...]]:
+        online = client_for(tmp_path)
+        await online.page(f"{ROOT}/simple", canonicalize_name("nixll"))  # a 404, cached as such
+        await online.close()
+        return await close_names_of(client_for(tmp_path, offline=True), "nixll")
+
+    assert run(missing_online_then_offline()) == [()]
+    assert index.paths() == ["/simple/nixll/"]
+
+
+def test_a_root_listing_that_does_not_come_soon_is_given_up(index, mock, monkeypatch):
+    monkeypatch.setattr("resolver.index.client.ROOT_TIMEOUT", 0.2)
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(30)
+        return httpx.Response(200, json={"projects": [{"name": "nixl"}]})
+
+    index.override("/simple/", slow)
+    assert run(asyncio.wait_for(close_names_of(client_for(), "nixll"), 10)) == [()]
+
+
+def test_a_root_listing_is_read_as_json_or_html_and_only_valid_names_are_kept():
+    listing = {"meta": {"api-version": "1.0"}, "projects": [
+        {"name": "Our_Kernels"}, {"name": "-bad"}, {"name": "a\nb"}, {"name": 7}, "numpy", {"name": "zope.interface"}]}
+    assert root_names(json.dumps(listing).encode(), "application/vnd.pypi.simple.v1+json") == {"our-kernels", "zope-interface"}
+    http_server = b'<html><body><ul><li><a href="our_kernels/">our_kernels/</a></li><li><a href="../">..</a></li>' \
+                  b'<li><a href="?C=N;O=D">Name</a></li><li><a href="https://host/simple/Torch/">Torch</a></ul></body></html>'
+    assert root_names(http_server, "text/html") == {"our-kernels", "torch"}
+    with pytest.raises(PageError):
+        root_names(b'{"files": []}', "application/json")
+    with pytest.raises(PageError):
+        root_names(json.dumps({"projects": [{"name": f"p{n}"} for n in range(ROOT_NAMES + 1)]}).encode(), "")
 
 
 def test_429_waits_as_long_as_retry_after_says(index, mock):

@@ -4,8 +4,14 @@ pip installing what was compiled from them. Every server's log shows what was as
 
 from __future__ import annotations
 
+import functools
+import json
+import os
 import shutil
+import subprocess
 import sys
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -14,8 +20,8 @@ from resolver.cli.main import main
 from resolver.files.config import read_environment
 from resolver.files.constraints import IndexLine, parse
 
-from .conftest import forget_the_machine_indexes
-from .index_server import PLATFORM, PYTHON_VERSION, WHEEL_TAG, IndexServer, pypi_like, pytorch_like
+from .conftest import INDEX_VARIABLES, forget_the_machine_indexes
+from .index_server import PLATFORM, PYTHON_VERSION, WHEEL_TAG, IndexServer, ServedIndex, pypi_like, pytorch_like
 from .installers import installed, isolate_installers, new_venv
 from .synthetic import KV_REQUIREMENTS, SyntheticIndex
 
@@ -193,6 +199,113 @@ def test_unsafe_best_match_asks_every_index_and_takes_the_best(public_and_privat
                                 "--extra-index-url", private.simple_url)
     assert found["our-kernels"] == "9.9" and "/simple/our-kernels/" in pypi.index.paths()
     assert "# indexes (unsafe-best-match)" in (tmp_path / "constraints" / "cu13.txt").read_text()
+
+
+# -- close names from an index's root listing --------------------------------------------------------------
+
+
+class RootAnswers(ServedIndex):
+    """A private index whose root answers `root` (status, headers, body) instead of its listing."""
+
+    def __init__(self, root: tuple[int, dict[str, str], bytes] | None = None, **options: bool) -> None:
+        super().__init__(**options)
+        self.root = root
+
+    def root_listing(self, accept: str = "") -> tuple[int, dict[str, str], bytes]:
+        return super().root_listing(accept) if self.root is None else self.root
+
+
+def our_kernels(index: ServedIndex) -> ServedIndex:
+    index.add("our-kernels", "1.0", tags=HERE)
+    index.add("numpy", "2.2.6", tags=HERE)
+    return index
+
+
+def compile_in_a_subprocess(root: Path, requirements: str, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """`python -m resolver compile` from the index given alone, nothing cached, no index of the machine's."""
+    (root / "requirements").mkdir(exist_ok=True)
+    (root / "requirements" / "ours.txt").write_text(requirements)
+    (root / "pyproject.toml").write_text(f'[tool.cuda-constraints]\nrequirements = ["requirements/ours.txt"]\n{TARGET}')
+    environment = {key: value for key, value in os.environ.items() if key not in INDEX_VARIABLES}
+    return subprocess.run([sys.executable, "-m", "resolver", "compile", *FAST, "--cuda", "13", *arguments], cwd=root,
+                          capture_output=True, text=True, check=False, timeout=120, env={**environment, "NETRC": str(root / "no-netrc")})
+
+
+ROOT_LISTING = b'<a href="/simple/our-kernels/">our-kernels</a>\n<a href="/simple/numpy/">numpy</a>\n'
+
+
+@pytest.mark.parametrize("index", [
+    pytest.param(lambda: our_kernels(ServedIndex()), id="PEP 691 JSON"),
+    pytest.param(lambda: our_kernels(ServedIndex(html_only=True)), id="PEP 503 HTML"),
+])
+def test_a_misspelt_project_is_suggested_from_the_root_listing_of_the_index_asked(tmp_path, index):
+    """Nothing local knows our-kernels (no input, no cache, no family): only the index's root lists it."""
+    served = index()
+    with IndexServer(served) as private:
+        done = compile_in_a_subprocess(tmp_path, "our-kernals\n", "--index-url", private.simple_url)
+        environment = {key: value for key, value in os.environ.items() if key not in INDEX_VARIABLES}
+        inspected = subprocess.run([sys.executable, "-m", "resolver", "inspect", "our-kernals", "--no-cache", "--index-url",
+                                    private.simple_url], cwd=tmp_path, capture_output=True, text=True, check=False, timeout=120,
+                                   env=environment)
+    assert done.returncode == 2, done.stderr
+    assert (f"requirements/ours.txt:1: our-kernals: no project named 'our-kernals' on {private.simple_url}. Did you mean our-kernels? "
+            in done.stderr), done.stderr
+    assert served.paths().count("/simple/") == 2 and "Traceback" not in done.stderr  # once for each run
+    assert inspected.returncode == 2 and "Did you mean our-kernels?" in inspected.stderr, inspected.stderr
+
+
+def test_an_index_that_asks_for_credentials_gets_them_for_its_root_and_they_are_never_shown(tmp_path):
+    served = our_kernels(ServedIndex())
+    with IndexServer(served, credentials=("me", "s3cret-token")) as private:
+        url = private.simple_url.replace("http://", "http://me:s3cret-token@")
+        done = compile_in_a_subprocess(tmp_path, "our-kernals\n", "--index-url", url)
+    assert done.returncode == 2, done.stderr
+    assert "Did you mean our-kernels? " in done.stderr and "s3cret-token" not in done.stderr + done.stdout
+    assert all(authorization is not None for path, authorization in private.authorizations if path == "/simple/")
+
+
+def test_a_directory_served_by_http_server_offers_its_listing(tmp_path):
+    """A PEP 503 tree served by `python -m http.server`: its directory listing is the root's."""
+    tree = tmp_path / "tree" / "simple"
+    served = our_kernels(ServedIndex())
+    for name in ("our-kernels", "numpy"):
+        (tree / name).mkdir(parents=True)
+        (tree / name / "index.html").write_text(served.simple_page(name).replace('href="/packages/', 'href="../../packages/'))
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path / "tree"))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        done = compile_in_a_subprocess(tmp_path, "our-kernals\n", "--index-url", f"http://127.0.0.1:{server.server_address[1]}/simple")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.returncode == 2, done.stderr
+    assert "no project named 'our-kernals' on http://127.0.0.1:" in done.stderr and "Did you mean our-kernels? " in done.stderr
+
+
+def oversized() -> bytes:
+    """A listing of our-kernels and then 2 MiB of other names (fewer than ROOT_NAMES): too long to be read."""
+    names = ["our-kernels", *(f"project-{number:05d}-of-a-listing-too-long-to-read" for number in range(40_000))]
+    return json.dumps({"meta": {"api-version": "1.0"}, "projects": [{"name": name} for name in names]}).encode()
+
+
+@pytest.mark.parametrize("root", [
+    pytest.param((404, {"Content-Type": "text/html"}, ROOT_LISTING), id="404 with a listing as its body"),
+    pytest.param((200, {"Content-Type": "application/vnd.pypi.simple.v1+json"}, oversized()), id="over 2 MiB"),
+    pytest.param((200, {"Content-Type": "application/vnd.pypi.simple.v1+json"}, b'{"projects": [{"name": "our-kernels"'),
+                 id="truncated JSON"),
+    pytest.param((500, {}, ROOT_LISTING), id="a server error"),
+])
+def test_a_root_that_cannot_be_used_leaves_the_plain_error(tmp_path, root):
+    """No suggestion, the same error and exit code: a listing is a help, never a failure of its own."""
+    served = our_kernels(RootAnswers(root))
+    with IndexServer(served) as private:
+        done = compile_in_a_subprocess(tmp_path, "our-kernals\n", "--index-url", private.simple_url)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: requirements/ours.txt:1: our-kernals: no project named 'our-kernals' on "
+                                  f"{private.simple_url}. Check the spelling in your requirements"), done.stderr
+    assert "Did you mean" not in done.stderr and "Traceback" not in done.stderr
+    assert "/simple/" in served.paths()
 
 
 # -- find-links ----------------------------------------------------------------------------------------------

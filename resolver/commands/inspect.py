@@ -14,13 +14,13 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from ..errors import MetadataUnavailable, UsageError
+from ..errors import MetadataUnavailable, ProjectNotFound, UsageError
 from ..errors.display import escape
-from ..model.distributions import CoreMetadata, DistFile, Project, Release
+from ..model.distributions import CoreMetadata, DistFile, Project, Release, close_names
 from ..model.families import FamilyTable
 from ..model.targets import Environment
 from ..resolve.selection import best_wheel, python_ok
-from ..resolve.source import MetadataSource
+from ..resolve.source import Index
 from ..resolve.torch_builds import read_torch_builds
 
 
@@ -84,13 +84,18 @@ def pick_release(project: Project, version: Version | None) -> Release:
 
 
 def inspect_release(
-    source: MetadataSource,
+    source: Index,
     name: NormalizedName,
     version: Version | None,
     environments: tuple[Environment, ...],
     families: FamilyTable,
 ) -> ReleaseReport:
-    release = pick_release(source.project(name), version)
+    try:
+        project = source.project(name)
+    except ProjectNotFound as missing:  # with the close names the indexes list
+        near = close_names(name, (*missing.suggestions, *source.close_names(name)))
+        raise ProjectNotFound(missing.name, missing.where, missing.answered_empty, missing.origin, near) from None
+    release = pick_release(project, version)
     files: dict[str, str | None] = {}
     for environment in environments:
         wheel = best_wheel(release.files, environment)

@@ -196,12 +196,13 @@ def resolve_major(
 
 
 def _placed(missing: ProjectNotFound, plan: MajorPlan, environment: Environment) -> ProjectNotFound:
-    """The error with the requirement that named the project, and the close names the inputs, the existing
-    file and the family table know (besides those the index found in its cache)."""
+    """The error with the requirement that named the project, and the close names the indexes list and the
+    inputs, the existing file and the family table know."""
     root = next((r for r in plan.roots[environment] if r.name == missing.name), None)
     origin = missing.origin or (f"{root.asked_by}: {root}" if root is not None else "")
     known = {
-        *missing.suggestions, *(canonicalize_name(r.requirement.name) for r in plan.requirements_input.requirements),
+        *missing.suggestions, *plan.source.close_names(canonicalize_name(missing.name)),
+        *(canonicalize_name(r.requirement.name) for r in plan.requirements_input.requirements),
         *(canonicalize_name(r.requirement.name) for r in plan.requirements_input.constraints),
         *(pin.name for pin in (plan.old.pins if plan.old is not None else ())), *plan.families.names((plan.major,)),
     }

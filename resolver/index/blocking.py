@@ -151,6 +151,9 @@ class RoutedIndex:
     def existing(self, names: Iterable[str]) -> set[str]:
         return self.blocking.run(_existing(self.sources, sorted(set(names))))
 
+    def close_names(self, name: NormalizedName) -> tuple[str, ...]:
+        return self.blocking.run(self.sources.close_names(name))
+
     def cancel(self) -> None:
         self.blocking.cancel()
 

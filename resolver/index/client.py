@@ -1,5 +1,6 @@
-"""The index client: the one path by which project pages, find-links pages and per-file dependencies are
-fetched, each fetch coalesced; use it from one event loop.
+"""The index client: the one path by which project pages, find-links pages, per-file dependencies and (for
+close names to a project no index has) an index's root listing are fetched, each fetch coalesced; use it
+from one event loop.
 
 Pages come from the Simple API, asked for as JSON (PEP 691) and read as HTML (PEP 503) when that is what
 an index answers; a page the cache holds is revalidated or, without validators, reused for a while.
@@ -22,6 +23,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 from packaging.utils import NormalizedName
 
@@ -30,9 +32,9 @@ from ..errors.display import has_secret
 from ..model.distributions import CoreMetadata, DistFile, Release
 from .auth import CredentialStore
 from .cache import Cache, CachedPage, Kept, PageFile, keep_page
-from .http import Http, Limits, Response, Stats
+from .http import MIB, Http, Limits, Response, Stats
 from .page_worker import PageWorker
-from .pages import ACCEPT, MISSING, PageError, find_links_directory, find_links_page
+from .pages import ACCEPT, MISSING, PageError, find_links_directory, find_links_page, root_names
 from .reading import MetadataReader
 from .store import UNKNOWN, Extensions, Store
 from .wheel import ZipReadError
@@ -45,6 +47,11 @@ logger = logging.getLogger(__name__)
 PAGE_CONCURRENCY = 4
 _MAX_AGE = re.compile(r"max-age=(\d+)")
 FIND_LINKS = "<find-links>"  # the cache's name for a find-links page (it lists every project)
+# An index's root listing, read for "did you mean" only: a small one, soon, or none (PyPI's lists 700,000
+# names in tens of MB, and is never asked for it).
+ROOT_BYTES = 2 * MIB
+ROOT_TIMEOUT = 10.0
+NO_ROOT_LISTING = frozenset({"pypi.org", "test.pypi.org", "files.pythonhosted.org"})
 # Parses a page just fetched and writes it to its page file, if it is given one.
 Keep = Callable[[Response, PageFile | None], Kept]
 
@@ -141,6 +148,27 @@ class IndexClient:
         if url.startswith(("http://", "https://")):
             return await self.once(("links", url), lambda: self._load_links(url))
         return await self.once(("directory", url), lambda: self._list_directory(url))
+
+    async def root_names(self, index_url: str) -> frozenset[NormalizedName]:
+        """The projects an index (credential-free URL) lists at its root, for close names to one it does not
+        have; none offline, from PyPI, or when the listing fails in any way (it is never an error). Asked
+        once a run, and not cached."""
+        if self.options.offline or urlsplit(index_url).hostname in NO_ROOT_LISTING:
+            return frozenset()
+        return await self.once(("root", index_url), lambda: self._load_root(index_url))
+
+    async def _load_root(self, index_url: str) -> frozenset[NormalizedName]:
+        url = f"{index_url.rstrip('/')}/"
+        try:
+            response = await asyncio.wait_for(self.http.get(url, "root", {"Accept": ACCEPT}, limit=ROOT_BYTES), ROOT_TIMEOUT)
+            loop = asyncio.get_running_loop()
+            names = await loop.run_in_executor(self._parser, root_names, response.body, _content_type(response))
+        except (IndexUnavailable, PageError, asyncio.TimeoutError) as error:  # LimitExceeded is an IndexUnavailable
+            why = error.message() if isinstance(error, IndexUnavailable) else str(error) or f"no answer within {ROOT_TIMEOUT:.0f}s"
+            logger.debug("%s: no root listing to suggest names from (%s)", url, why)
+            return frozenset()
+        logger.debug("%s lists %d projects", url, len(names))
+        return names
 
     async def _load_page(self, index_url: str, name: NormalizedName) -> CachedPage:
         url = f"{index_url.rstrip('/')}/{name}/"

@@ -88,7 +88,7 @@ class Stats:
 
     @property
     def metadata_bytes(self) -> int:
-        return sum(size for kind, size in self.bytes_by_kind.items() if kind != "project")
+        return sum(size for kind, size in self.bytes_by_kind.items() if kind not in ("project", "root"))
 
     def to_json(self) -> dict[str, object]:
         reads = sum(self.metadata_reads.values())

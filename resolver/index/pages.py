@@ -81,6 +81,8 @@ MISSING = Missing.MISSING
 # What one fetch of a page yields.
 PageContent = Page | LinksPage | Missing
 _CONTROL = re.compile("[\x00-\x20\x7f-\x9f]")
+# PEP 508's project name (the core metadata spec's), in ASCII letters and digits only.
+_PROJECT_NAME = re.compile(r"[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]")
 _CONTROL_BUT_SPACE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 YANK_REASON_LENGTH = 200
 # PEP 700's upload-time: `2026-01-02T03:04:05.123456Z` (a UTC offset is read too).
@@ -92,6 +94,8 @@ ACCEPT = f"{SIMPLE_JSON}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q
 
 # The json module gives up (RecursionError) about here; a project page nests 3 levels.
 JSON_DEPTH = 1000
+# Projects an index's root may list for "did you mean": a longer listing (a mirror of PyPI) is not used.
+ROOT_NAMES = 50_000
 
 
 class PageError(ValueError):
@@ -112,6 +116,43 @@ def parse_simple(body: bytes, content_type: str, name: NormalizedName) -> Page:
     if "html" in content_type or start == b"<":
         return _page(name, (row for row in html_rows(body) if project_of(row.filename) == name))
     raise PageError(f"answered {content_type or 'an unknown content type'} where a Simple API page was expected")
+
+
+def root_names(body: bytes, content_type: str) -> frozenset[NormalizedName]:
+    """The projects an index's root lists, JSON (PEP 691: `projects[].name`) or HTML (PEP 503: a link per
+    project, named by its last path segment, as a PEP 503 tree or a directory listing names it), canonical;
+    names that are not valid project names are left out. PageError when it is no listing, or lists more
+    than ROOT_NAMES."""
+    start = body.lstrip()[:1]
+    if "json" in content_type or (not content_type and start == b"{"):
+        try:
+            document = json.loads(body)
+        except (RecursionError, ValueError):
+            raise PageError("answered a root that is not valid JSON") from None
+        if not isinstance(document, dict) or not isinstance(document.get("projects"), list):
+            raise PageError("not a PEP 691 root (no 'projects' list)")
+        listed: Iterable[object] = (entry.get("name") for entry in document["projects"] if isinstance(entry, dict))
+    elif "html" in content_type or start == b"<":
+        parser = _Links()
+        parser.feed(body.decode("utf-8", "replace"))
+        parser.close()
+        listed = (unquote(urlsplit(href).path.rstrip("/").rsplit("/", 1)[-1]) for href in _hrefs(parser.links))
+    else:
+        raise PageError(f"answered {content_type or 'an unknown content type'} where a root listing was expected")
+    names = set()
+    for text in listed:
+        if isinstance(text, str) and _PROJECT_NAME.fullmatch(text):
+            names.add(canonicalize_name(text))
+            if len(names) > ROOT_NAMES:
+                raise PageError(f"lists more than {ROOT_NAMES:,} projects")
+    return frozenset(names)
+
+
+def _hrefs(links: list[dict[str, str | None]]) -> Iterator[str]:
+    for attributes in links:
+        href = attributes.get("href")
+        if href:
+            yield href
 
 
 def find_links_page(body: bytes) -> LinksPage:

@@ -60,7 +60,8 @@ class Sources:
         return self._projects.setdefault(name, project_from_pages(name, listings))
 
     async def project(self, name: NormalizedName) -> Project:
-        """The project from its pages, fetched as needed (the crawl and every resolver of this routing ask)."""
+        """The project from its pages, fetched as needed (the crawl and every resolver of this routing ask);
+        ProjectNotFound when no source has it, with the close names known without asking an index."""
         found = self._projects.get(name)
         if found is None:
             # Find-links files first: where an index has a file of the same name, the find-links one is taken
@@ -97,12 +98,19 @@ class Sources:
     def _near(self, name: NormalizedName) -> tuple[str, ...]:
         """Names close to one no source has, from what is known without asking an index for a listing: the
         cache's pages and the find-links locations'."""
-        listed = []
+        listed = list(self.client.cache.project_names())
         for source in self.routing.find_links:
             links = self.client.store.page(self._clean[source], FIND_LINKS)
             if links is not None and isinstance(links.content, LinksPage):
                 listed += list(links.content.projects)
-        return close_names(name, (*self.client.cache.project_names(), *listed))
+        return close_names(name, listed)
+
+    async def close_names(self, name: NormalizedName) -> tuple[str, ...]:
+        """Names close to one no source has, the root listings of the indexes searched for it included (a
+        small one, never PyPI's: `IndexClient.root_names`). Asked only when the miss is the run's error: a
+        project below the top level that no index has is only one with no candidates."""
+        roots = await asyncio.gather(*(self.client.root_names(self._clean[source]) for source in self.routing.searched(name)))
+        return close_names(name, (*self._near(name), *(known for root in roots for known in root)))
 
     def _where(self, name: NormalizedName) -> str:
         searched = [self.shown(s) for s in (*self.routing.searched(name), *self.routing.find_links)]

@@ -64,6 +64,10 @@ class Index(MetadataSource, Protocol):
     def existing(self, names: Iterable[str]) -> set[str]:
         """Which of these projects the index has (with at least one release)."""
 
+    def close_names(self, name: NormalizedName) -> tuple[str, ...]:
+        """Names of projects close to one no index has, best first, from what the indexes list (a root
+        listing may be fetched: ask only when the miss is the error to report)."""
+
     def cancel(self) -> None:
         """Stop every fetch in flight: the run was interrupted (any thread)."""
 
