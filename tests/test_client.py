@@ -206,6 +206,14 @@ def test_a_root_listing_that_does_not_come_soon_is_given_up(index, mock, monkeyp
     assert run(asyncio.wait_for(close_names_of(client_for(), "nixll"), 10)) == [()]
 
 
+def test_a_root_listing_that_fails_is_asked_once_and_the_error_is_not_held_up_by_retries(index, mock):
+    """Pages are retried (3 times here, with backoff); a root listing is only for suggestions: one attempt."""
+    sleeps = Sleeps()
+    index.override("/simple/", httpx.Response(503), httpx.Response(200, json={"projects": [{"name": "nixl"}]}))
+    assert run(close_names_of(client_for(sleeps=sleeps), "nixll")) == [()]
+    assert index.paths().count("/simple/") == 1 and not sleeps
+
+
 def test_a_root_listing_is_read_as_json_or_html_and_only_valid_names_are_kept():
     listing = {"meta": {"api-version": "1.0"}, "projects": [
         {"name": "Our_Kernels"}, {"name": "-bad"}, {"name": "a\nb"}, {"name": 7}, "numpy", {"name": "zope.interface"}]}

@@ -160,7 +160,9 @@ class IndexClient:
     async def _load_root(self, index_url: str) -> frozenset[NormalizedName]:
         url = f"{index_url.rstrip('/')}/"
         try:
-            response = await asyncio.wait_for(self.http.get(url, "root", {"Accept": ACCEPT}, limit=ROOT_BYTES), ROOT_TIMEOUT)
+            # One attempt: an index whose root fails only gives no suggestions, and the error is not held up.
+            fetched = self.http.get(url, "root", {"Accept": ACCEPT}, limit=ROOT_BYTES, retries=0)
+            response = await asyncio.wait_for(fetched, ROOT_TIMEOUT)
             loop = asyncio.get_running_loop()
             names = await loop.run_in_executor(self._parser, root_names, response.body, _content_type(response))
         except (IndexUnavailable, PageError, asyncio.TimeoutError) as error:  # LimitExceeded is an IndexUnavailable

@@ -196,9 +196,10 @@ class Http:
         accept: frozenset[int] = frozenset({200}),
         small: bool = False,
         limit: int | None = None,
+        retries: int | None = None,
     ) -> Response:
         """GET a whole document of at most `limit` bytes (default: the page limit); statuses outside
-        `accept` (after retries) raise IndexUnavailable, a larger body LimitExceeded.
+        `accept` (after `retries`, default the client's) raise IndexUnavailable, a larger body LimitExceeded.
 
         `small` answers (metadata files, range reads) go to the multiplexed pool.
         """
@@ -211,7 +212,7 @@ class Http:
             self.stats.count(kind, len(body))
             return Response(response.status_code, str(response.url), response.headers, body)
 
-        return await self._with_retries(url, headers or {}, read, self._pool("files" if small else "documents"))
+        return await self._with_retries(url, headers or {}, read, self._pool("files" if small else "documents"), retries)
 
     async def get_range(self, url: str, start: int | None, end: int, kind: str, full_limit: int = 0) -> tuple[bytes, int]:
         """Bytes [start, end) of a file, or its last `end` bytes when `start` is None; returns (bytes, file size).
@@ -242,7 +243,8 @@ class Http:
         return await self._with_retries(url, {"Range": spec}, read, self._pool("files"))
 
     async def _with_retries(
-        self, url: str, headers: dict[str, str], read: Callable[[httpx.Response], Awaitable[T]], pool: _Pool
+        self, url: str, headers: dict[str, str], read: Callable[[httpx.Response], Awaitable[T]], pool: _Pool,
+        retries: int | None = None,
     ) -> T:
         import httpx  # imported by the first request (`_pool`)
 
@@ -250,7 +252,7 @@ class Http:
             urlsplit(url).port  # noqa: B018 - raises for a port out of range, which asyncio cannot connect to
         except ValueError as error:
             raise IndexUnavailable(url, f"not a usable URL ({error})") from None
-        attempts = self.retries + 1
+        attempts = (self.retries if retries is None else retries) + 1
         for attempt in range(attempts):
             status: int | None = None
             try:
