@@ -26,8 +26,12 @@ def run() -> None:
 
         gc.freeze()  # what importing made lives as long as the process: no collection need look at it again
         code = main()
-    except KeyboardInterrupt as error:
-        signum = getattr(error, "signum", signal.SIGINT)
+    except (KeyboardInterrupt, RuntimeError) as error:
+        # A Ctrl-C while a module is imported may come wrapped in a RuntimeError (`interrupt_of`).
+        interrupt = error if isinstance(error, KeyboardInterrupt) else error.__cause__
+        if not isinstance(interrupt, KeyboardInterrupt):
+            raise
+        signum = getattr(interrupt, "signum", signal.SIGINT)
         print(f"interrupted ({signal.Signals(signum).name})", file=sys.stderr)
         code = 128 + signum
     gc.freeze()

@@ -516,6 +516,37 @@ def test_a_ctrl_c_while_starting_is_one_line_too(tmp_path, delay):
     assert finished.err.strip().splitlines()[-1] in ("interrupted (SIGINT); nothing was written", "interrupted (SIGINT)")
 
 
+# A Ctrl-C while a class with a descriptor is being defined (a module imported on the way, at start or by a
+# command's first use): Python 3.11 hands it on wrapped in a RuntimeError ("Error calling __set_name__").
+INTERRUPTED_CLASS = """
+import os, signal, sys
+
+def defining_a_class(*args):
+    class Descriptor:
+        def __set_name__(self, owner, name):
+            os.kill(os.getpid(), signal.SIGINT)
+    class Defined:
+        a = Descriptor()
+    return 0
+
+import resolver.cli.main, resolver.cli.parser
+if sys.argv[1] == "start":
+    resolver.cli.main.main = defining_a_class
+else:
+    resolver.cli.parser.run_check = defining_a_class
+sys.argv[1:] = ["check"]
+from resolver.__main__ import run
+run()
+"""
+
+
+@pytest.mark.parametrize("where", ["start", "command"])
+def test_a_ctrl_c_while_a_module_defines_a_class_is_one_line(tmp_path, where):
+    done = subprocess.run([sys.executable, "-c", INTERRUPTED_CLASS, where], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}, check=False)
+    assert done.returncode == 130 and done.stderr == "interrupted (SIGINT)\n", done.stderr
+
+
 # -- all or nothing ---------------------------------------------------------------------------------------
 
 # Runs compile in a child that kills itself (SIGKILL: no cleanup at all) or interrupts itself (SIGINT) at a

@@ -1,4 +1,4 @@
-"""The command line's entry: parse, run, print errors and warnings, exit. The only place that exits."""
+"""The command line's entry: parse, run, print errors and warnings, and give the exit code."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import (
     CudaConstraintsError,
 )
-from ..errors.interrupts import as_interrupted
+from ..errors.interrupts import interrupt_of
 from ..files.config import project_values
 from .output import safe_text, warnings_to
 from .parser import build_parser
@@ -37,8 +37,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except CudaConstraintsError as error:
             print(f"error: {safe_text(error.message())}", file=sys.stderr)
             return error.exit_code
-        except KeyboardInterrupt as error:
-            interrupted = as_interrupted(error)
+        except (KeyboardInterrupt, RuntimeError) as error:
+            interrupted = interrupt_of(error)
+            if interrupted is None:
+                raise
             args.progress.done()
             outcome = interrupted.outcome or getattr(args, "on_interrupt", "")
             print(f"interrupted ({interrupted.name})" + (f"; {outcome}" if outcome else ""), file=sys.stderr)

@@ -51,6 +51,15 @@ def as_interrupted(error: KeyboardInterrupt) -> Interrupted:
     return error if isinstance(error, Interrupted) else Interrupted(signal.SIGINT)
 
 
+def interrupt_of(error: BaseException) -> Interrupted | None:
+    """The interrupt `error` is, or wraps: before Python 3.12, an exception raised in a class's
+    `__set_name__` reaches its caller as a RuntimeError, so a Ctrl-C while a module being imported defines
+    a class with a `cached_property` does too."""
+    if isinstance(error, RuntimeError) and isinstance(error.__cause__, KeyboardInterrupt):
+        error = error.__cause__
+    return as_interrupted(error) if isinstance(error, KeyboardInterrupt) else None
+
+
 @contextlib.contextmanager
 def deferred(outcome: str) -> Iterator[None]:
     """Hold SIGINT and SIGTERM back until the block is done, then raise the first that came, saying
