@@ -27,7 +27,8 @@ def run() -> None:
         gc.freeze()  # what importing made lives as long as the process: no collection need look at it again
         code = main()
     except (KeyboardInterrupt, RuntimeError) as error:
-        # A Ctrl-C while a module is imported may come wrapped in a RuntimeError (`interrupt_of`).
+        # A Ctrl-C while a module is imported may come wrapped in a RuntimeError, as `interrupt_of` unwraps it;
+        # unwrapped here without it, since importing errors.interrupts may be what was interrupted.
         interrupt = error if isinstance(error, KeyboardInterrupt) else error.__cause__
         if not isinstance(interrupt, KeyboardInterrupt):
             raise
